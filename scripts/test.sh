@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every Quiver test. Installs what the tests need on first use:
+#   - Rust dependencies (cargo fetches them; builds go to $CARGO_TARGET_DIR,
+#     default ~/.cache/quiver/target, so repeated runs reuse them);
+#   - a Python venv with the official QuestDB client (questdb==6.0.0), pandas,
+#     pyarrow and polars, at $QUIVER_VENV (default ~/.cache/quiver/venv), used
+#     by the interop tests as the real peer.
+# Exits non-zero when anything fails.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}
+export QUIVER_VENV=${QUIVER_VENV:-$HOME/.cache/quiver/venv}
+export PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/quiver/pip}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "python venv for interop peers ($QUIVER_VENV)"
+requirements="$root/scripts/requirements-interop.txt"
+stamp="$QUIVER_VENV/.quiver-requirements"
+if [ ! -x "$QUIVER_VENV/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
+  python3 -m venv --clear "$QUIVER_VENV"
+  "$QUIVER_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+fi
+"$QUIVER_VENV/bin/python" -c 'import questdb, pandas, pyarrow, polars; print("questdb", questdb.__version__)'
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast --lib --bins --tests
+fi
+
+step "doc tests"
+cargo test --workspace --locked --doc
+
+step "benchmarks compile"
+cargo bench --workspace --locked --no-run
+
+printf '\nall tests passed\n'
