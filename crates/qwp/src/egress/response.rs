@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 
 use super::MessageKind;
-use crate::column::{ColumnData, ColumnRules, EncodeRules};
+use crate::column::{ColumnData, ColumnRules, EncodeRules, Symbols, Values};
 use crate::error::{DecodeError, DecodeErrorKind, DecodeResult, EncodeError};
 use crate::header::{Flags, HEADER_LEN, MessageHeader, begin_message, finish_message};
 use crate::limits::{Limits, MAX_ERROR_MESSAGE_LEN};
@@ -303,6 +303,14 @@ fn encode_batch(
                 column: String::new(),
                 column_rows: col.row_count(),
                 table_rows: b.row_count,
+            });
+        }
+        if let Values::Symbol(Symbols::Local { dictionary, .. }) = col.values()
+            && dictionary.len() > b.row_count
+        {
+            return Err(EncodeError::InvalidValue {
+                what: "SYMBOL",
+                reason: "egress clients reject a column dictionary longer than the batch",
             });
         }
         if col.type_code().is_never_null() && col.nulls().is_some() {
