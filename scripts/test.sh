@@ -32,19 +32,19 @@ step "format"
 cargo fmt --all -- --check
 
 step "clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast
 else
-  cargo test --workspace --locked --no-fail-fast --lib --bins --tests
+  cargo test --workspace --no-fail-fast --lib --bins --tests
 fi
 
 step "doc tests"
-cargo test --workspace --locked --doc
+cargo test --workspace --doc
 
 step "benchmarks compile"
-cargo bench --workspace --locked --no-run
+cargo bench --workspace --no-run
 
 printf '\nall tests passed\n'

@@ -210,10 +210,7 @@ impl<'a> ArrayValues<'a> {
                 ));
             }
             let shape = r.take(u64::from(rank) * 4, "array shape")?;
-            let mut elements: u64 = 1;
-            for d in le_values::<u32>(shape) {
-                elements = elements.saturating_mul(u64::from(d));
-            }
+            let elements = element_count(shape);
             if elements > (r.remaining() / 8) as u64 {
                 return Err(r.error_at(DecodeErrorKind::ArrayTooLarge { elements }, at));
             }
@@ -258,6 +255,16 @@ impl<'a> ArrayValues<'a> {
     }
 }
 
+/// Elements in an array of `shape` (`u32` LE dimensions), saturating: a
+/// shape like `[u32::MAX, u32::MAX, u32::MAX, 0]` has 0 elements, and one
+/// whose product overflows is "more than any message holds".
+fn element_count(shape: &[u8]) -> u64 {
+    if le_values::<u32>(shape).any(|d| d == 0) {
+        return 0;
+    }
+    le_values::<u32>(shape).fold(1u64, |acc, d| acc.saturating_mul(u64::from(d)))
+}
+
 /// Iterator over [`ArrayValues`].
 #[derive(Debug, Clone)]
 pub struct ArrayIter<'s> {
@@ -276,8 +283,8 @@ impl<'s> Iterator for ArrayIter<'s> {
         // Validated on decode/build; malformed bytes end the iteration.
         let (&rank, rest) = self.bytes.split_first()?;
         let shape = rest.get(..usize::from(rank) * 4)?;
-        let elements: usize = le_values::<u32>(shape).map(|d| d as usize).product();
-        let data = rest.get(shape.len()..shape.len() + elements * 8)?;
+        let bytes = usize::try_from(element_count(shape)).ok()?.checked_mul(8)?;
+        let data = rest.get(shape.len()..shape.len().checked_add(bytes)?)?;
         self.bytes = &rest[shape.len() + data.len()..];
         Some(ArrayValue { shape, data })
     }
@@ -1028,9 +1035,14 @@ impl ColumnBuilder {
                 reason: "rank must be 1..=255",
             },
         )?;
-        let product = shape
-            .iter()
-            .try_fold(1usize, |acc, d| acc.checked_mul(*d as usize));
+        // As on decode: any zero dimension means no elements.
+        let product = if shape.contains(&0) {
+            Some(0)
+        } else {
+            shape
+                .iter()
+                .try_fold(1usize, |acc, d| acc.checked_mul(*d as usize))
+        };
         if product != Some(elements) {
             return Err(EncodeError::InvalidValue {
                 what: "array",
