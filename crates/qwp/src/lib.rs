@@ -68,6 +68,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 pub mod bitmap;
 pub mod column;
 pub mod egress;

@@ -1,0 +1,1187 @@
+//! The database: catalog, commit pipeline (group commit), sealing and
+//! recovery.
+//!
+//! # Commit order and the ack contract
+//!
+//! One committer thread owns the WAL. It takes every queued request
+//! (transactions, table creations, column additions), frames them as WAL
+//! records, writes them with one `write`, then applies the transactions to
+//! the memtables, publishes the new visible LSN and answers "committed"; if
+//! any request asked for durability it then `fdatasync`s once for the whole
+//! group and answers "durable". So:
+//!
+//! 1. A transaction is visible iff its record was written (never half: the
+//!    visible LSN moves after all of a group's rows are in place).
+//! 2. "Committed" is sent only after (1); "durable" only after the fsync
+//!    covering the record.
+//! 3. Row ids are assigned in commit order, dense per table.
+//!
+//! # Transaction record body
+//!
+//! ```text
+//! u16 part count, then per part:
+//!   u32 table id | u64 first row id
+//!   u32 symbol section count, each: str column | u32 first key | u32 n | n × str
+//!   bytes Arrow IPC stream (schema + one batch, stored types)
+//! ```
+//! CreateTable and AddColumns bodies are `u32 table id` + the full schema.
+//! The catalog file (`catalog`) holds every schema and is replaced durably on
+//! each change, so DDL survives the deletion of old WAL files.
+//!
+//! # Sealing
+//!
+//! When a table's memtable passes `seal_rows` or `seal_bytes`, a sealer
+//! thread writes its oldest rows to a segment, records it in the table's
+//! manifest (with the symbol dictionaries), drops those rows from memory and
+//! deletes WAL files whose every row is now sealed. Memory is bounded by the
+//! thresholds times the number of tables.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use tokio::sync::oneshot;
+
+use crate::codec::{Reader, Writer};
+use crate::error::{Result, StorageError};
+use crate::schema::{ColumnSchema, TableSchema};
+use crate::segment::{Manifest, Segment, write_durably, write_segment};
+use crate::symbols::SymbolTable;
+use crate::table::{StoredBatch, Table, TableSnapshot};
+use crate::wal::{self, RecordKind, WalWriter};
+
+/// Tuning knobs. The defaults suit a laptop.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Start a new WAL file past this size (default 64 MiB).
+    pub wal_roll_size: u64,
+    /// Seal a table's memtable past this many rows (default 1,000,000).
+    pub seal_rows: u64,
+    /// Seal a table's memtable past this many bytes (default 64 MiB).
+    pub seal_bytes: usize,
+    /// fsync after every group, durable acks requested or not (default off).
+    pub sync_every_commit: bool,
+    /// Rows per batch in a segment file (default 65,536).
+    pub segment_batch_rows: usize,
+    /// Open without writing anything (offline tools while a server runs).
+    pub read_only: bool,
+    /// Past this many WAL files, tables holding rows in the oldest file are
+    /// sealed whatever their size, so a quiet table cannot pin the log
+    /// (default 4).
+    pub max_wal_files: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            wal_roll_size: 64 << 20,
+            seal_rows: 1_000_000,
+            seal_bytes: 64 << 20,
+            sync_every_commit: false,
+            segment_batch_rows: 65_536,
+            read_only: false,
+            max_wal_files: 4,
+        }
+    }
+}
+
+/// Rows for one table, ready to commit: the batch and its WAL encoding.
+#[derive(Debug, Clone)]
+struct Part {
+    table: Arc<Table>,
+    batch: RecordBatch,
+    ipc: Vec<u8>,
+}
+
+/// Rows for any number of tables that commit together or not at all.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    parts: Vec<Part>,
+}
+
+impl Transaction {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds rows for `table`. The batch's columns must be table columns in
+    /// their stored types (a subset, any order); it is encoded for the WAL
+    /// here, on the caller's thread.
+    pub fn add(&mut self, table: Arc<Table>, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        table.check_batch(&batch)?;
+        let mut ipc = Vec::new();
+        {
+            let mut w = StreamWriter::try_new(&mut ipc, &batch.schema())?;
+            w.write(&batch)?;
+            w.finish()?;
+        }
+        self.parts.push(Part { table, batch, ipc });
+        Ok(())
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Rows across all parts.
+    pub fn row_count(&self) -> usize {
+        self.parts.iter().map(|p| p.batch.num_rows()).sum()
+    }
+
+    /// Approximate memory held.
+    pub fn memory_size(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| p.ipc.len() + p.batch.get_array_memory_size())
+            .sum()
+    }
+
+    /// Moves `other`'s rows after these.
+    pub fn append(&mut self, mut other: Transaction) {
+        self.parts.append(&mut other.parts);
+    }
+}
+
+/// What a committed transaction produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Its log sequence number (also each touched table's transaction number).
+    pub lsn: u64,
+    /// Tables it wrote, by name.
+    pub tables: Vec<String>,
+}
+
+/// Answers to a commit: committed (visible, in the WAL), then durable.
+#[derive(Debug)]
+pub struct CommitReceipt {
+    /// Resolves once the transaction is written and visible.
+    pub committed: oneshot::Receiver<Result<Committed>>,
+    /// Resolves once it is fsync'd, if durability was requested.
+    pub durable: Option<oneshot::Receiver<Result<()>>>,
+}
+
+enum Request {
+    Commit {
+        txn: Transaction,
+        committed: oneshot::Sender<Result<Committed>>,
+        durable: Option<oneshot::Sender<Result<()>>>,
+    },
+    CreateTable {
+        schema: TableSchema,
+        reply: oneshot::Sender<Result<Arc<Table>>>,
+    },
+    AddColumns {
+        table: Arc<Table>,
+        columns: Vec<ColumnSchema>,
+        reply: oneshot::Sender<Result<Arc<TableSchema>>>,
+    },
+    Sync {
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// Per WAL file: the end of the rows it holds, per table id.
+#[derive(Debug, Clone, Default)]
+struct WalFileRows {
+    path: PathBuf,
+    row_end: HashMap<u32, u64>,
+}
+
+/// Shared state.
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    options: Options,
+    tables: RwLock<Catalog>,
+    visible_lsn: AtomicU64,
+    poisoned: Mutex<Option<String>>,
+    wal_files: Mutex<Vec<WalFileRows>>,
+}
+
+#[derive(Debug, Default)]
+struct Catalog {
+    by_name: HashMap<String, Arc<Table>>,
+    by_id: HashMap<u32, Arc<Table>>,
+    next_id: u32,
+}
+
+/// Summary of one table for `quiver tables`.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    /// Schema.
+    pub schema: Arc<TableSchema>,
+    /// Committed rows.
+    pub row_count: u64,
+    /// Sealed segments.
+    pub segments: usize,
+}
+
+/// An open database.
+#[derive(Debug)]
+pub struct Database {
+    shared: Arc<Shared>,
+    requests: Mutex<Option<Sender<Request>>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    sealer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const CATALOG_FILE: &str = "catalog";
+const CATALOG_MAGIC: [u8; 4] = *b"QCAT";
+
+impl Database {
+    /// Opens (creating if needed) the database in `dir`, recovering every
+    /// committed transaction from the WAL. With `options.read_only` nothing
+    /// is written: no torn tail is cut and no commits are accepted.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Arc<Database>> {
+        let dir = dir.as_ref().to_path_buf();
+        if options.read_only {
+            // A server may seal and delete WAL files while we read; retry.
+            let mut attempt = 0;
+            loop {
+                match Self::recover(&dir, &options) {
+                    Err(StorageError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
+                    {
+                        attempt += 1;
+                    }
+                    other => return other.map(|(shared, _)| Self::without_threads(shared)),
+                }
+            }
+        }
+        fs::create_dir_all(&dir).map_err(StorageError::io("create", &dir))?;
+        let started = Instant::now();
+        let (shared, next_lsn) = Self::recover(&dir, &options)?;
+        let wal = WalWriter::open(&dir.join("wal"), next_lsn, options.wal_roll_size)?;
+        let shared = Arc::new(shared);
+        {
+            let mut files = lock(&shared.wal_files);
+            if files.last().is_none_or(|f| f.path != wal.current_path()) {
+                files.push(WalFileRows {
+                    path: wal.current_path().to_path_buf(),
+                    row_end: HashMap::new(),
+                });
+            }
+        }
+        let (seal_tx, seal_rx) = mpsc::channel::<Arc<Table>>();
+        let (tx, rx) = mpsc::channel::<Request>();
+        let committer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("quiver-committer".into())
+                .spawn(move || {
+                    Committer {
+                        shared,
+                        wal,
+                        next_lsn,
+                        seal_tx,
+                    }
+                    .run(rx)
+                })
+                .map_err(StorageError::io("spawn", "committer"))?
+        };
+        let sealer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("quiver-sealer".into())
+                .spawn(move || sealer_loop(&shared, seal_rx))
+                .map_err(StorageError::io("spawn", "sealer"))?
+        };
+        let db = Arc::new(Database {
+            shared,
+            requests: Mutex::new(Some(tx)),
+            committer: Mutex::new(Some(committer)),
+            sealer: Mutex::new(Some(sealer)),
+        });
+        tracing::info!(
+            dir = %dir.display(),
+            tables = db.tables().len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "database open"
+        );
+        Ok(db)
+    }
+
+    fn without_threads(shared: Shared) -> Arc<Database> {
+        Arc::new(Database {
+            shared: Arc::new(shared),
+            requests: Mutex::new(None),
+            committer: Mutex::new(None),
+            sealer: Mutex::new(None),
+        })
+    }
+
+    fn recover(dir: &Path, options: &Options) -> Result<(Shared, u64)> {
+        let mut catalog = load_catalog(dir)?;
+        for table in catalog.by_id.values() {
+            if let Some(m) = Manifest::load(&table.dir)? {
+                if !options.read_only {
+                    remove_orphan_segments(&table.dir, &m)?;
+                }
+                let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
+                state.sealed_row_end = m.sealed_row_end;
+                state.next_row_id = m.sealed_row_end;
+                state.segments = m.segments.into_iter().map(Arc::new).collect();
+                drop(state);
+                for (column, entries) in m.symbols {
+                    table.replace_symbols(&column, SymbolTable::from_strings(entries));
+                }
+            }
+        }
+        let wal_dir = dir.join("wal");
+        let recovered = if options.read_only {
+            wal::read_only(&wal_dir)?
+        } else {
+            wal::recover(&wal_dir)?
+        };
+        let mut wal_files: Vec<WalFileRows> = Vec::new();
+        let mut last_lsn = 0u64;
+        let replayed = recovered.records.len();
+        for (path, record) in recovered.records {
+            if wal_files.last().is_none_or(|f| f.path != path) {
+                wal_files.push(WalFileRows {
+                    path: path.clone(),
+                    row_end: HashMap::new(),
+                });
+            }
+            let source = path.display().to_string();
+            let mut r = Reader::new(&record.body, &source);
+            match record.kind {
+                RecordKind::CreateTable | RecordKind::AddColumns => {
+                    let id = r.u32()?;
+                    let schema = TableSchema::decode(&mut r)?;
+                    match catalog.by_id.get(&id) {
+                        Some(t) if t.schema().version >= schema.version => {}
+                        Some(t) => t.set_schema(schema),
+                        None => {
+                            let t = Arc::new(Table::new(id, table_dir(dir, id), schema));
+                            catalog.insert(t);
+                        }
+                    }
+                }
+                RecordKind::Transaction => {
+                    let parts = r.u16()?;
+                    for _ in 0..parts {
+                        let id = r.u32()?;
+                        let first_row_id = r.u64()?;
+                        let table = catalog
+                            .by_id
+                            .get(&id)
+                            .cloned()
+                            .ok_or_else(|| r.corrupt("unknown table id"))?;
+                        let sections = r.u32()?;
+                        for _ in 0..sections {
+                            let column = r.str()?;
+                            let start = r.u32()?;
+                            let n = r.u32()? as usize;
+                            let mut entries = Vec::with_capacity(n.min(r.remaining()));
+                            for _ in 0..n {
+                                entries.push(r.str()?);
+                            }
+                            let symbols = table
+                                .symbols(&column)
+                                .ok_or_else(|| r.corrupt("symbols for a non-SYMBOL column"))?;
+                            symbols
+                                .apply_logged(start, &entries)
+                                .map_err(|reason| r.corrupt(reason))?;
+                        }
+                        let ipc = r.bytes()?;
+                        let mut batch = decode_ipc(ipc)
+                            .map_err(|_| r.corrupt("undecodable Arrow IPC batch"))?;
+                        let rows = batch.num_rows() as u64;
+                        let end = first_row_id + rows;
+                        let state = table.state.write().unwrap_or_else(|p| p.into_inner());
+                        let mut first = first_row_id;
+                        if end <= state.sealed_row_end {
+                            continue;
+                        }
+                        if first < state.sealed_row_end {
+                            let skip = (state.sealed_row_end - first) as usize;
+                            batch = batch.slice(skip, batch.num_rows() - skip);
+                            first = state.sealed_row_end;
+                        }
+                        if first != state.next_row_id {
+                            return Err(r.corrupt("row ids do not continue the table"));
+                        }
+                        drop(state);
+                        table.append(StoredBatch {
+                            lsn: record.lsn,
+                            first_row_id: first,
+                            batch,
+                        });
+                        let f = wal_files.last_mut().expect("pushed above");
+                        f.row_end.insert(id, end);
+                    }
+                    r.finish()?;
+                }
+            }
+            last_lsn = record.lsn;
+        }
+        if replayed > 0 || recovered.cut_bytes > 0 {
+            tracing::info!(
+                records = replayed,
+                cut_bytes = recovered.cut_bytes,
+                "WAL replayed"
+            );
+        }
+        let shared = Shared {
+            dir: dir.to_path_buf(),
+            options: options.clone(),
+            tables: RwLock::new(catalog),
+            visible_lsn: AtomicU64::new(last_lsn),
+            poisoned: Mutex::new(None),
+            wal_files: Mutex::new(wal_files),
+        };
+        Ok((shared, recovered.next_lsn))
+    }
+
+    fn send(&self, request: Request) -> Result<()> {
+        if let Some(reason) = lock(&self.shared.poisoned).clone() {
+            return Err(StorageError::Poisoned(reason));
+        }
+        match lock(&self.requests).as_ref() {
+            Some(tx) => tx.send(request).map_err(|_| StorageError::Closed),
+            None => Err(StorageError::Closed),
+        }
+    }
+
+    /// The table called `name` (ASCII case-insensitive).
+    pub fn table(&self, name: &str) -> Option<Arc<Table>> {
+        self.shared
+            .tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+    }
+
+    /// Every table, ordered by name.
+    pub fn tables(&self) -> Vec<TableInfo> {
+        let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<TableInfo> = catalog
+            .by_id
+            .values()
+            .map(|t| {
+                let snap = t.snapshot(self.visible_lsn());
+                TableInfo {
+                    schema: t.schema(),
+                    row_count: snap.row_count(),
+                    segments: snap.segments().len(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.schema.name.cmp(&b.schema.name));
+        out
+    }
+
+    /// The last LSN whose rows are visible.
+    pub fn visible_lsn(&self) -> u64 {
+        self.shared.visible_lsn.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of `name` at the current visible LSN.
+    pub fn snapshot(&self, name: &str) -> Option<TableSnapshot> {
+        let lsn = self.visible_lsn();
+        self.table(name).map(|t| t.snapshot(lsn))
+    }
+
+    /// Creates a table (durably logged) and returns it; if a table of that
+    /// name (ignoring ASCII case) exists, returns the existing one.
+    pub fn create_table(&self, schema: TableSchema) -> oneshot::Receiver<Result<Arc<Table>>> {
+        let (reply, rx) = oneshot::channel();
+        if let Some(t) = self.table(&schema.name) {
+            let _ = reply.send(Ok(t));
+            return rx;
+        }
+        let (tx2, rx2) = oneshot::channel();
+        match self.send(Request::CreateTable { schema, reply: tx2 }) {
+            Ok(()) => rx2,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                rx
+            }
+        }
+    }
+
+    /// Adds the columns a table lacks (durably logged). Columns that exist
+    /// with the same type are fine; with another type it is a
+    /// [`StorageError::SchemaMismatch`].
+    pub fn add_columns(
+        &self,
+        table: Arc<Table>,
+        columns: Vec<ColumnSchema>,
+    ) -> oneshot::Receiver<Result<Arc<TableSchema>>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(e) = self.send(Request::AddColumns {
+            table,
+            columns,
+            reply,
+        }) {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(e));
+            return rx;
+        }
+        rx
+    }
+
+    /// Commits `txn`: one WAL record, all its rows or none.
+    pub fn commit(&self, txn: Transaction, durable: bool) -> CommitReceipt {
+        let (committed, committed_rx) = oneshot::channel();
+        let (durable_tx, durable_rx) = if durable {
+            let (t, r) = oneshot::channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        if let Err(e) = self.send(Request::Commit {
+            txn,
+            committed,
+            durable: durable_tx,
+        }) {
+            let (t, r) = oneshot::channel();
+            let _ = t.send(Err(e));
+            return CommitReceipt {
+                committed: r,
+                durable: None,
+            };
+        }
+        CommitReceipt {
+            committed: committed_rx,
+            durable: durable_rx,
+        }
+    }
+
+    /// Waits until everything committed so far is fsync'd.
+    pub fn sync(&self) -> oneshot::Receiver<Result<()>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(e) = self.send(Request::Sync { reply }) {
+            let (t, r) = oneshot::channel();
+            let _ = t.send(Err(e));
+            return r;
+        }
+        rx
+    }
+
+    /// Stops accepting requests, finishes the queued ones, fsyncs, and
+    /// stops the committer and sealer threads.
+    pub fn close(&self) {
+        let sender = lock(&self.requests).take();
+        drop(sender);
+        if let Some(h) = lock(&self.committer).take() {
+            let _ = h.join();
+        }
+        if let Some(h) = lock(&self.sealer).take() {
+            let _ = h.join();
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Catalog {
+    fn insert(&mut self, table: Arc<Table>) {
+        self.next_id = self.next_id.max(table.id + 1);
+        self.by_name
+            .insert(table.schema().name.to_ascii_lowercase(), table.clone());
+        self.by_id.insert(table.id, table);
+    }
+}
+
+fn table_dir(dir: &Path, id: u32) -> PathBuf {
+    dir.join("tables").join(id.to_string())
+}
+
+fn load_catalog(dir: &Path) -> Result<Catalog> {
+    let path = dir.join(CATALOG_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Catalog::default()),
+        Err(e) => return Err(StorageError::io("read", &path)(e)),
+    };
+    let corrupt = |reason| StorageError::Corrupt {
+        path: path.clone(),
+        offset: 0,
+        reason,
+    };
+    if bytes.len() < 8 || bytes[..4] != CATALOG_MAGIC {
+        return Err(corrupt("not a catalog"));
+    }
+    if crc32c::crc32c(&bytes[8..]) != u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let source = path.display().to_string();
+    let mut r = Reader::new(&bytes[8..], &source);
+    let mut catalog = Catalog {
+        next_id: r.u32()?,
+        ..Catalog::default()
+    };
+    let n = r.u32()?;
+    for _ in 0..n {
+        let id = r.u32()?;
+        let schema = TableSchema::decode(&mut r)?;
+        catalog.insert(Arc::new(Table::new(id, table_dir(dir, id), schema)));
+    }
+    r.finish()?;
+    Ok(catalog)
+}
+
+fn store_catalog(dir: &Path, catalog: &Catalog) -> Result<()> {
+    let mut w = Writer::default();
+    w.u32(catalog.next_id);
+    let mut tables: Vec<&Arc<Table>> = catalog.by_id.values().collect();
+    tables.sort_by_key(|t| t.id);
+    w.u32(tables.len() as u32);
+    for t in tables {
+        w.u32(t.id);
+        t.schema().encode(&mut w);
+    }
+    let body = w.into_inner();
+    let mut bytes = CATALOG_MAGIC.to_vec();
+    bytes.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    write_durably(dir, CATALOG_FILE, &bytes)
+}
+
+fn decode_ipc(bytes: &[u8]) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let mut reader = StreamReader::try_new(Cursor::new(bytes), None)?;
+    reader
+        .next()
+        .unwrap_or_else(|| Err(arrow::error::ArrowError::IpcError("no batch".into())))
+}
+
+fn remove_orphan_segments(table_dir: &Path, manifest: &Manifest) -> Result<()> {
+    let seg_dir = table_dir.join("segments");
+    let Ok(entries) = fs::read_dir(&seg_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !manifest.segments.iter().any(|s| s.path == path) {
+            tracing::info!(path = %path.display(), "removing a segment no manifest lists");
+            fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;
+        }
+    }
+    Ok(())
+}
+
+struct Committer {
+    shared: Arc<Shared>,
+    wal: WalWriter,
+    next_lsn: u64,
+    seal_tx: Sender<Arc<Table>>,
+}
+
+/// A request after its record was framed, waiting for the write.
+enum Framed {
+    Commit {
+        lsn: u64,
+        parts: Vec<(Arc<Table>, u64, RecordBatch)>,
+        committed: oneshot::Sender<Result<Committed>>,
+        durable: Option<oneshot::Sender<Result<()>>>,
+    },
+    Table(oneshot::Sender<Result<Arc<Table>>>, Arc<Table>),
+    Schema(oneshot::Sender<Result<Arc<TableSchema>>>, Arc<TableSchema>),
+    Sync(oneshot::Sender<Result<()>>),
+}
+
+impl Committer {
+    fn run(mut self, rx: Receiver<Request>) {
+        let mut buf = Vec::with_capacity(1 << 20);
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(r) => group.push(r),
+                    Err(_) => break,
+                }
+            }
+            buf.clear();
+            let mut framed = Vec::with_capacity(group.len());
+            let mut catalog_changed = false;
+            let mut reserved: HashMap<u32, u64> = HashMap::new();
+            for request in group {
+                if let Some(f) = self.frame(request, &mut buf, &mut catalog_changed, &mut reserved)
+                {
+                    framed.push(f);
+                }
+            }
+            if let Err(e) = self.write(&buf, catalog_changed) {
+                self.poison(&e, framed);
+                continue;
+            }
+            let mut wants_sync = self.shared.options.sync_every_commit;
+            let mut durable_replies = Vec::new();
+            let mut max_lsn = None;
+            let mut touched: Vec<(Arc<Table>, bool)> = Vec::new();
+            let mut replies = Vec::new();
+            for f in framed {
+                match f {
+                    Framed::Commit {
+                        lsn,
+                        parts,
+                        committed,
+                        durable,
+                    } => {
+                        let mut names = Vec::new();
+                        for (table, first_row_id, batch) in parts {
+                            table.append(StoredBatch {
+                                lsn,
+                                first_row_id,
+                                batch,
+                            });
+                            let name = table.schema().name.clone();
+                            if !names.contains(&name) {
+                                names.push(name);
+                            }
+                            if !touched.iter().any(|(t, _)| Arc::ptr_eq(t, &table)) {
+                                touched.push((table, false));
+                            }
+                        }
+                        max_lsn = Some(lsn);
+                        replies.push((committed, Committed { lsn, tables: names }));
+                        if let Some(d) = durable {
+                            wants_sync = true;
+                            durable_replies.push(d);
+                        }
+                    }
+                    Framed::Table(reply, t) => {
+                        let _ = reply.send(Ok(t));
+                    }
+                    Framed::Schema(reply, s) => {
+                        let _ = reply.send(Ok(s));
+                    }
+                    Framed::Sync(reply) => {
+                        wants_sync = true;
+                        durable_replies.push(reply);
+                    }
+                }
+            }
+            if let Some(lsn) = max_lsn {
+                self.shared.visible_lsn.store(lsn, Ordering::Release);
+            }
+            for (reply, c) in replies {
+                let _ = reply.send(Ok(c));
+            }
+            if wants_sync {
+                let result = self.wal.sync();
+                if let Err(e) = &result {
+                    self.set_poisoned(e);
+                }
+                for d in durable_replies {
+                    let _ = d.send(match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(StorageError::Poisoned(e.to_string())),
+                    });
+                }
+            }
+            match self.wal.roll_if_full(self.next_lsn) {
+                Ok(Some(path)) => lock(&self.shared.wal_files).push(WalFileRows {
+                    path,
+                    row_end: HashMap::new(),
+                }),
+                Ok(None) => {}
+                Err(e) => self.set_poisoned(&e),
+            }
+            self.seal_tables_pinning_old_wal_files(&mut touched);
+            for (t, force) in touched {
+                let state = t.state.read().unwrap_or_else(|p| p.into_inner());
+                let unsealed = state.next_row_id - state.sealed_row_end;
+                if !state.sealing
+                    && (force
+                        || unsealed >= self.shared.options.seal_rows
+                        || state.memtable_bytes >= self.shared.options.seal_bytes)
+                {
+                    drop(state);
+                    let _ = self.seal_tx.send(t);
+                }
+            }
+        }
+        // Channel closed: make everything durable before stopping.
+        if let Err(e) = self.wal.sync() {
+            tracing::error!(error = %e, "final WAL sync failed");
+        }
+    }
+
+    /// Marks for sealing (whatever their size) the tables that hold unsealed
+    /// rows in the oldest WAL file once there are too many files.
+    fn seal_tables_pinning_old_wal_files(&self, touched: &mut Vec<(Arc<Table>, bool)>) {
+        let files = lock(&self.shared.wal_files);
+        if files.len() <= self.shared.options.max_wal_files.max(1) {
+            return;
+        }
+        let pinning: Vec<u32> = files[0].row_end.keys().copied().collect();
+        drop(files);
+        let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
+        for id in pinning {
+            if let Some(t) = catalog.by_id.get(&id) {
+                match touched.iter_mut().find(|(x, _)| Arc::ptr_eq(x, t)) {
+                    Some(entry) => entry.1 = true,
+                    None => touched.push((t.clone(), true)),
+                }
+            }
+        }
+    }
+
+    /// Frames one request into `buf`, updating the catalog for DDL.
+    fn frame(
+        &mut self,
+        request: Request,
+        buf: &mut Vec<u8>,
+        catalog_changed: &mut bool,
+        reserved: &mut HashMap<u32, u64>,
+    ) -> Option<Framed> {
+        match request {
+            Request::Sync { reply } => Some(Framed::Sync(reply)),
+            Request::CreateTable { schema, reply } => {
+                let shared = self.shared.clone();
+                let mut catalog = shared.tables.write().unwrap_or_else(|p| p.into_inner());
+                if let Some(t) = catalog.by_name.get(&schema.name.to_ascii_lowercase()) {
+                    return Some(Framed::Table(reply, t.clone()));
+                }
+                if let Err(e) = schema.validate() {
+                    let _ = reply.send(Err(e));
+                    return None;
+                }
+                let id = catalog.next_id;
+                let table = Arc::new(Table::new(id, table_dir(&self.shared.dir, id), schema));
+                let mut w = Writer::default();
+                w.u32(id);
+                table.schema().encode(&mut w);
+                wal::encode_record(buf, RecordKind::CreateTable, self.take_lsn(), w.as_slice());
+                catalog.insert(table.clone());
+                *catalog_changed = true;
+                tracing::info!(table = %table.schema().name, id, "table created");
+                Some(Framed::Table(reply, table))
+            }
+            Request::AddColumns {
+                table,
+                columns,
+                reply,
+            } => {
+                let mut schema = (*table.schema()).clone();
+                let mut added = Vec::new();
+                for c in columns {
+                    match schema.column_index(&c.name) {
+                        Some(i) if schema.columns[i].column_type == c.column_type => {}
+                        Some(i) => {
+                            let _ = reply.send(Err(StorageError::SchemaMismatch {
+                                table: schema.name.clone(),
+                                column: schema.columns[i].name.clone(),
+                                stored: schema.columns[i].column_type.name(),
+                                sent: c.column_type.name(),
+                            }));
+                            return None;
+                        }
+                        None => {
+                            added.push(c.name.clone());
+                            schema.columns.push(c);
+                        }
+                    }
+                }
+                if added.is_empty() {
+                    return Some(Framed::Schema(reply, table.schema()));
+                }
+                schema.version += 1;
+                if let Err(e) = schema.validate() {
+                    let _ = reply.send(Err(e));
+                    return None;
+                }
+                let mut w = Writer::default();
+                w.u32(table.id);
+                schema.encode(&mut w);
+                wal::encode_record(buf, RecordKind::AddColumns, self.take_lsn(), w.as_slice());
+                table.set_schema(schema);
+                *catalog_changed = true;
+                tracing::info!(table = %table.schema().name, columns = ?added, "columns added");
+                Some(Framed::Schema(reply, table.schema()))
+            }
+            Request::Commit {
+                txn,
+                committed,
+                durable,
+            } => {
+                if txn.parts.is_empty() {
+                    let lsn = self.shared.visible_lsn.load(Ordering::Acquire);
+                    let _ = committed.send(Ok(Committed {
+                        lsn,
+                        tables: vec![],
+                    }));
+                    if let Some(d) = durable {
+                        return Some(Framed::Sync(d));
+                    }
+                    return None;
+                }
+                let lsn = self.take_lsn();
+                let mut w = Writer::with_buffer(Vec::with_capacity(txn.memory_size() / 2 + 64));
+                w.u16(txn.parts.len() as u16);
+                let mut parts = Vec::with_capacity(txn.parts.len());
+                let mut logged: Vec<u32> = Vec::new();
+                for part in txn.parts {
+                    let id = part.table.id;
+                    let next = reserved.entry(id).or_insert_with(|| {
+                        part.table
+                            .state
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .next_row_id
+                    });
+                    let first_row_id = *next;
+                    *next += part.batch.num_rows() as u64;
+                    w.u32(id);
+                    w.u64(first_row_id);
+                    let count_at = w.len();
+                    w.u32(0);
+                    let mut sections = 0u32;
+                    if !logged.contains(&id) {
+                        logged.push(id);
+                        for (column, symbols) in part.table.all_symbols() {
+                            if let Some((start, entries)) = symbols.take_unlogged() {
+                                w.str(&column);
+                                w.u32(start);
+                                w.u32(entries.len() as u32);
+                                for e in &entries {
+                                    w.str(e);
+                                }
+                                sections += 1;
+                            }
+                        }
+                    }
+                    w.patch_u32(count_at, sections);
+                    w.bytes(&part.ipc);
+                    let mut files = lock(&self.shared.wal_files);
+                    if let Some(f) = files.last_mut() {
+                        f.row_end
+                            .insert(id, first_row_id + part.batch.num_rows() as u64);
+                    }
+                    drop(files);
+                    parts.push((part.table, first_row_id, part.batch));
+                }
+                wal::encode_record(buf, RecordKind::Transaction, lsn, w.as_slice());
+                Some(Framed::Commit {
+                    lsn,
+                    parts,
+                    committed,
+                    durable,
+                })
+            }
+        }
+    }
+
+    fn take_lsn(&mut self) -> u64 {
+        let lsn = self.next_lsn;
+        self.next_lsn += 1;
+        lsn
+    }
+
+    fn write(&mut self, buf: &[u8], catalog_changed: bool) -> Result<()> {
+        if !buf.is_empty() {
+            self.wal.append(buf)?;
+        }
+        if catalog_changed {
+            let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
+            store_catalog(&self.shared.dir, &catalog)?;
+        }
+        Ok(())
+    }
+
+    fn set_poisoned(&self, e: &StorageError) {
+        tracing::error!(error = %e, "write failed; the database refuses further writes until restarted");
+        let mut p = lock(&self.shared.poisoned);
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+    }
+
+    fn poison(&self, e: &StorageError, framed: Vec<Framed>) {
+        self.set_poisoned(e);
+        let err = || StorageError::Poisoned(e.to_string());
+        for f in framed {
+            match f {
+                Framed::Commit {
+                    committed, durable, ..
+                } => {
+                    let _ = committed.send(Err(err()));
+                    if let Some(d) = durable {
+                        let _ = d.send(Err(err()));
+                    }
+                }
+                Framed::Table(r, _) => {
+                    let _ = r.send(Err(err()));
+                }
+                Framed::Schema(r, _) => {
+                    let _ = r.send(Err(err()));
+                }
+                Framed::Sync(r) => {
+                    let _ = r.send(Err(err()));
+                }
+            }
+        }
+    }
+}
+
+fn sealer_loop(shared: &Shared, rx: Receiver<Arc<Table>>) {
+    while let Ok(table) = rx.recv() {
+        if let Err(e) = seal(shared, &table) {
+            tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
+            table
+                .state
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .sealing = false;
+        }
+    }
+}
+
+/// Seals the oldest visible memtable rows of `table` (see the module docs).
+fn seal(shared: &Shared, table: &Arc<Table>) -> Result<()> {
+    let visible = shared.visible_lsn.load(Ordering::Acquire);
+    let (batches, first_row_id) = {
+        let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
+        if state.sealing {
+            return Ok(());
+        }
+        let batches: Vec<StoredBatch> = state
+            .memtable
+            .iter()
+            .take_while(|b| b.lsn <= visible)
+            .cloned()
+            .collect();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        state.sealing = true;
+        (batches, state.sealed_row_end)
+    };
+    let started = Instant::now();
+    let snapshot = table.snapshot(visible);
+    let read_schema = snapshot.read_schema(false);
+    let schema = table.schema();
+    let ts_col = schema
+        .designated_timestamp
+        .map(|i| schema.columns[i].name.clone());
+    let mut projected = Vec::new();
+    let mut pending = Vec::new();
+    let mut pending_rows = 0usize;
+    let mut ts_range = (i64::MAX, i64::MIN);
+    let chunk = shared.options.segment_batch_rows.max(1);
+    // Project the memtable rows through a one-part snapshot scan.
+    let part_snapshot = snapshot.with_batches(batches.clone());
+    for b in part_snapshot.scan(false) {
+        let b = b?;
+        if let Some(name) = &ts_col
+            && let Some(col) = b.column_by_name(name)
+            && let Some(ts) = crate::table::timestamp_range(col)
+        {
+            ts_range = (ts_range.0.min(ts.0), ts_range.1.max(ts.1));
+        }
+        pending_rows += b.num_rows();
+        pending.push(b);
+        if pending_rows >= chunk {
+            projected.push(concat_batches(&read_schema, &pending)?);
+            pending.clear();
+            pending_rows = 0;
+        }
+    }
+    if !pending.is_empty() {
+        projected.push(concat_batches(&read_schema, &pending)?);
+    }
+    let rows: u64 = batches.iter().map(|b| b.batch.num_rows() as u64).sum();
+    let segment = write_segment(
+        &table.dir.join("segments"),
+        &schema.name,
+        &read_schema,
+        first_row_id,
+        &projected,
+        ts_range,
+    )?;
+    let manifest = {
+        let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..batches.len() {
+            if let Some(b) = state.memtable.pop_front() {
+                state.memtable_bytes = state
+                    .memtable_bytes
+                    .saturating_sub(b.batch.get_array_memory_size());
+            }
+        }
+        state.sealed_row_end += rows;
+        debug_assert_eq!(state.sealed_row_end, first_row_id + rows, "invariant 1");
+        state.segments.push(Arc::new(segment));
+        state.sealing = false;
+        Manifest {
+            table_id: table.id,
+            sealed_row_end: state.sealed_row_end,
+            segments: state.segments.iter().map(|s| Segment::clone(s)).collect(),
+            symbols: table
+                .all_symbols()
+                .into_iter()
+                .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
+                .collect(),
+        }
+    };
+    manifest.store(&table.dir)?;
+    tracing::info!(
+        table = %schema.name,
+        rows,
+        first_row_id,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sealed a segment"
+    );
+    remove_sealed_wal_files(shared)
+}
+
+/// Deletes WAL files (except the newest) whose rows are all sealed.
+fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
+    let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
+    let mut files = lock(&shared.wal_files);
+    while files.len() > 1 {
+        let covered = files[0].row_end.iter().all(|(id, end)| {
+            catalog.by_id.get(id).is_none_or(|t| {
+                t.state
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sealed_row_end
+                    >= *end
+            })
+        });
+        if !covered {
+            break;
+        }
+        let f = files.remove(0);
+        match fs::remove_file(&f.path) {
+            Ok(()) => {
+                tracing::info!(path = %f.path.display(), "removed a WAL file whose rows are all sealed")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("remove", &f.path)(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,524 @@
+//! Table schemas: column types as Quiver stores them, their Arrow types, and
+//! the binary form schemas take in the WAL and the catalog.
+//!
+//! Column types are QuestDB's. Each has one stored Arrow type (what the WAL,
+//! memtables and segments hold) and one read type (what queries and exports
+//! see); they differ only for SYMBOL, stored as `UInt32` keys into the
+//! table's symbol dictionary and read as `Dictionary(UInt32, Utf8)`.
+//! Every Arrow field carries `quiver.type` metadata naming the column type,
+//! so exports keep QuestDB types that Arrow cannot tell apart (CHAR vs
+//! UInt16, IPV4, GEOHASH precision, DATE).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::codec::{Reader, Writer};
+use crate::error::{Result, StorageError};
+
+/// Longest table or column name, in bytes.
+pub const MAX_NAME_LEN: usize = 127;
+/// Most columns in one table.
+pub const MAX_COLUMNS: usize = 2048;
+/// Field metadata key holding the column type name.
+pub const TYPE_METADATA_KEY: &str = "quiver.type";
+/// Name the designated timestamp gets when a client sends it unnamed.
+pub const DESIGNATED_TIMESTAMP_NAME: &str = "timestamp";
+
+/// A column type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    /// BOOLEAN.
+    Boolean,
+    /// BYTE (`i8`).
+    Byte,
+    /// SHORT (`i16`).
+    Short,
+    /// CHAR (UTF-16 code unit).
+    Char,
+    /// INT (`i32`).
+    Int,
+    /// LONG (`i64`).
+    Long,
+    /// FLOAT (`f32`).
+    Float,
+    /// DOUBLE (`f64`).
+    Double,
+    /// SYMBOL (dictionary-encoded string).
+    Symbol,
+    /// TIMESTAMP (µs since the epoch, UTC).
+    Timestamp,
+    /// TIMESTAMP_NS (ns since the epoch, UTC).
+    TimestampNanos,
+    /// DATE (ms since the epoch, UTC).
+    Date,
+    /// UUID (16 bytes, RFC 4122 order).
+    Uuid,
+    /// LONG256 (32 bytes, little-endian limbs).
+    Long256,
+    /// GEOHASH with a precision in bits (1..=60).
+    Geohash(u8),
+    /// VARCHAR (UTF-8).
+    Varchar,
+    /// BINARY.
+    Binary,
+    /// IPV4.
+    Ipv4,
+    /// DECIMAL(18, scale).
+    Decimal64(u8),
+    /// DECIMAL(38, scale).
+    Decimal128(u8),
+    /// DECIMAL(76, scale).
+    Decimal256(u8),
+    /// DOUBLE array of a rank.
+    DoubleArray(u8),
+    /// LONG array of a rank.
+    LongArray(u8),
+}
+
+impl ColumnType {
+    /// The QuestDB-style name, e.g. `GEOHASH(25b)`, `DECIMAL(38,4)`, `DOUBLE[][]`.
+    pub fn name(&self) -> String {
+        match self {
+            ColumnType::Geohash(bits) => format!("GEOHASH({bits}b)"),
+            ColumnType::Decimal64(s) => format!("DECIMAL(18,{s})"),
+            ColumnType::Decimal128(s) => format!("DECIMAL(38,{s})"),
+            ColumnType::Decimal256(s) => format!("DECIMAL(76,{s})"),
+            ColumnType::DoubleArray(r) => format!("DOUBLE{}", "[]".repeat(usize::from(*r))),
+            ColumnType::LongArray(r) => format!("LONG{}", "[]".repeat(usize::from(*r))),
+            other => other.base_name().to_string(),
+        }
+    }
+
+    fn base_name(&self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "BOOLEAN",
+            ColumnType::Byte => "BYTE",
+            ColumnType::Short => "SHORT",
+            ColumnType::Char => "CHAR",
+            ColumnType::Int => "INT",
+            ColumnType::Long => "LONG",
+            ColumnType::Float => "FLOAT",
+            ColumnType::Double => "DOUBLE",
+            ColumnType::Symbol => "SYMBOL",
+            ColumnType::Timestamp => "TIMESTAMP",
+            ColumnType::TimestampNanos => "TIMESTAMP_NS",
+            ColumnType::Date => "DATE",
+            ColumnType::Uuid => "UUID",
+            ColumnType::Long256 => "LONG256",
+            ColumnType::Geohash(_) => "GEOHASH",
+            ColumnType::Varchar => "VARCHAR",
+            ColumnType::Binary => "BINARY",
+            ColumnType::Ipv4 => "IPV4",
+            ColumnType::Decimal64(_) | ColumnType::Decimal128(_) | ColumnType::Decimal256(_) => {
+                "DECIMAL"
+            }
+            ColumnType::DoubleArray(_) => "DOUBLE[]",
+            ColumnType::LongArray(_) => "LONG[]",
+        }
+    }
+
+    /// The Arrow type values of this column are stored as.
+    pub fn stored_type(&self) -> DataType {
+        let utc = || Some(Arc::<str>::from("UTC"));
+        match self {
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Byte => DataType::Int8,
+            ColumnType::Short => DataType::Int16,
+            ColumnType::Char => DataType::UInt16,
+            ColumnType::Int => DataType::Int32,
+            ColumnType::Long => DataType::Int64,
+            ColumnType::Float => DataType::Float32,
+            ColumnType::Double => DataType::Float64,
+            ColumnType::Symbol | ColumnType::Ipv4 => DataType::UInt32,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, utc()),
+            ColumnType::TimestampNanos => DataType::Timestamp(TimeUnit::Nanosecond, utc()),
+            ColumnType::Date => DataType::Timestamp(TimeUnit::Millisecond, utc()),
+            ColumnType::Uuid => DataType::FixedSizeBinary(16),
+            ColumnType::Long256 => DataType::FixedSizeBinary(32),
+            ColumnType::Geohash(bits) => match bits {
+                0..=7 => DataType::Int8,
+                8..=15 => DataType::Int16,
+                16..=31 => DataType::Int32,
+                _ => DataType::Int64,
+            },
+            ColumnType::Varchar => DataType::Utf8,
+            ColumnType::Binary => DataType::Binary,
+            ColumnType::Decimal64(s) => DataType::Decimal64(18, *s as i8),
+            ColumnType::Decimal128(s) => DataType::Decimal128(38, *s as i8),
+            ColumnType::Decimal256(s) => DataType::Decimal256(76, *s as i8),
+            ColumnType::DoubleArray(r) => nested_list(DataType::Float64, *r),
+            ColumnType::LongArray(r) => nested_list(DataType::Int64, *r),
+        }
+    }
+
+    /// The Arrow type readers see.
+    pub fn read_type(&self) -> DataType {
+        match self {
+            ColumnType::Symbol => {
+                DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
+            }
+            other => other.stored_type(),
+        }
+    }
+
+    /// Whether this column may be the designated timestamp.
+    pub fn is_timestamp(&self) -> bool {
+        matches!(self, ColumnType::Timestamp | ColumnType::TimestampNanos)
+    }
+
+    fn code(&self) -> (u8, u8) {
+        match *self {
+            ColumnType::Boolean => (1, 0),
+            ColumnType::Byte => (2, 0),
+            ColumnType::Short => (3, 0),
+            ColumnType::Int => (4, 0),
+            ColumnType::Long => (5, 0),
+            ColumnType::Float => (6, 0),
+            ColumnType::Double => (7, 0),
+            ColumnType::Symbol => (9, 0),
+            ColumnType::Timestamp => (10, 0),
+            ColumnType::Date => (11, 0),
+            ColumnType::Uuid => (12, 0),
+            ColumnType::Long256 => (13, 0),
+            ColumnType::Geohash(b) => (14, b),
+            ColumnType::Varchar => (15, 0),
+            ColumnType::TimestampNanos => (16, 0),
+            ColumnType::DoubleArray(r) => (17, r),
+            ColumnType::LongArray(r) => (18, r),
+            ColumnType::Decimal64(s) => (19, s),
+            ColumnType::Decimal128(s) => (20, s),
+            ColumnType::Decimal256(s) => (21, s),
+            ColumnType::Char => (22, 0),
+            ColumnType::Binary => (23, 0),
+            ColumnType::Ipv4 => (24, 0),
+        }
+    }
+
+    fn from_code(code: u8, arg: u8) -> Option<ColumnType> {
+        Some(match code {
+            1 => ColumnType::Boolean,
+            2 => ColumnType::Byte,
+            3 => ColumnType::Short,
+            4 => ColumnType::Int,
+            5 => ColumnType::Long,
+            6 => ColumnType::Float,
+            7 => ColumnType::Double,
+            9 => ColumnType::Symbol,
+            10 => ColumnType::Timestamp,
+            11 => ColumnType::Date,
+            12 => ColumnType::Uuid,
+            13 => ColumnType::Long256,
+            14 if (1..=60).contains(&arg) => ColumnType::Geohash(arg),
+            15 => ColumnType::Varchar,
+            16 => ColumnType::TimestampNanos,
+            17 if arg >= 1 => ColumnType::DoubleArray(arg),
+            18 if arg >= 1 => ColumnType::LongArray(arg),
+            19 if arg <= 18 => ColumnType::Decimal64(arg),
+            20 if arg <= 38 => ColumnType::Decimal128(arg),
+            21 if arg <= 76 => ColumnType::Decimal256(arg),
+            22 => ColumnType::Char,
+            23 => ColumnType::Binary,
+            24 => ColumnType::Ipv4,
+            _ => return None,
+        })
+    }
+}
+
+/// `rank` nested nullable Lists of `leaf` (the layout of array columns).
+pub fn nested_list(leaf: DataType, rank: u8) -> DataType {
+    let mut t = leaf;
+    for _ in 0..rank {
+        t = DataType::List(Arc::new(Field::new("item", t, true)));
+    }
+    t
+}
+
+/// A named column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSchema {
+    /// Column name (case-insensitively unique in its table).
+    pub name: String,
+    /// Column type.
+    pub column_type: ColumnType,
+}
+
+impl ColumnSchema {
+    /// A column.
+    pub fn new(name: impl Into<String>, column_type: ColumnType) -> Self {
+        ColumnSchema {
+            name: name.into(),
+            column_type,
+        }
+    }
+
+    fn field(&self, data_type: DataType) -> Field {
+        Field::new(&self.name, data_type, true).with_metadata(HashMap::from([(
+            TYPE_METADATA_KEY.to_string(),
+            self.column_type.name(),
+        )]))
+    }
+
+    /// The stored Arrow field.
+    pub fn stored_field(&self) -> Field {
+        self.field(self.column_type.stored_type())
+    }
+
+    /// The Arrow field readers see.
+    pub fn read_field(&self) -> Field {
+        self.field(self.column_type.read_type())
+    }
+}
+
+/// How a table is partitioned by its designated timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionBy {
+    /// One partition per UTC day (QuestDB's ILP default).
+    Day,
+    /// No partitioning.
+    None,
+}
+
+/// A table's columns, designated timestamp and partitioning. Columns are
+/// only ever appended; `version` counts the changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    /// Table name.
+    pub name: String,
+    /// Columns in order.
+    pub columns: Vec<ColumnSchema>,
+    /// Index of the designated timestamp column.
+    pub designated_timestamp: Option<usize>,
+    /// Partitioning.
+    pub partition_by: PartitionBy,
+    /// Incremented by every column addition; 0 at creation.
+    pub version: u32,
+}
+
+impl TableSchema {
+    /// Checks names and limits: table and column names non-empty, at most
+    /// 127 bytes, free of path separators and control characters, column
+    /// names unique ignoring ASCII case, the designated timestamp a
+    /// TIMESTAMP or TIMESTAMP_NS column.
+    pub fn validate(&self) -> Result<()> {
+        validate_name(&self.name, "table", &self.name)?;
+        if self.columns.len() > MAX_COLUMNS {
+            return Err(StorageError::TooManyColumns {
+                table: self.name.clone(),
+                count: self.columns.len(),
+            });
+        }
+        for (i, c) in self.columns.iter().enumerate() {
+            validate_name(&c.name, "column", &self.name)?;
+            if self.columns[..i]
+                .iter()
+                .any(|o| o.name.eq_ignore_ascii_case(&c.name))
+            {
+                return Err(StorageError::InvalidName {
+                    table: self.name.clone(),
+                    name: c.name.clone(),
+                    reason: "duplicate column name",
+                });
+            }
+        }
+        if let Some(ts) = self.designated_timestamp {
+            let ok = self
+                .columns
+                .get(ts)
+                .is_some_and(|c| c.column_type.is_timestamp());
+            if !ok {
+                return Err(StorageError::InvalidName {
+                    table: self.name.clone(),
+                    name: self
+                        .columns
+                        .get(ts)
+                        .map_or_else(String::new, |c| c.name.clone()),
+                    reason: "the designated timestamp must be a TIMESTAMP or TIMESTAMP_NS column",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The column called `name`, ignoring ASCII case.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The Arrow schema of stored batches with every column.
+    pub fn stored_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(ColumnSchema::stored_field)
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The Arrow schema readers see.
+    pub fn read_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(ColumnSchema::read_field)
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.str(&self.name);
+        w.u32(self.version);
+        w.u8(match self.partition_by {
+            PartitionBy::Day => 1,
+            PartitionBy::None => 0,
+        });
+        w.u32(self.designated_timestamp.map_or(u32::MAX, |i| i as u32));
+        w.u32(self.columns.len() as u32);
+        for c in &self.columns {
+            encode_column(w, c);
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<TableSchema> {
+        let name = r.str()?;
+        let version = r.u32()?;
+        let partition_by = match r.u8()? {
+            1 => PartitionBy::Day,
+            0 => PartitionBy::None,
+            _ => return Err(r.corrupt("unknown partitioning")),
+        };
+        let ts = r.u32()?;
+        let n = r.u32()? as usize;
+        if n > MAX_COLUMNS {
+            return Err(r.corrupt("column count over the limit"));
+        }
+        let mut columns = Vec::with_capacity(n);
+        for _ in 0..n {
+            columns.push(decode_column(r)?);
+        }
+        Ok(TableSchema {
+            name,
+            columns,
+            designated_timestamp: (ts != u32::MAX).then_some(ts as usize),
+            partition_by,
+            version,
+        })
+    }
+}
+
+pub(crate) fn encode_column(w: &mut Writer, c: &ColumnSchema) {
+    w.str(&c.name);
+    let (code, arg) = c.column_type.code();
+    w.u8(code);
+    w.u8(arg);
+}
+
+pub(crate) fn decode_column(r: &mut Reader<'_>) -> Result<ColumnSchema> {
+    let name = r.str()?;
+    let code = r.u8()?;
+    let arg = r.u8()?;
+    let column_type =
+        ColumnType::from_code(code, arg).ok_or_else(|| r.corrupt("unknown column type"))?;
+    Ok(ColumnSchema { name, column_type })
+}
+
+/// Checks a table or column name.
+pub fn validate_name(name: &str, what: &'static str, table: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("name is empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("name is longer than 127 bytes")
+    } else if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '/' | '\\' | '\0'))
+        || (what == "table" && (name == "." || name == ".." || name.starts_with('.')))
+    {
+        Some("name contains a path separator, a control character or a leading dot")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(StorageError::InvalidName {
+            table: table.to_string(),
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_round_trips_through_its_code() {
+        let all = [
+            ColumnType::Boolean,
+            ColumnType::Byte,
+            ColumnType::Short,
+            ColumnType::Char,
+            ColumnType::Int,
+            ColumnType::Long,
+            ColumnType::Float,
+            ColumnType::Double,
+            ColumnType::Symbol,
+            ColumnType::Timestamp,
+            ColumnType::TimestampNanos,
+            ColumnType::Date,
+            ColumnType::Uuid,
+            ColumnType::Long256,
+            ColumnType::Geohash(25),
+            ColumnType::Varchar,
+            ColumnType::Binary,
+            ColumnType::Ipv4,
+            ColumnType::Decimal64(4),
+            ColumnType::Decimal128(20),
+            ColumnType::Decimal256(70),
+            ColumnType::DoubleArray(2),
+            ColumnType::LongArray(1),
+        ];
+        for t in all {
+            let (c, a) = t.code();
+            assert_eq!(ColumnType::from_code(c, a), Some(t));
+        }
+        assert_eq!(ColumnType::Geohash(25).stored_type(), DataType::Int32);
+        assert_eq!(ColumnType::DoubleArray(2).name(), "DOUBLE[][]");
+    }
+
+    #[test]
+    fn schema_validation_and_codec() {
+        let schema = TableSchema {
+            name: "trades".into(),
+            columns: vec![
+                ColumnSchema::new("sym", ColumnType::Symbol),
+                ColumnSchema::new("timestamp", ColumnType::Timestamp),
+            ],
+            designated_timestamp: Some(1),
+            partition_by: PartitionBy::Day,
+            version: 3,
+        };
+        schema.validate().unwrap();
+        let mut w = Writer::default();
+        schema.encode(&mut w);
+        let bytes = w.into_inner();
+        let back = TableSchema::decode(&mut Reader::new(&bytes, "test")).unwrap();
+        assert_eq!(back, schema);
+        assert_eq!(schema.column_index("SYM"), Some(0));
+
+        let mut dup = schema.clone();
+        dup.columns.push(ColumnSchema::new("Sym", ColumnType::Long));
+        assert!(dup.validate().is_err());
+        for bad in ["", "a/b", "..", ".hidden", "x\u{1}"] {
+            let mut s = schema.clone();
+            s.name = bad.into();
+            assert!(s.validate().is_err(), "{bad:?}");
+        }
+        let mut s = schema.clone();
+        s.designated_timestamp = Some(0);
+        assert!(s.validate().is_err());
+    }
+}

@@ -1,0 +1,362 @@
+//! A table: its schema, symbol dictionaries, committed rows in memory
+//! (the memtable) and sealed segments; and snapshots for readers.
+//!
+//! Invariants (checked with `debug_assert!` where they change):
+//! 1. Row ids are dense and increasing: the memtable holds rows
+//!    `sealed_row_end .. next_row_id` in order, segments hold `0 .. sealed_row_end`.
+//! 2. Columns are only appended to the schema; a stored batch has a subset of
+//!    the table's columns under their table names, in their stored types.
+//! 3. Every SYMBOL key in a visible batch is below its dictionary's length.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use arrow::array::{
+    Array, ArrayRef, DictionaryArray, RecordBatch, UInt32Array, UInt64Array, new_null_array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
+
+use crate::error::{Result, StorageError};
+use crate::schema::{ColumnType, TableSchema};
+use crate::segment::{ROW_ID_COLUMN, Segment};
+use crate::symbols::SymbolTable;
+
+/// Committed rows of one transaction part, as stored.
+#[derive(Debug, Clone)]
+pub struct StoredBatch {
+    /// Log sequence number of the transaction that committed them.
+    pub lsn: u64,
+    /// Row id of the first row.
+    pub first_row_id: u64,
+    /// The rows (a subset of the table's columns, stored types).
+    pub batch: RecordBatch,
+}
+
+/// A table.
+#[derive(Debug)]
+pub struct Table {
+    pub(crate) id: u32,
+    pub(crate) dir: PathBuf,
+    schema: RwLock<Arc<TableSchema>>,
+    /// SYMBOL dictionaries by lower-cased column name.
+    symbols: RwLock<HashMap<String, Arc<SymbolTable>>>,
+    pub(crate) state: RwLock<TableState>,
+}
+
+/// A table's committed data.
+#[derive(Debug, Default)]
+pub(crate) struct TableState {
+    pub(crate) next_row_id: u64,
+    pub(crate) sealed_row_end: u64,
+    pub(crate) memtable: VecDeque<StoredBatch>,
+    pub(crate) memtable_bytes: usize,
+    pub(crate) segments: Vec<Arc<Segment>>,
+    /// A seal of the memtable head is in progress.
+    pub(crate) sealing: bool,
+}
+
+fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Table {
+    pub(crate) fn new(id: u32, dir: PathBuf, schema: TableSchema) -> Table {
+        let t = Table {
+            id,
+            dir,
+            schema: RwLock::new(Arc::new(schema)),
+            symbols: RwLock::new(HashMap::new()),
+            state: RwLock::new(TableState::default()),
+        };
+        t.ensure_symbol_tables();
+        t
+    }
+
+    /// The table's id (its directory name under `tables/`).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The current schema.
+    pub fn schema(&self) -> Arc<TableSchema> {
+        read_lock(&self.schema).clone()
+    }
+
+    pub(crate) fn set_schema(&self, schema: TableSchema) {
+        *write_lock(&self.schema) = Arc::new(schema);
+        self.ensure_symbol_tables();
+    }
+
+    fn ensure_symbol_tables(&self) {
+        let schema = self.schema();
+        let mut symbols = write_lock(&self.symbols);
+        for c in &schema.columns {
+            if c.column_type == ColumnType::Symbol {
+                symbols
+                    .entry(c.name.to_ascii_lowercase())
+                    .or_insert_with(|| Arc::new(SymbolTable::new()));
+            }
+        }
+    }
+
+    /// The dictionary of SYMBOL column `column`.
+    pub fn symbols(&self, column: &str) -> Option<Arc<SymbolTable>> {
+        read_lock(&self.symbols)
+            .get(&column.to_ascii_lowercase())
+            .cloned()
+    }
+
+    pub(crate) fn replace_symbols(&self, column: &str, table: SymbolTable) {
+        write_lock(&self.symbols).insert(column.to_ascii_lowercase(), Arc::new(table));
+    }
+
+    pub(crate) fn all_symbols(&self) -> Vec<(String, Arc<SymbolTable>)> {
+        let schema = self.schema();
+        let symbols = read_lock(&self.symbols);
+        schema
+            .columns
+            .iter()
+            .filter_map(|c| {
+                symbols
+                    .get(&c.name.to_ascii_lowercase())
+                    .map(|s| (c.name.clone(), s.clone()))
+            })
+            .collect()
+    }
+
+    /// Rows committed (visible or not yet sealed), i.e. the next row id.
+    pub fn row_count(&self) -> u64 {
+        read_lock(&self.state).next_row_id
+    }
+
+    /// Checks a batch against the schema: every column exists under its
+    /// table name with its stored type.
+    pub(crate) fn check_batch(&self, batch: &RecordBatch) -> Result<()> {
+        let schema = self.schema();
+        for f in batch.schema().fields() {
+            let Some(i) = schema.column_index(f.name()) else {
+                return Err(StorageError::InvalidBatch {
+                    table: schema.name.clone(),
+                    reason: format!("column {} is not in the table", f.name()),
+                });
+            };
+            let c = &schema.columns[i];
+            if f.data_type() != &c.column_type.stored_type() {
+                return Err(StorageError::SchemaMismatch {
+                    table: schema.name.clone(),
+                    column: c.name.clone(),
+                    stored: c.column_type.name(),
+                    sent: f.data_type().to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends committed rows (the committer, holding the commit order).
+    pub(crate) fn append(&self, stored: StoredBatch) {
+        let mut state = write_lock(&self.state);
+        debug_assert_eq!(
+            stored.first_row_id, state.next_row_id,
+            "invariant 1: dense row ids"
+        );
+        state.next_row_id += stored.batch.num_rows() as u64;
+        state.memtable_bytes += stored.batch.get_array_memory_size();
+        state.memtable.push_back(stored);
+    }
+
+    /// A consistent view of the rows committed at or before `visible_lsn`.
+    pub fn snapshot(&self, visible_lsn: u64) -> TableSnapshot {
+        let schema = self.schema();
+        let state = read_lock(&self.state);
+        let batches: Vec<StoredBatch> = state
+            .memtable
+            .iter()
+            .take_while(|b| b.lsn <= visible_lsn)
+            .cloned()
+            .collect();
+        let segments = state.segments.clone();
+        let row_count = state.sealed_row_end
+            + batches
+                .iter()
+                .map(|b| b.batch.num_rows() as u64)
+                .sum::<u64>();
+        drop(state);
+        let symbols = self
+            .all_symbols()
+            .into_iter()
+            .map(|(name, s)| (name.to_ascii_lowercase(), s.values(usize::MAX)))
+            .collect();
+        TableSnapshot {
+            schema,
+            segments,
+            batches,
+            symbols,
+            row_count,
+        }
+    }
+}
+
+/// A read-only view of a table at one point in the commit order.
+#[derive(Debug, Clone)]
+pub struct TableSnapshot {
+    schema: Arc<TableSchema>,
+    segments: Vec<Arc<Segment>>,
+    batches: Vec<StoredBatch>,
+    /// Dictionary values by lower-cased SYMBOL column name.
+    symbols: HashMap<String, ArrayRef>,
+    row_count: u64,
+}
+
+impl TableSnapshot {
+    /// The schema at the snapshot.
+    pub fn schema(&self) -> &Arc<TableSchema> {
+        &self.schema
+    }
+
+    /// Rows visible in the snapshot.
+    pub fn row_count(&self) -> u64 {
+        self.row_count
+    }
+
+    /// Segments in the snapshot.
+    pub fn segments(&self) -> &[Arc<Segment>] {
+        &self.segments
+    }
+
+    /// The Arrow schema of [`TableSnapshot::scan`] batches, with the row id
+    /// column first when `with_row_id`.
+    pub fn read_schema(&self, with_row_id: bool) -> SchemaRef {
+        let mut fields: Vec<Arc<Field>> = Vec::new();
+        if with_row_id {
+            fields.push(Arc::new(Field::new(ROW_ID_COLUMN, DataType::UInt64, false)));
+        }
+        fields.extend(self.schema.read_schema().fields().iter().cloned());
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Every visible row in row-id order, in batches of the read schema
+    /// (segments are read from disk one batch at a time; memory stays
+    /// bounded by batch size).
+    pub fn scan(&self, with_row_id: bool) -> impl Iterator<Item = Result<RecordBatch>> + '_ {
+        let schema = self.read_schema(with_row_id);
+        let from_segments = self.segments.iter().flat_map(move |seg| match seg.read() {
+            Ok(batches) => Box::new(batches) as Box<dyn Iterator<Item = Result<RecordBatch>>>,
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        });
+        let schema2 = schema.clone();
+        let segment_batches = from_segments.map(move |b| {
+            let b = b?;
+            let ids = b.column(0).clone();
+            let rest = RecordBatch::try_new(
+                Arc::new(Schema::new(b.schema().fields()[1..].to_vec())),
+                b.columns()[1..].to_vec(),
+            )?;
+            self.project(&rest, Some(ids), &schema2, with_row_id)
+        });
+        let memtable_batches = self.batches.iter().map(move |s| {
+            let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+                s.first_row_id..s.first_row_id + s.batch.num_rows() as u64,
+            ));
+            self.project(&s.batch, Some(ids), &schema, with_row_id)
+        });
+        segment_batches.chain(memtable_batches)
+    }
+
+    /// The same table view over other memtable rows and no segments (the
+    /// sealer projects the rows it seals through this).
+    pub(crate) fn with_batches(&self, batches: Vec<StoredBatch>) -> TableSnapshot {
+        TableSnapshot {
+            row_count: batches.iter().map(|b| b.batch.num_rows() as u64).sum(),
+            schema: self.schema.clone(),
+            segments: Vec::new(),
+            batches,
+            symbols: self.symbols.clone(),
+        }
+    }
+
+    /// Every visible row as one list of batches (tests, small tables).
+    pub fn collect(&self, with_row_id: bool) -> Result<Vec<RecordBatch>> {
+        self.scan(with_row_id).collect()
+    }
+
+    /// A stored or sealed batch in the snapshot's read schema: missing
+    /// columns as NULL, SYMBOL keys as dictionaries over the snapshot's values.
+    fn project(
+        &self,
+        batch: &RecordBatch,
+        row_ids: Option<ArrayRef>,
+        schema: &SchemaRef,
+        with_row_id: bool,
+    ) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        if with_row_id {
+            columns.push(row_ids.unwrap_or_else(|| new_null_array(&DataType::UInt64, n)));
+        }
+        let source = batch.schema();
+        for c in &self.schema.columns {
+            let read_type = c.column_type.read_type();
+            let found = source
+                .fields()
+                .iter()
+                .position(|f| f.name().eq_ignore_ascii_case(&c.name))
+                .map(|i| batch.column(i).clone());
+            let array = match found {
+                None => new_null_array(&read_type, n),
+                Some(a) if c.column_type == ColumnType::Symbol => {
+                    let values = self
+                        .symbols
+                        .get(&c.name.to_ascii_lowercase())
+                        .cloned()
+                        .unwrap_or_else(|| new_null_array(&DataType::Utf8, 0));
+                    let keys = match a.data_type() {
+                        DataType::UInt32 => a.as_any().downcast_ref::<UInt32Array>().cloned(),
+                        DataType::Dictionary(_, _) => a
+                            .as_any()
+                            .downcast_ref::<DictionaryArray<UInt32Type>>()
+                            .map(|d| d.keys().clone()),
+                        _ => None,
+                    }
+                    .ok_or_else(|| StorageError::InvalidBatch {
+                        table: self.schema.name.clone(),
+                        reason: format!("SYMBOL column {} holds {}", c.name, a.data_type()),
+                    })?;
+                    Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, values)?)
+                }
+                Some(a) => a,
+            };
+            columns.push(array);
+        }
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+}
+
+/// Smallest and largest non-NULL raw value of a timestamp column.
+pub(crate) fn timestamp_range(column: &ArrayRef) -> Option<(i64, i64)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    };
+    let (min, max) = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let a = column.as_primitive::<TimestampMicrosecondType>();
+            (arrow::compute::min(a), arrow::compute::max(a))
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            let a = column.as_primitive::<TimestampNanosecondType>();
+            (arrow::compute::min(a), arrow::compute::max(a))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            let a = column.as_primitive::<TimestampMillisecondType>();
+            (arrow::compute::min(a), arrow::compute::max(a))
+        }
+        _ => return None,
+    };
+    Some((min?, max?))
+}

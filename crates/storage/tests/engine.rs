@@ -1,0 +1,365 @@
+//! The storage engine's contract, end to end through the public API:
+//! commits are atomic across tables and visible when acknowledged, survive
+//! reopening and a copy of the directory taken mid-flight (what a killed
+//! process leaves), sealing keeps every row exactly once and bounds memory,
+//! torn WAL tails are cut, and schema changes read old rows as NULL.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
+};
+use arrow::datatypes::{Int64Type, UInt64Type};
+use quiver_storage::{
+    ColumnSchema, ColumnType, Database, Options, PartitionBy, StorageError, Table, TableSchema,
+    Transaction,
+};
+
+fn schema(name: &str) -> TableSchema {
+    TableSchema {
+        name: name.into(),
+        columns: vec![
+            ColumnSchema::new("sym", ColumnType::Symbol),
+            ColumnSchema::new("qty", ColumnType::Long),
+            ColumnSchema::new("timestamp", ColumnType::Timestamp),
+        ],
+        designated_timestamp: Some(2),
+        partition_by: PartitionBy::Day,
+        version: 0,
+    }
+}
+
+fn create(db: &Database, name: &str) -> Arc<Table> {
+    db.create_table(schema(name))
+        .blocking_recv()
+        .unwrap()
+        .unwrap()
+}
+
+/// `n` rows with qty = start..start+n and symbols cycling over 3 strings.
+fn batch(table: &Table, start: i64, n: i64) -> RecordBatch {
+    let symbols = table.symbols("sym").unwrap();
+    let keys: Vec<u32> = (start..start + n)
+        .map(|i| symbols.intern(["a", "b", "ç"][(i % 3) as usize]))
+        .collect();
+    RecordBatch::try_new(
+        table.schema().stored_schema(),
+        vec![
+            Arc::new(UInt32Array::from(keys)),
+            Arc::new(Int64Array::from_iter_values(start..start + n)),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values((start..start + n).map(|i| i * 1000))
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+fn commit(db: &Database, parts: Vec<(Arc<Table>, RecordBatch)>, durable: bool) -> u64 {
+    let mut txn = Transaction::new();
+    for (t, b) in parts {
+        txn.add(t, b).unwrap();
+    }
+    let r = db.commit(txn, durable);
+    let c = r.committed.blocking_recv().unwrap().unwrap();
+    if let Some(d) = r.durable {
+        d.blocking_recv().unwrap().unwrap();
+    }
+    c.lsn
+}
+
+/// (row id, qty, symbol) of every visible row.
+fn rows(db: &Database, table: &str) -> Vec<(u64, i64, String)> {
+    let snap = db.snapshot(table).unwrap();
+    let mut out = Vec::new();
+    for b in snap.collect(true).unwrap() {
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        let sym = b.column(1).as_dictionary::<arrow::datatypes::UInt32Type>();
+        let values = sym.values().as_any().downcast_ref::<StringArray>().unwrap();
+        let qty = b.column(2).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push((
+                ids.value(i),
+                qty.value(i),
+                values.value(sym.keys().value(i) as usize).to_string(),
+            ));
+        }
+    }
+    out
+}
+
+fn expected(n: i64) -> Vec<(u64, i64, String)> {
+    (0..n)
+        .map(|i| (i as u64, i, ["a", "b", "ç"][(i % 3) as usize].to_string()))
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn committed_rows_are_visible_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), Options::default()).unwrap();
+        let t = create(&db, "trades");
+        commit(&db, vec![(t.clone(), batch(&t, 0, 5))], false);
+        commit(&db, vec![(t.clone(), batch(&t, 5, 3))], true);
+        assert_eq!(rows(&db, "trades"), expected(8));
+        db.close();
+    }
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(rows(&db, "trades"), expected(8));
+    assert_eq!(db.tables()[0].row_count, 8);
+    // Row ids continue after recovery.
+    let t = db.table("TRADES").unwrap();
+    commit(&db, vec![(t.clone(), batch(&t, 8, 2))], false);
+    assert_eq!(rows(&db, "trades"), expected(10));
+}
+
+#[test]
+fn a_transaction_spans_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let a = create(&db, "a");
+    let b = create(&db, "b");
+    let lsn = commit(
+        &db,
+        vec![
+            (a.clone(), batch(&a, 0, 2)),
+            (b.clone(), batch(&b, 0, 3)),
+            (a.clone(), batch(&a, 2, 1)),
+        ],
+        false,
+    );
+    assert_eq!(rows(&db, "a"), expected(3));
+    assert_eq!(rows(&db, "b"), expected(3));
+    assert_eq!(db.visible_lsn(), lsn);
+    drop(db);
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    assert_eq!((rows(&db, "a").len(), rows(&db, "b").len()), (3, 3));
+}
+
+#[test]
+fn a_copy_taken_while_running_recovers_every_acknowledged_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let t = create(&db, "t");
+    for i in 0..20 {
+        commit(&db, vec![(t.clone(), batch(&t, i * 10, 10))], false);
+    }
+    // No close, no fsync: the copy sees what a killed process leaves.
+    copy_dir(dir.path(), copy.path());
+    let recovered = Database::open(copy.path(), Options::default()).unwrap();
+    assert_eq!(rows(&recovered, "t"), expected(200));
+}
+
+#[test]
+fn sealing_keeps_every_row_once_and_removes_sealed_wal_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        seal_rows: 100,
+        wal_roll_size: 2048,
+        segment_batch_rows: 64,
+        ..Options::default()
+    };
+    {
+        let db = Database::open(dir.path(), options.clone()).unwrap();
+        let t = create(&db, "t");
+        let other = create(&db, "other");
+        for i in 0..50 {
+            commit(&db, vec![(t.clone(), batch(&t, i * 13, 13))], false);
+            if i % 10 == 0 {
+                commit(&db, vec![(other.clone(), batch(&other, i / 10, 1))], false);
+            }
+        }
+        db.sync().blocking_recv().unwrap().unwrap();
+        // Let the sealer catch up.
+        for _ in 0..200 {
+            if db.snapshot("t").unwrap().segments().len() >= 6 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let snap = db.snapshot("t").unwrap();
+        assert!(
+            snap.segments().len() >= 6,
+            "{} segments",
+            snap.segments().len()
+        );
+        assert_eq!(rows(&db, "t"), expected(650));
+        db.close();
+    }
+    let wal_files = std::fs::read_dir(dir.path().join("wal")).unwrap().count();
+    let db = Database::open(dir.path(), options).unwrap();
+    assert_eq!(rows(&db, "t"), expected(650));
+    assert_eq!(rows(&db, "other"), expected(5));
+    assert!(wal_files < 20, "{wal_files} WAL files remain");
+    // Segments carry the row ids and are sorted by them.
+    for seg in db.snapshot("t").unwrap().segments() {
+        for b in seg.read().unwrap() {
+            let ids = b.unwrap().column(0).as_primitive::<UInt64Type>().clone();
+            assert!(ids.values().windows(2).all(|w| w[1] == w[0] + 1));
+        }
+    }
+}
+
+#[test]
+fn torn_wal_tails_lose_only_the_torn_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), Options::default()).unwrap();
+        let t = create(&db, "t");
+        for i in 0..4 {
+            commit(&db, vec![(t.clone(), batch(&t, i * 2, 2))], false);
+        }
+        db.close();
+    }
+    let wal = std::fs::read_dir(dir.path().join("wal"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let full = std::fs::read(&wal).unwrap();
+    let mut last_count = usize::MAX;
+    for cut in (0..full.len()).rev().step_by(7) {
+        let scratch = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), scratch.path());
+        std::fs::write(
+            scratch.path().join("wal").join(wal.file_name().unwrap()),
+            &full[..cut],
+        )
+        .unwrap();
+        let db = Database::open(scratch.path(), Options::default()).unwrap();
+        let got = db.snapshot("t").map(|_| rows(&db, "t")).unwrap_or_default();
+        // Whole transactions only: a prefix of the committed rows.
+        assert_eq!(got.len() % 2, 0, "cut at {cut}");
+        assert_eq!(got, expected(got.len() as i64));
+        assert!(got.len() <= last_count);
+        last_count = got.len();
+    }
+}
+
+#[test]
+fn columns_added_later_read_as_null_in_old_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let t = create(&db, "t");
+    commit(&db, vec![(t.clone(), batch(&t, 0, 2))], false);
+    let schema = db
+        .add_columns(
+            t.clone(),
+            vec![ColumnSchema::new("note", ColumnType::Varchar)],
+        )
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    assert_eq!(schema.version, 1);
+    let b = RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            schema.columns[3].stored_field(),
+        ])),
+        vec![Arc::new(StringArray::from(vec!["x"]))],
+    )
+    .unwrap();
+    commit(&db, vec![(t.clone(), b)], false);
+    let batches = db.snapshot("t").unwrap().collect(false).unwrap();
+    let note: Vec<Option<String>> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(3)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(note, [None, None, Some("x".to_string())]);
+    // The second batch has no qty: NULL.
+    assert!(batches[1].column(2).is_null(0));
+    // Same column with another type is a mismatch naming both types.
+    let e = db
+        .add_columns(t.clone(), vec![ColumnSchema::new("NOTE", ColumnType::Long)])
+        .blocking_recv()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&e, StorageError::SchemaMismatch { stored, sent, .. } if stored == "VARCHAR" && sent == "LONG"),
+        "{e}"
+    );
+    drop(db);
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.table("t").unwrap().schema().columns.len(), 4);
+}
+
+#[test]
+fn batches_that_do_not_fit_the_table_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let t = create(&db, "t");
+    let wrong = RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("qty", arrow::datatypes::DataType::Int32, true),
+        ])),
+        vec![Arc::new(arrow::array::Int32Array::from(vec![1]))],
+    )
+    .unwrap();
+    let mut txn = Transaction::new();
+    assert!(matches!(
+        txn.add(t.clone(), wrong),
+        Err(StorageError::SchemaMismatch { .. })
+    ));
+    let missing = RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("nope", arrow::datatypes::DataType::Int64, true),
+        ])),
+        vec![Arc::new(Int64Array::from(vec![1]))],
+    )
+    .unwrap();
+    assert!(matches!(
+        txn.add(t, missing),
+        Err(StorageError::InvalidBatch { .. })
+    ));
+    let mut bad = schema("bad/name");
+    bad.name = "bad/name".into();
+    assert!(db.create_table(bad).blocking_recv().unwrap().is_err());
+}
+
+#[test]
+fn read_only_open_sees_committed_rows_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let t = create(&db, "t");
+    commit(&db, vec![(t.clone(), batch(&t, 0, 4))], false);
+    let reader = Database::open(
+        dir.path(),
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(rows(&reader, "t"), expected(4));
+    assert!(
+        reader
+            .commit(Transaction::new(), false)
+            .committed
+            .blocking_recv()
+            .unwrap()
+            .is_err()
+    );
+}
