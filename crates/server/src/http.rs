@@ -1,0 +1,193 @@
+//! HTTP/1.1 on the listen port: routing, `/ping`, and the WebSocket upgrade
+//! for QWP ingest (SPEC §1.2, §1.3, §9.2).
+//!
+//! | request | response |
+//! |---|---|
+//! | `GET /ping` | 204 |
+//! | `GET /write/v4`, `GET /api/v4/write` with a valid upgrade | 101 + `X-QWP-Version: 1`, `X-QWP-Max-Batch-Size`, `X-QWP-Durable-Ack: enabled` when asked |
+//! | the same without `Upgrade`/`Connection`/`Sec-WebSocket-Key` | 400 with the reason |
+//! | `Sec-WebSocket-Version` other than 13 | 426 + `Sec-WebSocket-Version: 13` |
+//! | anything else | 404 |
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use quiver_storage::Database;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::task::TaskTracker;
+
+use crate::ingest::{IngestSession, SessionOptions};
+
+/// What every connection shares.
+#[derive(Clone)]
+pub struct ServerState {
+    /// The database.
+    pub db: Arc<Database>,
+    /// Largest QWP message accepted.
+    pub max_message_len: usize,
+    /// Becomes `true` at shutdown.
+    pub stop: watch::Receiver<bool>,
+    /// Tracks upgraded sessions for graceful shutdown.
+    pub tracker: TaskTracker,
+}
+
+/// Serves one TCP connection until it closes or is upgraded.
+pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: ServerState) {
+    let io = TokioIo::new(stream);
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(route(req, peer, state)) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .with_upgrades()
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn route(req: Request<Incoming>, peer: SocketAddr, state: ServerState) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/ping") => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r
+        }
+        (&Method::GET, "/write/v4" | "/api/v4/write") => upgrade_ingest(req, peer, state),
+        (_, "/write/v4" | "/api/v4/write" | "/ping") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
+        }
+        (_, path) => text(
+            StatusCode::NOT_FOUND,
+            &format!("no such endpoint: {path}\n"),
+        ),
+    }
+}
+
+fn has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// Checks the upgrade request and answers 101 (or 400/426), then hands
+/// the upgraded connection to an ingest session.
+fn upgrade_ingest(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    state: ServerState,
+) -> Response<Full<Bytes>> {
+    let headers = req.headers();
+    if !has_token(headers, UPGRADE, "websocket") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "missing or invalid Upgrade header: expected websocket\n",
+        );
+    }
+    if !has_token(headers, CONNECTION, "upgrade") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "missing or invalid Connection header: expected Upgrade\n",
+        );
+    }
+    let version_ok = headers
+        .get("sec-websocket-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "13");
+    if !version_ok {
+        let mut r = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported Sec-WebSocket-Version: expected 13\n",
+        );
+        r.headers_mut()
+            .insert("sec-websocket-version", HeaderValue::from_static("13"));
+        return r;
+    }
+    let Some(key) = headers
+        .get("sec-websocket-key")
+        .map(|k| k.as_bytes().to_vec())
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "missing Sec-WebSocket-Key header\n",
+        );
+    };
+    let durable = headers
+        .get("x-qwp-request-durable-ack")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let client_id = headers
+        .get("x-qwp-client-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(&key)) {
+        h.insert("sec-websocket-accept", accept);
+    }
+    h.insert("x-qwp-version", HeaderValue::from_static("1"));
+    h.insert(
+        "x-qwp-max-batch-size",
+        HeaderValue::from(state.max_message_len as u64),
+    );
+    if durable {
+        h.insert("x-qwp-durable-ack", HeaderValue::from_static("enabled"));
+    }
+
+    let upgrade = hyper::upgrade::on(&mut req);
+    let tracker = state.tracker.clone();
+    tracker.spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(state.max_message_len))
+            .max_frame_size(Some(state.max_message_len))
+            .read_buffer_size(256 * 1024);
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        tracing::debug!(%peer, client_id, durable, "ingest session started");
+        let options = SessionOptions {
+            durable_acks: durable,
+            ..SessionOptions::default()
+        };
+        IngestSession::new(state.db.clone(), options)
+            .run(ws, peer, state.stop.clone())
+            .await;
+    });
+    response
+}

@@ -1,0 +1,155 @@
+//! `quiver-server`: the `quiver` binary's library.
+//!
+//! - [`serve`]: HTTP/1.1 on one port: `GET /ping` (204), WebSocket upgrades
+//!   on `/write/v4` and `/api/v4/write` for QWP ingest ([`ingest`]); other
+//!   paths 404.
+//! - [`tools`]: `quiver tables` and `quiver export`, which read a data
+//!   directory without writing to it (safe while a server runs).
+//!
+//! The server re-implements neither the wire format (`quiver-qwp`) nor
+//! storage (`quiver-storage`); it owns connections, sessions and the mapping
+//! of QWP columns onto table columns.
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod ingest;
+pub mod tools;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use quiver_storage::{Database, Options};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Listen address; port 0 picks a free one (the bound address is printed).
+    pub listen: SocketAddr,
+    /// Largest QWP message accepted, advertised as `X-QWP-Max-Batch-Size`.
+    pub max_message_len: usize,
+    /// fsync after every commit.
+    pub sync_every_commit: bool,
+    /// How long shutdown waits for connections to finish their frames.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            data_dir: PathBuf::from("./quiver-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            max_message_len: 16 * 1024 * 1024,
+            sync_every_commit: false,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Anything that stops the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Storage failed to open or close.
+    #[error(transparent)]
+    Storage(#[from] quiver_storage::StorageError),
+    /// A socket or file operation failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// An offline tool failed.
+    #[error("{0}")]
+    Tool(String),
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs the server until `shutdown` resolves: stop accepting, let sessions
+/// finish the frames they have read and send their acks, close storage
+/// (fsync), return.
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let options = Options {
+        sync_every_commit: config.sync_every_commit,
+        ..Options::default()
+    };
+    let data_dir = config.data_dir.clone();
+    let db = tokio::task::spawn_blocking(move || Database::open(&data_dir, options))
+        .await
+        .map_err(|e| ServerError::Tool(format!("storage open task failed: {e}")))??;
+    let listener = TcpListener::bind(config.listen).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "quiver listening");
+    // Tests and scripts read the bound address from stdout.
+    println!("quiver listening on {local}");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tracker = TaskTracker::new();
+    let state = http::ServerState {
+        db: db.clone(),
+        max_message_len: config.max_message_len,
+        stop: stop_rx,
+        tracker: tracker.clone(),
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tracker.spawn(http::serve_connection(stream, peer, state.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    tracing::info!("shutting down: no new connections; finishing in-flight frames");
+    drop(listener);
+    let _ = stop_tx.send(true);
+    tracker.close();
+    if tokio::time::timeout(config.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period; closing anyway");
+    }
+    tokio::task::spawn_blocking(move || db.close())
+        .await
+        .map_err(|e| ServerError::Tool(format!("storage close task failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}

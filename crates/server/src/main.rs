@@ -1,0 +1,119 @@
+//! `quiver`: the server (`quiver serve`) and offline tools (`quiver tables`,
+//! `quiver export`) over one data directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use quiver_server::{ServeConfig, serve, tools};
+
+#[derive(Parser)]
+#[command(
+    name = "quiver",
+    version,
+    about = "Arrow-native time-series database speaking QuestDB's QWP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: QWP/WebSocket ingest on /write/v4 and /api/v4/write, GET /ping.
+    Serve {
+        /// Data directory (created if missing).
+        #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
+        data_dir: PathBuf,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, env = "QUIVER_LISTEN", default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// fsync the WAL after every commit, not only when a client asks for durable acks.
+        #[arg(long, env = "QUIVER_SYNC_EVERY_COMMIT")]
+        sync_every_commit: bool,
+    },
+    /// List tables with their columns, types and committed row counts.
+    Tables {
+        /// Data directory.
+        #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
+        data_dir: PathBuf,
+    },
+    /// Write every committed row of a table, in row-id order, to a file.
+    Export {
+        /// Data directory.
+        #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
+        data_dir: PathBuf,
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Arrow)]
+        format: Format,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Arrow IPC file.
+    Arrow,
+    /// Parquet.
+    Parquet,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            data_dir,
+            listen,
+            sync_every_commit,
+        } => {
+            let config = ServeConfig {
+                data_dir,
+                listen,
+                sync_every_commit,
+                ..ServeConfig::default()
+            };
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(serve(config, quiver_server::shutdown_signal())),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Tables { data_dir } => tools::tables(&data_dir, &mut std::io::stdout()),
+        Command::Export {
+            data_dir,
+            table,
+            format,
+            out,
+        } => tools::export(
+            &data_dir,
+            &table,
+            match format {
+                Format::Arrow => tools::ExportFormat::Arrow,
+                Format::Parquet => tools::ExportFormat::Parquet,
+            },
+            &out,
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quiver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Shared by the server's integration tests: start the real `quiver` binary
+//! on a free loopback port with a temporary data directory, stop or kill it,
+//! run the official Python client from the test venv, and read what was
+//! stored through `quiver-storage` (read-only).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quiver_storage::{Database, Options};
+
+/// A running `quiver serve`.
+pub struct TestServer {
+    child: Option<Child>,
+    /// The bound port on 127.0.0.1.
+    pub port: u16,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Holds the temp dir alive (when the server created it).
+    _temp: Option<tempfile::TempDir>,
+    /// The server's stderr log.
+    pub log: PathBuf,
+}
+
+impl TestServer {
+    /// Starts a server with a fresh data directory.
+    pub fn start() -> TestServer {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut s = Self::start_in(&data_dir, &[]);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Starts a server on `data_dir` (kept by the caller) with extra args.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> TestServer {
+        let log = data_dir.with_extension(format!("{}.log", std::process::id()));
+        std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn quiver");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("quiver listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        TestServer {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            log,
+        }
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not stop after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Opens the data directory read-only, as `quiver tables` does.
+    pub fn storage(&self) -> Arc<Database> {
+        open_storage(&self.data_dir)
+    }
+
+    /// The server log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A read-only view of a data directory.
+pub fn open_storage(data_dir: &Path) -> Arc<Database> {
+    Database::open(data_dir, Options { read_only: true, ..Options::default() }).expect("open storage")
+}
+
+/// The Python of the interop venv (`scripts/test.sh` creates it).
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("QUIVER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/quiver/venv"));
+    let py = venv.join("bin/python");
+    assert!(py.exists(), "no interop venv at {}: run ./scripts/test.sh, which creates it", venv.display());
+    py
+}
+
+/// Runs `tests/py/<script>` with `args`; panics with its output on failure.
+pub fn run_python(script: &str, args: &[&str]) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
+    let out = Command::new(python()).arg(&path).args(args).output().expect("run python");
+    out
+}
+
+/// Like [`run_python`], asserting success.
+pub fn run_python_ok(script: &str, args: &[&str]) -> String {
+    let out = run_python(script, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
