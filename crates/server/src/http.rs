@@ -12,13 +12,14 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use quiver_storage::Database;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -45,15 +46,27 @@ pub struct ServerState {
 /// Serves one TCP connection until it closes or is upgraded.
 pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: ServerState) {
     let io = TokioIo::new(stream);
+    let state_stop = state.stop.clone();
     let service = service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(route(req, peer, state)) }
     });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
+    let mut stop = state_stop.clone();
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
         .serve_connection(io, service)
-        .with_upgrades()
-        .await
-    {
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.changed() => {
+            // Finish a request in progress; an idle connection closes now.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }

@@ -38,6 +38,10 @@ pub struct ServeConfig {
     pub max_message_len: usize,
     /// fsync after every commit.
     pub sync_every_commit: bool,
+    /// Seal a table's memtable past this many rows.
+    pub seal_rows: u64,
+    /// Start a new WAL file past this many bytes.
+    pub wal_roll_bytes: u64,
     /// How long shutdown waits for connections to finish their frames.
     pub shutdown_grace: Duration,
 }
@@ -49,6 +53,8 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
             max_message_len: 16 * 1024 * 1024,
             sync_every_commit: false,
+            seal_rows: Options::default().seal_rows,
+            wal_roll_bytes: Options::default().wal_roll_size,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -101,6 +107,8 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let options = Options {
         sync_every_commit: config.sync_every_commit,
+        seal_rows: config.seal_rows,
+        wal_roll_size: config.wal_roll_bytes,
         ..Options::default()
     };
     let data_dir = config.data_dir.clone();

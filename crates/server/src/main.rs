@@ -32,6 +32,12 @@ enum Command {
         /// fsync the WAL after every commit, not only when a client asks for durable acks.
         #[arg(long, env = "QUIVER_SYNC_EVERY_COMMIT")]
         sync_every_commit: bool,
+        /// Seal a table's in-memory rows into a segment file past this many rows.
+        #[arg(long, env = "QUIVER_SEAL_ROWS", default_value_t = 1_000_000)]
+        seal_rows: u64,
+        /// Start a new WAL file past this many bytes.
+        #[arg(long, env = "QUIVER_WAL_ROLL_BYTES", default_value_t = 64 << 20)]
+        wal_roll_bytes: u64,
     },
     /// List tables with their columns, types and committed row counts.
     Tables {
@@ -78,11 +84,15 @@ fn main() -> ExitCode {
             data_dir,
             listen,
             sync_every_commit,
+            seal_rows,
+            wal_roll_bytes,
         } => {
             let config = ServeConfig {
                 data_dir,
                 listen,
                 sync_every_commit,
+                seal_rows,
+                wal_roll_bytes,
                 ..ServeConfig::default()
             };
             match tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -40,7 +42,11 @@ impl TestServer {
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> TestServer {
         let log = data_dir.with_extension(format!("{}.log", std::process::id()));
         std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
             .arg("serve")
             .arg("--data-dir")
@@ -67,7 +73,10 @@ impl TestServer {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                panic!(
+                    "server did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
         };
         let port = addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -93,7 +102,10 @@ impl TestServer {
     /// SIGTERM, then wait for the exit.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -136,23 +148,42 @@ impl Drop for TestServer {
 
 /// A read-only view of a data directory.
 pub fn open_storage(data_dir: &Path) -> Arc<Database> {
-    Database::open(data_dir, Options { read_only: true, ..Options::default() }).expect("open storage")
+    Database::open(
+        data_dir,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .expect("open storage")
 }
 
 /// The Python of the interop venv (`scripts/test.sh` creates it).
 pub fn python() -> PathBuf {
     let venv = std::env::var_os("QUIVER_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/quiver/venv"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/quiver/venv")
+        });
     let py = venv.join("bin/python");
-    assert!(py.exists(), "no interop venv at {}: run ./scripts/test.sh, which creates it", venv.display());
+    assert!(
+        py.exists(),
+        "no interop venv at {}: run ./scripts/test.sh, which creates it",
+        venv.display()
+    );
     py
 }
 
 /// Runs `tests/py/<script>` with `args`; panics with its output on failure.
 pub fn run_python(script: &str, args: &[&str]) -> Output {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
-    let out = Command::new(python()).arg(&path).args(args).output().expect("run python");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let out = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run python");
     out
 }
 
