@@ -272,19 +272,22 @@ pub fn column_to_array(
                     u64::from_le_bytes(b) as i64
                 })
                 .collect();
-            let longs: Vec<u8> = widened.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let mut array =
-                primitive::<arrow::datatypes::Int64Type>(&longs, validity.clone(), rows, None);
-            if sentinel_nulls && validity.is_none() && widened.iter().any(|v| *v as u64 == all_ones)
-            {
-                let nulls = NullBuffer::new(BooleanBuffer::collect_bool(rows, |r| {
-                    widened[r] as u64 != all_ones
-                }));
-                array = Arc::new(Int64Array::new(
-                    ScalarBuffer::from(widened.clone()),
-                    Some(nulls),
-                ));
+            let dense = Int64Array::new(ScalarBuffer::from(widened), None);
+            let scattered = scatter(dense.values(), validity.as_ref(), rows);
+            let mut array = Int64Array::new(ScalarBuffer::from(scattered), validity.clone());
+            // All-ones is NULL only where it is not a valid hash (precision
+            // not a whole number of bytes).
+            if sentinel_nulls && precision_bits % 8 != 0 {
+                let values = array.values();
+                if values.iter().any(|v| *v as u64 == all_ones) {
+                    let s = NullBuffer::new(BooleanBuffer::collect_bool(rows, |r| {
+                        values[r] as u64 != all_ones
+                    }));
+                    let nulls = NullBuffer::union(array.nulls(), Some(&s));
+                    array = Int64Array::new(array.values().clone(), nulls);
+                }
             }
+            let array: ArrayRef = Arc::new(array);
             arrow::compute::cast(&array, &geohash_type(*precision_bits))
                 .map_err(|e| ToArrowError::Arrow(e.to_string()))?
         }
@@ -469,8 +472,9 @@ where
     PrimitiveArray::<T>::new(ScalarBuffer::from(scattered), validity)
 }
 
-/// A primitive array from dense values; dense-mode values matching
-/// `sentinel` become NULL.
+/// A primitive array from dense values; values matching `sentinel` become
+/// NULL (QuestDB treats its reserved values as NULL whether or not the
+/// column also carries a bitmap).
 fn primitive<T: ArrowPrimitiveType>(
     bytes: &[u8],
     validity: Option<NullBuffer>,
@@ -480,22 +484,34 @@ fn primitive<T: ArrowPrimitiveType>(
 where
     T::Native: LeScalar,
 {
-    if validity.is_none() {
+    let array = match validity {
         // One copy: the wire bytes are the little-endian values.
-        let buffer = Buffer::from(bytes.to_vec());
-        let values = ScalarBuffer::<T::Native>::new(buffer, 0, rows);
-        let nulls = sentinel.and_then(|is_null| {
-            if values.iter().any(&is_null) {
-                Some(NullBuffer::new(BooleanBuffer::collect_bool(rows, |r| {
-                    !is_null(&values[r])
-                })))
-            } else {
-                None
-            }
-        });
-        return Arc::new(PrimitiveArray::<T>::new(values, nulls));
+        None => PrimitiveArray::<T>::new(
+            ScalarBuffer::new(Buffer::from(bytes.to_vec()), 0, rows),
+            None,
+        ),
+        Some(v) => dense_primitive::<T>(bytes, Some(v), rows),
+    };
+    Arc::new(with_sentinel_nulls(array, sentinel))
+}
+
+/// `array` with rows whose value matches `sentinel` also NULL.
+fn with_sentinel_nulls<T: ArrowPrimitiveType>(
+    array: PrimitiveArray<T>,
+    sentinel: Option<fn(&T::Native) -> bool>,
+) -> PrimitiveArray<T> {
+    let Some(is_null) = sentinel else {
+        return array;
+    };
+    let values = array.values();
+    if !values.iter().any(is_null) {
+        return array;
     }
-    Arc::new(dense_primitive::<T>(bytes, validity, rows))
+    let sentinel_nulls = NullBuffer::new(BooleanBuffer::collect_bool(values.len(), |r| {
+        !is_null(&values[r])
+    }));
+    let nulls = NullBuffer::union(array.nulls(), Some(&sentinel_nulls));
+    PrimitiveArray::<T>::new(values.clone(), nulls)
 }
 
 /// Places `dense[i]` at the i-th valid row; NULL rows get the default.
@@ -524,7 +540,7 @@ fn fixed_binary(
     rows: usize,
     sentinel: Option<&[u8]>,
 ) -> Result<ArrayRef, ToArrowError> {
-    let (values, nulls) = match &validity {
+    let values = match &validity {
         Some(v) => {
             let mut out = vec![0u8; rows * width];
             let mut next = dense.chunks_exact(width);
@@ -535,20 +551,19 @@ fn fixed_binary(
                     out[r * width..(r + 1) * width].copy_from_slice(c);
                 }
             }
-            (out, validity)
+            out
         }
-        None => {
-            let nulls = sentinel.and_then(|s| {
-                let any = dense.chunks_exact(width).any(|c| c == s);
-                any.then(|| {
-                    NullBuffer::new(BooleanBuffer::collect_bool(rows, |r| {
-                        &dense[r * width..(r + 1) * width] != s
-                    }))
-                })
-            });
-            (dense, nulls)
-        }
+        None => dense,
     };
+    let mut nulls = validity;
+    if let Some(s) = sentinel
+        && values.chunks_exact(width).any(|c| c == s)
+    {
+        let sentinel_nulls = NullBuffer::new(BooleanBuffer::collect_bool(rows, |r| {
+            &values[r * width..(r + 1) * width] != s
+        }));
+        nulls = NullBuffer::union(nulls.as_ref(), Some(&sentinel_nulls));
+    }
     FixedSizeBinaryArray::try_new(width as i32, Buffer::from(values), nulls)
         .map(|a| Arc::new(a) as ArrayRef)
         .map_err(|e| ToArrowError::Arrow(e.to_string()))
@@ -582,6 +597,39 @@ mod tests {
                 "{mode:?}"
             );
         }
+        // A sentinel next to a bitmap NULL is NULL too.
+        let mixed = [Some(Value::Long(i64::MIN)), None, Some(Value::Long(3))];
+        let a = column_to_array(
+            &build(TypeCode::Long, &mixed, NullEncoding::Bitmap),
+            &[],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (a.is_null(0), a.is_null(1), a.is_valid(2)),
+            (true, true, true)
+        );
+        let mixed = [Some(Value::Ipv4(0)), None, Some(Value::Ipv4(7))];
+        let a = column_to_array(
+            &build(TypeCode::Ipv4, &mixed, NullEncoding::Bitmap),
+            &[],
+            true,
+        )
+        .unwrap();
+        assert_eq!(a.null_count(), 2);
+        let min = i64::MIN as u64;
+        let mixed = [
+            Some(Value::Uuid { lo: min, hi: min }),
+            None,
+            Some(Value::Uuid { lo: 1, hi: 2 }),
+        ];
+        let a = column_to_array(
+            &build(TypeCode::Uuid, &mixed, NullEncoding::Bitmap),
+            &[],
+            true,
+        )
+        .unwrap();
+        assert_eq!(a.null_count(), 2);
         // Without sentinel_nulls the sentinel is a value.
         let a = column_to_array(
             &build(TypeCode::Long, &rows, NullEncoding::Sentinel),

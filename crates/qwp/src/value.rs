@@ -144,8 +144,10 @@ impl Value<'_> {
                 precision_bits,
                 value,
             } => {
+                // All-ones over the wire bytes, where that is not a valid
+                // hash of this precision (a valid one is below 2^bits).
                 let bytes = u32::from(precision_bits).div_ceil(8);
-                value == u64::MAX >> (64 - 8 * bytes)
+                precision_bits % 8 != 0 && value == u64::MAX >> (64 - 8 * bytes)
             }
             _ => false,
         }

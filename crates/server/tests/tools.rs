@@ -123,13 +123,12 @@ fn tables_and_export_match_what_was_ingested() {
 
     assert_eq!(server.stop().code(), Some(0));
     assert!(
-        server
+        !server
             .storage()
             .snapshot("exported")
             .unwrap()
             .segments()
-            .len()
-            >= 1,
+            .is_empty(),
         "sealing happened:\n{}",
         server.log_text()
     );

@@ -130,6 +130,48 @@ impl BlockConverter {
         self.caches.clear();
     }
 
+    /// Checks, before anything is created or added, that every column of
+    /// `block` can go into the existing table's column of that name: a frame
+    /// rejected for a type conflict leaves the schema as it was.
+    pub fn check(&self, block: &TableBlock<'_>) -> Result<(), IngestError> {
+        let Some(table) = self.db.table(&block.name) else {
+            return Ok(());
+        };
+        let schema = table.schema();
+        for c in &block.columns {
+            let index = if c.name.is_empty() {
+                match schema.designated_timestamp {
+                    Some(i) => i,
+                    None => {
+                        return Err(IngestError::new(
+                            StatusCode::SCHEMA_MISMATCH,
+                            format!(
+                                "a designated timestamp was sent, but table {} has none",
+                                schema.name
+                            ),
+                        ));
+                    }
+                }
+            } else {
+                match schema.column_index(&c.name) {
+                    Some(i) => i,
+                    None => continue,
+                }
+            };
+            let target = &schema.columns[index];
+            if !compatible(c, &target.column_type)? {
+                return Err(mismatch(
+                    &schema.name,
+                    &target.name,
+                    &target.column_type,
+                    c.data.type_code().name(),
+                    None,
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The rows of `block` as a batch of its table's stored columns.
     pub async fn convert(
         &mut self,
@@ -355,6 +397,38 @@ impl BlockConverter {
     }
 }
 
+/// Whether a column can be written into a column of type `to`.
+fn compatible(column: &Column<'_>, to: &ColumnType) -> Result<bool, IngestError> {
+    let sent = column.data.type_code();
+    let natural = column_type_for(column)?;
+    if natural.as_ref() == Some(to) {
+        return Ok(true);
+    }
+    Ok(match (sent, to) {
+        // All-NULL arrays have no rank: they fit any array column of that kind.
+        (TypeCode::DoubleArray, ColumnType::DoubleArray(_))
+        | (TypeCode::LongArray, ColumnType::LongArray(_)) => natural.is_none(),
+        (_, ColumnType::Symbol) => !matches!(
+            sent,
+            TypeCode::DoubleArray | TypeCode::LongArray | TypeCode::Binary
+        ),
+        (TypeCode::Symbol, other) => matches!(
+            other,
+            ColumnType::Varchar
+                | ColumnType::Byte
+                | ColumnType::Short
+                | ColumnType::Int
+                | ColumnType::Long
+                | ColumnType::Float
+                | ColumnType::Double
+        ),
+        (TypeCode::Geohash, ColumnType::Geohash(bits)) => {
+            matches!(natural, Some(ColumnType::Geohash(sent_bits)) if sent_bits >= *bits)
+        }
+        _ => coercible(sent, to),
+    })
+}
+
 /// The schema of a table created by its first block: the block's columns
 /// in order, the designated timestamp (empty name) named `timestamp` where
 /// it stands, or appended last as a TIMESTAMP filled with server time.
@@ -498,17 +572,12 @@ fn is_float(t: TypeCode) -> bool {
     matches!(t, TypeCode::Float | TypeCode::Double)
 }
 
-/// Converts `array` (the natural Arrow form of a `sent` column) to the stored
-/// type of `to`, following QuestDB's coercion table. `Err` describes why not.
-pub(crate) fn coerce(array: ArrayRef, sent: TypeCode, to: &ColumnType) -> Result<ArrayRef, String> {
+/// Whether QuestDB's coercion table lets a `sent` column go into a `to`
+/// column (SPEC §9.3).
+fn coercible(sent: TypeCode, to: &ColumnType) -> bool {
     use ColumnType as C;
-    let strict = CastOptions {
-        safe: false,
-        ..CastOptions::default()
-    };
-    let target = to.stored_type();
     let text = sent == TypeCode::Varchar;
-    let allowed = match to {
+    match to {
         C::Byte | C::Short | C::Int | C::Long => {
             is_integer(sent) || is_float(sent) || sent == TypeCode::Boolean || text
         }
@@ -522,7 +591,10 @@ pub(crate) fn coerce(array: ArrayRef, sent: TypeCode, to: &ColumnType) -> Result
                 || text
                 || matches!(sent, TypeCode::Timestamp | TypeCode::TimestampNanos)
         }
-        C::Varchar => true,
+        C::Varchar => !matches!(
+            sent,
+            TypeCode::DoubleArray | TypeCode::LongArray | TypeCode::Binary
+        ),
         C::Char => text,
         C::Uuid => text,
         C::Decimal64(_) | C::Decimal128(_) | C::Decimal256(_) => {
@@ -535,7 +607,19 @@ pub(crate) fn coerce(array: ArrayRef, sent: TypeCode, to: &ColumnType) -> Result
                 )
         }
         _ => false,
+    }
+}
+
+/// Converts `array` (the natural Arrow form of a `sent` column) to the stored
+/// type of `to`, following QuestDB's coercion table. `Err` describes why not.
+pub(crate) fn coerce(array: ArrayRef, sent: TypeCode, to: &ColumnType) -> Result<ArrayRef, String> {
+    use ColumnType as C;
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
     };
+    let target = to.stored_type();
+    let allowed = coercible(sent, to);
     if !allowed {
         return Err("no conversion between these types".into());
     }

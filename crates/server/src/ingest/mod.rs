@@ -175,6 +175,7 @@ impl IngestSession {
                 }
                 Event::Ack(None) => {}
                 Event::Durable(Some((tables, lsn, true))) => {
+                    tracing::trace!(lsn, ?tables, "durable ack");
                     let response = IngressResponse::DurableAck {
                         tables: tables
                             .into_iter()
@@ -284,6 +285,10 @@ impl IngestSession {
         if outcome.redefined {
             self.converter.clear_symbol_caches();
         }
+        // Type conflicts are found before any table or column is created.
+        for block in &message.tables {
+            self.converter.check(block)?;
+        }
         let mut txn = Transaction::new();
         for block in &message.tables {
             if block.row_count == 0 {
@@ -355,6 +360,7 @@ impl IngestSession {
                 }
             }
         };
+        tracing::trace!(?response, "ack");
         send_response(ws, &response).await
     }
 }

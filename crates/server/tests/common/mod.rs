@@ -179,12 +179,11 @@ pub fn run_python(script: &str, args: &[&str]) -> Output {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/py")
         .join(script);
-    let out = Command::new(python())
+    Command::new(python())
         .arg(&path)
         .args(args)
         .output()
-        .expect("run python");
-    out
+        .expect("run python")
 }
 
 /// Like [`run_python`], asserting success.
