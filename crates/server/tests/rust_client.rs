@@ -14,7 +14,6 @@
 //! serve `/read/v1`, so pools are opened with `query_pool_min=0` and no query
 //! API is used.
 
-// `common` is shared with other test binaries; its lints are not this file's.
 mod common;
 
 use std::net::Ipv4Addr;
