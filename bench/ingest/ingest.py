@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""S1-narrow dataframe() ingest into quiver vs raw loopback TCP of the same bytes.
+
+usage: ingest.py QUIVER_BINARY ROWS
+Prints rows/s and MB/s for each run and the ratio to the TCP ceiling. Wire bytes
+are what the server process read from its sockets (/proc/PID/io rchar delta).
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import questdb
+
+binary, rows = sys.argv[1], int(sys.argv[2])
+
+
+def s1_frame(n):
+    rng = np.random.default_rng(42)
+    syms = [f"SYM-{i}" for i in range(8)]
+    return pd.DataFrame({
+        "ts": pd.date_range("2024-01-01", periods=n, freq="us"),
+        "i64": rng.integers(0, 1 << 40, n, dtype=np.int64),
+        "f64": rng.random(n),
+        "sym": pd.Categorical.from_codes(rng.integers(0, 8, n), categories=syms),
+        # 16-byte strings
+        "str": pd.array([f"v{i:015d}" for i in range(n)], dtype="string[pyarrow]"),
+    })
+
+
+def rchar(pid):
+    with open(f"/proc/{pid}/io") as f:
+        return int(re.search(r"rchar: (\d+)", f.read()).group(1))
+
+
+def start_server(data_dir, extra=()):
+    p = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0", *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = p.stdout.readline()
+    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+    if not m:
+        p.kill()
+        raise SystemExit(f"server did not start: {line!r}")
+    return p, int(m.group(1))
+
+
+def run_quiver(df, durable):
+    d = tempfile.mkdtemp(prefix="quiver-bench-")
+    proc, port = start_server(os.path.join(d, "data"))
+    try:
+        conf = f"ws::addr=127.0.0.1:{port};query_pool_min=0;"
+        if durable:
+            conf += "request_durable_ack=on;"
+        with questdb.connect(conf) as db:
+            before = rchar(proc.pid)
+            t0 = time.perf_counter()
+            db.dataframe(df, table_name="s1", at="ts")
+            secs = time.perf_counter() - t0
+            wire = rchar(proc.pid) - before
+        proc.terminate()
+        proc.wait(timeout=120)
+        out = subprocess.run([binary, "tables", "--data-dir", os.path.join(d, "data")],
+                             capture_output=True, text=True).stdout
+        stored = int(re.search(r"s1 \((\d+) rows", out).group(1))
+        assert stored == len(df), f"stored {stored} rows, sent {len(df)}"
+        return secs, wire
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def tcp_ceiling(nbytes):
+    """Seconds to push nbytes over one loopback TCP connection (64 KiB sends)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    done = {}
+
+    def sink():
+        c, _ = srv.accept()
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        got = 0
+        while got < nbytes:
+            n = c.recv_into(view)
+            if n == 0:
+                break
+            got += n
+        done["got"] = got
+        c.close()
+
+    t = threading.Thread(target=sink)
+    t.start()
+    cli = socket.create_connection(("127.0.0.1", port))
+    chunk = os.urandom(1 << 20)
+    t0 = time.perf_counter()
+    sent = 0
+    while sent < nbytes:
+        k = min(len(chunk), nbytes - sent)
+        cli.sendall(chunk[:k] if k < len(chunk) else chunk)
+        sent += k
+    cli.shutdown(socket.SHUT_WR)
+    t.join()
+    secs = time.perf_counter() - t0
+    cli.close()
+    srv.close()
+    return secs
+
+
+print(f"building {rows:,} S1-narrow rows...", file=sys.stderr)
+df = s1_frame(rows)
+results = []
+for durable in (False, True):
+    secs, wire = run_quiver(df, durable)
+    results.append(("quiver dataframe()" + (" durable" if durable else ""), secs, wire))
+wire = results[0][2]
+results.append(("loopback TCP, same bytes (ceiling)", tcp_ceiling(wire), wire))
+ceiling = results[-1][1]
+print(f"\nS1-narrow, {rows:,} rows, {wire / rows:.1f} wire bytes/row, questdb {questdb.__version__}")
+print(f"{'run':<38} {'seconds':>9} {'M rows/s':>9} {'MB/s':>9} {'vs TCP':>8}")
+for name, secs, nbytes in results:
+    print(f"{name:<38} {secs:9.3f} {rows / secs / 1e6:9.2f} {nbytes / secs / 1e6:9.1f} {ceiling / secs:7.2f}x")
