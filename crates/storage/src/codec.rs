@@ -11,10 +11,6 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn with_buffer(buf: Vec<u8>) -> Self {
-        Writer { buf }
-    }
-
     pub(crate) fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
@@ -46,10 +42,6 @@ impl Writer {
 
     pub(crate) fn patch_u32(&mut self, at: usize, v: u32) {
         self.buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    }
-
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.buf
     }
 
     pub(crate) fn into_inner(self) -> Vec<u8> {

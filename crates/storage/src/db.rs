@@ -714,7 +714,7 @@ enum Framed {
 
 impl Committer {
     fn run(mut self, rx: Receiver<Request>) {
-        let mut buf = Vec::with_capacity(1 << 20);
+        let mut buf: Vec<Vec<u8>> = Vec::new();
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < 1024 {
@@ -854,7 +854,7 @@ impl Committer {
     fn frame(
         &mut self,
         request: Request,
-        buf: &mut Vec<u8>,
+        buf: &mut Vec<Vec<u8>>,
         catalog_changed: &mut bool,
         reserved: &mut HashMap<u32, u64>,
     ) -> Option<Framed> {
@@ -875,7 +875,12 @@ impl Committer {
                 let mut w = Writer::default();
                 w.u32(id);
                 table.schema().encode(&mut w);
-                wal::encode_record(buf, RecordKind::CreateTable, self.take_lsn(), w.as_slice());
+                wal::encode_record_parts(
+                    buf,
+                    RecordKind::CreateTable,
+                    self.take_lsn(),
+                    vec![w.into_inner()],
+                );
                 catalog.insert(table.clone());
                 *catalog_changed = true;
                 tracing::info!(table = %table.schema().name, id, "table created");
@@ -917,7 +922,12 @@ impl Committer {
                 let mut w = Writer::default();
                 w.u32(table.id);
                 schema.encode(&mut w);
-                wal::encode_record(buf, RecordKind::AddColumns, self.take_lsn(), w.as_slice());
+                wal::encode_record_parts(
+                    buf,
+                    RecordKind::AddColumns,
+                    self.take_lsn(),
+                    vec![w.into_inner()],
+                );
                 table.set_schema(schema);
                 *catalog_changed = true;
                 tracing::info!(table = %table.schema().name, columns = ?added, "columns added");
@@ -940,7 +950,11 @@ impl Committer {
                     return None;
                 }
                 let lsn = self.take_lsn();
-                let mut w = Writer::with_buffer(Vec::with_capacity(txn.memory_size() / 2 + 64));
+                // Body: per part a small header, then the part's IPC bytes as
+                // they are (written with the rest of the group in one
+                // vectored write, not copied into a record buffer).
+                let mut body: Vec<Vec<u8>> = Vec::with_capacity(txn.parts.len() * 2 + 1);
+                let mut w = Writer::default();
                 w.u16(txn.parts.len() as u16);
                 let mut parts = Vec::with_capacity(txn.parts.len());
                 let mut logged: Vec<u32> = Vec::new();
@@ -975,7 +989,9 @@ impl Committer {
                         }
                     }
                     w.patch_u32(count_at, sections);
-                    w.bytes(&part.ipc);
+                    w.u32(part.ipc.len() as u32);
+                    body.push(std::mem::take(&mut w).into_inner());
+                    body.push(part.ipc);
                     let mut files = lock(&self.shared.wal_files);
                     if let Some(f) = files.last_mut() {
                         f.row_end
@@ -984,7 +1000,7 @@ impl Committer {
                     drop(files);
                     parts.push((part.table, first_row_id, part.batch));
                 }
-                wal::encode_record(buf, RecordKind::Transaction, lsn, w.as_slice());
+                wal::encode_record_parts(buf, RecordKind::Transaction, lsn, body);
                 Some(Framed::Commit {
                     lsn,
                     parts,
@@ -1001,9 +1017,9 @@ impl Committer {
         lsn
     }
 
-    fn write(&mut self, buf: &[u8], catalog_changed: bool) -> Result<()> {
+    fn write(&mut self, buf: &[Vec<u8>], catalog_changed: bool) -> Result<()> {
         if !buf.is_empty() {
-            self.wal.append(buf)?;
+            self.wal.append_parts(buf)?;
         }
         if catalog_changed {
             let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
@@ -1101,6 +1117,12 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<()> {
             && let Some(ts) = crate::table::timestamp_range(col)
         {
             ts_range = (ts_range.0.min(ts.0), ts_range.1.max(ts.1));
+        }
+        // Large batches go to the segment as they are; small ones are
+        // joined into batches of about `chunk` rows.
+        if pending.is_empty() && b.num_rows() >= chunk / 4 {
+            projected.push(b);
+            continue;
         }
         pending_rows += b.num_rows();
         pending.push(b);

@@ -99,6 +99,7 @@ enum AckItem {
     /// A commit: OK when it completes.
     Commit {
         seq: i64,
+        rows: u64,
         committed: oneshot::Receiver<quiver_storage::Result<Committed>>,
         durable: Option<oneshot::Receiver<quiver_storage::Result<()>>>,
     },
@@ -120,6 +121,10 @@ pub struct IngestSession {
     durable: VecDeque<DurableWait>,
     /// Set after an error ack: later frames are ignored.
     broken: bool,
+    /// Bytes of binary frames received.
+    bytes: u64,
+    /// Rows of committed (acked) transactions.
+    rows: u64,
 }
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -144,6 +149,8 @@ impl IngestSession {
             acks: VecDeque::new(),
             durable: VecDeque::new(),
             broken: false,
+            bytes: 0,
+            rows: 0,
         }
     }
 
@@ -195,6 +202,7 @@ impl IngestSession {
                     Message::Binary(bytes) => {
                         let seq = self.next_seq;
                         self.next_seq += 1;
+                        self.bytes += bytes.len() as u64;
                         if self.broken {
                             tracing::debug!(%peer, seq, "frame ignored: the connection failed earlier");
                             continue;
@@ -238,7 +246,7 @@ impl IngestSession {
         if stopping && !closed {
             close(&mut ws, CloseCode::Away, "server shutting down").await;
         }
-        tracing::debug!(%peer, frames = self.next_seq, "ingest session ended");
+        tracing::info!(%peer, frames = self.next_seq, bytes = self.bytes, rows = self.rows, "ingest session ended");
     }
 
     async fn handle_frame(&mut self, bytes: &[u8], seq: i64) {
@@ -262,10 +270,12 @@ impl IngestSession {
                 if txn.is_empty() {
                     self.acks.push_back(AckItem::Ready { seq });
                 } else {
+                    let rows = txn.row_count() as u64;
                     let CommitReceipt { committed, durable } =
                         self.db.commit(txn, self.options.durable_acks);
                     self.acks.push_back(AckItem::Commit {
                         seq,
+                        rows,
                         committed,
                         durable,
                     });
@@ -328,9 +338,11 @@ impl IngestSession {
             },
             Resolved::Committed {
                 seq,
+                rows,
                 result: Ok(c),
                 durable,
             } => {
+                self.rows += rows;
                 if let Some(d) = durable {
                     self.durable.push_back((c.tables.clone(), c.lsn, d));
                 }
@@ -369,6 +381,7 @@ impl IngestSession {
 enum Resolved {
     Committed {
         seq: i64,
+        rows: u64,
         result: quiver_storage::Result<Committed>,
         durable: Option<oneshot::Receiver<quiver_storage::Result<()>>>,
     },
@@ -391,8 +404,11 @@ async fn next_ack(acks: &mut VecDeque<AckItem>) -> Option<Resolved> {
         _ => None,
     };
     Some(match acks.pop_front()? {
-        AckItem::Commit { seq, durable, .. } => Resolved::Committed {
+        AckItem::Commit {
+            seq, rows, durable, ..
+        } => Resolved::Committed {
             seq,
+            rows,
             result: result.unwrap_or(Err(StorageError::Closed)),
             durable,
         },
