@@ -22,8 +22,15 @@
 //! u16 part count, then per part:
 //!   u32 table id | u64 first row id
 //!   u32 symbol section count, each: str column | u32 first key | u32 n | n × str
-//!   bytes Arrow IPC stream (schema + one batch, stored types)
+//!   u8 0 | bytes Arrow IPC stream (schema + one batch, stored types)     inline rows
+//!   u8 1 | u64 part id | u64 rows                                       rows of a Part record
 //! ```
+//! A Part record (`u64 part id | u32 table id | bytes Arrow IPC stream`)
+//! writes a deferred frame's rows as they arrive, so a large deferred group
+//! commits with a small record. Recovery keeps Part records until the
+//! transaction naming them, and drops those that none names. A named part
+//! whose WAL file is gone must have been sealed (the file was deleted
+//! because its rows were): the row count in the reference checks that.
 //! CreateTable and AddColumns bodies are `u32 table id` + the full schema.
 //! The catalog file (`catalog`) holds every schema and is replaced durably on
 //! each change, so DDL survives the deletion of old WAL files.
@@ -95,18 +102,42 @@ impl Default for Options {
     }
 }
 
-/// Rows for one table, ready to commit: the batch and its WAL encoding.
+/// Rows for one table, ready to commit: the batch and its WAL encoding
+/// (empty once staged: the bytes are then in a Part record).
 #[derive(Debug, Clone)]
 struct Part {
     table: Arc<Table>,
     batch: RecordBatch,
     ipc: Vec<u8>,
+    /// Id of the Part record holding the rows, once staged.
+    staged: Option<u64>,
 }
 
 /// Rows for any number of tables that commit together or not at all.
+///
+/// Parts can be written to the WAL ahead of the commit with
+/// [`Database::stage`]; dropping a transaction with staged parts without
+/// committing it abandons them.
 #[derive(Debug, Default)]
 pub struct Transaction {
     parts: Vec<Part>,
+    /// Where to report abandoned staged parts: the database's request
+    /// channel, shared (not cloned) so closing the database is not held up.
+    abandon: Option<RequestChannel>,
+}
+
+/// The committer's request channel; `None` once the database closes.
+type RequestChannel = Arc<Mutex<Option<Sender<Request>>>>;
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.parts.iter().filter_map(|p| p.staged).collect();
+        if let (Some(channel), false) = (self.abandon.take(), ids.is_empty())
+            && let Some(tx) = lock(&channel).as_ref()
+        {
+            let _ = tx.send(Request::Abandon { parts: ids });
+        }
+    }
 }
 
 impl Transaction {
@@ -129,7 +160,12 @@ impl Transaction {
             w.write(&batch)?;
             w.finish()?;
         }
-        self.parts.push(Part { table, batch, ipc });
+        self.parts.push(Part {
+            table,
+            batch,
+            ipc,
+            staged: None,
+        });
         Ok(())
     }
 
@@ -154,6 +190,15 @@ impl Transaction {
     /// Moves `other`'s rows after these.
     pub fn append(&mut self, mut other: Transaction) {
         self.parts.append(&mut other.parts);
+        if self.abandon.is_none() {
+            self.abandon = other.abandon.take();
+        }
+    }
+
+    /// The parts, leaving the transaction empty (nothing to abandon).
+    fn take_parts(&mut self) -> Vec<Part> {
+        self.abandon = None;
+        std::mem::take(&mut self.parts)
     }
 }
 
@@ -193,13 +238,23 @@ enum Request {
     Sync {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Write parts ahead of their commit: (part id, table id, IPC bytes).
+    Stage {
+        parts: Vec<(u64, u32, Vec<u8>)>,
+    },
+    /// Staged parts whose transaction was dropped.
+    Abandon {
+        parts: Vec<u64>,
+    },
 }
 
-/// Per WAL file: the end of the rows it holds, per table id.
+/// Per WAL file: the end of the rows it holds, per table id, and the staged
+/// parts in it that are not committed yet (they pin the file).
 #[derive(Debug, Clone, Default)]
 struct WalFileRows {
     path: PathBuf,
     row_end: HashMap<u32, u64>,
+    open_parts: usize,
 }
 
 /// Shared state.
@@ -211,6 +266,8 @@ struct Shared {
     visible_lsn: AtomicU64,
     poisoned: Mutex<Option<String>>,
     wal_files: Mutex<Vec<WalFileRows>>,
+    /// Next staged-part id (unique across the WAL's lifetime).
+    next_part_id: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -235,7 +292,7 @@ pub struct TableInfo {
 #[derive(Debug)]
 pub struct Database {
     shared: Arc<Shared>,
-    requests: Mutex<Option<Sender<Request>>>,
+    requests: RequestChannel,
     committer: Mutex<Option<JoinHandle<()>>>,
     sealer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -278,6 +335,7 @@ impl Database {
                 files.push(WalFileRows {
                     path: wal.current_path().to_path_buf(),
                     row_end: HashMap::new(),
+                    open_parts: 0,
                 });
             }
         }
@@ -293,6 +351,7 @@ impl Database {
                         wal,
                         next_lsn,
                         seal_tx,
+                        part_files: HashMap::new(),
                     }
                     .run(rx)
                 })
@@ -307,7 +366,7 @@ impl Database {
         };
         let db = Arc::new(Database {
             shared,
-            requests: Mutex::new(Some(tx)),
+            requests: Arc::new(Mutex::new(Some(tx))),
             committer: Mutex::new(Some(committer)),
             sealer: Mutex::new(Some(sealer)),
         });
@@ -323,7 +382,7 @@ impl Database {
     fn without_threads(shared: Shared) -> Arc<Database> {
         Arc::new(Database {
             shared: Arc::new(shared),
-            requests: Mutex::new(None),
+            requests: Arc::new(Mutex::new(None)),
             committer: Mutex::new(None),
             sealer: Mutex::new(None),
         })
@@ -354,17 +413,31 @@ impl Database {
         };
         let mut wal_files: Vec<WalFileRows> = Vec::new();
         let mut last_lsn = 0u64;
+        // Staged parts not yet committed: id → (table id, rows, file index).
+        let mut staged: HashMap<u64, (u32, RecordBatch, usize)> = HashMap::new();
+        let mut max_part_id = 0u64;
         let replayed = recovered.records.len();
         for (path, record) in recovered.records {
             if wal_files.last().is_none_or(|f| f.path != path) {
                 wal_files.push(WalFileRows {
                     path: path.clone(),
                     row_end: HashMap::new(),
+                    open_parts: 0,
                 });
             }
             let source = path.display().to_string();
             let mut r = Reader::new(&record.body, &source);
             match record.kind {
+                RecordKind::Part => {
+                    let id = r.u64()?;
+                    let table_id = r.u32()?;
+                    let ipc = r.bytes()?;
+                    r.finish()?;
+                    let batch =
+                        decode_ipc(ipc).map_err(|_| r.corrupt("undecodable Arrow IPC batch"))?;
+                    max_part_id = max_part_id.max(id);
+                    staged.insert(id, (table_id, batch, wal_files.len() - 1));
+                }
                 RecordKind::CreateTable | RecordKind::AddColumns => {
                     let id = r.u32()?;
                     let schema = TableSchema::decode(&mut r)?;
@@ -403,11 +476,49 @@ impl Database {
                                 .apply_logged(start, &entries)
                                 .map_err(|reason| r.corrupt(reason))?;
                         }
-                        let ipc = r.bytes()?;
-                        let mut batch = decode_ipc(ipc)
-                            .map_err(|_| r.corrupt("undecodable Arrow IPC batch"))?;
+                        let (mut batch, part_file) = match r.u8()? {
+                            0 => {
+                                let ipc = r.bytes()?;
+                                let batch = decode_ipc(ipc)
+                                    .map_err(|_| r.corrupt("undecodable Arrow IPC batch"))?;
+                                (batch, None)
+                            }
+                            1 => {
+                                let part = r.u64()?;
+                                let rows = r.u64()?;
+                                match staged.remove(&part) {
+                                    Some((table_id, batch, file)) => {
+                                        if table_id != id || batch.num_rows() as u64 != rows {
+                                            return Err(r.corrupt(
+                                                "a staged part does not match its reference",
+                                            ));
+                                        }
+                                        (batch, Some(file))
+                                    }
+                                    None => {
+                                        // Its file was deleted once its rows were sealed.
+                                        let sealed = table
+                                            .state
+                                            .read()
+                                            .unwrap_or_else(|p| p.into_inner())
+                                            .sealed_row_end;
+                                        if first_row_id + rows > sealed {
+                                            return Err(r.corrupt(
+                                                "a transaction names a part that is neither in the WAL nor sealed",
+                                            ));
+                                        }
+                                        continue;
+                                    }
+                                }
+                            }
+                            _ => return Err(r.corrupt("unknown part mode")),
+                        };
                         let rows = batch.num_rows() as u64;
                         let end = first_row_id + rows;
+                        if let Some(file) = part_file {
+                            let e = wal_files[file].row_end.entry(id).or_insert(end);
+                            *e = (*e).max(end);
+                        }
                         let state = table.state.write().unwrap_or_else(|p| p.into_inner());
                         let mut first = first_row_id;
                         if end <= state.sealed_row_end {
@@ -439,6 +550,7 @@ impl Database {
             tracing::info!(
                 records = replayed,
                 cut_bytes = recovered.cut_bytes,
+                uncommitted_parts = staged.len(),
                 "WAL replayed"
             );
         }
@@ -449,6 +561,7 @@ impl Database {
             visible_lsn: AtomicU64::new(last_lsn),
             poisoned: Mutex::new(None),
             wal_files: Mutex::new(wal_files),
+            next_part_id: AtomicU64::new(max_part_id + 1),
         };
         Ok((shared, recovered.next_lsn))
     }
@@ -568,6 +681,27 @@ impl Database {
             committed: committed_rx,
             durable: durable_rx,
         }
+    }
+
+    /// Writes the parts of `txn` not yet written to the WAL ahead of its
+    /// commit (not visible, not durable): a later [`Database::commit`] of the
+    /// transaction then only names them, so a large deferred group commits
+    /// without writing its rows again. Dropping `txn` uncommitted abandons
+    /// them.
+    pub fn stage(&self, txn: &mut Transaction) -> Result<()> {
+        let mut parts = Vec::new();
+        for p in txn.parts.iter_mut().filter(|p| p.staged.is_none()) {
+            let id = self.shared.next_part_id.fetch_add(1, Ordering::Relaxed);
+            p.staged = Some(id);
+            parts.push((id, p.table.id, std::mem::take(&mut p.ipc)));
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        if txn.abandon.is_none() {
+            txn.abandon = Some(self.requests.clone());
+        }
+        self.send(Request::Stage { parts })
     }
 
     /// Waits until everything committed so far is fsync'd.
@@ -697,6 +831,8 @@ struct Committer {
     wal: WalWriter,
     next_lsn: u64,
     seal_tx: Sender<Arc<Table>>,
+    /// WAL file of each staged part not yet committed or abandoned.
+    part_files: HashMap<u64, PathBuf>,
 }
 
 /// A request after its record was framed, waiting for the write.
@@ -806,6 +942,7 @@ impl Committer {
                 Ok(Some(path)) => lock(&self.shared.wal_files).push(WalFileRows {
                     path,
                     row_end: HashMap::new(),
+                    open_parts: 0,
                 }),
                 Ok(None) => {}
                 Err(e) => self.set_poisoned(&e),
@@ -933,12 +1070,43 @@ impl Committer {
                 tracing::info!(table = %table.schema().name, columns = ?added, "columns added");
                 Some(Framed::Schema(reply, table.schema()))
             }
+            Request::Stage { parts } => {
+                let shared = self.shared.clone();
+                let mut files = lock(&shared.wal_files);
+                let file = files.len().saturating_sub(1);
+                for (id, table_id, ipc) in parts {
+                    let mut w = Writer::default();
+                    w.u64(id);
+                    w.u32(table_id);
+                    w.u32(ipc.len() as u32);
+                    let lsn = self.take_lsn();
+                    wal::encode_record_parts(buf, RecordKind::Part, lsn, vec![w.into_inner(), ipc]);
+                    if let Some(f) = files.get_mut(file) {
+                        f.open_parts += 1;
+                        self.part_files.insert(id, f.path.clone());
+                    }
+                }
+                None
+            }
+            Request::Abandon { parts } => {
+                let shared = self.shared.clone();
+                let mut files = lock(&shared.wal_files);
+                for id in parts {
+                    if let Some(path) = self.part_files.remove(&id)
+                        && let Some(f) = files.iter_mut().find(|f| f.path == path)
+                    {
+                        f.open_parts = f.open_parts.saturating_sub(1);
+                    }
+                }
+                None
+            }
             Request::Commit {
-                txn,
+                mut txn,
                 committed,
                 durable,
             } => {
-                if txn.parts.is_empty() {
+                let txn_parts = txn.take_parts();
+                if txn_parts.is_empty() {
                     let lsn = self.shared.visible_lsn.load(Ordering::Acquire);
                     let _ = committed.send(Ok(Committed {
                         lsn,
@@ -953,12 +1121,12 @@ impl Committer {
                 // Body: per part a small header, then the part's IPC bytes as
                 // they are (written with the rest of the group in one
                 // vectored write, not copied into a record buffer).
-                let mut body: Vec<Vec<u8>> = Vec::with_capacity(txn.parts.len() * 2 + 1);
+                let mut body: Vec<Vec<u8>> = Vec::with_capacity(txn_parts.len() * 2 + 1);
                 let mut w = Writer::default();
-                w.u16(txn.parts.len() as u16);
-                let mut parts = Vec::with_capacity(txn.parts.len());
+                w.u16(txn_parts.len() as u16);
+                let mut parts = Vec::with_capacity(txn_parts.len());
                 let mut logged: Vec<u32> = Vec::new();
-                for part in txn.parts {
+                for part in txn_parts {
                     let id = part.table.id;
                     let next = reserved.entry(id).or_insert_with(|| {
                         part.table
@@ -989,13 +1157,33 @@ impl Committer {
                         }
                     }
                     w.patch_u32(count_at, sections);
-                    w.u32(part.ipc.len() as u32);
-                    body.push(std::mem::take(&mut w).into_inner());
-                    body.push(part.ipc);
+                    let end = first_row_id + part.batch.num_rows() as u64;
                     let mut files = lock(&self.shared.wal_files);
+                    match part.staged {
+                        Some(part_id) => {
+                            // The rows are in the Part record's file, which
+                            // they now pin as committed rows, not open ones.
+                            w.u8(1);
+                            w.u64(part_id);
+                            w.u64(part.batch.num_rows() as u64);
+                            body.push(std::mem::take(&mut w).into_inner());
+                            if let Some(path) = self.part_files.remove(&part_id)
+                                && let Some(f) = files.iter_mut().find(|f| f.path == path)
+                            {
+                                f.open_parts = f.open_parts.saturating_sub(1);
+                                let e = f.row_end.entry(id).or_insert(end);
+                                *e = (*e).max(end);
+                            }
+                        }
+                        None => {
+                            w.u8(0);
+                            w.u32(part.ipc.len() as u32);
+                            body.push(std::mem::take(&mut w).into_inner());
+                            body.push(part.ipc);
+                        }
+                    }
                     if let Some(f) = files.last_mut() {
-                        f.row_end
-                            .insert(id, first_row_id + part.batch.num_rows() as u64);
+                        f.row_end.insert(id, end);
                     }
                     drop(files);
                     parts.push((part.table, first_row_id, part.batch));
@@ -1183,7 +1371,7 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<()> {
 fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
     let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
     let mut files = lock(&shared.wal_files);
-    while files.len() > 1 {
+    while files.len() > 1 && files[0].open_parts == 0 {
         let covered = files[0].row_end.iter().all(|(id, end)| {
             catalog.by_id.get(id).is_none_or(|t| {
                 t.state

@@ -9,7 +9,8 @@
 //! 0       4     magic "QWAL"
 //! 4       4     crc32c of bytes 8 .. 24 + body_len
 //! 8       1     format version (1)
-//! 9       1     kind (1 = transaction, 2 = create table, 3 = add columns)
+//! 9       1     kind (1 = transaction, 2 = create table, 3 = add columns,
+//!                     4 = part staged ahead of its transaction)
 //! 10      2     reserved, 0
 //! 12      4     body_len (u32 LE)
 //! 16      8     lsn (u64 LE), strictly increasing across the log
@@ -48,6 +49,8 @@ pub enum RecordKind {
     CreateTable = 2,
     /// New columns on a table.
     AddColumns = 3,
+    /// Rows written ahead of the transaction that will commit them.
+    Part = 4,
 }
 
 impl RecordKind {
@@ -56,6 +59,7 @@ impl RecordKind {
             1 => Some(RecordKind::Transaction),
             2 => Some(RecordKind::CreateTable),
             3 => Some(RecordKind::AddColumns),
+            4 => Some(RecordKind::Part),
             _ => None,
         }
     }

@@ -372,3 +372,83 @@ fn read_only_open_sees_committed_rows_and_writes_nothing() {
             .is_err()
     );
 }
+
+#[test]
+fn staged_parts_commit_by_reference_and_vanish_when_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), Options::default()).unwrap();
+        let t = create(&db, "t");
+        let other = create(&db, "other");
+        // A group staged in three steps, across two tables, then committed.
+        let mut group = Transaction::new();
+        group.add(t.clone(), batch(&t, 0, 4)).unwrap();
+        db.stage(&mut group).unwrap();
+        let mut more = Transaction::new();
+        more.add(other.clone(), batch(&other, 0, 2)).unwrap();
+        more.add(t.clone(), batch(&t, 4, 3)).unwrap();
+        group.append(more);
+        db.stage(&mut group).unwrap();
+        let mut last = Transaction::new();
+        last.add(t.clone(), batch(&t, 7, 1)).unwrap();
+        group.append(last);
+        let r = db.commit(group, true);
+        r.committed.blocking_recv().unwrap().unwrap();
+        r.durable.unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!(rows(&db, "t"), expected(8));
+        assert_eq!(rows(&db, "other"), expected(2));
+        // A staged group that is dropped never appears.
+        let mut dropped = Transaction::new();
+        dropped.add(t.clone(), batch(&t, 100, 5)).unwrap();
+        db.stage(&mut dropped).unwrap();
+        drop(dropped);
+        // A staged group still open when the process dies never appears.
+        let mut open = Transaction::new();
+        open.add(t.clone(), batch(&t, 200, 5)).unwrap();
+        db.stage(&mut open).unwrap();
+        db.sync().blocking_recv().unwrap().unwrap();
+        copy_dir(dir.path(), copy.path());
+        commit(&db, vec![(t.clone(), batch(&t, 8, 2))], false);
+        assert_eq!(rows(&db, "t"), expected(10));
+        db.close();
+        std::mem::forget(open);
+    }
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(rows(&db, "t"), expected(10));
+    assert_eq!(rows(&db, "other"), expected(2));
+    let crashed = Database::open(copy.path(), Options::default()).unwrap();
+    assert_eq!(rows(&crashed, "t"), expected(8));
+}
+
+#[test]
+fn staged_parts_pin_their_wal_file_until_committed_and_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        seal_rows: 50,
+        wal_roll_size: 1024,
+        max_wal_files: 2,
+        ..Options::default()
+    };
+    let db = Database::open(dir.path(), options.clone()).unwrap();
+    let t = create(&db, "t");
+    let mut group = Transaction::new();
+    group.add(t.clone(), batch(&t, 1000, 3)).unwrap();
+    db.stage(&mut group).unwrap();
+    // Lots of other commits roll and seal the WAL meanwhile.
+    for i in 0..40 {
+        commit(&db, vec![(t.clone(), batch(&t, i * 10, 10))], false);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Committing the long-staged part still works, and survives reopening.
+    let r = db.commit(group, false);
+    r.committed.blocking_recv().unwrap().unwrap();
+    let before: Vec<_> = rows(&db, "t").iter().map(|r| r.1).collect();
+    db.close();
+    drop(db);
+    let db = Database::open(dir.path(), options).unwrap();
+    let after: Vec<_> = rows(&db, "t").iter().map(|r| r.1).collect();
+    assert_eq!(after, before);
+    assert_eq!(after.len(), 403);
+    assert!(after.ends_with(&[1000, 1001, 1002]));
+}

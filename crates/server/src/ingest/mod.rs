@@ -311,6 +311,11 @@ impl IngestSession {
             txn.add(table, batch)?;
         }
         self.pending.append(txn);
+        if message.defer_commit {
+            // Write the deferred rows to the WAL now, so the frame that
+            // commits the group only names them.
+            self.db.stage(&mut self.pending)?;
+        }
         Ok(Some(message.defer_commit))
     }
 
