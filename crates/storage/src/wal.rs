@@ -289,6 +289,9 @@ pub struct WalWriter {
     path: PathBuf,
     len: u64,
     roll_size: u64,
+    /// Earlier files written since the last sync. A sync covers them first,
+    /// so what is durable is always a prefix of the log.
+    unsynced: Vec<(PathBuf, File)>,
 }
 
 impl WalWriter {
@@ -317,6 +320,7 @@ impl WalWriter {
             path,
             len,
             roll_size,
+            unsynced: Vec::new(),
         })
     }
 
@@ -331,17 +335,18 @@ impl WalWriter {
         if self.len < self.roll_size {
             return Ok(None);
         }
-        self.file
-            .sync_data()
-            .map_err(StorageError::io("sync", &self.path))?;
+        // The old file is not fsync'd here: that would stall every commit
+        // behind it. The next sync does it, before the new file's.
         let path = file_name(&self.dir, next_lsn);
-        self.file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(StorageError::io("create", &path))?;
         sync_dir(&self.dir)?;
-        self.path = path.clone();
+        let old_file = std::mem::replace(&mut self.file, file);
+        let old_path = std::mem::replace(&mut self.path, path.clone());
+        self.unsynced.push((old_path, old_file));
         self.len = 0;
         Ok(Some(path))
     }
@@ -377,8 +382,13 @@ impl WalWriter {
         Ok(())
     }
 
-    /// `fdatasync` of the current file: everything appended is durable.
+    /// `fdatasync` of every file written since the last sync, oldest first:
+    /// everything appended is durable.
     pub fn sync(&mut self) -> Result<()> {
+        for (path, file) in &self.unsynced {
+            file.sync_data().map_err(StorageError::io("sync", path))?;
+        }
+        self.unsynced.clear();
         self.file
             .sync_data()
             .map_err(StorageError::io("sync", &self.path))
