@@ -6,7 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mimalloc::MiMalloc;
 use quiver_server::{ServeConfig, serve, tools};
+
+/// Ingest allocates and frees column buffers of a few MiB per frame; mimalloc
+/// reuses them where the system allocator maps and zeroes fresh pages.
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(
