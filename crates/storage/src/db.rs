@@ -154,7 +154,8 @@ impl Transaction {
             return Ok(());
         }
         table.check_batch(&batch)?;
-        let mut ipc = Vec::new();
+        // Sized up front: growing it page by page showed up in profiles.
+        let mut ipc = Vec::with_capacity(batch.get_array_memory_size() + 4096);
         {
             let mut w = StreamWriter::try_new(&mut ipc, &batch.schema())?;
             w.write(&batch)?;
