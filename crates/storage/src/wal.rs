@@ -174,79 +174,38 @@ pub struct Recovered {
 /// Reads the whole log, cutting a torn tail (see the module docs). Running
 /// it again on the result finds the same records and cuts nothing.
 pub fn recover(dir: &Path) -> Result<Recovered> {
-    let files = list_files(dir)?;
-    let mut out = Recovered::default();
-    let mut last_lsn: Option<u64> = None;
-    for (index, (first_lsn, path)) in files.iter().enumerate() {
-        let bytes = fs::read(path).map_err(StorageError::io("read", path))?;
-        let is_last = index + 1 == files.len();
-        let mut pos = 0usize;
-        while pos < bytes.len() {
-            match parse_record(&bytes[pos..]) {
-                Some((kind, lsn, body, len)) => {
-                    if last_lsn.is_some_and(|l| lsn <= l) || (pos == 0 && lsn != *first_lsn) {
-                        return Err(StorageError::Corrupt {
-                            path: path.clone(),
-                            offset: pos as u64,
-                            reason: "log sequence numbers out of order",
-                        });
-                    }
-                    last_lsn = Some(lsn);
-                    out.records.push((
-                        path.clone(),
-                        Record {
-                            kind,
-                            lsn,
-                            body: body.to_vec(),
-                        },
-                    ));
-                    pos += len;
-                }
-                None => {
-                    let followed = valid_record_after(&bytes, pos + 1)
-                        || files[index + 1..].iter().any(|(_, p)| {
-                            fs::read(p)
-                                .map(|b| valid_record_after(&b, 0))
-                                .unwrap_or(false)
-                        });
-                    if !is_last || followed {
-                        return Err(StorageError::Corrupt {
-                            path: path.clone(),
-                            offset: pos as u64,
-                            reason: "invalid record followed by valid ones",
-                        });
-                    }
-                    let cut = (bytes.len() - pos) as u64;
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(StorageError::io("open", path))?;
-                    f.set_len(pos as u64)
-                        .map_err(StorageError::io("truncate", path))?;
-                    f.sync_all().map_err(StorageError::io("sync", path))?;
-                    tracing::warn!(path = %path.display(), offset = pos, cut, "cut a torn WAL tail");
-                    out.cut_bytes = cut;
-                    break;
-                }
-            }
-        }
-    }
-    out.next_lsn = last_lsn.map_or_else(|| files.last().map_or(1, |(f, _)| (*f).max(1)), |l| l + 1);
-    Ok(out)
+    scan(dir, true)
 }
 
 /// Reads the log without changing it, stopping at the first invalid record
 /// (a writer may be in the middle of appending it).
 pub fn read_only(dir: &Path) -> Result<Recovered> {
+    scan(dir, false)
+}
+
+/// Reads every record in order. At the first invalid one, `repair` cuts a
+/// torn tail (or refuses corruption); otherwise reading just stops there.
+fn scan(dir: &Path, repair: bool) -> Result<Recovered> {
+    let files = list_files(dir)?;
     let mut out = Recovered::default();
-    let mut last_lsn = None;
-    'files: for (_, path) in list_files(dir)? {
-        let bytes = fs::read(&path).map_err(StorageError::io("read", &path))?;
-        let mut pos = 0;
+    let mut last_lsn: Option<u64> = None;
+    'files: for (index, (first_lsn, path)) in files.iter().enumerate() {
+        let bytes = fs::read(path).map_err(StorageError::io("read", path))?;
+        let mut pos = 0usize;
         while pos < bytes.len() {
             let Some((kind, lsn, body, len)) = parse_record(&bytes[pos..]) else {
+                if repair {
+                    out.cut_bytes = cut_torn_tail(&files, index, &bytes, pos)?;
+                }
                 break 'files;
             };
+            if last_lsn.is_some_and(|l| lsn <= l) || (pos == 0 && lsn != *first_lsn) {
+                return Err(StorageError::Corrupt {
+                    path: path.clone(),
+                    offset: pos as u64,
+                    reason: "log sequence numbers out of order",
+                });
+            }
             last_lsn = Some(lsn);
             out.records.push((
                 path.clone(),
@@ -259,8 +218,38 @@ pub fn read_only(dir: &Path) -> Result<Recovered> {
             pos += len;
         }
     }
-    out.next_lsn = last_lsn.map_or(1, |l| l + 1);
+    out.next_lsn = last_lsn.map_or_else(|| files.last().map_or(1, |(f, _)| (*f).max(1)), |l| l + 1);
     Ok(out)
+}
+
+/// An invalid record at `pos` of file `index`: a torn tail if it is in the
+/// last file and no valid record follows anywhere, which is cut (and
+/// logged); otherwise corruption. Returns the bytes cut.
+fn cut_torn_tail(files: &[(u64, PathBuf)], index: usize, bytes: &[u8], pos: usize) -> Result<u64> {
+    let path = &files[index].1;
+    let followed = valid_record_after(bytes, pos + 1)
+        || files[index + 1..].iter().any(|(_, p)| {
+            fs::read(p)
+                .map(|b| valid_record_after(&b, 0))
+                .unwrap_or(false)
+        });
+    if index + 1 != files.len() || followed {
+        return Err(StorageError::Corrupt {
+            path: path.clone(),
+            offset: pos as u64,
+            reason: "invalid record followed by valid ones",
+        });
+    }
+    let cut = (bytes.len() - pos) as u64;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(StorageError::io("open", path))?;
+    f.set_len(pos as u64)
+        .map_err(StorageError::io("truncate", path))?;
+    f.sync_all().map_err(StorageError::io("sync", path))?;
+    tracing::warn!(path = %path.display(), offset = pos, cut, "cut a torn WAL tail");
+    Ok(cut)
 }
 
 /// Whether a valid record starts anywhere at or after `from`.
