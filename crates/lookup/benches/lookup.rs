@@ -370,11 +370,16 @@ fn rss_child(which: &str) {
     );
 }
 
-/// `QUIVER_LOOKUP_BENCH_PROFILE=feather:1000` (or `sqlite:K`): only run
-/// that provider's lookups of K keys for ten seconds, e.g. under `perf`.
+/// `QUIVER_LOOKUP_BENCH_PROFILE=feather:1000` (or `sqlite:K`, or
+/// `feather:1000:0,2` for a projection): only run that provider's lookups
+/// of K keys for ten seconds, e.g. under `perf`.
 fn profile(spec: &str) {
-    let (which, k) = spec.split_once(':').expect("provider:K");
-    let k: usize = k.parse().expect("K");
+    let mut parts = spec.split(':');
+    let which = parts.next().expect("provider:K");
+    let k: usize = parts.next().expect("K").parse().expect("K");
+    let projection: Option<Vec<usize>> = parts
+        .next()
+        .map(|p| p.split(',').map(|c| c.parse().expect("column")).collect());
     let n = rows();
     let p = paths(n);
     let ids = rowids(n);
@@ -393,10 +398,10 @@ fn profile(spec: &str) {
     };
     let t = Instant::now();
     let mut calls = 0u64;
-    while t.elapsed() < Duration::from_secs(10) {
+    while t.elapsed() < Duration::from_secs(4) {
         for set in &sets {
             black_box(
-                rt.block_on(provider.fetch_by_keys(set, "rowid", None))
+                rt.block_on(provider.fetch_by_keys(set, "rowid", projection.as_deref()))
                     .unwrap(),
             );
             calls += 1;

@@ -614,34 +614,32 @@ impl FeatherLookupProvider {
         let hi = keys.partition_point(|&k| k <= max);
         let keys = &keys[lo..hi];
 
-        // Pass 1: for each key, its batch (coarse index), a guess of its
+        // Pass 1: for each key, its batch (coarse index) and a guess of its
         // position by interpolating between the batch's first key and the
-        // next batch's, and the key at the guess. The loads of different
-        // keys do not depend on each other, so the CPU overlaps their cache
-        // and TLB misses instead of paying them one after another.
+        // next batch's, with a prefetch of the key at the guess. The loads
+        // of different keys do not depend on each other, so the CPU
+        // overlaps their cache and TLB misses instead of paying them one
+        // after another.
         let mut batches: Vec<&Decoded> = Vec::new();
-        let mut probes: Vec<(usize, usize, u64)> = Vec::with_capacity(keys.len());
+        let mut probes: Vec<(usize, usize)> = Vec::with_capacity(keys.len());
         let mut i = 0;
         while i < keys.len() {
             // The last batch whose first key is <= keys[i].
             let e = file.index.partition_point(|&f| f <= keys[i]) - 1;
             let first = file.index[e];
-            let (end, span) = match file.index.get(e + 1) {
-                Some(&next) => (
-                    i + keys[i..].partition_point(|&k| k < next),
-                    next - 1 - first,
-                ),
-                None => (keys.len(), max - first),
+            let (end, upper) = match file.index.get(e + 1) {
+                Some(&next) => (i + keys[i..].partition_point(|&k| k < next), next - 1),
+                None => (keys.len(), max),
             };
             let decoded = file.batch(file.index_batch[e])?;
             let last = decoded.keys.len() - 1;
+            let span = u128::from((upper - first).max(1));
             let source = batches.len();
             batches.push(decoded);
             for &k in &keys[i..end] {
-                let guess =
-                    (u128::from(k - first) * last as u128 / u128::from(span.max(1))) as usize;
-                let guess = guess.min(last);
-                probes.push((source, guess, decoded.keys.get(guess)));
+                let guess = ((u128::from(k - first) * last as u128 / span) as usize).min(last);
+                decoded.keys.prefetch(guess);
+                probes.push((source, guess));
             }
             i = end;
         }
@@ -649,9 +647,9 @@ impl FeatherLookupProvider {
         // only if the key there is the one asked for (the exact-match guard:
         // an absent key never aliases onto a neighbour).
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(keys.len());
-        for (&k, &(source, guess, probe)) in keys.iter().zip(&probes) {
+        for (&k, &(source, guess)) in keys.iter().zip(&probes) {
             let column = &batches[source].keys;
-            let pos = column.lower_bound_from(k, guess, probe);
+            let pos = column.lower_bound_from(k, guess, column.get(guess));
             if pos < column.len() && column.get(pos) == k {
                 picks.push((source, pos));
             }

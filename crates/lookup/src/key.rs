@@ -225,6 +225,14 @@ impl KeyColumn {
         })
     }
 
+    /// Hints the CPU to load key `i` (no effect past the end).
+    #[inline]
+    pub(crate) fn prefetch(&self, i: usize) {
+        with_slice!(self, |s, _f| crate::gather::prefetch(
+            s.as_ptr().wrapping_add(i)
+        ))
+    }
+
     /// Appends every key, in the `u64` domain, to `out`.
     pub(crate) fn extend_into(&self, out: &mut Vec<u64>) {
         with_slice!(self, |s, f| out.extend(s.iter().map(|&v| f(v))))

@@ -64,11 +64,14 @@
 //!
 //! # Safety
 //!
-//! The only `unsafe` is the `mmap` of a sidecar (in [`feather`]); it relies
-//! on the file not being modified while mapped, which Quiver's writers
-//! guarantee by publishing through a rename. Everything read from the
-//! mapping is bounds-checked first, so corrupt, truncated or foreign files
-//! are errors, never panics.
+//! `unsafe` appears in three places. The `mmap` of a sidecar (in
+//! [`feather`]) relies on the file not being modified while mapped, which
+//! Quiver's writers guarantee by publishing through a rename. Everything
+//! read from the mapping is bounds-checked first, so corrupt, truncated or
+//! foreign files are errors, never panics. The lookup gather (`gather.rs`)
+//! issues CPU prefetch hints, which cannot fault, and builds string arrays
+//! from whole values of already-valid arrays without re-validating their
+//! UTF-8 (both measured: they are most of the speed of a K = 1000 lookup).
 //!
 //! [`TableProvider`]: datafusion::catalog::TableProvider
 
