@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub seal_rows: u64,
     /// Start a new WAL file past this many bytes.
     pub wal_roll_bytes: u64,
+    /// Past this many bytes of unsealed rows, ingest waits for sealing.
+    pub max_unsealed_bytes: usize,
     /// How long shutdown waits for connections to finish their frames.
     pub shutdown_grace: Duration,
 }
@@ -55,6 +57,7 @@ impl Default for ServeConfig {
             sync_every_commit: false,
             seal_rows: Options::default().seal_rows,
             wal_roll_bytes: Options::default().wal_roll_size,
+            max_unsealed_bytes: Options::default().max_unsealed_bytes,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -109,6 +112,7 @@ pub async fn serve(
         sync_every_commit: config.sync_every_commit,
         seal_rows: config.seal_rows,
         wal_roll_size: config.wal_roll_bytes,
+        max_unsealed_bytes: config.max_unsealed_bytes,
         ..Options::default()
     };
     let data_dir = config.data_dir.clone();

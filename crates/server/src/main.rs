@@ -44,6 +44,10 @@ enum Command {
         /// Start a new WAL file past this many bytes.
         #[arg(long, env = "QUIVER_WAL_ROLL_BYTES", default_value_t = 64 << 20)]
         wal_roll_bytes: u64,
+        /// Past this many bytes of unsealed rows in memory (all tables), seal
+        /// every table and stop reading ingest sockets until sealing catches up.
+        #[arg(long, env = "QUIVER_MAX_UNSEALED_BYTES", default_value_t = 512 << 20)]
+        max_unsealed_bytes: usize,
     },
     /// List tables with their columns, types and committed row counts.
     Tables {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
             sync_every_commit,
             seal_rows,
             wal_roll_bytes,
+            max_unsealed_bytes,
         } => {
             let config = ServeConfig {
                 data_dir,
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
                 sync_every_commit,
                 seal_rows,
                 wal_roll_bytes,
+                max_unsealed_bytes,
                 ..ServeConfig::default()
             };
             match tokio::runtime::Builder::new_multi_thread()

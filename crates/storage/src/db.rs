@@ -40,14 +40,16 @@
 //! When a table's memtable passes `seal_rows` or `seal_bytes`, a sealer
 //! thread writes its oldest rows to a segment, records it in the table's
 //! manifest (with the symbol dictionaries), drops those rows from memory and
-//! deletes WAL files whose every row is now sealed. Memory is bounded by the
-//! thresholds times the number of tables.
+//! deletes WAL files whose every row is now sealed. Memory is bounded by
+//! `max_unsealed_bytes` across tables: past it every table is sealed and
+//! [`Database::memory_available`] holds ingest back until the sealer (that
+//! is, the disk) has caught up.
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -57,7 +59,7 @@ use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Result, StorageError};
@@ -86,6 +88,12 @@ pub struct Options {
     /// sealed whatever their size, so a quiet table cannot pin the log
     /// (default 4).
     pub max_wal_files: usize,
+    /// Past this many bytes of unsealed rows in memory, across all tables,
+    /// every table is sealed whatever its size and
+    /// [`Database::memory_available`] waits (ingest stops reading its
+    /// sockets) until sealing brings memory back under it, so memory stays
+    /// bounded when ingest outpaces the disk (default 512 MiB).
+    pub max_unsealed_bytes: usize,
 }
 
 impl Default for Options {
@@ -98,6 +106,7 @@ impl Default for Options {
             segment_batch_rows: 65_536,
             read_only: false,
             max_wal_files: 4,
+            max_unsealed_bytes: 512 << 20,
         }
     }
 }
@@ -269,6 +278,17 @@ struct Shared {
     wal_files: Mutex<Vec<WalFileRows>>,
     /// Next staged-part id (unique across the WAL's lifetime).
     next_part_id: AtomicU64,
+    /// Bytes of memtable rows across all tables (see
+    /// [`Options::max_unsealed_bytes`]).
+    unsealed_bytes: AtomicUsize,
+    /// Woken after every seal, for [`Database::memory_available`].
+    sealed: Notify,
+}
+
+impl Shared {
+    fn over_memory_limit(&self) -> bool {
+        self.unsealed_bytes.load(Ordering::Acquire) > self.options.max_unsealed_bytes
+    }
 }
 
 #[derive(Debug, Default)]
@@ -341,6 +361,15 @@ impl Database {
             }
         }
         let (seal_tx, seal_rx) = mpsc::channel::<Arc<Table>>();
+        if shared.over_memory_limit() {
+            // The replayed WAL alone is over the limit: seal before ingest
+            // waits on it.
+            let mut all = Vec::new();
+            force_seal_all(&shared, &mut all);
+            for (t, _) in all {
+                let _ = seal_tx.send(t);
+            }
+        }
         let (tx, rx) = mpsc::channel::<Request>();
         let committer = {
             let shared = shared.clone();
@@ -555,6 +584,16 @@ impl Database {
                 "WAL replayed"
             );
         }
+        let unsealed_bytes = catalog
+            .by_id
+            .values()
+            .map(|t| {
+                t.state
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .memtable_bytes
+            })
+            .sum();
         let shared = Shared {
             dir: dir.to_path_buf(),
             options: options.clone(),
@@ -563,6 +602,8 @@ impl Database {
             poisoned: Mutex::new(None),
             wal_files: Mutex::new(wal_files),
             next_part_id: AtomicU64::new(max_part_id + 1),
+            unsealed_bytes: AtomicUsize::new(unsealed_bytes),
+            sealed: Notify::new(),
         };
         Ok((shared, recovered.next_lsn))
     }
@@ -703,6 +744,38 @@ impl Database {
             txn.abandon = Some(self.requests.clone());
         }
         self.send(Request::Stage { parts })
+    }
+
+    /// Bytes of committed rows held in memtables (not yet sealed), across
+    /// all tables.
+    pub fn unsealed_bytes(&self) -> usize {
+        self.shared.unsealed_bytes.load(Ordering::Acquire)
+    }
+
+    /// Whether unsealed rows exceed [`Options::max_unsealed_bytes`]; ingest
+    /// should then wait for [`Database::memory_available`] before taking
+    /// more rows.
+    pub fn over_memory_limit(&self) -> bool {
+        self.shared.over_memory_limit()
+    }
+
+    /// Resolves once unsealed rows are back under
+    /// [`Options::max_unsealed_bytes`] (at once if they are). Going over the
+    /// limit makes the committer hand every table to the sealer, and the
+    /// sealer keeps sealing until memory is under it, so this resolves as
+    /// fast as the disk takes the segments (unless sealing fails, which is
+    /// logged; the rows then stay in memory and in the WAL).
+    pub async fn memory_available(&self) {
+        loop {
+            let mut sealed = std::pin::pin!(self.shared.sealed.notified());
+            // Register before checking, so a seal finishing in between
+            // still wakes us.
+            sealed.as_mut().enable();
+            if !self.shared.over_memory_limit() {
+                return;
+            }
+            sealed.await;
+        }
     }
 
     /// Waits until everything committed so far is fsync'd.
@@ -889,11 +962,14 @@ impl Committer {
                     } => {
                         let mut names = Vec::new();
                         for (table, first_row_id, batch) in parts {
-                            table.append(StoredBatch {
+                            let bytes = table.append(StoredBatch {
                                 lsn,
                                 first_row_id,
                                 batch,
                             });
+                            self.shared
+                                .unsealed_bytes
+                                .fetch_add(bytes, Ordering::AcqRel);
                             let name = table.schema().name.clone();
                             if !names.contains(&name) {
                                 names.push(name);
@@ -949,6 +1025,9 @@ impl Committer {
                 Err(e) => self.set_poisoned(&e),
             }
             self.seal_tables_pinning_old_wal_files(&mut touched);
+            if self.shared.over_memory_limit() {
+                force_seal_all(&self.shared, &mut touched);
+            }
             for (t, force) in touched {
                 let state = t.state.read().unwrap_or_else(|p| p.into_inner());
                 let unsealed = state.next_row_id - state.sealed_row_end;
@@ -1252,26 +1331,64 @@ impl Committer {
     }
 }
 
+/// Adds every table holding unsealed rows to `touched`, marked for sealing
+/// whatever its size (memory is over [`Options::max_unsealed_bytes`]).
+fn force_seal_all(shared: &Shared, touched: &mut Vec<(Arc<Table>, bool)>) {
+    let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
+    for t in catalog.by_id.values() {
+        if t.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .memtable
+            .is_empty()
+        {
+            continue;
+        }
+        match touched.iter_mut().find(|(x, _)| Arc::ptr_eq(x, t)) {
+            Some(entry) => entry.1 = true,
+            None => touched.push((t.clone(), true)),
+        }
+    }
+}
+
 fn sealer_loop(shared: &Shared, rx: Receiver<Arc<Table>>) {
     while let Ok(table) = rx.recv() {
-        if let Err(e) = seal(shared, &table) {
-            tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
-            table
-                .state
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .sealing = false;
+        let mut queue = vec![table];
+        while let Some(table) = queue.pop() {
+            match seal(shared, &table) {
+                Ok(0) => {}
+                Ok(_) => {
+                    // Rows committed while this seal ran may keep memory
+                    // over the limit with no commit left to notice (ingest
+                    // is waiting): seal again until it is under.
+                    if shared.over_memory_limit() && queue.is_empty() {
+                        let mut all = Vec::new();
+                        force_seal_all(shared, &mut all);
+                        queue.extend(all.into_iter().map(|(t, _)| t));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
+                    table
+                        .state
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .sealing = false;
+                }
+            }
+            shared.sealed.notify_waiters();
         }
     }
 }
 
 /// Seals the oldest visible memtable rows of `table` (see the module docs).
-fn seal(shared: &Shared, table: &Arc<Table>) -> Result<()> {
+/// Returns the rows sealed.
+fn seal(shared: &Shared, table: &Arc<Table>) -> Result<u64> {
     let visible = shared.visible_lsn.load(Ordering::Acquire);
     let (batches, first_row_id) = {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
         if state.sealing {
-            return Ok(());
+            return Ok(0);
         }
         let batches: Vec<StoredBatch> = state
             .memtable
@@ -1280,7 +1397,7 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<()> {
             .cloned()
             .collect();
         if batches.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         state.sealing = true;
         (batches, state.sealed_row_end)
@@ -1335,13 +1452,18 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<()> {
     )?;
     let manifest = {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut freed = 0;
         for _ in 0..batches.len() {
             if let Some(b) = state.memtable.pop_front() {
-                state.memtable_bytes = state
-                    .memtable_bytes
-                    .saturating_sub(b.batch.get_array_memory_size());
+                freed += b.batch.get_array_memory_size();
             }
         }
+        state.memtable_bytes = state.memtable_bytes.saturating_sub(freed);
+        let _ = shared
+            .unsealed_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(freed))
+            });
         state.sealed_row_end += rows;
         debug_assert_eq!(state.sealed_row_end, first_row_id + rows, "invariant 1");
         state.segments.push(Arc::new(segment));
@@ -1365,7 +1487,8 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "sealed a segment"
     );
-    remove_sealed_wal_files(shared)
+    remove_sealed_wal_files(shared)?;
+    Ok(rows)
 }
 
 /// Deletes WAL files (except the newest) whose rows are all sealed.

@@ -159,15 +159,18 @@ impl Table {
     }
 
     /// Appends committed rows (the committer, holding the commit order).
-    pub(crate) fn append(&self, stored: StoredBatch) {
+    /// Returns the bytes they hold in memory.
+    pub(crate) fn append(&self, stored: StoredBatch) -> usize {
         let mut state = write_lock(&self.state);
         debug_assert_eq!(
             stored.first_row_id, state.next_row_id,
             "invariant 1: dense row ids"
         );
         state.next_row_id += stored.batch.num_rows() as u64;
-        state.memtable_bytes += stored.batch.get_array_memory_size();
+        let bytes = stored.batch.get_array_memory_size();
+        state.memtable_bytes += bytes;
         state.memtable.push_back(stored);
+        bytes
     }
 
     /// A consistent view of the rows committed at or before `visible_lsn`.

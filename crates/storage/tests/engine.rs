@@ -452,3 +452,59 @@ fn staged_parts_pin_their_wal_file_until_committed_and_sealed() {
     assert_eq!(after.len(), 403);
     assert!(after.ends_with(&[1000, 1001, 1002]));
 }
+
+#[test]
+fn memory_over_the_limit_seals_every_table_and_holds_ingest_until_under() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        // Thresholds no table reaches: only the memory limit can seal.
+        seal_rows: u64::MAX,
+        seal_bytes: usize::MAX,
+        max_unsealed_bytes: 64 << 10,
+        ..Options::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let wait_for_memory = |db: &Database| {
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(30), db.memory_available())
+                .await
+                .expect("memory_available did not resolve: nothing sealed the tables")
+        })
+    };
+    {
+        let db = Database::open(dir.path(), options.clone()).unwrap();
+        let t = create(&db, "t");
+        let other = create(&db, "other");
+        // A small table first, then one commit that alone passes the limit.
+        commit(&db, vec![(other.clone(), batch(&other, 0, 10))], false);
+        assert!(!db.over_memory_limit());
+        commit(&db, vec![(t.clone(), batch(&t, 0, 5000))], false);
+        wait_for_memory(&db);
+        assert!(db.unsealed_bytes() <= 64 << 10, "{}", db.unsealed_bytes());
+        // Both tables get sealed, the small one too (possibly just after
+        // memory is back under the limit).
+        assert_eq!(db.snapshot("t").unwrap().segments().len(), 1);
+        for _ in 0..3000 {
+            if !db.snapshot("other").unwrap().segments().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(db.snapshot("other").unwrap().segments().len(), 1);
+        // Ingest that keeps waiting for memory loses nothing.
+        for i in 1..20 {
+            commit(&db, vec![(t.clone(), batch(&t, i * 5000, 5000))], false);
+            wait_for_memory(&db);
+            assert!(db.unsealed_bytes() <= 64 << 10);
+        }
+        assert_eq!(rows(&db, "t"), expected(100_000));
+        assert_eq!(rows(&db, "other"), expected(10));
+        db.close();
+    }
+    let db = Database::open(dir.path(), options).unwrap();
+    assert_eq!(rows(&db, "t"), expected(100_000));
+    assert_eq!(db.unsealed_bytes(), 0);
+}

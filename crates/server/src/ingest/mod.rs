@@ -13,8 +13,11 @@
 //!   applied; nothing of it is applied, the pending group is dropped, and the
 //!   session ignores later frames until the client reconnects (SPEC §9.2).
 //!
-//! Backpressure: at most [`SessionOptions::max_in_flight`] commits are
-//! outstanding; past that the session stops reading the socket.
+//! Backpressure: the session stops reading the socket while
+//! [`SessionOptions::max_in_flight`] commits are outstanding, and while
+//! storage holds more unsealed rows than it may
+//! ([`Database::memory_available`]), so memory stays bounded when clients
+//! send faster than the disk takes segments.
 
 pub mod convert;
 
@@ -133,6 +136,7 @@ enum Event {
     Ack(Option<Resolved>),
     Durable(Option<(Vec<String>, u64, bool)>),
     Frame(Option<Result<Message, WsError>>),
+    MemoryAvailable,
     Stop,
 }
 
@@ -158,6 +162,8 @@ impl IngestSession {
     pub async fn run(mut self, mut ws: Ws, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
         let mut stopping = *stop.borrow();
         let mut closed = false;
+        let mut waiting_for_memory = false;
+        let mut memory_waits = 0u64;
         loop {
             if stopping && self.acks.is_empty() && self.durable.is_empty() {
                 break;
@@ -165,11 +171,25 @@ impl IngestSession {
             if closed && self.acks.is_empty() && self.durable.is_empty() {
                 break;
             }
-            let can_read = !stopping && !closed && self.acks.len() < self.options.max_in_flight;
+            let wants_read = !stopping && !closed && self.acks.len() < self.options.max_in_flight;
+            let memory_full = wants_read && self.db.over_memory_limit();
+            if memory_full && !waiting_for_memory {
+                memory_waits += 1;
+                let unsealed_bytes = self.db.unsealed_bytes();
+                if memory_waits == 1 {
+                    tracing::info!(%peer, unsealed_bytes, "ingest paused: unsealed rows over the memory limit; waiting for sealing (later pauses of this session log at debug)");
+                } else {
+                    tracing::debug!(%peer, unsealed_bytes, "ingest paused for sealing");
+                }
+            }
+            waiting_for_memory = memory_full;
+            let can_read = wants_read && !memory_full;
+            let db = self.db.clone();
             let event = tokio::select! {
                 biased;
                 item = next_ack(&mut self.acks), if !self.acks.is_empty() => Event::Ack(item),
                 d = next_durable(&mut self.durable), if !self.durable.is_empty() => Event::Durable(d),
+                _ = db.memory_available(), if memory_full => Event::MemoryAvailable,
                 msg = ws.next(), if can_read => Event::Frame(msg),
                 _ = stop.changed(), if !stopping => Event::Stop,
             };
@@ -240,13 +260,14 @@ impl IngestSession {
                     }
                     closed = true;
                 }
+                Event::MemoryAvailable => {}
                 Event::Stop => stopping = true,
             }
         }
         if stopping && !closed {
             close(&mut ws, CloseCode::Away, "server shutting down").await;
         }
-        tracing::info!(%peer, frames = self.next_seq, bytes = self.bytes, rows = self.rows, "ingest session ended");
+        tracing::info!(%peer, frames = self.next_seq, bytes = self.bytes, rows = self.rows, memory_waits, "ingest session ended");
     }
 
     async fn handle_frame(&mut self, bytes: &[u8], seq: i64) {
