@@ -211,6 +211,59 @@ fn schema_mismatch_names_table_column_and_both_types() {
 }
 
 #[test]
+fn a_value_that_does_not_fit_leaves_no_new_table_or_column() {
+    let mut server = TestServer::start();
+    let mut c = RawClient::connect(&server.addr(), false);
+    let f = good_frame(&mut c, "typed", 1);
+    c.send_raw(f).unwrap();
+    assert!(matches!(c.read_ack(), Ok(Ack::Ok(0, _))));
+    // DOUBLE into the LONG column `v` is a legal coercion for whole
+    // numbers; 2.5 is not one. The same frame would create a table and add
+    // a column to `typed`.
+    let mut doubles = quiver_qwp::ColumnBuilder::new(quiver_qwp::TypeCode::Double);
+    for v in [2.0, 2.5] {
+        doubles.push(Some(&quiver_qwp::Value::Double(v))).unwrap();
+    }
+    let doubles = doubles.finish(quiver_qwp::NullEncoding::Bitmap);
+    let (delta, _) = c.register(&[]);
+    let msg = message(
+        delta,
+        false,
+        vec![
+            block(
+                "brand_new",
+                vec![("v", longs([5, 6])), ("", timestamps([1, 2]))],
+            ),
+            block(
+                "typed",
+                vec![
+                    ("fresh", longs([7, 8])),
+                    ("v", doubles),
+                    ("", timestamps([3, 4])),
+                ],
+            ),
+        ],
+    );
+    c.send(&msg).unwrap();
+    expect_error(
+        &mut c,
+        0x03,
+        1,
+        "[table=typed, column=v, stored=LONG, sent=DOUBLE]",
+    );
+    let db = server.storage();
+    assert!(db.table("brand_new").is_none(), "the frame created a table");
+    let schema = db.table("typed").unwrap().schema();
+    assert!(
+        schema.column_index("fresh").is_none(),
+        "the frame added a column: {:?}",
+        schema.columns
+    );
+    assert_eq!(committed_rows(&server, "typed"), 1);
+    assert_eq!(server.stop().code(), Some(0));
+}
+
+#[test]
 fn oversized_and_text_frames_close_the_connection() {
     let mut server = TestServer::start();
     let mut c = RawClient::connect(&server.addr(), false);

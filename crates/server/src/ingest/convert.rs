@@ -116,6 +116,17 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
+/// A block whose values for existing columns are converted (see
+/// [`BlockConverter::prepare`]).
+#[derive(Debug)]
+pub struct PreparedBlock {
+    /// Index into the block's columns and the column type, for every column
+    /// that is stored.
+    columns: Vec<(usize, ColumnType)>,
+    /// The converted values of those columns that already existed.
+    arrays: Vec<Option<ArrayRef>>,
+}
+
 impl BlockConverter {
     /// A converter for a new connection.
     pub fn new(db: Arc<Database>) -> Self {
@@ -172,15 +183,21 @@ impl BlockConverter {
         Ok(())
     }
 
-    /// The rows of `block` as a batch of its table's stored columns.
-    pub async fn convert(
+    /// Converts the values of `block` that go into columns its table
+    /// already has, creating nothing. A frame is prepared whole (every
+    /// block) before [`BlockConverter::finish`] creates any table or column,
+    /// so a value that does not fit its column (out of range when
+    /// narrowing, a coarser geohash) rejects the frame with the schema left
+    /// as it was. Columns that do not exist yet take the type that was sent,
+    /// which every value fits.
+    pub fn prepare(
         &mut self,
         block: &TableBlock<'_>,
         dictionary: &SymbolDictionary,
-    ) -> Result<(Arc<Table>, RecordBatch), IngestError> {
+    ) -> Result<PreparedBlock, IngestError> {
         let name = &*block.name;
         // Column types, skipping array columns whose rank is unknown.
-        let mut columns: Vec<(&Column<'_>, ColumnType)> = Vec::with_capacity(block.columns.len());
+        let mut columns: Vec<(usize, ColumnType)> = Vec::with_capacity(block.columns.len());
         for (i, c) in block.columns.iter().enumerate() {
             if block.columns[..i]
                 .iter()
@@ -192,10 +209,41 @@ impl BlockConverter {
                 ));
             }
             if let Some(t) = column_type_for(c)? {
-                columns.push((c, t));
+                columns.push((i, t));
             }
         }
+        let mut arrays = vec![None; columns.len()];
+        if let Some(table) = self.db.table(name) {
+            let schema = table.schema();
+            for ((i, _), slot) in columns.iter().zip(&mut arrays) {
+                let c = &block.columns[*i];
+                let index = match c.name.is_empty() {
+                    true => schema.designated_timestamp,
+                    false => schema.column_index(&c.name),
+                };
+                if let Some(index) = index {
+                    *slot =
+                        Some(self.column_array(&table, &schema.columns[index], c, dictionary)?);
+                }
+            }
+        }
+        Ok(PreparedBlock { columns, arrays })
+    }
 
+    /// The rows of a prepared `block` as a batch of its table's stored
+    /// columns: creates the table and adds missing columns first.
+    pub async fn finish(
+        &mut self,
+        block: &TableBlock<'_>,
+        prepared: PreparedBlock,
+        dictionary: &SymbolDictionary,
+    ) -> Result<(Arc<Table>, RecordBatch), IngestError> {
+        let name = &*block.name;
+        let PreparedBlock { columns, arrays } = prepared;
+        let columns: Vec<(&Column<'_>, ColumnType)> = columns
+            .into_iter()
+            .map(|(i, t)| (&block.columns[i], t))
+            .collect();
         let table = match self.db.table(name) {
             Some(t) => t,
             None => {
@@ -221,9 +269,9 @@ impl BlockConverter {
 
         let rows = block.row_count as usize;
         let mut fields: Vec<Field> = Vec::with_capacity(columns.len() + 1);
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len() + 1);
+        let mut out: Vec<ArrayRef> = Vec::with_capacity(columns.len() + 1);
         let mut designated_done = false;
-        for (c, _) in &columns {
+        for ((c, _), prepared) in columns.iter().zip(arrays) {
             let index = if c.name.is_empty() {
                 match schema.designated_timestamp {
                     Some(i) => i,
@@ -238,23 +286,26 @@ impl BlockConverter {
                 schema.column_index(&c.name).expect("added above")
             };
             let target = &schema.columns[index];
-            let mut array = self.column_array(&table, target, c, dictionary)?;
+            let mut array = match prepared {
+                Some(a) => a,
+                None => self.column_array(&table, target, c, dictionary)?,
+            };
             if Some(index) == schema.designated_timestamp {
                 designated_done = true;
                 array = fill_designated(array, &target.column_type);
             }
             fields.push(target.stored_field());
-            arrays.push(array);
+            out.push(array);
         }
         if let (Some(i), false) = (schema.designated_timestamp, designated_done) {
             let target = &schema.columns[i];
             fields.push(target.stored_field());
-            arrays.push(fill_designated(
+            out.push(fill_designated(
                 arrow::array::new_null_array(&target.column_type.stored_type(), rows),
                 &target.column_type,
             ));
         }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| {
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), out).map_err(|e| {
             IngestError::new(
                 StatusCode::INTERNAL_ERROR,
                 format!("building rows of {name}: {e}"),

@@ -320,14 +320,18 @@ impl IngestSession {
         for block in &message.tables {
             self.converter.check(block)?;
         }
+        // Every value that goes into an existing column is converted before
+        // any table or column is created (see `BlockConverter::prepare`).
+        let blocks: Vec<_> = message.tables.iter().filter(|b| b.row_count > 0).collect();
+        let mut prepared = Vec::with_capacity(blocks.len());
+        for block in &blocks {
+            prepared.push(self.converter.prepare(block, self.decoder.dictionary())?);
+        }
         let mut txn = Transaction::new();
-        for block in &message.tables {
-            if block.row_count == 0 {
-                continue;
-            }
+        for (block, p) in blocks.into_iter().zip(prepared) {
             let (table, batch) = self
                 .converter
-                .convert(block, self.decoder.dictionary())
+                .finish(block, p, self.decoder.dictionary())
                 .await?;
             txn.add(table, batch)?;
         }
