@@ -38,7 +38,9 @@
 //! # Sealing
 //!
 //! When a table's memtable passes `seal_rows` or `seal_bytes`, a sealer
-//! thread writes its oldest rows to a segment, records it in the table's
+//! thread writes its oldest rows to a segment (for a day-partitioned table,
+//! one segment per UTC day they span, in `segments/YYYY-MM-DD/`; see
+//! `split_by_day`), records it in the table's
 //! manifest (with the symbol dictionaries), drops those rows from memory and
 //! deletes WAL files whose every row is now sealed. Memory is bounded by
 //! `max_unsealed_bytes` across tables: past it every table is sealed and
@@ -55,15 +57,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::concat_batches;
+use arrow::datatypes::DataType;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use tokio::sync::{Notify, oneshot};
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Result, StorageError};
-use crate::schema::{ColumnSchema, TableSchema};
+use crate::schema::{ColumnSchema, PartitionBy, TableSchema};
 use crate::segment::{Manifest, Segment, write_durably, write_segment};
 use crate::symbols::SymbolTable;
 use crate::table::{StoredBatch, Table, TableSnapshot};
@@ -890,8 +893,19 @@ fn remove_orphan_segments(table_dir: &Path, manifest: &Manifest) -> Result<()> {
     let Ok(entries) = fs::read_dir(&seg_dir) else {
         return Ok(());
     };
+    let mut files = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
+        if path.is_dir() {
+            // A day partition.
+            if let Ok(inner) = fs::read_dir(&path) {
+                files.extend(inner.flatten().map(|e| e.path()));
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    for path in files {
         if !manifest.segments.iter().any(|s| s.path == path) {
             tracing::info!(path = %path.display(), "removing a segment no manifest lists");
             fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;
@@ -1442,14 +1456,39 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<u64> {
         projected.push(concat_batches(&read_schema, &pending)?);
     }
     let rows: u64 = batches.iter().map(|b| b.batch.num_rows() as u64).sum();
-    let segment = write_segment(
-        &table.dir.join("segments"),
-        &schema.name,
-        &read_schema,
-        first_row_id,
-        &projected,
-        ts_range,
-    )?;
+    let segments_dir = table.dir.join("segments");
+    let pieces = match (schema.partition_by, &ts_col) {
+        (PartitionBy::Day, Some(name)) => split_by_day(projected, name, MAX_DAYS_PER_SEAL),
+        _ => vec![(None, projected)],
+    };
+    let single = pieces.len() == 1;
+    let mut written = Vec::with_capacity(pieces.len());
+    let mut next_row_id = first_row_id;
+    for (day, piece) in pieces {
+        let piece_rows: u64 = piece.iter().map(|b| b.num_rows() as u64).sum();
+        let range = match &ts_col {
+            Some(name) if !single => piece
+                .iter()
+                .filter_map(|b| crate::table::timestamp_range(b.column_by_name(name)?))
+                .fold((i64::MAX, i64::MIN), |acc, r| {
+                    (acc.0.min(r.0), acc.1.max(r.1))
+                }),
+            _ => ts_range,
+        };
+        let dir = match day {
+            Some(day) => segments_dir.join(day_name(day)),
+            None => segments_dir.clone(),
+        };
+        written.push(write_segment(
+            &dir,
+            &schema.name,
+            &read_schema,
+            next_row_id,
+            &piece,
+            range,
+        )?);
+        next_row_id += piece_rows;
+    }
     let manifest = {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
         let mut freed = 0;
@@ -1466,7 +1505,7 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<u64> {
             });
         state.sealed_row_end += rows;
         debug_assert_eq!(state.sealed_row_end, first_row_id + rows, "invariant 1");
-        state.segments.push(Arc::new(segment));
+        state.segments.extend(written.into_iter().map(Arc::new));
         state.sealing = false;
         Manifest {
             table_id: table.id,
@@ -1489,6 +1528,103 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<u64> {
     );
     remove_sealed_wal_files(shared)?;
     Ok(rows)
+}
+
+/// At most this many day partitions get their own segment in one seal; the
+/// rest of the sealed rows (out-of-order data crossing days back and forth)
+/// go into the last one, whose min/max timestamps then span those days.
+const MAX_DAYS_PER_SEAL: usize = 32;
+
+/// Splits sealed rows (in row-id order) into runs of one UTC day of the
+/// designated timestamp `ts_col`, cutting where the day changes, at most
+/// `max` runs. Each run keeps row-id order, so each becomes a segment of
+/// consecutive row ids in its day's directory.
+fn split_by_day(
+    batches: Vec<RecordBatch>,
+    ts_col: &str,
+    max: usize,
+) -> Vec<(Option<i64>, Vec<RecordBatch>)> {
+    let mut runs: Vec<(Option<i64>, Vec<RecordBatch>)> = Vec::new();
+    for batch in batches {
+        let days = batch.column_by_name(ts_col).and_then(day_numbers);
+        let Some(days) = days else {
+            match runs.last_mut() {
+                Some(run) => run.1.push(batch),
+                None => runs.push((None, vec![batch])),
+            }
+            continue;
+        };
+        let mut start = 0;
+        for (i, day) in days.iter().enumerate() {
+            let current = runs.last().and_then(|r| r.0);
+            let Some(day) = *day else { continue };
+            if current.is_none() && runs.is_empty() {
+                runs.push((Some(day), Vec::new()));
+            } else if current != Some(day) && runs.len() < max {
+                if i > start {
+                    runs.last_mut()
+                        .expect("a run")
+                        .1
+                        .push(batch.slice(start, i - start));
+                }
+                start = i;
+                runs.push((Some(day), Vec::new()));
+            }
+        }
+        if batch.num_rows() > start {
+            if runs.is_empty() {
+                runs.push((None, Vec::new()));
+            }
+            runs.last_mut()
+                .expect("a run")
+                .1
+                .push(batch.slice(start, batch.num_rows() - start));
+        }
+    }
+    runs
+}
+
+/// The UTC day (days since 1970-01-01) of each value of a timestamp column.
+fn day_numbers(column: &ArrayRef) -> Option<Vec<Option<i64>>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    };
+    const DAY_SECONDS: i64 = 86_400;
+    Some(match column.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => column
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .map(|v| v.map(|v| v.div_euclid(DAY_SECONDS * 1_000_000)))
+            .collect(),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => column
+            .as_primitive::<TimestampNanosecondType>()
+            .iter()
+            .map(|v| v.map(|v| v.div_euclid(DAY_SECONDS * 1_000_000_000)))
+            .collect(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => column
+            .as_primitive::<TimestampMillisecondType>()
+            .iter()
+            .map(|v| v.map(|v| v.div_euclid(DAY_SECONDS * 1_000)))
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01, proleptic
+/// Gregorian), the name of its partition directory.
+pub(crate) fn day_name(day: i64) -> String {
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Deletes WAL files (except the newest) whose rows are all sealed.
@@ -1518,4 +1654,19 @@ fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_names_are_utc_calendar_dates() {
+        assert_eq!(day_name(0), "1970-01-01");
+        assert_eq!(day_name(-1), "1969-12-31");
+        assert_eq!(day_name(19_723), "2024-01-01");
+        assert_eq!(day_name(11_016), "2000-02-29");
+        assert_eq!(day_name(11_017), "2000-03-01");
+        assert_eq!(day_name(-719_468), "0000-03-01");
+    }
 }

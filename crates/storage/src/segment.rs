@@ -16,10 +16,12 @@
 //! ```text
 //! magic "QMAN" | u32 crc32c of the rest | u8 version 1
 //! u32 table_id | u64 sealed_row_end
-//! u32 segment count, each: str file name | u64 first_row_id | u64 row_count | u64 min_ts | u64 max_ts
+//! u32 segment count, each: str path | u64 first_row_id | u64 row_count | u64 min_ts | u64 max_ts
 //! u32 symbol column count, each: str column | u32 entry count | entries as str
 //! ```
-//! (`str` = u32 length + UTF-8.)
+//! (`str` = u32 length + UTF-8; a segment's path is relative to the table's
+//! `segments/` directory: `YYYY-MM-DD/<first row id>-<rows>.arrow` for
+//! day-partitioned tables, the bare file name otherwise.)
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -173,8 +175,19 @@ impl Manifest {
         let mut segments = Vec::with_capacity(n.min(r.remaining()));
         for _ in 0..n {
             let file = r.str()?;
+            // `name` or `YYYY-MM-DD/name` (a day partition), nothing else.
+            let relative = Path::new(&file);
+            let parts: Vec<_> = relative.components().collect();
+            if parts.is_empty()
+                || parts.len() > 2
+                || !parts
+                    .iter()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(corrupt("a segment path leaves the segments directory"));
+            }
             segments.push(Segment {
-                path: dir.join("segments").join(file),
+                path: dir.join("segments").join(relative),
                 first_row_id: r.u64()?,
                 row_count: r.u64()?,
                 min_ts: r.u64()? as i64,
@@ -208,13 +221,17 @@ impl Manifest {
         w.u32(self.table_id);
         w.u64(self.sealed_row_end);
         w.u32(self.segments.len() as u32);
+        let segments_dir = dir.join("segments");
         for s in &self.segments {
-            w.str(
-                &s.path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
+            // Relative to `segments/`: the file name, under its day
+            // partition's directory for day-partitioned tables.
+            let relative = s
+                .path
+                .strip_prefix(&segments_dir)
+                .ok()
+                .or_else(|| s.path.file_name().map(Path::new))
+                .unwrap_or(Path::new(""));
+            w.str(&relative.to_string_lossy());
             w.u64(s.first_row_id);
             w.u64(s.row_count);
             w.u64(s.min_ts as u64);

@@ -508,3 +508,133 @@ fn memory_over_the_limit_seals_every_table_and_holds_ingest_until_under() {
     assert_eq!(rows(&db, "t"), expected(100_000));
     assert_eq!(db.unsealed_bytes(), 0);
 }
+
+/// Rows with qty = start.. and the given designated timestamps (µs).
+fn batch_at(table: &Table, start: i64, ts: &[i64]) -> RecordBatch {
+    let symbols = table.symbols("sym").unwrap();
+    let n = ts.len() as i64;
+    RecordBatch::try_new(
+        table.schema().stored_schema(),
+        vec![
+            Arc::new(UInt32Array::from(vec![symbols.intern("a"); ts.len()])),
+            Arc::new(Int64Array::from_iter_values(start..start + n)),
+            Arc::new(TimestampMicrosecondArray::from(ts.to_vec()).with_timezone("UTC")),
+        ],
+    )
+    .unwrap()
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// Waits until every row of `table` is sealed.
+fn wait_sealed(db: &Database, table: &str, rows: u64) {
+    for _ in 0..1000 {
+        let sealed: u64 = db
+            .snapshot(table)
+            .unwrap()
+            .segments()
+            .iter()
+            .map(|s| s.row_count)
+            .sum();
+        if sealed == rows {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{table}: rows not sealed");
+}
+
+#[test]
+fn day_partitioned_tables_seal_each_day_into_its_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        seal_rows: 1000,
+        ..Options::default()
+    };
+    let day0 = 19_723 * DAY_US; // 2024-01-01
+    {
+        let db = Database::open(dir.path(), options.clone()).unwrap();
+        let t = create(&db, "t");
+        // 1,200 rows in time order over three days, in one commit.
+        let ts: Vec<i64> = (0..1200).map(|i| day0 + i * (DAY_US / 500)).collect();
+        commit(&db, vec![(t.clone(), batch_at(&t, 0, &ts))], false);
+        wait_sealed(&db, "t", 1200);
+        let snap = db.snapshot("t").unwrap();
+        let days: Vec<String> = snap
+            .segments()
+            .iter()
+            .map(|s| {
+                let day = s.path.parent().unwrap().file_name().unwrap();
+                day.to_string_lossy().into_owned()
+            })
+            .collect();
+        assert_eq!(days, ["2024-01-01", "2024-01-02", "2024-01-03"]);
+        for s in snap.segments() {
+            // Every row of a segment lies in its directory's day, and the
+            // recorded range says so.
+            let day = (s.min_ts.div_euclid(DAY_US), s.max_ts.div_euclid(DAY_US));
+            assert_eq!(day.0, day.1, "{s:?}");
+            let mut next = s.first_row_id;
+            for b in s.read().unwrap() {
+                let b = b.unwrap();
+                let ids = b.column(0).as_primitive::<UInt64Type>();
+                for id in ids.values() {
+                    assert_eq!(*id, next);
+                    next += 1;
+                }
+            }
+            assert_eq!(next, s.first_row_id + s.row_count);
+        }
+        assert_eq!(rows(&db, "t").len(), 1200);
+        db.close();
+    }
+    // A segment written into a partition just before a crash, before the
+    // manifest named it, is removed on open.
+    let table_dir = std::fs::read_dir(dir.path().join("tables"))
+        .map(|mut d| d.next().unwrap().unwrap().path())
+        .unwrap_or_else(|_| panic!("no tables dir in {:?}", dir.path()));
+    let orphan = table_dir.join("segments/2024-01-09/00000000000000009999-1.arrow");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, b"half a segment").unwrap();
+    // Reopening finds the segments in their partitions; nothing else.
+    let db = Database::open(dir.path(), options).unwrap();
+    assert!(!orphan.exists(), "the orphan segment survived");
+    let snap = db.snapshot("t").unwrap();
+    assert_eq!(snap.segments().len(), 3);
+    assert!(snap.segments().iter().all(|s| s.path.exists()));
+    let qty: Vec<i64> = rows(&db, "t").iter().map(|r| r.1).collect();
+    assert_eq!(qty, (0..1200).collect::<Vec<_>>());
+}
+
+#[test]
+fn out_of_order_days_make_a_bounded_number_of_segments_with_true_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        Options {
+            seal_rows: 1000,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = create(&db, "t");
+    // Alternate between 100 days row by row: far more day changes than a
+    // seal cuts segments for.
+    let ts: Vec<i64> = (0..2000).map(|i| (i % 100) * DAY_US + i).collect();
+    commit(&db, vec![(t.clone(), batch_at(&t, 0, &ts))], false);
+    wait_sealed(&db, "t", 2000);
+    let snap = db.snapshot("t").unwrap();
+    assert!(
+        snap.segments().len() <= 32,
+        "{} segments",
+        snap.segments().len()
+    );
+    for s in snap.segments() {
+        let rows = s.first_row_id as usize..(s.first_row_id + s.row_count) as usize;
+        let min = ts[rows.clone()].iter().min().copied().unwrap();
+        let max = ts[rows].iter().max().copied().unwrap();
+        assert_eq!((s.min_ts, s.max_ts), (min, max));
+    }
+    let qty: Vec<i64> = rows(&db, "t").iter().map(|r| r.1).collect();
+    assert_eq!(qty, (0..2000).collect::<Vec<_>>());
+}
