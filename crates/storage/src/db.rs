@@ -424,10 +424,16 @@ impl Database {
     fn recover(dir: &Path, options: &Options) -> Result<(Shared, u64)> {
         let mut catalog = load_catalog(dir)?;
         for table in catalog.by_id.values() {
-            if let Some(m) = Manifest::load(&table.dir)? {
-                if !options.read_only {
-                    remove_orphan_segments(&table.dir, &m)?;
-                }
+            let manifest = Manifest::load(&table.dir)?;
+            if !options.read_only {
+                // Without a manifest (the first seal did not finish), every
+                // segment file is an orphan.
+                remove_orphan_segments(
+                    &table.dir,
+                    manifest.as_ref().unwrap_or(&Manifest::default()),
+                )?;
+            }
+            if let Some(m) = manifest {
                 let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
                 state.sealed_row_end = m.sealed_row_end;
                 state.next_row_id = m.sealed_row_end;

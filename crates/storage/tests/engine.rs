@@ -607,6 +607,32 @@ fn day_partitioned_tables_seal_each_day_into_its_own_directory() {
 }
 
 #[test]
+fn segments_left_by_an_unfinished_first_seal_are_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), Options::default()).unwrap();
+        let t = create(&db, "t");
+        commit(&db, vec![(t.clone(), batch(&t, 0, 10))], false);
+        db.close();
+    }
+    // No seal ever finished (no manifest), yet segment files exist.
+    let segments = dir.path().join("tables/0/segments");
+    let orphans = [
+        segments.join("00000000000000000000-10.arrow"),
+        segments.join("1970-01-01/.00000000000000000000-10.arrow.tmp"),
+    ];
+    for o in &orphans {
+        std::fs::create_dir_all(o.parent().unwrap()).unwrap();
+        std::fs::write(o, b"partial").unwrap();
+    }
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    for o in &orphans {
+        assert!(!o.exists(), "{} survived", o.display());
+    }
+    assert_eq!(rows(&db, "t"), expected(10));
+}
+
+#[test]
 fn out_of_order_days_make_a_bounded_number_of_segments_with_true_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(
