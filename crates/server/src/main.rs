@@ -44,8 +44,8 @@ enum Command {
         /// Start a new WAL file past this many bytes.
         #[arg(long, env = "QUIVER_WAL_ROLL_BYTES", default_value_t = 64 << 20)]
         wal_roll_bytes: u64,
-        /// Past this many bytes of unsealed rows in memory (all tables), seal
-        /// every table and stop reading ingest sockets until sealing catches up.
+        /// Past this many bytes of unsealed rows in memory (all tables), seal the
+        /// biggest tables and stop reading ingest sockets until sealing catches up.
         #[arg(long, env = "QUIVER_MAX_UNSEALED_BYTES", default_value_t = 512 << 20)]
         max_unsealed_bytes: usize,
     },

@@ -43,7 +43,8 @@
 //! `split_by_day`), records it in the table's
 //! manifest (with the symbol dictionaries), drops those rows from memory and
 //! deletes WAL files whose every row is now sealed. Memory is bounded by
-//! `max_unsealed_bytes` across tables: past it every table is sealed and
+//! `max_unsealed_bytes` across tables: past it the biggest tables are sealed
+//! whatever their size and
 //! [`Database::memory_available`] holds ingest back until the sealer (that
 //! is, the disk) has caught up.
 
@@ -92,7 +93,7 @@ pub struct Options {
     /// (default 4).
     pub max_wal_files: usize,
     /// Past this many bytes of unsealed rows in memory, across all tables,
-    /// every table is sealed whatever its size and
+    /// the tables holding the most are sealed whatever their size and
     /// [`Database::memory_available`] waits (ingest stops reading its
     /// sockets) until sealing brings memory back under it, so memory stays
     /// bounded when ingest outpaces the disk (default 512 MiB).
@@ -368,7 +369,7 @@ impl Database {
             // The replayed WAL alone is over the limit: seal before ingest
             // waits on it.
             let mut all = Vec::new();
-            force_seal_all(&shared, &mut all);
+            force_seal_biggest(&shared, &mut all);
             for (t, _) in all {
                 let _ = seal_tx.send(t);
             }
@@ -770,7 +771,7 @@ impl Database {
 
     /// Resolves once unsealed rows are back under
     /// [`Options::max_unsealed_bytes`] (at once if they are). Going over the
-    /// limit makes the committer hand every table to the sealer, and the
+    /// limit makes the committer hand the biggest tables to the sealer, and the
     /// sealer keeps sealing until memory is under it, so this resolves as
     /// fast as the disk takes the segments (unless sealing fails, which is
     /// logged; the rows then stay in memory and in the WAL).
@@ -1046,7 +1047,7 @@ impl Committer {
             }
             self.seal_tables_pinning_old_wal_files(&mut touched);
             if self.shared.over_memory_limit() {
-                force_seal_all(&self.shared, &mut touched);
+                force_seal_biggest(&self.shared, &mut touched);
             }
             for (t, force) in touched {
                 let state = t.state.read().unwrap_or_else(|p| p.into_inner());
@@ -1351,23 +1352,35 @@ impl Committer {
     }
 }
 
-/// Adds every table holding unsealed rows to `touched`, marked for sealing
-/// whatever its size (memory is over [`Options::max_unsealed_bytes`]).
-fn force_seal_all(shared: &Shared, touched: &mut Vec<(Arc<Table>, bool)>) {
+/// Marks for sealing, whatever their size, the tables holding the most
+/// unsealed bytes, largest first, until sealing them would bring memory
+/// back under [`Options::max_unsealed_bytes`] (memory is over it). Small
+/// tables are left alone unless they are needed, so they do not get a tiny
+/// segment every time a big one hits the limit.
+fn force_seal_biggest(shared: &Shared, touched: &mut Vec<(Arc<Table>, bool)>) {
     let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
-    for t in catalog.by_id.values() {
-        if t.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .memtable
-            .is_empty()
-        {
-            continue;
-        }
+    let mut tables: Vec<(usize, &Arc<Table>)> = catalog
+        .by_id
+        .values()
+        .filter_map(|t| {
+            let state = t.state.read().unwrap_or_else(|p| p.into_inner());
+            (!state.memtable.is_empty()).then_some((state.memtable_bytes, t))
+        })
+        .collect();
+    tables.sort_by_key(|t| std::cmp::Reverse(t.0));
+    let mut excess = shared
+        .unsealed_bytes
+        .load(Ordering::Acquire)
+        .saturating_sub(shared.options.max_unsealed_bytes);
+    for (bytes, t) in tables {
         match touched.iter_mut().find(|(x, _)| Arc::ptr_eq(x, t)) {
             Some(entry) => entry.1 = true,
             None => touched.push((t.clone(), true)),
         }
+        if bytes >= excess {
+            break;
+        }
+        excess -= bytes;
     }
 }
 
@@ -1383,7 +1396,7 @@ fn sealer_loop(shared: &Shared, rx: Receiver<Arc<Table>>) {
                     // is waiting): seal again until it is under.
                     if shared.over_memory_limit() && queue.is_empty() {
                         let mut all = Vec::new();
-                        force_seal_all(shared, &mut all);
+                        force_seal_biggest(shared, &mut all);
                         queue.extend(all.into_iter().map(|(t, _)| t));
                     }
                 }

@@ -454,7 +454,7 @@ fn staged_parts_pin_their_wal_file_until_committed_and_sealed() {
 }
 
 #[test]
-fn memory_over_the_limit_seals_every_table_and_holds_ingest_until_under() {
+fn memory_over_the_limit_seals_the_biggest_tables_and_holds_ingest_until_under() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         // Thresholds no table reaches: only the memory limit can seal.
@@ -484,16 +484,10 @@ fn memory_over_the_limit_seals_every_table_and_holds_ingest_until_under() {
         commit(&db, vec![(t.clone(), batch(&t, 0, 5000))], false);
         wait_for_memory(&db);
         assert!(db.unsealed_bytes() <= 64 << 10, "{}", db.unsealed_bytes());
-        // Both tables get sealed, the small one too (possibly just after
-        // memory is back under the limit).
+        // The big table was sealed; the small one was not needed for that
+        // and is left alone (no tiny segment for it).
         assert_eq!(db.snapshot("t").unwrap().segments().len(), 1);
-        for _ in 0..3000 {
-            if !db.snapshot("other").unwrap().segments().is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert_eq!(db.snapshot("other").unwrap().segments().len(), 1);
+        assert!(db.snapshot("other").unwrap().segments().is_empty());
         // Ingest that keeps waiting for memory loses nothing.
         for i in 1..20 {
             commit(&db, vec![(t.clone(), batch(&t, i * 5000, 5000))], false);
@@ -506,7 +500,9 @@ fn memory_over_the_limit_seals_every_table_and_holds_ingest_until_under() {
     }
     let db = Database::open(dir.path(), options).unwrap();
     assert_eq!(rows(&db, "t"), expected(100_000));
-    assert_eq!(db.unsealed_bytes(), 0);
+    // The small table's rows were replayed into memory and are counted.
+    let unsealed = db.unsealed_bytes();
+    assert!(unsealed > 0 && unsealed <= 64 << 10, "{unsealed}");
 }
 
 /// Rows with qty = start.. and the given designated timestamps (µs).
