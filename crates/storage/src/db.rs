@@ -7,8 +7,10 @@
 //! (transactions, table creations, column additions), frames them as WAL
 //! records, writes them with one `write`, then applies the transactions to
 //! the memtables, publishes the new visible LSN and answers "committed"; if
-//! any request asked for durability it then `fdatasync`s once for the whole
-//! group and answers "durable". So:
+//! any request asked for durability it hands one sync job for the whole
+//! group to the syncer thread, which `fdatasync`s (coalescing the jobs that
+//! queued up meanwhile) and answers "durable", while the committer goes on
+//! with the next group. So:
 //!
 //! 1. A transaction is visible iff its record was written (never half: the
 //!    visible LSN moves after all of a group's rows are in place).
@@ -71,7 +73,7 @@ use crate::schema::{ColumnSchema, PartitionBy, TableSchema};
 use crate::segment::{Manifest, Segment, write_durably, write_segment};
 use crate::symbols::SymbolTable;
 use crate::table::{StoredBatch, Table, TableSnapshot};
-use crate::wal::{self, RecordKind, WalWriter};
+use crate::wal::{self, RecordKind, SyncJob, WalWriter};
 
 /// Tuning knobs. The defaults suit a laptop.
 #[derive(Debug, Clone)]
@@ -945,6 +947,20 @@ enum Framed {
 
 impl Committer {
     fn run(mut self, rx: Receiver<Request>) {
+        let (syncer_tx, syncer_rx) = mpsc::channel::<SyncRequest>();
+        let syncer = {
+            let shared = self.shared.clone();
+            std::thread::Builder::new()
+                .name("quiver-syncer".into())
+                .spawn(move || syncer_loop(&shared, syncer_rx))
+        };
+        let syncer = match syncer {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "no syncer thread; fsyncs run on the committer");
+                None
+            }
+        };
         let mut buf: Vec<Vec<u8>> = Vec::new();
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
@@ -1025,15 +1041,18 @@ impl Committer {
                 let _ = reply.send(Ok(c));
             }
             if wants_sync {
-                let result = self.wal.sync();
-                if let Err(e) = &result {
-                    self.set_poisoned(e);
-                }
-                for d in durable_replies {
-                    let _ = d.send(match &result {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(StorageError::Poisoned(e.to_string())),
-                    });
+                // The fsyncs run on the syncer thread, so commits keep
+                // flowing while the disk works; the durable replies go out
+                // when the fsyncs covering this group are done.
+                match self.wal.sync_job() {
+                    Ok(job) => {
+                        if let Err(mpsc::SendError((job, replies))) =
+                            syncer_tx.send((job, durable_replies))
+                        {
+                            finish_sync(&self.shared, vec![job], replies);
+                        }
+                    }
+                    Err(e) => finish_sync_failed(&self.shared, &e, durable_replies),
                 }
             }
             match self.wal.roll_if_full(self.next_lsn) {
@@ -1062,7 +1081,12 @@ impl Committer {
                 }
             }
         }
-        // Channel closed: make everything durable before stopping.
+        // Channel closed: let the syncer finish, then make everything
+        // durable before stopping.
+        drop(syncer_tx);
+        if let Some(h) = syncer {
+            let _ = h.join();
+        }
         if let Err(e) = self.wal.sync() {
             tracing::error!(error = %e, "final WAL sync failed");
         }
@@ -1318,11 +1342,7 @@ impl Committer {
     }
 
     fn set_poisoned(&self, e: &StorageError) {
-        tracing::error!(error = %e, "write failed; the database refuses further writes until restarted");
-        let mut p = lock(&self.shared.poisoned);
-        if p.is_none() {
-            *p = Some(e.to_string());
-        }
+        poison_shared(&self.shared, e);
     }
 
     fn poison(&self, e: &StorageError, framed: Vec<Framed>) {
@@ -1349,6 +1369,54 @@ impl Committer {
                 }
             }
         }
+    }
+}
+
+/// A sync for the syncer thread, and who waits for it.
+type SyncRequest = (SyncJob, Vec<oneshot::Sender<Result<()>>>);
+
+/// Runs the committer's sync jobs in order, coalescing those queued
+/// together into one round of fsyncs (group commit for durability).
+fn syncer_loop(shared: &Shared, rx: Receiver<SyncRequest>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first.0];
+        let mut replies = first.1;
+        while let Ok((job, more)) = rx.try_recv() {
+            jobs.push(job);
+            replies.extend(more);
+        }
+        finish_sync(shared, jobs, replies);
+    }
+}
+
+/// Runs `jobs` and answers `replies`; a failure poisons the database.
+fn finish_sync(shared: &Shared, jobs: Vec<SyncJob>, replies: Vec<oneshot::Sender<Result<()>>>) {
+    match SyncJob::run_all(jobs) {
+        Ok(()) => {
+            for r in replies {
+                let _ = r.send(Ok(()));
+            }
+        }
+        Err(e) => finish_sync_failed(shared, &e, replies),
+    }
+}
+
+fn finish_sync_failed(
+    shared: &Shared,
+    e: &StorageError,
+    replies: Vec<oneshot::Sender<Result<()>>>,
+) {
+    poison_shared(shared, e);
+    for r in replies {
+        let _ = r.send(Err(StorageError::Poisoned(e.to_string())));
+    }
+}
+
+fn poison_shared(shared: &Shared, e: &StorageError) {
+    tracing::error!(error = %e, "write failed; the database refuses further writes until restarted");
+    let mut p = lock(&shared.poisoned);
+    if p.is_none() {
+        *p = Some(e.to_string());
     }
 }
 

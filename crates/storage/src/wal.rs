@@ -381,17 +381,67 @@ impl WalWriter {
     /// `fdatasync` of every file written since the last sync, oldest first:
     /// everything appended is durable.
     pub fn sync(&mut self) -> Result<()> {
-        for (path, file) in &self.unsynced {
-            file.sync_data().map_err(StorageError::io("sync", path))?;
+        self.sync_job()?.run()
+    }
+
+    /// What a sync of everything appended so far must cover, taken out of
+    /// the writer so another thread can do the fsyncs while this one keeps
+    /// appending. Running it makes everything appended before this call
+    /// durable.
+    pub fn sync_job(&mut self) -> Result<SyncJob> {
+        let current = self
+            .file
+            .try_clone()
+            .map_err(StorageError::io("dup", &self.path))?;
+        let dir = std::mem::take(&mut self.dir_unsynced).then(|| self.dir.clone());
+        Ok(SyncJob {
+            rolled: std::mem::take(&mut self.unsynced),
+            dir,
+            current: (self.path.clone(), current),
+        })
+    }
+}
+
+/// The fsyncs that make a prefix of the log durable (see
+/// [`WalWriter::sync_job`]).
+#[derive(Debug)]
+pub struct SyncJob {
+    /// Files rolled away from since the previous job, oldest first.
+    rolled: Vec<(PathBuf, File)>,
+    /// The log directory, when files were created since the previous job.
+    dir: Option<PathBuf>,
+    /// The file being appended to when the job was taken.
+    current: (PathBuf, File),
+}
+
+impl SyncJob {
+    /// `fdatasync` of the rolled files oldest first, then the directory,
+    /// then the current file.
+    pub fn run(self) -> Result<()> {
+        Self::run_all(vec![self])
+    }
+
+    /// Runs jobs taken one after another as one: every rolled file and
+    /// directory they name, then only the last job's current file (an
+    /// earlier job's current file is either the same file or one a later
+    /// job lists as rolled).
+    pub fn run_all(jobs: Vec<SyncJob>) -> Result<()> {
+        let mut dir = None;
+        let mut current = None;
+        for job in jobs {
+            for (path, file) in &job.rolled {
+                file.sync_data().map_err(StorageError::io("sync", path))?;
+            }
+            dir = dir.or(job.dir);
+            current = Some(job.current);
         }
-        self.unsynced.clear();
-        if self.dir_unsynced {
-            sync_dir(&self.dir)?;
-            self.dir_unsynced = false;
+        if let Some(dir) = dir {
+            sync_dir(&dir)?;
         }
-        self.file
-            .sync_data()
-            .map_err(StorageError::io("sync", &self.path))
+        match current {
+            Some((path, file)) => file.sync_data().map_err(StorageError::io("sync", &path)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -507,14 +557,26 @@ mod tests {
         // Rolling leaves the old files and the new directory entries to the
         // next sync, which covers them all.
         assert!(w.dir_unsynced);
-        assert!(!w.unsynced.is_empty());
-        w.sync().unwrap();
+        let rolled = w.unsynced.len();
+        assert!(rolled > 0);
+        let first = w.sync_job().unwrap();
+        assert_eq!((first.rolled.len(), first.dir.is_some()), (rolled, true));
         assert!(!w.dir_unsynced);
         assert!(w.unsynced.is_empty());
+        // A job taken later covers only what came after the first; run
+        // together they cover everything.
+        let mut buf = Vec::new();
+        encode_record(&mut buf, RecordKind::Transaction, 11, &[7; 40]);
+        w.roll_if_full(11).unwrap();
+        w.append(&buf).unwrap();
+        let second = w.sync_job().unwrap();
+        assert_eq!(second.rolled.len(), 1);
+        assert_eq!(second.current.0, w.path);
+        SyncJob::run_all(vec![first, second]).unwrap();
         let r = recover(dir.path()).unwrap();
         assert_eq!(
             r.records.iter().map(|(_, r)| r.lsn).collect::<Vec<_>>(),
-            (1..=10).collect::<Vec<_>>()
+            (1..=11).collect::<Vec<_>>()
         );
     }
 }
