@@ -54,6 +54,9 @@ def run_quiver(df, durable):
         conf = f"ws::addr=127.0.0.1:{port};query_pool_min=0;"
         if durable:
             conf += "request_durable_ack=on;"
+        # Start each run with no dirty pages left by the previous one, so a
+        # run does not pay for its predecessor's writeback.
+        os.sync()
         with questdb.connect(conf) as db:
             t0 = time.perf_counter()
             db.dataframe(df, table_name="s1", at="ts")
