@@ -351,7 +351,7 @@ impl Database {
                 }
             }
         }
-        fs::create_dir_all(&dir).map_err(StorageError::io("create", &dir))?;
+        wal::create_dir_durably(&dir)?;
         let started = Instant::now();
         let (shared, next_lsn) = Self::recover(&dir, &options)?;
         let wal = WalWriter::open(&dir.join("wal"), next_lsn, options.wal_roll_size)?;
@@ -377,6 +377,7 @@ impl Database {
             }
         }
         let (tx, rx) = mpsc::channel::<Request>();
+        let requests: RequestChannel = Arc::new(Mutex::new(Some(tx)));
         let committer = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -395,14 +396,15 @@ impl Database {
         };
         let sealer = {
             let shared = shared.clone();
+            let requests = Arc::clone(&requests);
             std::thread::Builder::new()
                 .name("quiver-sealer".into())
-                .spawn(move || sealer_loop(&shared, seal_rx))
+                .spawn(move || sealer_loop(&shared, &requests, seal_rx))
                 .map_err(StorageError::io("spawn", "sealer"))?
         };
         let db = Arc::new(Database {
             shared,
-            requests: Arc::new(Mutex::new(Some(tx))),
+            requests,
             committer: Mutex::new(Some(committer)),
             sealer: Mutex::new(Some(sealer)),
         });
@@ -1044,15 +1046,10 @@ impl Committer {
                 // The fsyncs run on the syncer thread, so commits keep
                 // flowing while the disk works; the durable replies go out
                 // when the fsyncs covering this group are done.
-                match self.wal.sync_job() {
-                    Ok(job) => {
-                        if let Err(mpsc::SendError((job, replies))) =
-                            syncer_tx.send((job, durable_replies))
-                        {
-                            finish_sync(&self.shared, vec![job], replies);
-                        }
-                    }
-                    Err(e) => finish_sync_failed(&self.shared, &e, durable_replies),
+                let job = self.wal.sync_job();
+                if let Err(mpsc::SendError((job, replies))) = syncer_tx.send((job, durable_replies))
+                {
+                    finish_sync(&self.shared, vec![job], replies);
                 }
             }
             match self.wal.roll_if_full(self.next_lsn) {
@@ -1389,8 +1386,17 @@ fn syncer_loop(shared: &Shared, rx: Receiver<SyncRequest>) {
     }
 }
 
-/// Runs `jobs` and answers `replies`; a failure poisons the database.
+/// Runs `jobs` and answers `replies`; a failure poisons the database, and
+/// once it is poisoned no sync succeeds any more (Linux reports a failed
+/// writeback to one fsync only, so a later one could pass while earlier
+/// records were lost: durable must stay a prefix of the log).
 fn finish_sync(shared: &Shared, jobs: Vec<SyncJob>, replies: Vec<oneshot::Sender<Result<()>>>) {
+    if let Some(reason) = lock(&shared.poisoned).clone() {
+        for r in replies {
+            let _ = r.send(Err(StorageError::Poisoned(reason.clone())));
+        }
+        return;
+    }
     match SyncJob::run_all(jobs) {
         Ok(()) => {
             for r in replies {
@@ -1452,11 +1458,11 @@ fn force_seal_biggest(shared: &Shared, touched: &mut Vec<(Arc<Table>, bool)>) {
     }
 }
 
-fn sealer_loop(shared: &Shared, rx: Receiver<Arc<Table>>) {
+fn sealer_loop(shared: &Shared, requests: &RequestChannel, rx: Receiver<Arc<Table>>) {
     while let Ok(table) = rx.recv() {
         let mut queue = vec![table];
         while let Some(table) = queue.pop() {
-            match seal(shared, &table) {
+            match seal(shared, requests, &table) {
                 Ok(0) => {}
                 Ok(_) => {
                     // Rows committed while this seal ran may keep memory
@@ -1484,7 +1490,7 @@ fn sealer_loop(shared: &Shared, rx: Receiver<Arc<Table>>) {
 
 /// Seals the oldest visible memtable rows of `table` (see the module docs).
 /// Returns the rows sealed.
-fn seal(shared: &Shared, table: &Arc<Table>) -> Result<u64> {
+fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Result<u64> {
     let visible = shared.visible_lsn.load(Ordering::Acquire);
     let (batches, first_row_id) = {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
@@ -1576,7 +1582,34 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<u64> {
         )?);
         next_row_id += piece_rows;
     }
+    // The manifest that lists the new segments, built from a copy: memory
+    // changes only once it is stored, so a failed store leaves the rows in
+    // memory and their WAL files in place.
     let manifest = {
+        let state = table.state.read().unwrap_or_else(|p| p.into_inner());
+        Manifest {
+            table_id: table.id,
+            sealed_row_end: state.sealed_row_end + rows,
+            segments: state
+                .segments
+                .iter()
+                .map(|s| Segment::clone(s))
+                .chain(written.iter().cloned())
+                .collect(),
+            symbols: table
+                .all_symbols()
+                .into_iter()
+                .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
+                .collect(),
+        }
+    };
+    // The WAL records of these rows must be durable before a manifest makes
+    // the rows durable: otherwise a power loss could keep them while losing
+    // the records they were committed with (and half of a transaction that
+    // spans tables).
+    sync_wal(requests)?;
+    manifest.store(&table.dir)?;
+    {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
         let mut freed = 0;
         for _ in 0..batches.len() {
@@ -1594,18 +1627,7 @@ fn seal(shared: &Shared, table: &Arc<Table>) -> Result<u64> {
         debug_assert_eq!(state.sealed_row_end, first_row_id + rows, "invariant 1");
         state.segments.extend(written.into_iter().map(Arc::new));
         state.sealing = false;
-        Manifest {
-            table_id: table.id,
-            sealed_row_end: state.sealed_row_end,
-            segments: state.segments.iter().map(|s| Segment::clone(s)).collect(),
-            symbols: table
-                .all_symbols()
-                .into_iter()
-                .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
-                .collect(),
-        }
-    };
-    manifest.store(&table.dir)?;
+    }
     tracing::info!(
         table = %schema.name,
         rows,
@@ -1712,6 +1734,19 @@ pub(crate) fn day_name(day: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Makes everything committed so far durable in the WAL, through the
+/// committer (which owns it), and waits.
+fn sync_wal(requests: &RequestChannel) -> Result<()> {
+    let (reply, rx) = oneshot::channel();
+    match lock(requests).as_ref() {
+        Some(tx) => tx
+            .send(Request::Sync { reply })
+            .map_err(|_| StorageError::Closed)?,
+        None => return Err(StorageError::Closed),
+    }
+    rx.blocking_recv().unwrap_or(Err(StorageError::Closed))
 }
 
 /// Deletes WAL files (except the newest) whose rows are all sealed.

@@ -36,7 +36,7 @@ use arrow::ipc::writer::FileWriter;
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Result, StorageError};
-use crate::wal::sync_dir;
+use crate::wal::{create_dir_durably, sync_dir};
 
 /// Name of the row-id column in segments and row-id-bearing scans.
 pub const ROW_ID_COLUMN: &str = "_row_id";
@@ -77,7 +77,7 @@ pub fn write_segment(
     batches: &[RecordBatch],
     ts_range: (i64, i64),
 ) -> Result<Segment> {
-    fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
+    create_dir_durably(dir)?;
     let row_count: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let name = format!("{first_row_id:020}-{row_count}.arrow");
     let path = dir.join(&name);
@@ -256,7 +256,7 @@ impl Manifest {
 
 /// Replaces `dir/name` with `bytes`: temp file, fsync, rename, fsync dir.
 pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
+    create_dir_durably(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
     let mut f = File::create(&tmp).map_err(StorageError::io("create", &tmp))?;

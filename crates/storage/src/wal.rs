@@ -26,6 +26,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Result, StorageError};
 
@@ -274,13 +275,14 @@ fn valid_record_after(bytes: &[u8], from: usize) -> bool {
 #[derive(Debug)]
 pub struct WalWriter {
     dir: PathBuf,
-    file: File,
+    /// Shared with sync jobs in flight (no descriptor per job).
+    file: Arc<File>,
     path: PathBuf,
     len: u64,
     roll_size: u64,
     /// Earlier files written since the last sync. A sync covers them first,
     /// so what is durable is always a prefix of the log.
-    unsynced: Vec<(PathBuf, File)>,
+    unsynced: Vec<(PathBuf, Arc<File>)>,
     /// Files were created since the last sync: their directory entries are
     /// made durable by the next one.
     dir_unsynced: bool,
@@ -290,7 +292,7 @@ impl WalWriter {
     /// Opens the log for appending: the last file if there is one, else a new
     /// file starting at `next_lsn`.
     pub fn open(dir: &Path, next_lsn: u64, roll_size: u64) -> Result<WalWriter> {
-        fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
+        create_dir_durably(dir)?;
         let files = list_files(dir)?;
         let path = match files.last() {
             Some((_, p)) => p.clone(),
@@ -308,7 +310,7 @@ impl WalWriter {
         sync_dir(dir)?;
         Ok(WalWriter {
             dir: dir.to_path_buf(),
-            file,
+            file: Arc::new(file),
             path,
             len,
             roll_size,
@@ -340,7 +342,7 @@ impl WalWriter {
             .open(&path)
             .map_err(StorageError::io("create", &path))?;
         self.dir_unsynced = true;
-        let old_file = std::mem::replace(&mut self.file, file);
+        let old_file = std::mem::replace(&mut self.file, Arc::new(file));
         let old_path = std::mem::replace(&mut self.path, path.clone());
         self.unsynced.push((old_path, old_file));
         self.len = 0;
@@ -349,7 +351,7 @@ impl WalWriter {
 
     /// Writes `bytes` (one or more framed records) with one `write`.
     pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
+        (&*self.file)
             .write_all(bytes)
             .map_err(StorageError::io("write", &self.path))?;
         self.len += bytes.len() as u64;
@@ -363,8 +365,7 @@ impl WalWriter {
             parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
         let mut rest = &mut slices[..];
         while !rest.is_empty() {
-            let n = self
-                .file
+            let n = (&*self.file)
                 .write_vectored(rest)
                 .map_err(StorageError::io("write", &self.path))?;
             if n == 0 {
@@ -381,24 +382,20 @@ impl WalWriter {
     /// `fdatasync` of every file written since the last sync, oldest first:
     /// everything appended is durable.
     pub fn sync(&mut self) -> Result<()> {
-        self.sync_job()?.run()
+        self.sync_job().run()
     }
 
     /// What a sync of everything appended so far must cover, taken out of
     /// the writer so another thread can do the fsyncs while this one keeps
     /// appending. Running it makes everything appended before this call
     /// durable.
-    pub fn sync_job(&mut self) -> Result<SyncJob> {
-        let current = self
-            .file
-            .try_clone()
-            .map_err(StorageError::io("dup", &self.path))?;
+    pub fn sync_job(&mut self) -> SyncJob {
         let dir = std::mem::take(&mut self.dir_unsynced).then(|| self.dir.clone());
-        Ok(SyncJob {
+        SyncJob {
             rolled: std::mem::take(&mut self.unsynced),
             dir,
-            current: (self.path.clone(), current),
-        })
+            current: (self.path.clone(), Arc::clone(&self.file)),
+        }
     }
 }
 
@@ -407,11 +404,11 @@ impl WalWriter {
 #[derive(Debug)]
 pub struct SyncJob {
     /// Files rolled away from since the previous job, oldest first.
-    rolled: Vec<(PathBuf, File)>,
+    rolled: Vec<(PathBuf, Arc<File>)>,
     /// The log directory, when files were created since the previous job.
     dir: Option<PathBuf>,
     /// The file being appended to when the job was taken.
-    current: (PathBuf, File),
+    current: (PathBuf, Arc<File>),
 }
 
 impl SyncJob {
@@ -442,6 +439,29 @@ impl SyncJob {
             Some((path, file)) => file.sync_data().map_err(StorageError::io("sync", &path)),
             None => Ok(()),
         }
+    }
+}
+
+/// Creates `dir` and any missing parents, fsyncing the parent of each
+/// directory it creates, so the new entries survive a crash (a file made
+/// durable inside a directory whose own entry was lost is lost with it).
+pub fn create_dir_durably(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(StorageError::io("create", dir)(e)),
+    }
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
     }
 }
 
@@ -544,6 +564,18 @@ mod tests {
     }
 
     #[test]
+    fn directories_are_created_with_their_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/2024-01-01");
+        create_dir_durably(&deep).unwrap();
+        assert!(deep.is_dir());
+        // Existing directories, and a file in the way, are handled.
+        create_dir_durably(&deep).unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        assert!(create_dir_durably(&dir.path().join("f/g")).is_err());
+    }
+
+    #[test]
     fn rolls_files_and_keeps_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = WalWriter::open(dir.path(), 1, 100).unwrap();
@@ -559,7 +591,7 @@ mod tests {
         assert!(w.dir_unsynced);
         let rolled = w.unsynced.len();
         assert!(rolled > 0);
-        let first = w.sync_job().unwrap();
+        let first = w.sync_job();
         assert_eq!((first.rolled.len(), first.dir.is_some()), (rolled, true));
         assert!(!w.dir_unsynced);
         assert!(w.unsynced.is_empty());
@@ -569,7 +601,7 @@ mod tests {
         encode_record(&mut buf, RecordKind::Transaction, 11, &[7; 40]);
         w.roll_if_full(11).unwrap();
         w.append(&buf).unwrap();
-        let second = w.sync_job().unwrap();
+        let second = w.sync_job();
         assert_eq!(second.rolled.len(), 1);
         assert_eq!(second.current.0, w.path);
         SyncJob::run_all(vec![first, second]).unwrap();
