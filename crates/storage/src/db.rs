@@ -768,24 +768,26 @@ impl Database {
 
     /// Whether unsealed rows exceed [`Options::max_unsealed_bytes`]; ingest
     /// should then wait for [`Database::memory_available`] before taking
-    /// more rows.
+    /// more rows. Never true once the database is poisoned (commits fail
+    /// then; waiting would not end).
     pub fn over_memory_limit(&self) -> bool {
-        self.shared.over_memory_limit()
+        self.shared.over_memory_limit() && lock(&self.shared.poisoned).is_none()
     }
 
     /// Resolves once unsealed rows are back under
-    /// [`Options::max_unsealed_bytes`] (at once if they are). Going over the
-    /// limit makes the committer hand the biggest tables to the sealer, and the
-    /// sealer keeps sealing until memory is under it, so this resolves as
-    /// fast as the disk takes the segments (unless sealing fails, which is
-    /// logged; the rows then stay in memory and in the WAL).
+    /// [`Options::max_unsealed_bytes`] (at once if they are), or the
+    /// database is poisoned (commits then fail, which the caller reports).
+    /// Going over the limit makes the committer hand the biggest tables to
+    /// the sealer, and the sealer keeps sealing until memory is under it,
+    /// so this resolves as fast as the disk takes the segments; a failed
+    /// seal is logged and retried every second.
     pub async fn memory_available(&self) {
         loop {
             let mut sealed = std::pin::pin!(self.shared.sealed.notified());
             // Register before checking, so a seal finishing in between
             // still wakes us.
             sealed.as_mut().enable();
-            if !self.shared.over_memory_limit() {
+            if !self.shared.over_memory_limit() || lock(&self.shared.poisoned).is_some() {
                 return;
             }
             sealed.await;
@@ -1424,6 +1426,9 @@ fn poison_shared(shared: &Shared, e: &StorageError) {
     if p.is_none() {
         *p = Some(e.to_string());
     }
+    drop(p);
+    // Ingest waiting for memory stops waiting (its commits now fail).
+    shared.sealed.notify_waiters();
 }
 
 /// Marks for sealing, whatever their size, the tables holding the most
@@ -1458,6 +1463,10 @@ fn force_seal_biggest(shared: &Shared, touched: &mut Vec<(Arc<Table>, bool)>) {
     }
 }
 
+/// How long the sealer waits before retrying a failed seal that ingest is
+/// waiting on.
+const SEAL_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn sealer_loop(shared: &Shared, requests: &RequestChannel, rx: Receiver<Arc<Table>>) {
     while let Ok(table) = rx.recv() {
         let mut queue = vec![table];
@@ -1481,6 +1490,18 @@ fn sealer_loop(shared: &Shared, requests: &RequestChannel, rx: Receiver<Arc<Tabl
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
                         .sealing = false;
+                    // Ingest may be waiting for memory with no commit left
+                    // to ask for another seal: retry after a pause (a full
+                    // disk may get space back), unless the database is
+                    // poisoned, which ends the waits instead, or closing
+                    // (the WAL keeps the rows).
+                    let closing = lock(requests).is_none();
+                    if shared.over_memory_limit() && lock(&shared.poisoned).is_none() && !closing {
+                        std::thread::sleep(SEAL_RETRY_PAUSE);
+                        if queue.is_empty() {
+                            queue.push(table);
+                        }
+                    }
                 }
             }
             shared.sealed.notify_waiters();

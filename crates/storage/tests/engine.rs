@@ -660,3 +660,42 @@ fn out_of_order_days_make_a_bounded_number_of_segments_with_true_ranges() {
     let qty: Vec<i64> = rows(&db, "t").iter().map(|r| r.1).collect();
     assert_eq!(qty, (0..2000).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_failed_seal_is_retried_while_ingest_waits_for_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        seal_rows: u64::MAX,
+        seal_bytes: usize::MAX,
+        max_unsealed_bytes: 16 << 10,
+        ..Options::default()
+    };
+    let db = Database::open(dir.path(), options).unwrap();
+    let t = create(&db, "t");
+    // A file where the segments directory must go: sealing fails.
+    let blocker = dir.path().join("tables/0/segments");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"in the way").unwrap();
+    commit(&db, vec![(t.clone(), batch(&t, 0, 2000))], false);
+    assert!(db.over_memory_limit());
+    let remover = {
+        let blocker = blocker.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            std::fs::remove_file(&blocker).unwrap();
+        })
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(30), db.memory_available())
+            .await
+            .expect("ingest stayed stalled after the disk problem went away")
+    });
+    remover.join().unwrap();
+    assert!(!db.over_memory_limit());
+    assert_eq!(db.snapshot("t").unwrap().segments().len(), 1);
+    assert_eq!(rows(&db, "t"), expected(2000));
+}
