@@ -223,9 +223,15 @@ fn scan(dir: &Path, repair: bool) -> Result<Recovered> {
     Ok(out)
 }
 
-/// An invalid record at `pos` of file `index`: a torn tail if it is in the
-/// last file and no valid record follows anywhere, which is cut (and
-/// logged); otherwise corruption. Returns the bytes cut.
+/// An invalid record at `pos` of file `index`: a torn tail if no valid
+/// record follows anywhere, which is cut (and logged); otherwise
+/// corruption. Returns the bytes cut.
+///
+/// The torn file need not be the last: a crash (power loss) right after a
+/// roll can leave the new file's directory entry but lose the end of the
+/// old file. Later files then hold no valid record and are removed, so the
+/// writer resumes in the torn file. Nothing in them was acknowledged as
+/// durable: what is durable is a prefix of the log.
 fn cut_torn_tail(files: &[(u64, PathBuf)], index: usize, bytes: &[u8], pos: usize) -> Result<u64> {
     let path = &files[index].1;
     let followed = valid_record_after(bytes, pos + 1)
@@ -234,12 +240,21 @@ fn cut_torn_tail(files: &[(u64, PathBuf)], index: usize, bytes: &[u8], pos: usiz
                 .map(|b| valid_record_after(&b, 0))
                 .unwrap_or(false)
         });
-    if index + 1 != files.len() || followed {
+    if followed {
         return Err(StorageError::Corrupt {
             path: path.clone(),
             offset: pos as u64,
             reason: "invalid record followed by valid ones",
         });
+    }
+    for (_, later) in &files[index + 1..] {
+        fs::remove_file(later).map_err(StorageError::io("remove", later))?;
+        tracing::warn!(path = %later.display(), "removed a WAL file after a torn one (it held no valid record)");
+    }
+    if index + 1 != files.len()
+        && let Some(dir) = path.parent()
+    {
+        sync_dir(dir)?;
     }
     let cut = (bytes.len() - pos) as u64;
     let f = OpenOptions::new()
@@ -561,6 +576,46 @@ mod tests {
             matches!(e, StorageError::Corrupt { offset, .. } if offset as usize == record_len),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_torn_file_before_an_empty_rolled_one_is_the_end_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WalWriter::open(dir.path(), 1, 100).unwrap();
+        for lsn in 1..=4u64 {
+            w.roll_if_full(lsn).unwrap();
+            let mut buf = Vec::new();
+            encode_record(&mut buf, RecordKind::Transaction, lsn, &[7; 40]);
+            w.append(&buf).unwrap();
+        }
+        // A new file after the last record, then the end of the file before
+        // it lost (power loss right after a roll).
+        w.roll_if_full(5).unwrap();
+        w.roll_if_full(5).unwrap();
+        let files = list_files(dir.path()).unwrap();
+        let (_, torn) = &files[files.len() - 2];
+        let (_, empty) = files.last().unwrap().clone();
+        let len = std::fs::metadata(torn).unwrap().len();
+        drop(w);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(torn)
+            .unwrap()
+            .set_len(len - 10)
+            .unwrap();
+        let r = recover(dir.path()).unwrap();
+        let lsns: Vec<u64> = r.records.iter().map(|(_, r)| r.lsn).collect();
+        assert_eq!(lsns, (1..=lsns.len() as u64).collect::<Vec<_>>());
+        assert_eq!(*lsns.last().unwrap(), 3, "the torn record is dropped");
+        assert!(!empty.exists(), "the empty later file was left behind");
+        // Writing resumes where the log ends, and reads back.
+        let mut w = WalWriter::open(dir.path(), r.next_lsn, 100).unwrap();
+        let mut buf = Vec::new();
+        encode_record(&mut buf, RecordKind::Transaction, r.next_lsn, &[8; 40]);
+        w.append(&buf).unwrap();
+        drop(w);
+        let again = recover(dir.path()).unwrap();
+        assert_eq!(again.records.last().unwrap().1.lsn, 4);
     }
 
     #[test]
