@@ -264,6 +264,53 @@ fn a_value_that_does_not_fit_leaves_no_new_table_or_column() {
 }
 
 #[test]
+fn two_blocks_of_one_frame_that_disagree_on_a_new_column_create_nothing() {
+    let mut server = TestServer::start();
+    let mut c = RawClient::connect(&server.addr(), false);
+    let f = good_frame(&mut c, "typed", 1);
+    c.send_raw(f).unwrap();
+    assert!(matches!(c.read_ack(), Ok(Ack::Ok(0, _))));
+    let (delta, ids) = c.register(&["x"]);
+    // A new table and a new column of an existing one, each named by two
+    // blocks: TIMESTAMP first, then SYMBOL (which cannot go into one).
+    let msg = message(
+        delta,
+        false,
+        vec![
+            block("fresh", vec![("c", timestamps([1])), ("", timestamps([1]))]),
+            block("typed", vec![("d", timestamps([1])), ("", timestamps([2]))]),
+            block(
+                "typed",
+                vec![("d", symbol_ids([ids[0]])), ("", timestamps([3]))],
+            ),
+            block(
+                "fresh",
+                vec![("c", symbol_ids([ids[0]])), ("", timestamps([4]))],
+            ),
+        ],
+    );
+    c.send(&msg).unwrap();
+    expect_error(
+        &mut c,
+        0x03,
+        1,
+        "[table=typed, column=d, stored=TIMESTAMP, sent=SYMBOL]",
+    );
+    let db = server.storage();
+    assert!(db.table("fresh").is_none(), "the frame created a table");
+    assert!(
+        db.table("typed")
+            .unwrap()
+            .schema()
+            .column_index("d")
+            .is_none(),
+        "the frame added a column"
+    );
+    assert_eq!(committed_rows(&server, "typed"), 1);
+    assert_eq!(server.stop().code(), Some(0));
+}
+
+#[test]
 fn oversized_and_text_frames_close_the_connection() {
     let mut server = TestServer::start();
     let mut c = RawClient::connect(&server.addr(), false);

@@ -141,6 +141,48 @@ impl BlockConverter {
         self.caches.clear();
     }
 
+    /// Checks a whole frame before anything is created or added: every
+    /// column of every block fits the existing column of that name
+    /// ([`BlockConverter::check`]), and a column the frame creates (in a new
+    /// or an existing table) fits the type its first block gives it in the
+    /// later blocks that name it too. A frame rejected for a type conflict
+    /// leaves the schema as it was.
+    pub fn check_frame(&self, blocks: &[TableBlock<'_>]) -> Result<(), IngestError> {
+        let mut planned: HashMap<(String, String), ColumnType> = HashMap::new();
+        for block in blocks {
+            self.check(block)?;
+            let schema = self.db.table(&block.name).map(|t| t.schema());
+            for c in block.columns.iter().filter(|c| !c.name.is_empty()) {
+                if schema
+                    .as_ref()
+                    .is_some_and(|s| s.column_index(&c.name).is_some())
+                {
+                    continue;
+                }
+                let Some(t) = column_type_for(c)? else {
+                    continue;
+                };
+                let key = (block.name.to_ascii_lowercase(), c.name.to_ascii_lowercase());
+                match planned.get(&key) {
+                    Some(first) if !compatible(c, first)? => {
+                        return Err(mismatch(
+                            &block.name,
+                            &c.name,
+                            first,
+                            c.data.type_code().name(),
+                            Some("an earlier block of this frame creates the column".into()),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        planned.insert(key, t);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks, before anything is created or added, that every column of
     /// `block` can go into the existing table's column of that name: a frame
     /// rejected for a type conflict leaves the schema as it was.

@@ -317,9 +317,7 @@ impl IngestSession {
             self.converter.clear_symbol_caches();
         }
         // Type conflicts are found before any table or column is created.
-        for block in &message.tables {
-            self.converter.check(block)?;
-        }
+        self.converter.check_frame(&message.tables)?;
         // Every value that goes into an existing column is converted before
         // any table or column is created (see `BlockConverter::prepare`).
         let blocks: Vec<_> = message.tables.iter().filter(|b| b.row_count > 0).collect();
