@@ -42,9 +42,12 @@
 //! When a table's memtable passes `seal_rows` or `seal_bytes`, a sealer
 //! thread writes its oldest rows to a segment (for a day-partitioned table,
 //! one segment per UTC day they span, in `segments/YYYY-MM-DD/`; see
-//! `split_by_day`), records it in the table's
-//! manifest (with the symbol dictionaries), drops those rows from memory and
-//! deletes WAL files whose every row is now sealed. Memory is bounded by
+//! `split_by_day`), switches readers to it and drops those rows from memory,
+//! then makes it durable (the segment, the WAL up to those rows), records it
+//! in the table's manifest (with the symbol dictionaries) and
+//! deletes WAL files whose every row a durable manifest now covers (a
+//! failure after the rows left memory poisons the database; the WAL keeps
+//! them for the restart). Memory is bounded by
 //! `max_unsealed_bytes` across tables: past it the biggest tables are sealed
 //! whatever their size and
 //! [`Database::memory_available`] holds ingest back until the sealer (that
@@ -441,6 +444,7 @@ impl Database {
             if let Some(m) = manifest {
                 let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
                 state.sealed_row_end = m.sealed_row_end;
+                state.durable_sealed_row_end = m.sealed_row_end;
                 state.next_row_id = m.sealed_row_end;
                 state.segments = m.segments.into_iter().map(Arc::new).collect();
                 drop(state);
@@ -1512,6 +1516,9 @@ fn sealer_loop(shared: &Shared, requests: &RequestChannel, rx: Receiver<Arc<Tabl
 /// Seals the oldest visible memtable rows of `table` (see the module docs).
 /// Returns the rows sealed.
 fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Result<u64> {
+    if let Some(reason) = lock(&shared.poisoned).clone() {
+        return Err(StorageError::Poisoned(reason));
+    }
     let visible = shared.visible_lsn.load(Ordering::Acquire);
     let (batches, first_row_id) = {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
@@ -1603,33 +1610,11 @@ fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Resul
         )?);
         next_row_id += piece_rows;
     }
-    // The manifest that lists the new segments, built from a copy: memory
-    // changes only once it is stored, so a failed store leaves the rows in
-    // memory and their WAL files in place.
-    let manifest = {
-        let state = table.state.read().unwrap_or_else(|p| p.into_inner());
-        Manifest {
-            table_id: table.id,
-            sealed_row_end: state.sealed_row_end + rows,
-            segments: state
-                .segments
-                .iter()
-                .map(|s| Segment::clone(s))
-                .chain(written.iter().cloned())
-                .collect(),
-            symbols: table
-                .all_symbols()
-                .into_iter()
-                .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
-                .collect(),
-        }
-    };
-    // The WAL records of these rows must be durable before a manifest makes
-    // the rows durable: otherwise a power loss could keep them while losing
-    // the records they were committed with (and half of a transaction that
-    // spans tables).
-    sync_wal(requests)?;
-    manifest.store(&table.dir)?;
+    // Readers switch to the segment files now, and the rows leave memory
+    // before the slow part (fsyncs): ingest waiting for memory goes on
+    // sooner and the heap stays smaller. Durability follows below; WAL files
+    // are deleted by `durable_sealed_row_end` only.
+    let durable = written.clone();
     {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
         let mut freed = 0;
@@ -1647,7 +1632,42 @@ fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Resul
         state.sealed_row_end += rows;
         debug_assert_eq!(state.sealed_row_end, first_row_id + rows, "invariant 1");
         state.segments.extend(written.into_iter().map(Arc::new));
+    }
+    shared.sealed.notify_waiters();
+    // Past this point the rows are only in the segment files and the WAL: a
+    // failure poisons the database (no later manifest may list a segment
+    // that is not durable; the WAL keeps the rows for the restart).
+    let made_durable = (|| -> Result<()> {
+        for segment in &durable {
+            segment.sync()?;
+        }
+        // The WAL records of these rows must be durable before a manifest
+        // makes the rows durable: otherwise a power loss could keep them
+        // while losing the records they were committed with (and half of a
+        // transaction that spans tables).
+        sync_wal(requests)?;
+        let manifest = {
+            let state = table.state.read().unwrap_or_else(|p| p.into_inner());
+            Manifest {
+                table_id: table.id,
+                sealed_row_end: state.sealed_row_end,
+                segments: state.segments.iter().map(|s| Segment::clone(s)).collect(),
+                symbols: table
+                    .all_symbols()
+                    .into_iter()
+                    .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
+                    .collect(),
+            }
+        };
+        manifest.store(&table.dir)?;
+        let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
+        state.durable_sealed_row_end = manifest.sealed_row_end;
         state.sealing = false;
+        Ok(())
+    })();
+    if let Err(e) = made_durable {
+        poison_shared(shared, &e);
+        return Err(e);
     }
     tracing::info!(
         table = %schema.name,
@@ -1780,7 +1800,7 @@ fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
                 t.state
                     .read()
                     .unwrap_or_else(|p| p.into_inner())
-                    .sealed_row_end
+                    .durable_sealed_row_end
                     >= *end
             })
         });

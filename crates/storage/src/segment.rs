@@ -59,6 +59,17 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// Makes the file and its directory entry durable.
+    pub fn sync(&self) -> Result<()> {
+        File::open(&self.path)
+            .and_then(|f| f.sync_all())
+            .map_err(StorageError::io("sync", &self.path))?;
+        match self.path.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
+    }
+
     /// Reads the segment's batches (row-id column first).
     pub fn read(&self) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
         let file = File::open(&self.path).map_err(StorageError::io("open", &self.path))?;
@@ -68,7 +79,8 @@ impl Segment {
 }
 
 /// Writes `batches` (read form, without row ids, consecutive rows starting
-/// at `first_row_id`) as a segment file in `dir`, durably.
+/// at `first_row_id`) as a segment file in `dir`. Not yet durable: see
+/// [`Segment::sync`]; no manifest may list it before.
 pub fn write_segment(
     dir: &Path,
     table: &str,
@@ -113,10 +125,8 @@ pub fn write_segment(
         .into_inner()?
         .into_inner()
         .map_err(|e| StorageError::io("flush", &tmp)(e.into_error()))?;
-    file.sync_all().map_err(StorageError::io("sync", &tmp))?;
     drop(file);
     fs::rename(&tmp, &path).map_err(StorageError::io("rename", &path))?;
-    sync_dir(dir)?;
     Ok(Segment {
         path,
         first_row_id,

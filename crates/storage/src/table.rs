@@ -49,6 +49,10 @@ pub struct Table {
 pub(crate) struct TableState {
     pub(crate) next_row_id: u64,
     pub(crate) sealed_row_end: u64,
+    /// Rows below this are in segments a durable manifest lists (at most
+    /// `sealed_row_end`: a seal releases memory before its segments are
+    /// durable). WAL files are deleted by this, never by `sealed_row_end`.
+    pub(crate) durable_sealed_row_end: u64,
     pub(crate) memtable: VecDeque<StoredBatch>,
     pub(crate) memtable_bytes: usize,
     pub(crate) segments: Vec<Arc<Segment>>,
