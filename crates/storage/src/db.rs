@@ -1488,7 +1488,9 @@ fn sealer_loop(shared: &Shared, requests: &RequestChannel, rx: Receiver<Arc<Tabl
                     }
                 }
                 Err(e) => {
-                    tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
+                    if !matches!(e, StorageError::Closed) {
+                        tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
+                    }
                     table
                         .state
                         .write()
@@ -1665,9 +1667,18 @@ fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Resul
         state.sealing = false;
         Ok(())
     })();
-    if let Err(e) = made_durable {
-        poison_shared(shared, &e);
-        return Err(e);
+    match made_durable {
+        Ok(()) => {}
+        // Closing: no manifest can be written any more either; the restart
+        // replays the rows from the WAL.
+        Err(StorageError::Closed) => {
+            tracing::info!(table = %schema.name, "seal interrupted by shutdown; the WAL keeps its rows");
+            return Err(StorageError::Closed);
+        }
+        Err(e) => {
+            poison_shared(shared, &e);
+            return Err(e);
+        }
     }
     tracing::info!(
         table = %schema.name,
