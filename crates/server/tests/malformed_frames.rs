@@ -36,6 +36,16 @@ fn good_frame(client: &mut RawClient, table: &str, v: i64) -> Vec<u8> {
     frame
 }
 
+/// A connection whose first frame created table `typed` (`v` LONG, `s`
+/// SYMBOL, designated timestamp) with one row, acknowledged.
+fn with_typed_table(server: &TestServer) -> RawClient {
+    let mut c = RawClient::connect(&server.addr(), false);
+    let f = good_frame(&mut c, "typed", 1);
+    c.send_raw(f).unwrap();
+    assert!(matches!(c.read_ack(), Ok(Ack::Ok(0, _))));
+    c
+}
+
 fn expect_error(client: &mut RawClient, status: u8, seq: i64, needle: &str) -> String {
     match client.read_ack() {
         Ok(Ack::Error(s, q, m)) => {
@@ -180,10 +190,7 @@ fn find_after(haystack: &[u8], needle: &[u8]) -> usize {
 #[test]
 fn schema_mismatch_names_table_column_and_both_types() {
     let mut server = TestServer::start();
-    let mut c = RawClient::connect(&server.addr(), false);
-    let f = good_frame(&mut c, "typed", 1);
-    c.send_raw(f).unwrap();
-    assert!(matches!(c.read_ack(), Ok(Ack::Ok(0, _))));
+    let mut c = with_typed_table(&server);
     // `v` is LONG; send it as a SYMBOL in a frame that also writes another table.
     let (delta, ids) = c.register(&["x"]);
     let msg = message(
@@ -213,10 +220,7 @@ fn schema_mismatch_names_table_column_and_both_types() {
 #[test]
 fn a_value_that_does_not_fit_leaves_no_new_table_or_column() {
     let mut server = TestServer::start();
-    let mut c = RawClient::connect(&server.addr(), false);
-    let f = good_frame(&mut c, "typed", 1);
-    c.send_raw(f).unwrap();
-    assert!(matches!(c.read_ack(), Ok(Ack::Ok(0, _))));
+    let mut c = with_typed_table(&server);
     // DOUBLE into the LONG column `v` is a legal coercion for whole
     // numbers; 2.5 is not one. The same frame would create a table and add
     // a column to `typed`.
@@ -266,10 +270,7 @@ fn a_value_that_does_not_fit_leaves_no_new_table_or_column() {
 #[test]
 fn two_blocks_of_one_frame_that_disagree_on_a_new_column_create_nothing() {
     let mut server = TestServer::start();
-    let mut c = RawClient::connect(&server.addr(), false);
-    let f = good_frame(&mut c, "typed", 1);
-    c.send_raw(f).unwrap();
-    assert!(matches!(c.read_ack(), Ok(Ack::Ok(0, _))));
+    let mut c = with_typed_table(&server);
     let (delta, ids) = c.register(&["x"]);
     // A new table and a new column of an existing one, each named by two
     // blocks: TIMESTAMP first, then SYMBOL (which cannot go into one).

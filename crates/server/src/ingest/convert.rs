@@ -418,16 +418,7 @@ impl BlockConverter {
         }
         if sent == TypeCode::Symbol {
             // SYMBOL into another type: through its text (VARCHAR, numbers parsed).
-            if !matches!(
-                target.column_type,
-                ColumnType::Varchar
-                    | ColumnType::Byte
-                    | ColumnType::Short
-                    | ColumnType::Int
-                    | ColumnType::Long
-                    | ColumnType::Float
-                    | ColumnType::Double
-            ) {
+            if !symbol_text_fits(&target.column_type) {
                 return Err(fail(None));
             }
             let text = self.as_text(data, dictionary, &fail)?;
@@ -490,6 +481,21 @@ impl BlockConverter {
     }
 }
 
+/// Whether a SYMBOL column can go into a column of type `to` (through its
+/// text: as VARCHAR, or parsed as a number).
+fn symbol_text_fits(to: &ColumnType) -> bool {
+    matches!(
+        to,
+        ColumnType::Varchar
+            | ColumnType::Byte
+            | ColumnType::Short
+            | ColumnType::Int
+            | ColumnType::Long
+            | ColumnType::Float
+            | ColumnType::Double
+    )
+}
+
 /// Whether a column can be written into a column of type `to`.
 fn compatible(column: &Column<'_>, to: &ColumnType) -> Result<bool, IngestError> {
     let sent = column.data.type_code();
@@ -505,16 +511,7 @@ fn compatible(column: &Column<'_>, to: &ColumnType) -> Result<bool, IngestError>
             sent,
             TypeCode::DoubleArray | TypeCode::LongArray | TypeCode::Binary
         ),
-        (TypeCode::Symbol, other) => matches!(
-            other,
-            ColumnType::Varchar
-                | ColumnType::Byte
-                | ColumnType::Short
-                | ColumnType::Int
-                | ColumnType::Long
-                | ColumnType::Float
-                | ColumnType::Double
-        ),
+        (TypeCode::Symbol, other) => symbol_text_fits(other),
         (TypeCode::Geohash, ColumnType::Geohash(bits)) => {
             matches!(natural, Some(ColumnType::Geohash(sent_bits)) if sent_bits >= *bits)
         }
