@@ -150,8 +150,10 @@ impl BlockConverter {
     pub fn check_frame(&self, blocks: &[TableBlock<'_>]) -> Result<(), IngestError> {
         let mut planned: HashMap<(String, String), ColumnType> = HashMap::new();
         for block in blocks {
-            self.check(block)?;
             let schema = self.db.table(&block.name).map(|t| t.schema());
+            if let Some(schema) = &schema {
+                check_block(block, schema)?;
+            }
             for c in block.columns.iter().filter(|c| !c.name.is_empty()) {
                 if schema
                     .as_ref()
@@ -178,48 +180,6 @@ impl BlockConverter {
                         planned.insert(key, t);
                     }
                 }
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks, before anything is created or added, that every column of
-    /// `block` can go into the existing table's column of that name: a frame
-    /// rejected for a type conflict leaves the schema as it was.
-    pub fn check(&self, block: &TableBlock<'_>) -> Result<(), IngestError> {
-        let Some(table) = self.db.table(&block.name) else {
-            return Ok(());
-        };
-        let schema = table.schema();
-        for c in &block.columns {
-            let index = if c.name.is_empty() {
-                match schema.designated_timestamp {
-                    Some(i) => i,
-                    None => {
-                        return Err(IngestError::new(
-                            StatusCode::SCHEMA_MISMATCH,
-                            format!(
-                                "a designated timestamp was sent, but table {} has none",
-                                schema.name
-                            ),
-                        ));
-                    }
-                }
-            } else {
-                match schema.column_index(&c.name) {
-                    Some(i) => i,
-                    None => continue,
-                }
-            };
-            let target = &schema.columns[index];
-            if !compatible(c, &target.column_type)? {
-                return Err(mismatch(
-                    &schema.name,
-                    &target.name,
-                    &target.column_type,
-                    c.data.type_code().name(),
-                    None,
-                ));
             }
         }
         Ok(())
@@ -479,6 +439,43 @@ impl BlockConverter {
         }
         to_text(&natural, data.type_code()).ok_or_else(|| fail(None))
     }
+}
+
+/// Checks that every column of `block` can go into the column of that name
+/// that `schema` (the block's existing table) already has.
+fn check_block(block: &TableBlock<'_>, schema: &TableSchema) -> Result<(), IngestError> {
+    for c in &block.columns {
+        let index = if c.name.is_empty() {
+            match schema.designated_timestamp {
+                Some(i) => i,
+                None => {
+                    return Err(IngestError::new(
+                        StatusCode::SCHEMA_MISMATCH,
+                        format!(
+                            "a designated timestamp was sent, but table {} has none",
+                            schema.name
+                        ),
+                    ));
+                }
+            }
+        } else {
+            match schema.column_index(&c.name) {
+                Some(i) => i,
+                None => continue,
+            }
+        };
+        let target = &schema.columns[index];
+        if !compatible(c, &target.column_type)? {
+            return Err(mismatch(
+                &schema.name,
+                &target.name,
+                &target.column_type,
+                c.data.type_code().name(),
+                None,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a SYMBOL column can go into a column of type `to` (through its

@@ -184,12 +184,11 @@ impl IngestSession {
             }
             waiting_for_memory = memory_full;
             let can_read = wants_read && !memory_full;
-            let db = self.db.clone();
             let event = tokio::select! {
                 biased;
                 item = next_ack(&mut self.acks), if !self.acks.is_empty() => Event::Ack(item),
                 d = next_durable(&mut self.durable), if !self.durable.is_empty() => Event::Durable(d),
-                _ = db.memory_available(), if memory_full => Event::MemoryAvailable,
+                _ = self.db.memory_available(), if memory_full => Event::MemoryAvailable,
                 msg = ws.next(), if can_read => Event::Frame(msg),
                 _ = stop.changed(), if !stopping => Event::Stop,
             };
