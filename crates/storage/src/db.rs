@@ -43,11 +43,13 @@
 //! thread writes its oldest rows to a segment (for a day-partitioned table,
 //! one segment per UTC day they span, in `segments/YYYY-MM-DD/`; see
 //! `split_by_day`), switches readers to it and drops those rows from memory,
-//! then makes it durable (the segment, the WAL up to those rows), records it
-//! in the table's manifest (with the symbol dictionaries) and
-//! deletes WAL files whose every row a durable manifest now covers (a
-//! failure after the rows left memory poisons the database; the WAL keeps
-//! them for the restart). Memory is bounded by
+//! and goes on with the next seal. A seal syncer thread makes the written
+//! seals durable in seal order (the segments, then the WAL up to their rows;
+//! seals queued together share one WAL sync), records each in its table's
+//! manifest (listing the segments up to that seal, with the symbol
+//! dictionaries) and deletes WAL files whose every row a durable manifest
+//! now covers (a failure after the rows left memory poisons the database;
+//! the WAL keeps them for the restart). Memory is bounded by
 //! `max_unsealed_bytes` across tables: past it the biggest tables are sealed
 //! whatever their size and
 //! [`Database::memory_available`] holds ingest back until the sealer (that
@@ -58,8 +60,8 @@ use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -292,11 +294,39 @@ struct Shared {
     unsealed_bytes: AtomicUsize,
     /// Woken after every seal, for [`Database::memory_available`].
     sealed: Notify,
+    /// Set when the committer has stopped: whether its final WAL sync
+    /// succeeded (seals finishing during shutdown wait for it).
+    final_wal_sync: Mutex<Option<bool>>,
+    final_wal_synced: Condvar,
 }
 
 impl Shared {
     fn over_memory_limit(&self) -> bool {
         self.unsealed_bytes.load(Ordering::Acquire) > self.options.max_unsealed_bytes
+    }
+
+    /// Records that the committer stopped (first call wins).
+    fn set_final_wal_sync(&self, succeeded: bool) {
+        let mut done = lock(&self.final_wal_sync);
+        if done.is_none() {
+            *done = Some(succeeded);
+        }
+        self.final_wal_synced.notify_all();
+    }
+
+    /// Waits for the committer to stop; true if it left the whole WAL
+    /// durable.
+    fn wait_for_final_wal_sync(&self) -> bool {
+        let mut done = lock(&self.final_wal_sync);
+        loop {
+            if let Some(ok) = *done {
+                return ok;
+            }
+            done = self
+                .final_wal_synced
+                .wait(done)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -325,6 +355,7 @@ pub struct Database {
     requests: RequestChannel,
     committer: Mutex<Option<JoinHandle<()>>>,
     sealer: Mutex<Option<JoinHandle<()>>>,
+    seal_syncer: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -397,12 +428,21 @@ impl Database {
                 })
                 .map_err(StorageError::io("spawn", "committer"))?
         };
+        let (sealed_tx, sealed_rx) = mpsc::sync_channel::<SealedRows>(SEALS_AWAITING_SYNC);
+        let seal_syncer = {
+            let shared = shared.clone();
+            let requests = Arc::clone(&requests);
+            std::thread::Builder::new()
+                .name("quiver-seal-syncer".into())
+                .spawn(move || seal_syncer_loop(&shared, &requests, sealed_rx))
+                .map_err(StorageError::io("spawn", "seal syncer"))?
+        };
         let sealer = {
             let shared = shared.clone();
             let requests = Arc::clone(&requests);
             std::thread::Builder::new()
                 .name("quiver-sealer".into())
-                .spawn(move || sealer_loop(&shared, &requests, seal_rx))
+                .spawn(move || sealer_loop(&shared, &requests, seal_rx, &sealed_tx))
                 .map_err(StorageError::io("spawn", "sealer"))?
         };
         let db = Arc::new(Database {
@@ -410,6 +450,7 @@ impl Database {
             requests,
             committer: Mutex::new(Some(committer)),
             sealer: Mutex::new(Some(sealer)),
+            seal_syncer: Mutex::new(Some(seal_syncer)),
         });
         tracing::info!(
             dir = %dir.display(),
@@ -426,6 +467,7 @@ impl Database {
             requests: Arc::new(Mutex::new(None)),
             committer: Mutex::new(None),
             sealer: Mutex::new(None),
+            seal_syncer: Mutex::new(None),
         })
     }
 
@@ -622,6 +664,8 @@ impl Database {
             next_part_id: AtomicU64::new(max_part_id + 1),
             unsealed_bytes: AtomicUsize::new(unsealed_bytes),
             sealed: Notify::new(),
+            final_wal_sync: Mutex::new(None),
+            final_wal_synced: Condvar::new(),
         };
         Ok((shared, recovered.next_lsn))
     }
@@ -810,14 +854,20 @@ impl Database {
     }
 
     /// Stops accepting requests, finishes the queued ones, fsyncs, and
-    /// stops the committer and sealer threads.
+    /// stops the committer and sealer threads (seals already queued are
+    /// finished and made durable).
     pub fn close(&self) {
         let sender = lock(&self.requests).take();
         drop(sender);
         if let Some(h) = lock(&self.committer).take() {
             let _ = h.join();
+            // A committer that panicked never reported its final sync.
+            self.shared.set_final_wal_sync(false);
         }
         if let Some(h) = lock(&self.sealer).take() {
+            let _ = h.join();
+        }
+        if let Some(h) = lock(&self.seal_syncer).take() {
             let _ = h.join();
         }
     }
@@ -1090,8 +1140,14 @@ impl Committer {
         if let Some(h) = syncer {
             let _ = h.join();
         }
-        if let Err(e) = self.wal.sync() {
-            tracing::error!(error = %e, "final WAL sync failed");
+        match self.wal.sync() {
+            Ok(()) => self
+                .shared
+                .set_final_wal_sync(lock(&self.shared.poisoned).is_none()),
+            Err(e) => {
+                tracing::error!(error = %e, "final WAL sync failed");
+                self.shared.set_final_wal_sync(false);
+            }
         }
     }
 
@@ -1471,13 +1527,22 @@ fn force_seal_biggest(shared: &Shared, touched: &mut Vec<(Arc<Table>, bool)>) {
 /// waiting on.
 const SEAL_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn sealer_loop(shared: &Shared, requests: &RequestChannel, rx: Receiver<Arc<Table>>) {
+fn sealer_loop(
+    shared: &Shared,
+    requests: &RequestChannel,
+    rx: Receiver<Arc<Table>>,
+    sealed: &SyncSender<SealedRows>,
+) {
     while let Ok(table) = rx.recv() {
         let mut queue = vec![table];
         while let Some(table) = queue.pop() {
-            match seal(shared, requests, &table) {
-                Ok(0) => {}
-                Ok(_) => {
+            match seal(shared, &table) {
+                Ok(None) => {}
+                Ok(Some(job)) => {
+                    // The rows left memory: ingest waiting for it goes on.
+                    shared.sealed.notify_waiters();
+                    // Waits while the seal syncer is behind.
+                    let _ = sealed.send(job);
                     // Rows committed while this seal ran may keep memory
                     // over the limit with no commit left to notice (ingest
                     // is waiting): seal again until it is under.
@@ -1515,9 +1580,10 @@ fn sealer_loop(shared: &Shared, requests: &RequestChannel, rx: Receiver<Arc<Tabl
     }
 }
 
-/// Seals the oldest visible memtable rows of `table` (see the module docs).
-/// Returns the rows sealed.
-fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Result<u64> {
+/// Writes the oldest visible memtable rows of `table` to segments and drops
+/// them from memory (see the module docs). Returns what the seal syncer must
+/// make durable, or `None` when there was nothing to seal.
+fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedRows>> {
     if let Some(reason) = lock(&shared.poisoned).clone() {
         return Err(StorageError::Poisoned(reason));
     }
@@ -1525,7 +1591,7 @@ fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Resul
     let (batches, first_row_id) = {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
         if state.sealing {
-            return Ok(0);
+            return Ok(None);
         }
         let batches: Vec<StoredBatch> = state
             .memtable
@@ -1534,7 +1600,7 @@ fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Resul
             .cloned()
             .collect();
         if batches.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
         state.sealing = true;
         (batches, state.sealed_row_end)
@@ -1613,11 +1679,12 @@ fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Resul
         next_row_id += piece_rows;
     }
     // Readers switch to the segment files now, and the rows leave memory
-    // before the slow part (fsyncs): ingest waiting for memory goes on
-    // sooner and the heap stays smaller. Durability follows below; WAL files
-    // are deleted by `durable_sealed_row_end` only.
-    let durable = written.clone();
-    {
+    // before the slow part (fsyncs, on the seal syncer): ingest waiting for
+    // memory goes on sooner, the heap stays smaller, and the next seal can
+    // start while the disk works. WAL files are deleted by
+    // `durable_sealed_row_end` only.
+    let new_segments: Vec<Arc<Segment>> = written.into_iter().map(Arc::new).collect();
+    let manifest = {
         let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
         let mut freed = 0;
         for _ in 0..batches.len() {
@@ -1633,62 +1700,125 @@ fn seal(shared: &Shared, requests: &RequestChannel, table: &Arc<Table>) -> Resul
             });
         state.sealed_row_end += rows;
         debug_assert_eq!(state.sealed_row_end, first_row_id + rows, "invariant 1");
-        state.segments.extend(written.into_iter().map(Arc::new));
-    }
-    shared.sealed.notify_waiters();
-    // Past this point the rows are only in the segment files and the WAL: a
-    // failure poisons the database (no later manifest may list a segment
-    // that is not durable; the WAL keeps the rows for the restart).
-    let made_durable = (|| -> Result<()> {
-        for segment in &durable {
-            segment.sync()?;
-        }
-        // The WAL records of these rows must be durable before a manifest
-        // makes the rows durable: otherwise a power loss could keep them
-        // while losing the records they were committed with (and half of a
-        // transaction that spans tables).
-        sync_wal(requests)?;
-        let manifest = {
-            let state = table.state.read().unwrap_or_else(|p| p.into_inner());
-            Manifest {
-                table_id: table.id,
-                sealed_row_end: state.sealed_row_end,
-                segments: state.segments.iter().map(|s| Segment::clone(s)).collect(),
-                symbols: table
-                    .all_symbols()
-                    .into_iter()
-                    .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
-                    .collect(),
-            }
-        };
-        manifest.store(&table.dir)?;
-        let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
-        state.durable_sealed_row_end = manifest.sealed_row_end;
+        state.segments.extend(new_segments.iter().cloned());
         state.sealing = false;
-        Ok(())
-    })();
-    match made_durable {
-        Ok(()) => {}
-        // Closing: no manifest can be written any more either; the restart
-        // replays the rows from the WAL.
-        Err(StorageError::Closed) => {
-            tracing::info!(table = %schema.name, "seal interrupted by shutdown; the WAL keeps its rows");
-            return Err(StorageError::Closed);
+        // The manifest this seal makes durable lists the segments up to its
+        // own: later seals' segments are durable only once their own job
+        // has run.
+        Manifest {
+            table_id: table.id,
+            sealed_row_end: state.sealed_row_end,
+            segments: state.segments.iter().map(|s| Segment::clone(s)).collect(),
+            symbols: Vec::new(),
         }
-        Err(e) => {
-            poison_shared(shared, &e);
-            return Err(e);
-        }
-    }
-    tracing::info!(
-        table = %schema.name,
+    };
+    Ok(Some(SealedRows {
+        table: table.clone(),
+        new_segments,
+        manifest,
         rows,
         first_row_id,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "sealed a segment"
-    );
-    remove_sealed_wal_files(shared)?;
-    Ok(rows)
+        started,
+        written_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// A seal whose segments are written and whose rows left memory, waiting to
+/// be made durable by the seal syncer.
+struct SealedRows {
+    table: Arc<Table>,
+    /// The segments this seal wrote (not yet fsync'd).
+    new_segments: Vec<Arc<Segment>>,
+    /// The table's manifest as of this seal, without symbols (filled in
+    /// when stored: dictionaries only grow, so a later one is a superset).
+    manifest: Manifest,
+    rows: u64,
+    first_row_id: u64,
+    started: Instant,
+    /// How long writing the segments took (the rest is fsyncs).
+    written_ms: u64,
+}
+
+/// How many written seals may wait for their fsyncs before the sealer waits
+/// too (and with it, through the memory limit, ingest).
+const SEALS_AWAITING_SYNC: usize = 4;
+
+/// Makes written seals durable in seal order, coalescing those queued
+/// together into one round of fsyncs, and deletes the WAL files they cover.
+fn seal_syncer_loop(shared: &Shared, requests: &RequestChannel, rx: Receiver<SealedRows>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while let Ok(job) = rx.try_recv() {
+            jobs.push(job);
+        }
+        match make_durable(shared, requests, &jobs) {
+            Ok(()) => {
+                for job in &jobs {
+                    tracing::info!(
+                        table = %job.table.schema().name,
+                        rows = job.rows,
+                        first_row_id = job.first_row_id,
+                        written_ms = job.written_ms,
+                        elapsed_ms = job.started.elapsed().as_millis() as u64,
+                        "sealed a segment"
+                    );
+                }
+                if let Err(e) = remove_sealed_wal_files(shared) {
+                    tracing::warn!(error = %e, "could not remove sealed WAL files; retried after the next seal");
+                }
+            }
+            Err(StorageError::Closed) => {
+                tracing::info!("seal interrupted by shutdown; the WAL keeps its rows");
+            }
+            // The rows are only in the segment files and the WAL now: no
+            // later manifest may list a segment that is not durable (the
+            // WAL keeps the rows for the restart).
+            Err(e) => poison_shared(shared, &e),
+        }
+    }
+}
+
+/// Fsyncs the segments of `jobs`, then the WAL (their rows' records must be
+/// durable before a manifest makes the rows durable: otherwise a power loss
+/// could keep them while losing the records they were committed with, and
+/// half of a transaction that spans tables), then stores each table's
+/// newest manifest among them.
+fn make_durable(shared: &Shared, requests: &RequestChannel, jobs: &[SealedRows]) -> Result<()> {
+    if let Some(reason) = lock(&shared.poisoned).clone() {
+        return Err(StorageError::Poisoned(reason));
+    }
+    for segment in jobs.iter().flat_map(|j| &j.new_segments) {
+        segment.sync()?;
+    }
+    match sync_wal(requests) {
+        Ok(()) => {}
+        // Shutting down: the committer makes the whole WAL durable before
+        // it stops.
+        Err(StorageError::Closed) if shared.wait_for_final_wal_sync() => {}
+        Err(e) => return Err(e),
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        if jobs[i + 1..]
+            .iter()
+            .any(|later| Arc::ptr_eq(&later.table, &job.table))
+        {
+            continue;
+        }
+        let mut manifest = job.manifest.clone();
+        manifest.symbols = job
+            .table
+            .all_symbols()
+            .into_iter()
+            .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
+            .collect();
+        if let Some(reason) = lock(&shared.poisoned).clone() {
+            return Err(StorageError::Poisoned(reason));
+        }
+        manifest.store(&job.table.dir)?;
+        let mut state = job.table.state.write().unwrap_or_else(|p| p.into_inner());
+        state.durable_sealed_row_end = manifest.sealed_row_end;
+    }
+    Ok(())
 }
 
 /// At most this many day partitions get their own segment in one seal; the
