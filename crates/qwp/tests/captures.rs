@@ -4,8 +4,6 @@
 //! what our decoder happened to print. Each frame must also re-encode to the
 //! identical bytes, since our encoder makes the same choices as the client.
 
-use std::path::PathBuf;
-
 use quiver_qwp::{
     BatchEncoding, Bind, ClientMessage, EgressDecoder, IngressDecoder, IngressMessage,
     IngressResponse, Limits, ServerMessage, StatusCode, TypeCode, Value, decode_client_message,
@@ -14,9 +12,7 @@ use quiver_qwp::{
 };
 
 fn capture(path: &str) -> Vec<u8> {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/captures")
-        .join(path);
+    let file = crate_dir().join("tests/fixtures/captures").join(path);
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
     hex.chunks(2)
@@ -418,4 +414,13 @@ fn egress_frames_the_client_accepted() {
         encode_server_message(&message, &BatchEncoding::default(), &mut out).unwrap();
         assert_eq!(out, bytes, "{path}");
     }
+}
+
+/// This crate's directory, as cargo/nextest report it when the test runs
+/// (not where the binary was compiled: CI shares one target directory
+/// between checkouts, and cargo may reuse a test binary built in another).
+fn crate_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -8,8 +8,6 @@
 //!   row iterator multiplied the dimensions in `usize` and overflowed
 //!   (a panic in debug builds). Both now share one element count.
 
-use std::path::PathBuf;
-
 use quiver_qwp::{
     BatchEncoding, ClientMessage, EgressDecoder, IngressDecoder, Limits, TypeCode, Value,
     decode_client_message, decode_ingress_response, encode_client_message, encode_ingress_message,
@@ -17,9 +15,7 @@ use quiver_qwp::{
 };
 
 fn fixtures(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/fuzz")
-        .join(target);
+    let dir = crate_dir().join("tests/fixtures/fuzz").join(target);
     let mut out: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| {
             d.map(|e| {
@@ -118,4 +114,13 @@ fn array_with_a_zero_dimension_and_huge_others() {
             values: vec![]
         })]
     );
+}
+
+/// This crate's directory, as cargo/nextest report it when the test runs
+/// (not where the binary was compiled: CI shares one target directory
+/// between checkouts, and cargo may reuse a test binary built in another).
+fn crate_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use quiver_qwp::{
     BatchEncoding, ClientMessage, DecodeError, DecodeErrorKind, EgressDecoder, IngressDecoder,
     Limits, StatusCode, SymbolDictionary, TypeCode, decode_client_message, decode_ingress_message,
@@ -53,7 +51,7 @@ fn block(name: &[u8], rows: u64, defs: &[(&[u8], u8)], bodies: &[u8]) -> Vec<u8>
 }
 
 fn capture_frames() -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captures");
+    let dir = crate_dir().join("tests/fixtures/captures");
     let mut frames = Vec::new();
     for scenario in std::fs::read_dir(&dir).unwrap() {
         let scenario = scenario.unwrap().path();
@@ -727,4 +725,13 @@ fn egress_client_requests() {
         e(&[0x15, 1, 0, 0, 0]),
         DecodeErrorKind::UnexpectedEnd { .. }
     ));
+}
+
+/// This crate's directory, as cargo/nextest report it when the test runs
+/// (not where the binary was compiled: CI shares one target directory
+/// between checkouts, and cargo may reuse a test binary built in another).
+fn crate_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -57,7 +57,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -68,17 +67,16 @@ use std::time::Instant;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::DataType;
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
 use tokio::sync::{Notify, oneshot};
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Result, StorageError};
+use crate::rows::{EncodedRows, decode_rows};
 use crate::schema::{ColumnSchema, PartitionBy, TableSchema};
 use crate::segment::{Manifest, Segment, write_durably, write_segment};
 use crate::symbols::SymbolTable;
 use crate::table::{StoredBatch, Table, TableSnapshot};
-use crate::wal::{self, RecordKind, SyncJob, WalWriter};
+use crate::wal::{self, Chunk, RecordKind, SyncJob, WalWriter};
 
 /// Tuning knobs. The defaults suit a laptop.
 #[derive(Debug, Clone)]
@@ -128,7 +126,7 @@ impl Default for Options {
 struct Part {
     table: Arc<Table>,
     batch: RecordBatch,
-    ipc: Vec<u8>,
+    rows: EncodedRows,
     /// Id of the Part record holding the rows, once staged.
     staged: Option<u64>,
 }
@@ -174,17 +172,11 @@ impl Transaction {
             return Ok(());
         }
         table.check_batch(&batch)?;
-        // Sized up front: growing it page by page showed up in profiles.
-        let mut ipc = Vec::with_capacity(batch.get_array_memory_size() + 4096);
-        {
-            let mut w = StreamWriter::try_new(&mut ipc, &batch.schema())?;
-            w.write(&batch)?;
-            w.finish()?;
-        }
+        let rows = EncodedRows::encode(&batch)?;
         self.parts.push(Part {
             table,
             batch,
-            ipc,
+            rows,
             staged: None,
         });
         Ok(())
@@ -204,7 +196,7 @@ impl Transaction {
     pub fn memory_size(&self) -> usize {
         self.parts
             .iter()
-            .map(|p| p.ipc.len() + p.batch.get_array_memory_size())
+            .map(|p| p.batch.get_array_memory_size())
             .sum()
     }
 
@@ -259,9 +251,9 @@ enum Request {
     Sync {
         reply: oneshot::Sender<Result<()>>,
     },
-    /// Write parts ahead of their commit: (part id, table id, IPC bytes).
+    /// Write parts ahead of their commit: (part id, table id, rows).
     Stage {
-        parts: Vec<(u64, u32, Vec<u8>)>,
+        parts: Vec<(u64, u32, EncodedRows)>,
     },
     /// Staged parts whose transaction was dropped.
     Abandon {
@@ -521,10 +513,9 @@ impl Database {
                 RecordKind::Part => {
                     let id = r.u64()?;
                     let table_id = r.u32()?;
-                    let ipc = r.bytes()?;
+                    let rows = r.bytes()?;
                     r.finish()?;
-                    let batch =
-                        decode_ipc(ipc).map_err(|_| r.corrupt("undecodable Arrow IPC batch"))?;
+                    let batch = decode_rows(rows).map_err(|e| undecodable(&r, e))?;
                     max_part_id = max_part_id.max(id);
                     staged.insert(id, (table_id, batch, wal_files.len() - 1));
                 }
@@ -568,9 +559,8 @@ impl Database {
                         }
                         let (mut batch, part_file) = match r.u8()? {
                             0 => {
-                                let ipc = r.bytes()?;
-                                let batch = decode_ipc(ipc)
-                                    .map_err(|_| r.corrupt("undecodable Arrow IPC batch"))?;
+                                let rows = r.bytes()?;
+                                let batch = decode_rows(rows).map_err(|e| undecodable(&r, e))?;
                                 (batch, None)
                             }
                             1 => {
@@ -797,7 +787,7 @@ impl Database {
         for p in txn.parts.iter_mut().filter(|p| p.staged.is_none()) {
             let id = self.shared.next_part_id.fetch_add(1, Ordering::Relaxed);
             p.staged = Some(id);
-            parts.push((id, p.table.id, std::mem::take(&mut p.ipc)));
+            parts.push((id, p.table.id, std::mem::take(&mut p.rows)));
         }
         if parts.is_empty() {
             return Ok(());
@@ -948,11 +938,10 @@ fn store_catalog(dir: &Path, catalog: &Catalog) -> Result<()> {
     write_durably(dir, CATALOG_FILE, &bytes)
 }
 
-fn decode_ipc(bytes: &[u8]) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    let mut reader = StreamReader::try_new(Cursor::new(bytes), None)?;
-    reader
-        .next()
-        .unwrap_or_else(|| Err(arrow::error::ArrowError::IpcError("no batch".into())))
+/// A WAL record's rows that passed the checksum but do not decode.
+fn undecodable(r: &Reader<'_>, e: arrow::error::ArrowError) -> StorageError {
+    tracing::error!(error = %e, "undecodable rows in a WAL record");
+    r.corrupt("undecodable rows")
 }
 
 fn remove_orphan_segments(table_dir: &Path, manifest: &Manifest) -> Result<()> {
@@ -1019,7 +1008,7 @@ impl Committer {
                 None
             }
         };
-        let mut buf: Vec<Vec<u8>> = Vec::new();
+        let mut buf: Vec<Chunk> = Vec::new();
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < 1024 {
@@ -1175,7 +1164,7 @@ impl Committer {
     fn frame(
         &mut self,
         request: Request,
-        buf: &mut Vec<Vec<u8>>,
+        buf: &mut Vec<Chunk>,
         catalog_changed: &mut bool,
         reserved: &mut HashMap<u32, u64>,
     ) -> Option<Framed> {
@@ -1200,7 +1189,7 @@ impl Committer {
                     buf,
                     RecordKind::CreateTable,
                     self.take_lsn(),
-                    vec![w.into_inner()],
+                    vec![Chunk::Owned(w.into_inner())],
                 );
                 catalog.insert(table.clone());
                 *catalog_changed = true;
@@ -1247,7 +1236,7 @@ impl Committer {
                     buf,
                     RecordKind::AddColumns,
                     self.take_lsn(),
-                    vec![w.into_inner()],
+                    vec![Chunk::Owned(w.into_inner())],
                 );
                 table.set_schema(schema);
                 *catalog_changed = true;
@@ -1258,13 +1247,15 @@ impl Committer {
                 let shared = self.shared.clone();
                 let mut files = lock(&shared.wal_files);
                 let file = files.len().saturating_sub(1);
-                for (id, table_id, ipc) in parts {
+                for (id, table_id, rows) in parts {
                     let mut w = Writer::default();
                     w.u64(id);
                     w.u32(table_id);
-                    w.u32(ipc.len() as u32);
+                    w.u32(rows.len() as u32);
                     let lsn = self.take_lsn();
-                    wal::encode_record_parts(buf, RecordKind::Part, lsn, vec![w.into_inner(), ipc]);
+                    let mut body = vec![Chunk::Owned(w.into_inner())];
+                    body.extend(rows.into_chunks());
+                    wal::encode_record_parts(buf, RecordKind::Part, lsn, body);
                     if let Some(f) = files.get_mut(file) {
                         f.open_parts += 1;
                         self.part_files.insert(id, f.path.clone());
@@ -1302,10 +1293,10 @@ impl Committer {
                     return None;
                 }
                 let lsn = self.take_lsn();
-                // Body: per part a small header, then the part's IPC bytes as
-                // they are (written with the rest of the group in one
-                // vectored write, not copied into a record buffer).
-                let mut body: Vec<Vec<u8>> = Vec::with_capacity(txn_parts.len() * 2 + 1);
+                // Body: per part a small header, then the part's rows as
+                // their Arrow buffers (written with the rest of the group in
+                // one vectored write, not copied into a record buffer).
+                let mut body: Vec<Chunk> = Vec::with_capacity(txn_parts.len() * 8 + 1);
                 let mut w = Writer::default();
                 w.u16(txn_parts.len() as u16);
                 let mut parts = Vec::with_capacity(txn_parts.len());
@@ -1350,7 +1341,7 @@ impl Committer {
                             w.u8(1);
                             w.u64(part_id);
                             w.u64(part.batch.num_rows() as u64);
-                            body.push(std::mem::take(&mut w).into_inner());
+                            body.push(Chunk::Owned(std::mem::take(&mut w).into_inner()));
                             if let Some(path) = self.part_files.remove(&part_id)
                                 && let Some(f) = files.iter_mut().find(|f| f.path == path)
                             {
@@ -1361,9 +1352,9 @@ impl Committer {
                         }
                         None => {
                             w.u8(0);
-                            w.u32(part.ipc.len() as u32);
-                            body.push(std::mem::take(&mut w).into_inner());
-                            body.push(part.ipc);
+                            w.u32(part.rows.len() as u32);
+                            body.push(Chunk::Owned(std::mem::take(&mut w).into_inner()));
+                            body.extend(part.rows.into_chunks());
                         }
                     }
                     if let Some(f) = files.last_mut() {
@@ -1389,7 +1380,7 @@ impl Committer {
         lsn
     }
 
-    fn write(&mut self, buf: &[Vec<u8>], catalog_changed: bool) -> Result<()> {
+    fn write(&mut self, buf: &[Chunk], catalog_changed: bool) -> Result<()> {
         if !buf.is_empty() {
             self.wal.append_parts(buf)?;
         }

@@ -52,6 +52,7 @@
 mod codec;
 pub mod db;
 pub mod error;
+pub mod rows;
 pub mod schema;
 pub mod segment;
 pub mod symbols;

@@ -28,6 +28,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::buffer::Buffer;
+
 use crate::error::{Result, StorageError};
 
 /// Record magic.
@@ -66,6 +68,42 @@ impl RecordKind {
     }
 }
 
+/// Zeros for padding.
+pub(crate) static ZEROS: [u8; 32] = [0; 32];
+
+/// A piece of an encoded record: bytes of its own, or an Arrow buffer
+/// referenced (not copied) until the write.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    /// Owned bytes.
+    Owned(Vec<u8>),
+    /// An Arrow buffer of the batch being written.
+    Arrow(Buffer),
+    /// Zeros, to align what follows.
+    Padding(usize),
+}
+
+impl Chunk {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Arrow(b) => b.as_slice(),
+            Chunk::Padding(n) => &ZEROS[..*n],
+        }
+    }
+
+    /// Byte length.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Appends one framed record to `out`.
 pub fn encode_record(out: &mut Vec<u8>, kind: RecordKind, lsn: u64, body: &[u8]) {
     let start = out.len();
@@ -84,8 +122,8 @@ pub fn encode_record(out: &mut Vec<u8>, kind: RecordKind, lsn: u64, body: &[u8])
 /// Frames a record whose body is the concatenation of `body`, appending the
 /// header and then the body parts to `out` without copying them (they are
 /// written with one vectored write).
-pub fn encode_record_parts(out: &mut Vec<Vec<u8>>, kind: RecordKind, lsn: u64, body: Vec<Vec<u8>>) {
-    let body_len: usize = body.iter().map(Vec::len).sum();
+pub fn encode_record_parts(out: &mut Vec<Chunk>, kind: RecordKind, lsn: u64, body: Vec<Chunk>) {
+    let body_len: usize = body.iter().map(Chunk::len).sum();
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(&MAGIC);
     header.extend_from_slice(&[0; 4]);
@@ -96,10 +134,10 @@ pub fn encode_record_parts(out: &mut Vec<Vec<u8>>, kind: RecordKind, lsn: u64, b
     header.extend_from_slice(&lsn.to_le_bytes());
     let mut crc = crc32c::crc32c(&header[8..]);
     for b in &body {
-        crc = crc32c::crc32c_append(crc, b);
+        crc = crc32c::crc32c_append(crc, b.as_slice());
     }
     header[4..8].copy_from_slice(&crc.to_le_bytes());
-    out.push(header);
+    out.push(Chunk::Owned(header));
     out.extend(body.into_iter().filter(|b| !b.is_empty()));
 }
 
@@ -375,9 +413,11 @@ impl WalWriter {
 
     /// Writes `parts` (framed records, see [`encode_record_parts`]) with
     /// vectored writes, without joining them first.
-    pub fn append_parts(&mut self, parts: &[Vec<u8>]) -> Result<()> {
-        let mut slices: Vec<std::io::IoSlice<'_>> =
-            parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+    pub fn append_parts(&mut self, parts: &[Chunk]) -> Result<()> {
+        let mut slices: Vec<std::io::IoSlice<'_>> = parts
+            .iter()
+            .map(|p| std::io::IoSlice::new(p.as_slice()))
+            .collect();
         let mut rest = &mut slices[..];
         while !rest.is_empty() {
             let n = (&*self.file)
@@ -517,9 +557,16 @@ mod tests {
             &mut parts,
             RecordKind::Transaction,
             9,
-            vec![b"ab".to_vec(), vec![], b"cdef".to_vec()],
+            vec![
+                Chunk::Owned(b"ab".to_vec()),
+                Chunk::Owned(vec![]),
+                Chunk::Arrow(arrow::buffer::Buffer::from_slice_ref(b"cd")),
+                Chunk::Padding(0),
+                Chunk::Owned(b"ef".to_vec()),
+            ],
         );
-        assert_eq!(parts.concat(), whole);
+        let joined: Vec<u8> = parts.iter().flat_map(|c| c.as_slice().to_vec()).collect();
+        assert_eq!(joined, whole);
         let dir = tempfile::tempdir().unwrap();
         let mut w = WalWriter::open(dir.path(), 9, u64::MAX).unwrap();
         w.append_parts(&parts).unwrap();

@@ -176,9 +176,7 @@ pub fn python() -> PathBuf {
 
 /// Runs `tests/py/<script>` with `args`; panics with its output on failure.
 pub fn run_python(script: &str, args: &[&str]) -> Output {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/py")
-        .join(script);
+    let path = crate_dir().join("tests/py").join(script);
     Command::new(python())
         .arg(&path)
         .args(args)
@@ -197,4 +195,13 @@ pub fn run_python_ok(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// This crate's directory, as cargo/nextest report it when the test runs
+/// (not where the binary was compiled: CI shares one target directory
+/// between checkouts, and cargo may reuse a test binary built in another).
+fn crate_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
