@@ -312,6 +312,51 @@ fn two_blocks_of_one_frame_that_disagree_on_a_new_column_create_nothing() {
 }
 
 #[test]
+fn a_later_block_whose_value_does_not_fit_a_column_the_frame_creates_creates_nothing() {
+    let mut server = TestServer::start();
+    let mut c = with_typed_table(&server);
+    let (delta, ids) = c.register(&["not a number"]);
+    // The first block creates LONG columns (in a new table and in an
+    // existing one); a later block sends SYMBOL text for them, a type that
+    // may go into LONG when it is a number, but this text is not.
+    let msg = message(
+        delta,
+        false,
+        vec![
+            block("fresh", vec![("n", longs([1])), ("", timestamps([1]))]),
+            block("typed", vec![("m", longs([2])), ("", timestamps([2]))]),
+            block(
+                "typed",
+                vec![("m", symbol_ids([ids[0]])), ("", timestamps([3]))],
+            ),
+            block(
+                "fresh",
+                vec![("n", symbol_ids([ids[0]])), ("", timestamps([4]))],
+            ),
+        ],
+    );
+    c.send(&msg).unwrap();
+    expect_error(
+        &mut c,
+        0x03,
+        1,
+        "[table=typed, column=m, stored=LONG, sent=SYMBOL]",
+    );
+    let db = server.storage();
+    assert!(db.table("fresh").is_none(), "the frame created a table");
+    assert!(
+        db.table("typed")
+            .unwrap()
+            .schema()
+            .column_index("m")
+            .is_none(),
+        "the frame added a column"
+    );
+    assert_eq!(committed_rows(&server, "typed"), 1);
+    assert_eq!(server.stop().code(), Some(0));
+}
+
+#[test]
 fn oversized_and_text_frames_close_the_connection() {
     let mut server = TestServer::start();
     let mut c = RawClient::connect(&server.addr(), false);

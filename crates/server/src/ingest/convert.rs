@@ -116,6 +116,14 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
+/// The columns a frame creates and their types (the type the first block
+/// naming each sends), from [`BlockConverter::check_frame`].
+#[derive(Debug, Default)]
+pub struct FramePlan {
+    /// By (lower-cased table, lower-cased column).
+    new_columns: HashMap<(String, String), ColumnType>,
+}
+
 /// A block whose values for existing columns are converted (see
 /// [`BlockConverter::prepare`]).
 #[derive(Debug)]
@@ -147,7 +155,7 @@ impl BlockConverter {
     /// or an existing table) fits the type its first block gives it in the
     /// later blocks that name it too. A frame rejected for a type conflict
     /// leaves the schema as it was.
-    pub fn check_frame(&self, blocks: &[TableBlock<'_>]) -> Result<(), IngestError> {
+    pub fn check_frame(&self, blocks: &[TableBlock<'_>]) -> Result<FramePlan, IngestError> {
         let mut planned: HashMap<(String, String), ColumnType> = HashMap::new();
         for block in blocks {
             let schema = self.db.table(&block.name).map(|t| t.schema());
@@ -182,19 +190,24 @@ impl BlockConverter {
                 }
             }
         }
-        Ok(())
+        Ok(FramePlan {
+            new_columns: planned,
+        })
     }
 
     /// Converts the values of `block` that go into columns its table
-    /// already has, creating nothing. A frame is prepared whole (every
-    /// block) before [`BlockConverter::finish`] creates any table or column,
-    /// so a value that does not fit its column (out of range when
-    /// narrowing, a coarser geohash) rejects the frame with the schema left
-    /// as it was. Columns that do not exist yet take the type that was sent,
-    /// which every value fits.
+    /// already has, and into the columns `plan` says the frame creates,
+    /// creating nothing. A frame is prepared whole (every block) before
+    /// [`BlockConverter::finish`] creates any table or column, so a value
+    /// that does not fit its column (out of range when narrowing, a coarser
+    /// geohash, text that is not a number) rejects the frame with the schema
+    /// left as it was. (A column that does not exist yet takes the type its
+    /// first block sends, which that block's values fit; a later block of
+    /// the frame may not fit it. New SYMBOL columns take any value.)
     pub fn prepare(
         &mut self,
         block: &TableBlock<'_>,
+        plan: &FramePlan,
         dictionary: &SymbolDictionary,
     ) -> Result<PreparedBlock, IngestError> {
         let name = &*block.name;
@@ -215,18 +228,25 @@ impl BlockConverter {
             }
         }
         let mut arrays = vec![None; columns.len()];
-        if let Some(table) = self.db.table(name) {
-            let schema = table.schema();
-            for ((i, _), slot) in columns.iter().zip(&mut arrays) {
-                let c = &block.columns[*i];
-                let index = match c.name.is_empty() {
-                    true => schema.designated_timestamp,
-                    false => schema.column_index(&c.name),
-                };
-                if let Some(index) = index {
-                    *slot =
-                        Some(self.column_array(&table, &schema.columns[index], c, dictionary)?);
+        let table = self.db.table(name);
+        let schema = table.as_ref().map(|t| t.schema());
+        for ((i, _), slot) in columns.iter().zip(&mut arrays) {
+            let c = &block.columns[*i];
+            let index = schema.as_ref().and_then(|s| match c.name.is_empty() {
+                true => s.designated_timestamp,
+                false => s.column_index(&c.name),
+            });
+            if let (Some(index), Some(table), Some(schema)) = (index, &table, &schema) {
+                *slot = Some(self.column_array(table, &schema.columns[index], c, dictionary)?);
+                continue;
+            }
+            let key = (name.to_ascii_lowercase(), c.name.to_ascii_lowercase());
+            match plan.new_columns.get(&key) {
+                Some(t) if *t != ColumnType::Symbol && !c.name.is_empty() => {
+                    let target = ColumnSchema::new(c.name.to_string(), *t);
+                    *slot = Some(self.convert(name, &target, c, dictionary)?);
                 }
+                _ => {}
             }
         }
         Ok(PreparedBlock { columns, arrays })
@@ -376,6 +396,29 @@ impl BlockConverter {
             let keys: UInt32Array = text.iter().map(|s| s.map(|s| symbols.intern(s))).collect();
             return Ok(Arc::new(keys));
         }
+        self.convert(&tname, target, column, dictionary)
+    }
+
+    /// One column converted to `target`'s stored type, `target` not being a
+    /// SYMBOL column (those need their table's dictionary).
+    fn convert(
+        &self,
+        tname: &str,
+        target: &ColumnSchema,
+        column: &Column<'_>,
+        dictionary: &SymbolDictionary,
+    ) -> Result<ArrayRef, IngestError> {
+        let data = &column.data;
+        let sent = data.type_code();
+        let fail = |detail: Option<String>| {
+            mismatch(
+                tname,
+                &target.name,
+                &target.column_type,
+                sent.name(),
+                detail,
+            )
+        };
         if sent == TypeCode::Symbol {
             // SYMBOL into another type: through its text (VARCHAR, numbers parsed).
             if !symbol_text_fits(&target.column_type) {

@@ -316,13 +316,16 @@ impl IngestSession {
             self.converter.clear_symbol_caches();
         }
         // Type conflicts are found before any table or column is created.
-        self.converter.check_frame(&message.tables)?;
+        let plan = self.converter.check_frame(&message.tables)?;
         // Every value that goes into an existing column is converted before
         // any table or column is created (see `BlockConverter::prepare`).
         let blocks: Vec<_> = message.tables.iter().filter(|b| b.row_count > 0).collect();
         let mut prepared = Vec::with_capacity(blocks.len());
         for block in &blocks {
-            prepared.push(self.converter.prepare(block, self.decoder.dictionary())?);
+            prepared.push(
+                self.converter
+                    .prepare(block, &plan, self.decoder.dictionary())?,
+            );
         }
         let mut txn = Transaction::new();
         for (block, p) in blocks.into_iter().zip(prepared) {
