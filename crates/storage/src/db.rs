@@ -1828,6 +1828,17 @@ fn split_by_day(
 ) -> Vec<(Option<i64>, Vec<RecordBatch>)> {
     let mut runs: Vec<(Option<i64>, Vec<RecordBatch>)> = Vec::new();
     for batch in batches {
+        // Most batches lie within one day: no per-row work for them.
+        if let Some((first, last)) = batch.column_by_name(ts_col).and_then(day_range)
+            && first == last
+        {
+            let full = runs.len() >= max;
+            match runs.last_mut() {
+                Some(run) if run.0 == Some(first) || full => run.1.push(batch),
+                _ => runs.push((Some(first), vec![batch])),
+            }
+            continue;
+        }
         let days = batch.column_by_name(ts_col).and_then(day_numbers);
         let Some(days) = days else {
             match runs.last_mut() {
@@ -1864,6 +1875,26 @@ fn split_by_day(
         }
     }
     runs
+}
+
+/// Units of a timestamp column's values per day.
+fn units_per_day(column: &ArrayRef) -> Option<i64> {
+    use arrow::datatypes::TimeUnit;
+    match column.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => Some(86_400),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Some(86_400_000),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Some(86_400_000_000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(86_400_000_000_000),
+        _ => None,
+    }
+}
+
+/// The UTC days of the smallest and largest values of a timestamp column
+/// (`None` if it has no values or is not a timestamp).
+fn day_range(column: &ArrayRef) -> Option<(i64, i64)> {
+    let per_day = units_per_day(column)?;
+    let (min, max) = crate::table::timestamp_range(column)?;
+    Some((min.div_euclid(per_day), max.div_euclid(per_day)))
 }
 
 /// The UTC day (days since 1970-01-01) of each value of a timestamp column.
@@ -1954,6 +1985,66 @@ fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ts_batch(values: &[i64]) -> RecordBatch {
+        let ts =
+            arrow::array::TimestampMicrosecondArray::from(values.to_vec()).with_timezone("UTC");
+        RecordBatch::try_from_iter([("ts", Arc::new(ts) as ArrayRef)]).unwrap()
+    }
+
+    /// (day, timestamps) of each run.
+    fn runs(batches: Vec<RecordBatch>, max: usize) -> Vec<(Option<i64>, Vec<i64>)> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::TimestampMicrosecondType;
+        split_by_day(batches, "ts", max)
+            .into_iter()
+            .map(|(day, batches)| {
+                let values = batches
+                    .iter()
+                    .flat_map(|b| {
+                        b.column(0)
+                            .as_primitive::<TimestampMicrosecondType>()
+                            .values()
+                            .to_vec()
+                    })
+                    .collect();
+                (day, values)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_split_where_the_day_changes_whole_batches_or_not() {
+        const DAY: i64 = 86_400_000_000;
+        let batches = || {
+            vec![
+                ts_batch(&[1, 2]),
+                ts_batch(&[3, DAY + 1, 4, DAY + 2]),
+                ts_batch(&[DAY + 3]),
+                ts_batch(&[5]),
+                ts_batch(&[-1]),
+            ]
+        };
+        assert_eq!(
+            runs(batches(), 32),
+            vec![
+                (Some(0), vec![1, 2, 3]),
+                (Some(1), vec![DAY + 1]),
+                (Some(0), vec![4]),
+                (Some(1), vec![DAY + 2, DAY + 3]),
+                (Some(0), vec![5]),
+                (Some(-1), vec![-1]),
+            ]
+        );
+        // At most `max` runs: the rest joins the last one.
+        assert_eq!(
+            runs(batches(), 2),
+            vec![
+                (Some(0), vec![1, 2, 3]),
+                (Some(1), vec![DAY + 1, 4, DAY + 2, DAY + 3, 5, -1]),
+            ]
+        );
+    }
 
     #[test]
     fn day_names_are_utc_calendar_dates() {

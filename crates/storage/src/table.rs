@@ -350,20 +350,53 @@ pub(crate) fn timestamp_range(column: &ArrayRef) -> Option<(i64, i64)> {
     use arrow::datatypes::{
         TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     };
-    let (min, max) = match column.data_type() {
+    let (values, nulls) = match column.data_type() {
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             let a = column.as_primitive::<TimestampMicrosecondType>();
-            (arrow::compute::min(a), arrow::compute::max(a))
+            (a.values(), a.nulls())
         }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             let a = column.as_primitive::<TimestampNanosecondType>();
-            (arrow::compute::min(a), arrow::compute::max(a))
+            (a.values(), a.nulls())
         }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
             let a = column.as_primitive::<TimestampMillisecondType>();
-            (arrow::compute::min(a), arrow::compute::max(a))
+            (a.values(), a.nulls())
         }
         _ => return None,
     };
-    Some((min?, max?))
+    let fold = |(lo, hi): (i64, i64), v: i64| (lo.min(v), hi.max(v));
+    let start = (i64::MAX, i64::MIN);
+    // A branch-free fold over the values (arrow's min/max kernels branch per
+    // value for integers; this runs once or twice per sealed row).
+    let (min, max) = match nulls.filter(|n| n.null_count() > 0) {
+        None => values.iter().copied().fold(start, fold),
+        Some(n) => n.valid_indices().map(|i| values[i]).fold(start, fold),
+    };
+    (min <= max).then_some((min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, TimestampMicrosecondArray, TimestampNanosecondArray};
+
+    #[test]
+    fn timestamp_range_skips_nulls_and_needs_a_value() {
+        let a: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![5, -3, 9, 0]));
+        assert_eq!(timestamp_range(&a), Some((-3, 9)));
+        let a: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![
+            None,
+            Some(i64::MAX),
+            Some(i64::MIN),
+        ]));
+        assert_eq!(timestamp_range(&a), Some((i64::MIN, i64::MAX)));
+        let a: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![None, Some(7), None]));
+        assert_eq!(timestamp_range(&a.slice(1, 2)), Some((7, 7)));
+        let a: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![None::<i64>, None]));
+        assert_eq!(timestamp_range(&a), None);
+        assert_eq!(timestamp_range(&a.slice(0, 0)), None);
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+        assert_eq!(timestamp_range(&a), None);
+    }
 }
