@@ -272,8 +272,7 @@ pub fn column_to_array(
                     u64::from_le_bytes(b) as i64
                 })
                 .collect();
-            let dense = Int64Array::new(ScalarBuffer::from(widened), None);
-            let scattered = scatter(dense.values(), validity.as_ref(), rows);
+            let scattered = scatter(widened, validity.as_ref(), rows);
             let mut array = Int64Array::new(ScalarBuffer::from(scattered), validity.clone());
             // All-ones is NULL only where it is not a valid hash (precision
             // not a whole number of bytes).
@@ -309,7 +308,7 @@ pub fn column_to_array(
                         .chunks_exact(32)
                         .map(|c| i256::from_le_bytes(c.try_into().expect("chunk of 32")))
                         .collect();
-                    let scattered = scatter(&values, validity.as_ref(), rows);
+                    let scattered = scatter(values, validity.as_ref(), rows);
                     Arc::new(
                         Decimal256Array::new(ScalarBuffer::from(scattered), validity)
                             .with_precision_and_scale(76, s)
@@ -358,17 +357,33 @@ pub fn column_to_array(
             let ids = match s {
                 Symbols::Global(ids) | Symbols::Local { ids, .. } => ids,
             };
-            let mut keys = Vec::with_capacity(ids.len() as usize);
-            for id in ids.iter() {
-                let key = *symbol_keys
-                    .get(id as usize)
-                    .ok_or(ToArrowError::UnmappedSymbol {
-                        id,
-                        len: symbol_keys.len(),
-                    })?;
-                keys.push(key);
-            }
-            let keys = scatter(&keys, validity.as_ref(), rows);
+            let unmapped = |id: u32| ToArrowError::UnmappedSymbol {
+                id,
+                len: symbol_keys.len(),
+            };
+            let keys: Vec<u32> = match ids.single_byte_ids() {
+                // Every id is one byte (below 128): one pass through a
+                // table of the first 128 keys, no varint decoding.
+                Some(bytes) => {
+                    if let Some(max) = ids.max_id()
+                        && max as usize >= symbol_keys.len()
+                    {
+                        return Err(unmapped(max));
+                    }
+                    let mut table = [0u32; 128];
+                    let n = symbol_keys.len().min(128);
+                    table[..n].copy_from_slice(&symbol_keys[..n]);
+                    bytes
+                        .iter()
+                        .map(|&b| table[usize::from(b & 0x7f)])
+                        .collect()
+                }
+                None => ids
+                    .iter()
+                    .map(|id| symbol_keys.get(id as usize).copied().ok_or(unmapped(id)))
+                    .collect::<Result<_, _>>()?,
+            };
+            let keys = scatter(keys, validity.as_ref(), rows);
             Arc::new(UInt32Array::new(ScalarBuffer::from(keys), validity))
         }
         Values::Array(a) => {
@@ -468,7 +483,7 @@ where
     T::Native: LeScalar,
 {
     let values: Vec<T::Native> = le_values::<T::Native>(bytes).collect();
-    let scattered = scatter(&values, validity.as_ref(), rows);
+    let scattered = scatter(values, validity.as_ref(), rows);
     PrimitiveArray::<T>::new(ScalarBuffer::from(scattered), validity)
 }
 
@@ -515,9 +530,13 @@ fn with_sentinel_nulls<T: ArrowPrimitiveType>(
 }
 
 /// Places `dense[i]` at the i-th valid row; NULL rows get the default.
-fn scatter<T: ArrowNativeType>(dense: &[T], validity: Option<&NullBuffer>, rows: usize) -> Vec<T> {
+fn scatter<T: ArrowNativeType>(
+    dense: Vec<T>,
+    validity: Option<&NullBuffer>,
+    rows: usize,
+) -> Vec<T> {
     match validity {
-        None => dense.to_vec(),
+        None => dense,
         Some(v) => {
             let mut out = Vec::with_capacity(rows);
             let mut next = dense.iter();
@@ -669,6 +688,14 @@ mod tests {
             )
             .is_err()
         );
+        // Ids of more than one varint byte take the general path.
+        let rows = [Some(Value::Symbol(200)), Some(Value::Symbol(1))];
+        let keys: Vec<u32> = (0..201).map(|k| k + 1000).collect();
+        let column = build(TypeCode::Symbol, &rows, NullEncoding::Bitmap);
+        let a = column_to_array(&column, &keys, true).unwrap();
+        let k = a.as_primitive::<arrow::datatypes::UInt32Type>();
+        assert_eq!(k.values().to_vec(), [1200, 1001]);
+        assert!(column_to_array(&column, &keys[..200], true).is_err());
 
         let rows = [Some(Value::Uuid {
             lo: 0x0102_0304_0506_0708,

@@ -210,6 +210,25 @@ impl<'a> SymbolIds<'a> {
                 remaining: bytes.len() as u64,
             }));
         }
+        // Fast path: every id is one byte (below 128, the usual case for
+        // low-cardinality symbols). One pass that vectorizes.
+        let first = &bytes[..count as usize];
+        if first.iter().fold(0u8, |acc, b| acc | b) < 0x80 {
+            let max = first.iter().copied().max().map(u64::from);
+            if let Some(id) = max.filter(|m| *m >= dict_size) {
+                let at = first.iter().position(|b| u64::from(*b) >= dict_size);
+                return Err(r.error_at(
+                    DecodeErrorKind::SymbolIdOutOfRange { id, dict_size },
+                    r.position() + at.unwrap_or(0),
+                ));
+            }
+            let bytes = r.take(u64::from(count), "symbol ids")?;
+            return Ok(SymbolIds {
+                bytes: Cow::Borrowed(bytes),
+                count,
+                max_id: max.map(|m| m as u32),
+            });
+        }
         let mut pos = 0usize;
         let mut max: Option<u64> = None;
         for _ in 0..count {
@@ -281,6 +300,11 @@ impl<'a> SymbolIds<'a> {
     /// The largest id, if any.
     pub fn max_id(&self) -> Option<u32> {
         self.max_id
+    }
+
+    /// The ids as bytes, if every id is below 128 (one varint byte each).
+    pub fn single_byte_ids(&self) -> Option<&[u8]> {
+        (self.bytes.len() == self.count as usize).then_some(&*self.bytes)
     }
 
     /// The ids in row order (NULL rows have none).
@@ -540,6 +564,40 @@ mod tests {
         assert_eq!(e.offset(), 4);
         let mut r = ByteReader::new(ids.encoded());
         assert!(SymbolIds::decode(&mut r, 5, 1000).is_err());
+    }
+
+    #[test]
+    fn one_byte_ids_take_the_fast_path_with_the_same_checks() {
+        let ids = SymbolIds::from_ids([5, 0, 127, 5]);
+        // Followed by more bytes of the frame that are not ids.
+        let mut bytes = ids.encoded().to_vec();
+        bytes.extend_from_slice(&[0x81, 0x01]);
+        let mut r = ByteReader::new(&bytes);
+        let decoded = SymbolIds::decode(&mut r, 4, 128).unwrap();
+        assert_eq!(r.rest(), [0x81, 0x01]);
+        assert_eq!(decoded.single_byte_ids(), Some(&[5u8, 0, 127, 5][..]));
+        assert_eq!(decoded.iter().collect::<Vec<_>>(), [5, 0, 127, 5]);
+        assert_eq!(decoded.max_id(), Some(127));
+        let mut r = ByteReader::new(&bytes);
+        let e = SymbolIds::decode(&mut r, 4, 127).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            DecodeErrorKind::SymbolIdOutOfRange {
+                id: 127,
+                dict_size: 127
+            }
+        );
+        assert_eq!(e.offset(), 2);
+        // Any multi-byte id: the general path, and no single-byte view.
+        let mut r = ByteReader::new(&bytes[2..]);
+        let decoded = SymbolIds::decode(&mut r, 3, 200).unwrap();
+        assert_eq!(decoded.iter().collect::<Vec<_>>(), [127, 5, 129]);
+        assert_eq!(decoded.single_byte_ids(), None);
+        let empty = SymbolIds::decode(&mut ByteReader::new(&[]), 0, 0).unwrap();
+        assert_eq!(
+            (empty.max_id(), empty.single_byte_ids()),
+            (None, Some(&[][..]))
+        );
     }
 
     #[test]

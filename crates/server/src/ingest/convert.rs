@@ -373,12 +373,22 @@ impl BlockConverter {
                         if cache.len() < dictionary.len() as usize {
                             cache.resize(dictionary.len() as usize, u32::MAX);
                         }
-                        for id in ids.iter() {
+                        let intern = |id: u32| {
                             let slot = &mut cache[id as usize];
                             if *slot == u32::MAX {
                                 *slot = symbols
                                     .intern(dictionary.get(u64::from(id)).unwrap_or_default());
                             }
+                        };
+                        match ids.single_byte_ids() {
+                            Some(bytes) => {
+                                let mut seen = [false; 128];
+                                for &b in bytes {
+                                    seen[usize::from(b & 0x7f)] = true;
+                                }
+                                (0..128u32).filter(|i| seen[*i as usize]).for_each(intern);
+                            }
+                            None => ids.iter().for_each(intern),
                         }
                         return column_to_array(data, cache, true)
                             .map_err(|e| fail(Some(e.to_string())));
