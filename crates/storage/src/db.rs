@@ -1147,11 +1147,19 @@ impl Committer {
         if files.len() <= self.shared.options.max_wal_files.max(1) {
             return;
         }
-        let pinning: Vec<u32> = files[0].row_end.keys().copied().collect();
+        let pinning: Vec<(u32, u64)> = files[0].row_end.iter().map(|(k, v)| (*k, *v)).collect();
         drop(files);
         let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
-        for id in pinning {
-            if let Some(t) = catalog.by_id.get(&id) {
+        for (id, end) in pinning {
+            // Rows already sealed wait for their seal to be durable, not for
+            // another seal (which would only cut a tiny segment).
+            if let Some(t) = catalog.by_id.get(&id)
+                && t.state
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sealed_row_end
+                    < end
+            {
                 match touched.iter_mut().find(|(x, _)| Arc::ptr_eq(x, t)) {
                     Some(entry) => entry.1 = true,
                     None => touched.push((t.clone(), true)),
