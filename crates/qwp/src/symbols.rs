@@ -215,11 +215,18 @@ impl<'a> SymbolIds<'a> {
         let first = &bytes[..count as usize];
         if first.iter().fold(0u8, |acc, b| acc | b) < 0x80 {
             let max = first.iter().copied().max().map(u64::from);
-            if let Some(id) = max.filter(|m| *m >= dict_size) {
-                let at = first.iter().position(|b| u64::from(*b) >= dict_size);
+            if max.is_some_and(|m| m >= dict_size) {
+                // The first id out of range, as the general path reports.
+                let at = first
+                    .iter()
+                    .position(|b| u64::from(*b) >= dict_size)
+                    .unwrap_or(0);
                 return Err(r.error_at(
-                    DecodeErrorKind::SymbolIdOutOfRange { id, dict_size },
-                    r.position() + at.unwrap_or(0),
+                    DecodeErrorKind::SymbolIdOutOfRange {
+                        id: u64::from(first[at]),
+                        dict_size,
+                    },
+                    r.position() + at,
                 ));
             }
             let bytes = r.take(u64::from(count), "symbol ids")?;
@@ -588,6 +595,19 @@ mod tests {
             }
         );
         assert_eq!(e.offset(), 2);
+        // The first id out of range is the one reported, not the largest.
+        let mut r = ByteReader::new(&bytes);
+        let e = SymbolIds::decode(&mut r, 4, 3).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.offset()),
+            (
+                DecodeErrorKind::SymbolIdOutOfRange {
+                    id: 5,
+                    dict_size: 3
+                },
+                0
+            )
+        );
         // Any multi-byte id: the general path, and no single-byte view.
         let mut r = ByteReader::new(&bytes[2..]);
         let decoded = SymbolIds::decode(&mut r, 3, 200).unwrap();

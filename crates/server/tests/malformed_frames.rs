@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::TestServer;
-use common::raw::{Ack, Closed, RawClient, block, longs, message, symbol_ids, timestamps};
+use common::raw::{Ack, Closed, RawClient, block, doubles, longs, message, symbol_ids, timestamps};
 use quiver_qwp::{StringList, SymbolDelta};
 
 /// A valid one-row frame for `table` on a fresh connection.
@@ -353,6 +353,37 @@ fn a_later_block_whose_value_does_not_fit_a_column_the_frame_creates_creates_not
         "the frame added a column"
     );
     assert_eq!(committed_rows(&server, "typed"), 1);
+    assert_eq!(server.stop().code(), Some(0));
+}
+
+#[test]
+fn columns_a_frame_creates_are_planned_with_the_types_the_table_gets() {
+    let mut server = TestServer::start();
+    let mut c = RawClient::connect(&server.addr(), false);
+    let (delta, _) = c.register(&[]);
+    let msg = message(
+        delta,
+        false,
+        vec![
+            // No rows: creates nothing, so its DOUBLE does not decide `v`.
+            block("t", vec![("v", doubles([]))]),
+            // Creates `t`: `v` LONG and the designated `timestamp`.
+            block("t", vec![("v", longs([1])), ("", timestamps([7]))]),
+            // Names the designated column: LONG goes into TIMESTAMP.
+            block("t", vec![("v", longs([2])), ("timestamp", longs([9]))]),
+        ],
+    );
+    c.send(&msg).unwrap();
+    assert!(matches!(c.read_ack(), Ok(Ack::Ok(0, _))));
+    let db = server.storage();
+    let schema = db.table("t").unwrap().schema();
+    let types: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.column_type.name()))
+        .collect();
+    assert_eq!(types, ["v LONG", "timestamp TIMESTAMP"]);
+    assert_eq!(committed_rows(&server, "t"), 2);
     assert_eq!(server.stop().code(), Some(0));
 }
 

@@ -430,10 +430,14 @@ pub fn decode_rows(bytes: &[u8]) -> Result<RecordBatch, ArrowError> {
     if schema_reader.pos != schema_reader.bytes.len() {
         return Err(corrupt("bytes after the schema"));
     }
-    let rows = usize::try_from(r.u64()?).map_err(|_| corrupt("row count"))?;
+    let rows = bounded_len(r.u64()?)?;
     let mut nodes = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        nodes.push(read_node(&mut r, field.data_type().clone(), 0)?);
+        let node = read_node(&mut r, field.data_type().clone(), 0)?;
+        if node.len != rows {
+            return Err(corrupt("column length"));
+        }
+        nodes.push(node);
     }
     let body_start = r.pos + padding(r.pos);
     let body = bytes.get(body_start..).ok_or_else(|| corrupt("body"))?;
@@ -469,6 +473,15 @@ struct Node {
 /// Nesting deeper than this is corruption (stored types nest a few levels).
 const MAX_DEPTH: usize = 64;
 
+/// An array or row count read from a record: at most `u32::MAX` (a batch
+/// comes from one frame), so Arrow's size arithmetic (length × a 31-bit
+/// element size) cannot overflow, which it would answer with a panic.
+fn bounded_len(v: u64) -> Result<usize, ArrowError> {
+    u32::try_from(v)
+        .map(|v| v as usize)
+        .map_err(|_| corrupt("length"))
+}
+
 fn read_node(
     r: &mut MetaReader<'_>,
     data_type: DataType,
@@ -477,8 +490,8 @@ fn read_node(
     if depth > MAX_DEPTH {
         return Err(corrupt("nesting"));
     }
-    let len = usize::try_from(r.u64()?).map_err(|_| corrupt("length"))?;
-    let null_count = usize::try_from(r.u64()?).map_err(|_| corrupt("null count"))?;
+    let len = bounded_len(r.u64()?)?;
+    let null_count = bounded_len(r.u64()?)?;
     let has_validity = r.u8()? != 0;
     let buffer_count = r.u8()?;
     let mut buffers = Vec::with_capacity(buffer_count as usize);
@@ -629,8 +642,8 @@ mod tests {
     use super::*;
     use arrow::array::{
         Array, ArrayRef, BinaryArray, BooleanArray, Decimal128Array, Decimal256Array,
-        DictionaryArray, FixedSizeBinaryArray, Float64Array, Int64Array, ListArray, StringArray,
-        StructArray, TimestampMicrosecondArray, UInt32Array,
+        DictionaryArray, FixedSizeBinaryArray, FixedSizeListArray, Float64Array, Int64Array,
+        ListArray, StringArray, StructArray, TimestampMicrosecondArray, UInt32Array,
     };
     use arrow::datatypes::{Float64Type, Int64Type, UInt32Type, i256};
 
@@ -782,6 +795,27 @@ mod tests {
                 damaged[i] ^= flip;
                 let _ = decode_rows(&damaged);
             }
+        }
+        // Lengths past any real batch, which Arrow's size arithmetic would
+        // overflow (and panic on), are refused before it sees them.
+        let list = FixedSizeListArray::from_iter_primitive::<Int64Type, _, _>(
+            vec![Some(vec![Some(1), Some(2)])],
+            2,
+        );
+        let batch = RecordBatch::try_from_iter([("fl", Arc::new(list) as ArrayRef)]).unwrap();
+        let good = joined(&EncodedRows::encode(&batch).unwrap());
+        assert_eq!(decode_rows(&good).unwrap(), batch);
+        let schema_len = u32::from_le_bytes(good[4..8].try_into().unwrap()) as usize;
+        let rows_at = 8 + schema_len;
+        for (at, value) in [
+            (rows_at, 1u64 << 63),
+            (rows_at + 8, 1 << 63),
+            (rows_at, 2),
+            (rows_at + 8, 2),
+        ] {
+            let mut damaged = good.clone();
+            damaged[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            assert!(decode_rows(&damaged).is_err(), "{value} at {at}");
         }
         // Invalid UTF-8 in a string column passes no checksum-level check
         // but is refused by validation.

@@ -131,8 +131,10 @@ pub struct PreparedBlock {
     /// Index into the block's columns and the column type, for every column
     /// that is stored.
     columns: Vec<(usize, ColumnType)>,
-    /// The converted values of those columns that already existed.
-    arrays: Vec<Option<ArrayRef>>,
+    /// The values of those columns converted so far, with the column type
+    /// they were converted to (used only if the column has that type when
+    /// the block is finished: another connection may have created it).
+    arrays: Vec<Option<(ColumnType, ArrayRef)>>,
 }
 
 impl BlockConverter {
@@ -157,27 +159,52 @@ impl BlockConverter {
     /// leaves the schema as it was.
     pub fn check_frame(&self, blocks: &[TableBlock<'_>]) -> Result<FramePlan, IngestError> {
         let mut planned: HashMap<(String, String), ColumnType> = HashMap::new();
-        for block in blocks {
+        // Blocks without rows create nothing (the session skips them).
+        for block in blocks.iter().filter(|b| b.row_count > 0) {
             let schema = self.db.table(&block.name).map(|t| t.schema());
-            if let Some(schema) = &schema {
-                check_block(block, schema)?;
+            let table = block.name.to_ascii_lowercase();
+            let designated = (
+                table.clone(),
+                DESIGNATED_TIMESTAMP_NAME.to_ascii_lowercase(),
+            );
+            match &schema {
+                Some(schema) => check_block(block, schema)?,
+                // The first block of a table the frame creates also creates
+                // its designated timestamp: the type of the block's unnamed
+                // timestamp column, or TIMESTAMP.
+                None if !planned.contains_key(&designated) => {
+                    let sent = block.columns.iter().find(|c| c.name.is_empty());
+                    let t = match sent {
+                        Some(c) => column_type_for(c)?,
+                        None => None,
+                    };
+                    planned.insert(designated.clone(), t.unwrap_or(ColumnType::Timestamp));
+                }
+                None => {}
             }
-            for c in block.columns.iter().filter(|c| !c.name.is_empty()) {
-                if schema
-                    .as_ref()
-                    .is_some_and(|s| s.column_index(&c.name).is_some())
-                {
+            for c in &block.columns {
+                if schema.as_ref().is_some_and(|s| match c.name.is_empty() {
+                    true => s.designated_timestamp.is_some(),
+                    false => s.column_index(&c.name).is_some(),
+                }) {
                     continue;
                 }
                 let Some(t) = column_type_for(c)? else {
                     continue;
                 };
-                let key = (block.name.to_ascii_lowercase(), c.name.to_ascii_lowercase());
+                let key = match c.name.is_empty() {
+                    true => designated.clone(),
+                    false => (table.clone(), c.name.to_ascii_lowercase()),
+                };
                 match planned.get(&key) {
                     Some(first) if !compatible(c, first)? => {
+                        let name = match c.name.is_empty() {
+                            true => DESIGNATED_TIMESTAMP_NAME,
+                            false => &*c.name,
+                        };
                         return Err(mismatch(
                             &block.name,
-                            &c.name,
+                            name,
                             first,
                             c.data.type_code().name(),
                             Some("an earlier block of this frame creates the column".into()),
@@ -237,14 +264,16 @@ impl BlockConverter {
                 false => s.column_index(&c.name),
             });
             if let (Some(index), Some(table), Some(schema)) = (index, &table, &schema) {
-                *slot = Some(self.column_array(table, &schema.columns[index], c, dictionary)?);
+                let target = &schema.columns[index];
+                let array = self.column_array(table, target, c, dictionary)?;
+                *slot = Some((target.column_type, array));
                 continue;
             }
             let key = (name.to_ascii_lowercase(), c.name.to_ascii_lowercase());
             match plan.new_columns.get(&key) {
                 Some(t) if *t != ColumnType::Symbol && !c.name.is_empty() => {
                     let target = ColumnSchema::new(c.name.to_string(), *t);
-                    *slot = Some(self.convert(name, &target, c, dictionary)?);
+                    *slot = Some((*t, self.convert(name, &target, c, dictionary)?));
                 }
                 _ => {}
             }
@@ -309,8 +338,8 @@ impl BlockConverter {
             };
             let target = &schema.columns[index];
             let mut array = match prepared {
-                Some(a) => a,
-                None => self.column_array(&table, target, c, dictionary)?,
+                Some((t, a)) if t == target.column_type => a,
+                _ => self.column_array(&table, target, c, dictionary)?,
             };
             if Some(index) == schema.designated_timestamp {
                 designated_done = true;

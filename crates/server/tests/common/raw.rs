@@ -177,6 +177,15 @@ pub fn longs(values: impl IntoIterator<Item = i64>) -> quiver_qwp::ColumnData<'s
     b.finish(NullEncoding::Sentinel)
 }
 
+/// A DOUBLE column.
+pub fn doubles(values: impl IntoIterator<Item = f64>) -> quiver_qwp::ColumnData<'static> {
+    let mut b = ColumnBuilder::new(TypeCode::Double);
+    for v in values {
+        b.push(Some(&Value::Double(v))).unwrap();
+    }
+    b.finish(NullEncoding::Sentinel)
+}
+
 /// A SYMBOL column of connection ids.
 pub fn symbol_ids(ids: impl IntoIterator<Item = u32>) -> quiver_qwp::ColumnData<'static> {
     let mut b = ColumnBuilder::new(TypeCode::Symbol);
