@@ -24,10 +24,13 @@
 //! u16 part count, then per part:
 //!   u32 table id | u64 first row id
 //!   u32 symbol section count, each: str column | u32 first key | u32 n | n × str
-//!   u8 0 | bytes Arrow IPC stream (schema + one batch, stored types)     inline rows
+//!   u8 0 | bytes rows (`rows` encoding: one batch, stored types)         inline rows
 //!   u8 1 | u64 part id | u64 rows                                       rows of a Part record
 //! ```
-//! A Part record (`u64 part id | u32 table id | bytes Arrow IPC stream`)
+//! (`bytes rows` is the `crate::rows` encoding, which references the
+//! batch's Arrow buffers until the write; WAL files written before it hold
+//! an Arrow IPC stream there, which recovery still reads.)
+//! A Part record (`u64 part id | u32 table id | bytes rows`)
 //! writes a deferred frame's rows as they arrive, so a large deferred group
 //! commits with a small record. Recovery keeps Part records until the
 //! transaction naming them, and drops those that none names. A named part
