@@ -1,0 +1,590 @@
+//! Sealing: the sealer thread writes a table's oldest rows to segments
+//! (split by UTC day) and drops them from memory; the seal syncer thread
+//! makes written seals durable in order, stores manifests and deletes the
+//! WAL files they cover. See the parent module's docs.
+
+use super::commit::poison_shared;
+use super::*;
+
+/// Marks for sealing, whatever their size, the tables holding the most
+/// unsealed bytes, largest first, until sealing them would bring memory
+/// back under [`Options::max_unsealed_bytes`] (memory is over it). Small
+/// tables are left alone unless they are needed, so they do not get a tiny
+/// segment every time a big one hits the limit.
+pub(super) fn force_seal_biggest(shared: &Shared, touched: &mut Vec<(Arc<Table>, bool)>) {
+    let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
+    let mut tables: Vec<(usize, &Arc<Table>)> = catalog
+        .by_id
+        .values()
+        .filter_map(|t| {
+            let state = t.state.read().unwrap_or_else(|p| p.into_inner());
+            (!state.memtable.is_empty()).then_some((state.memtable_bytes, t))
+        })
+        .collect();
+    tables.sort_by_key(|t| std::cmp::Reverse(t.0));
+    let mut excess = shared
+        .unsealed_bytes
+        .load(Ordering::Acquire)
+        .saturating_sub(shared.options.max_unsealed_bytes);
+    for (bytes, t) in tables {
+        match touched.iter_mut().find(|(x, _)| Arc::ptr_eq(x, t)) {
+            Some(entry) => entry.1 = true,
+            None => touched.push((t.clone(), true)),
+        }
+        if bytes >= excess {
+            break;
+        }
+        excess -= bytes;
+    }
+}
+
+/// How long the sealer waits before retrying a failed seal that ingest is
+/// waiting on.
+pub(super) const SEAL_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub(super) fn sealer_loop(
+    shared: &Shared,
+    requests: &RequestChannel,
+    rx: Receiver<Arc<Table>>,
+    sealed: &SyncSender<SealedRows>,
+) {
+    while let Ok(table) = rx.recv() {
+        let mut queue = vec![table];
+        while let Some(table) = queue.pop() {
+            match seal(shared, &table) {
+                Ok(None) => {}
+                Ok(Some(job)) => {
+                    // The rows left memory: ingest waiting for it goes on.
+                    shared.sealed.notify_waiters();
+                    // Waits while the seal syncer is behind.
+                    let _ = sealed.send(job);
+                    // Rows committed while this seal ran may keep memory
+                    // over the limit with no commit left to notice (ingest
+                    // is waiting): seal again until it is under.
+                    if shared.over_memory_limit() && queue.is_empty() {
+                        let mut all = Vec::new();
+                        force_seal_biggest(shared, &mut all);
+                        queue.extend(all.into_iter().map(|(t, _)| t));
+                    }
+                }
+                Err(e) => {
+                    if !matches!(e, StorageError::Closed) {
+                        tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
+                    }
+                    table
+                        .state
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .sealing = false;
+                    // Ingest may be waiting for memory with no commit left
+                    // to ask for another seal: retry after a pause (a full
+                    // disk may get space back), unless the database is
+                    // poisoned, which ends the waits instead, or closing
+                    // (the WAL keeps the rows).
+                    let closing = lock(requests).is_none();
+                    if shared.over_memory_limit() && lock(&shared.poisoned).is_none() && !closing {
+                        std::thread::sleep(SEAL_RETRY_PAUSE);
+                        if queue.is_empty() {
+                            queue.push(table);
+                        }
+                    }
+                }
+            }
+            shared.sealed.notify_waiters();
+        }
+    }
+}
+
+/// Writes the oldest visible memtable rows of `table` to segments and drops
+/// them from memory (see the module docs). Returns what the seal syncer must
+/// make durable, or `None` when there was nothing to seal.
+pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedRows>> {
+    if let Some(reason) = lock(&shared.poisoned).clone() {
+        return Err(StorageError::Poisoned(reason));
+    }
+    let visible = shared.visible_lsn.load(Ordering::Acquire);
+    let (batches, first_row_id) = {
+        let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
+        if state.sealing {
+            return Ok(None);
+        }
+        let batches: Vec<StoredBatch> = state
+            .memtable
+            .iter()
+            .take_while(|b| b.lsn <= visible)
+            .cloned()
+            .collect();
+        if batches.is_empty() {
+            return Ok(None);
+        }
+        state.sealing = true;
+        (batches, state.sealed_row_end)
+    };
+    let started = Instant::now();
+    let snapshot = table.snapshot(visible);
+    let read_schema = snapshot.read_schema(false);
+    let schema = table.schema();
+    let ts_col = schema
+        .designated_timestamp
+        .map(|i| schema.columns[i].name.clone());
+    let mut projected = Vec::new();
+    let mut pending = Vec::new();
+    let mut pending_rows = 0usize;
+    let mut ts_range = (i64::MAX, i64::MIN);
+    let chunk = shared.options.segment_batch_rows.max(1);
+    // Project the memtable rows through a one-part snapshot scan.
+    let part_snapshot = snapshot.with_batches(batches.clone());
+    for b in part_snapshot.scan(false) {
+        let b = b?;
+        if let Some(name) = &ts_col
+            && let Some(col) = b.column_by_name(name)
+            && let Some(ts) = crate::table::timestamp_range(col)
+        {
+            ts_range = (ts_range.0.min(ts.0), ts_range.1.max(ts.1));
+        }
+        // Large batches go to the segment as they are; small ones are
+        // joined into batches of about `chunk` rows.
+        if pending.is_empty() && b.num_rows() >= chunk / 4 {
+            projected.push(b);
+            continue;
+        }
+        pending_rows += b.num_rows();
+        pending.push(b);
+        if pending_rows >= chunk {
+            projected.push(concat_batches(&read_schema, &pending)?);
+            pending.clear();
+            pending_rows = 0;
+        }
+    }
+    if !pending.is_empty() {
+        projected.push(concat_batches(&read_schema, &pending)?);
+    }
+    let rows: u64 = batches.iter().map(|b| b.batch.num_rows() as u64).sum();
+    let segments_dir = table.dir.join("segments");
+    let pieces = match (schema.partition_by, &ts_col) {
+        (PartitionBy::Day, Some(name)) => split_by_day(projected, name, MAX_DAYS_PER_SEAL),
+        _ => vec![(None, projected)],
+    };
+    let single = pieces.len() == 1;
+    let mut written = Vec::with_capacity(pieces.len());
+    let mut next_row_id = first_row_id;
+    for (day, piece) in pieces {
+        let piece_rows: u64 = piece.iter().map(|b| b.num_rows() as u64).sum();
+        let range = match &ts_col {
+            Some(name) if !single => piece
+                .iter()
+                .filter_map(|b| crate::table::timestamp_range(b.column_by_name(name)?))
+                .fold((i64::MAX, i64::MIN), |acc, r| {
+                    (acc.0.min(r.0), acc.1.max(r.1))
+                }),
+            _ => ts_range,
+        };
+        let dir = match day {
+            Some(day) => segments_dir.join(day_name(day)),
+            None => segments_dir.clone(),
+        };
+        written.push(write_segment(
+            &dir,
+            &schema.name,
+            &read_schema,
+            next_row_id,
+            &piece,
+            range,
+        )?);
+        next_row_id += piece_rows;
+    }
+    // Readers switch to the segment files now, and the rows leave memory
+    // before the slow part (fsyncs, on the seal syncer): ingest waiting for
+    // memory goes on sooner, the heap stays smaller, and the next seal can
+    // start while the disk works. WAL files are deleted by
+    // `durable_sealed_row_end` only.
+    let new_segments: Vec<Arc<Segment>> = written.into_iter().map(Arc::new).collect();
+    let manifest = {
+        let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut freed = 0;
+        for _ in 0..batches.len() {
+            if let Some(b) = state.memtable.pop_front() {
+                freed += b.batch.get_array_memory_size();
+            }
+        }
+        state.memtable_bytes = state.memtable_bytes.saturating_sub(freed);
+        let _ = shared
+            .unsealed_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(freed))
+            });
+        state.sealed_row_end += rows;
+        debug_assert_eq!(state.sealed_row_end, first_row_id + rows, "invariant 1");
+        state.segments.extend(new_segments.iter().cloned());
+        state.sealing = false;
+        // The manifest this seal makes durable lists the segments up to its
+        // own: later seals' segments are durable only once their own job
+        // has run.
+        Manifest {
+            table_id: table.id,
+            sealed_row_end: state.sealed_row_end,
+            segments: state.segments.iter().map(|s| Segment::clone(s)).collect(),
+            symbols: Vec::new(),
+        }
+    };
+    Ok(Some(SealedRows {
+        table: table.clone(),
+        new_segments,
+        manifest,
+        rows,
+        first_row_id,
+        started,
+        written_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// A seal whose segments are written and whose rows left memory, waiting to
+/// be made durable by the seal syncer.
+pub(super) struct SealedRows {
+    table: Arc<Table>,
+    /// The segments this seal wrote (not yet fsync'd).
+    new_segments: Vec<Arc<Segment>>,
+    /// The table's manifest as of this seal, without symbols (filled in
+    /// when stored: dictionaries only grow, so a later one is a superset).
+    manifest: Manifest,
+    rows: u64,
+    first_row_id: u64,
+    started: Instant,
+    /// How long writing the segments took (the rest is fsyncs).
+    written_ms: u64,
+}
+
+/// How many written seals may wait for their fsyncs before the sealer waits
+/// too (and with it, through the memory limit, ingest).
+pub(super) const SEALS_AWAITING_SYNC: usize = 4;
+
+/// Makes written seals durable in seal order, coalescing those queued
+/// together into one round of fsyncs, and deletes the WAL files they cover.
+pub(super) fn seal_syncer_loop(
+    shared: &Shared,
+    requests: &RequestChannel,
+    rx: Receiver<SealedRows>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while let Ok(job) = rx.try_recv() {
+            jobs.push(job);
+        }
+        match make_durable(shared, requests, &jobs) {
+            Ok(()) => {
+                for job in &jobs {
+                    tracing::info!(
+                        table = %job.table.schema().name,
+                        rows = job.rows,
+                        first_row_id = job.first_row_id,
+                        written_ms = job.written_ms,
+                        elapsed_ms = job.started.elapsed().as_millis() as u64,
+                        "sealed a segment"
+                    );
+                }
+                if let Err(e) = remove_sealed_wal_files(shared) {
+                    tracing::warn!(error = %e, "could not remove sealed WAL files; retried after the next seal");
+                }
+            }
+            Err(StorageError::Closed) => {
+                tracing::info!("seal interrupted by shutdown; the WAL keeps its rows");
+            }
+            // The rows are only in the segment files and the WAL now: no
+            // later manifest may list a segment that is not durable (the
+            // WAL keeps the rows for the restart).
+            Err(e) => poison_shared(shared, &e),
+        }
+    }
+}
+
+/// Fsyncs the segments of `jobs`, then the WAL (their rows' records must be
+/// durable before a manifest makes the rows durable: otherwise a power loss
+/// could keep them while losing the records they were committed with, and
+/// half of a transaction that spans tables), then stores each table's
+/// newest manifest among them.
+pub(super) fn make_durable(
+    shared: &Shared,
+    requests: &RequestChannel,
+    jobs: &[SealedRows],
+) -> Result<()> {
+    if let Some(reason) = lock(&shared.poisoned).clone() {
+        return Err(StorageError::Poisoned(reason));
+    }
+    for segment in jobs.iter().flat_map(|j| &j.new_segments) {
+        segment.sync()?;
+    }
+    match sync_wal(requests) {
+        Ok(()) => {}
+        // Shutting down: the committer makes the whole WAL durable before
+        // it stops.
+        Err(StorageError::Closed) if shared.wait_for_final_wal_sync() => {}
+        Err(e) => return Err(e),
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        if jobs[i + 1..]
+            .iter()
+            .any(|later| Arc::ptr_eq(&later.table, &job.table))
+        {
+            continue;
+        }
+        let mut manifest = job.manifest.clone();
+        manifest.symbols = job
+            .table
+            .all_symbols()
+            .into_iter()
+            .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
+            .collect();
+        if let Some(reason) = lock(&shared.poisoned).clone() {
+            return Err(StorageError::Poisoned(reason));
+        }
+        manifest.store(&job.table.dir)?;
+        let mut state = job.table.state.write().unwrap_or_else(|p| p.into_inner());
+        state.durable_sealed_row_end = manifest.sealed_row_end;
+    }
+    Ok(())
+}
+
+/// At most this many day partitions get their own segment in one seal; the
+/// rest of the sealed rows (out-of-order data crossing days back and forth)
+/// go into the last one, whose min/max timestamps then span those days.
+pub(super) const MAX_DAYS_PER_SEAL: usize = 32;
+
+/// Splits sealed rows (in row-id order) into runs of one UTC day of the
+/// designated timestamp `ts_col`, cutting where the day changes, at most
+/// `max` runs. Each run keeps row-id order, so each becomes a segment of
+/// consecutive row ids in its day's directory.
+pub(super) fn split_by_day(
+    batches: Vec<RecordBatch>,
+    ts_col: &str,
+    max: usize,
+) -> Vec<(Option<i64>, Vec<RecordBatch>)> {
+    let mut runs: Vec<(Option<i64>, Vec<RecordBatch>)> = Vec::new();
+    for batch in batches {
+        // Most batches lie within one day: no per-row work for them.
+        if let Some((first, last)) = batch.column_by_name(ts_col).and_then(day_range)
+            && first == last
+        {
+            let full = runs.len() >= max;
+            match runs.last_mut() {
+                Some(run) if run.0 == Some(first) || full => run.1.push(batch),
+                _ => runs.push((Some(first), vec![batch])),
+            }
+            continue;
+        }
+        let days = batch.column_by_name(ts_col).and_then(day_numbers);
+        let Some(days) = days else {
+            match runs.last_mut() {
+                Some(run) => run.1.push(batch),
+                None => runs.push((None, vec![batch])),
+            }
+            continue;
+        };
+        let mut start = 0;
+        for (i, day) in days.iter().enumerate() {
+            let current = runs.last().and_then(|r| r.0);
+            let Some(day) = *day else { continue };
+            if current.is_none() && runs.is_empty() {
+                runs.push((Some(day), Vec::new()));
+            } else if current != Some(day) && runs.len() < max {
+                if i > start {
+                    runs.last_mut()
+                        .expect("a run")
+                        .1
+                        .push(batch.slice(start, i - start));
+                }
+                start = i;
+                runs.push((Some(day), Vec::new()));
+            }
+        }
+        if batch.num_rows() > start {
+            if runs.is_empty() {
+                runs.push((None, Vec::new()));
+            }
+            runs.last_mut()
+                .expect("a run")
+                .1
+                .push(batch.slice(start, batch.num_rows() - start));
+        }
+    }
+    runs
+}
+
+/// Units of a timestamp column's values per day.
+pub(super) fn units_per_day(column: &ArrayRef) -> Option<i64> {
+    use arrow::datatypes::TimeUnit;
+    match column.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => Some(86_400),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Some(86_400_000),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Some(86_400_000_000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(86_400_000_000_000),
+        _ => None,
+    }
+}
+
+/// The UTC days of the smallest and largest values of a timestamp column
+/// (`None` if it has no values or is not a timestamp).
+pub(super) fn day_range(column: &ArrayRef) -> Option<(i64, i64)> {
+    let per_day = units_per_day(column)?;
+    let (min, max) = crate::table::timestamp_range(column)?;
+    Some((min.div_euclid(per_day), max.div_euclid(per_day)))
+}
+
+/// The UTC day (days since 1970-01-01) of each value of a timestamp column.
+pub(super) fn day_numbers(column: &ArrayRef) -> Option<Vec<Option<i64>>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    };
+    const DAY_SECONDS: i64 = 86_400;
+    Some(match column.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => column
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .map(|v| v.map(|v| v.div_euclid(DAY_SECONDS * 1_000_000)))
+            .collect(),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => column
+            .as_primitive::<TimestampNanosecondType>()
+            .iter()
+            .map(|v| v.map(|v| v.div_euclid(DAY_SECONDS * 1_000_000_000)))
+            .collect(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => column
+            .as_primitive::<TimestampMillisecondType>()
+            .iter()
+            .map(|v| v.map(|v| v.div_euclid(DAY_SECONDS * 1_000)))
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01, proleptic
+/// Gregorian), the name of its partition directory.
+pub(crate) fn day_name(day: i64) -> String {
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Makes everything committed so far durable in the WAL, through the
+/// committer (which owns it), and waits.
+pub(super) fn sync_wal(requests: &RequestChannel) -> Result<()> {
+    let (reply, rx) = oneshot::channel();
+    match lock(requests).as_ref() {
+        Some(tx) => tx
+            .send(Request::Sync { reply })
+            .map_err(|_| StorageError::Closed)?,
+        None => return Err(StorageError::Closed),
+    }
+    rx.blocking_recv().unwrap_or(Err(StorageError::Closed))
+}
+
+/// Deletes WAL files (except the newest) whose rows are all sealed.
+pub(super) fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
+    let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
+    let mut files = lock(&shared.wal_files);
+    while files.len() > 1 && files[0].open_parts == 0 {
+        let covered = files[0].row_end.iter().all(|(id, end)| {
+            catalog.by_id.get(id).is_none_or(|t| {
+                t.state
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .durable_sealed_row_end
+                    >= *end
+            })
+        });
+        if !covered {
+            break;
+        }
+        let f = files.remove(0);
+        match fs::remove_file(&f.path) {
+            Ok(()) => {
+                tracing::info!(path = %f.path.display(), "removed a WAL file whose rows are all sealed")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("remove", &f.path)(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts_batch(values: &[i64]) -> RecordBatch {
+        let ts =
+            arrow::array::TimestampMicrosecondArray::from(values.to_vec()).with_timezone("UTC");
+        RecordBatch::try_from_iter([("ts", Arc::new(ts) as ArrayRef)]).unwrap()
+    }
+
+    /// (day, timestamps) of each run.
+    fn runs(batches: Vec<RecordBatch>, max: usize) -> Vec<(Option<i64>, Vec<i64>)> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::TimestampMicrosecondType;
+        split_by_day(batches, "ts", max)
+            .into_iter()
+            .map(|(day, batches)| {
+                let values = batches
+                    .iter()
+                    .flat_map(|b| {
+                        b.column(0)
+                            .as_primitive::<TimestampMicrosecondType>()
+                            .values()
+                            .to_vec()
+                    })
+                    .collect();
+                (day, values)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_split_where_the_day_changes_whole_batches_or_not() {
+        const DAY: i64 = 86_400_000_000;
+        let batches = || {
+            vec![
+                ts_batch(&[1, 2]),
+                ts_batch(&[3, DAY + 1, 4, DAY + 2]),
+                ts_batch(&[DAY + 3]),
+                ts_batch(&[5]),
+                ts_batch(&[-1]),
+            ]
+        };
+        assert_eq!(
+            runs(batches(), 32),
+            vec![
+                (Some(0), vec![1, 2, 3]),
+                (Some(1), vec![DAY + 1]),
+                (Some(0), vec![4]),
+                (Some(1), vec![DAY + 2, DAY + 3]),
+                (Some(0), vec![5]),
+                (Some(-1), vec![-1]),
+            ]
+        );
+        // At most `max` runs: the rest joins the last one.
+        assert_eq!(
+            runs(batches(), 2),
+            vec![
+                (Some(0), vec![1, 2, 3]),
+                (Some(1), vec![DAY + 1, 4, DAY + 2, DAY + 3, 5, -1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn day_names_are_utc_calendar_dates() {
+        assert_eq!(day_name(0), "1970-01-01");
+        assert_eq!(day_name(-1), "1969-12-31");
+        assert_eq!(day_name(19_723), "2024-01-01");
+        assert_eq!(day_name(11_016), "2000-02-29");
+        assert_eq!(day_name(11_017), "2000-03-01");
+        assert_eq!(day_name(-719_468), "0000-03-01");
+    }
+}
