@@ -47,6 +47,25 @@ def start_server(data_dir, extra=()):
     return p, int(m.group(1))
 
 
+def wait_for_idle_disk(limit=5.0, timeout=120.0):
+    """Waits (up to `timeout` s) until the last 10 s had I/O pressure below
+    `limit` %: leftover filesystem work (writeback, online discard of deleted
+    files) slows the page-cache copies a run makes by up to 2x."""
+    try:
+        read = lambda: float(open("/proc/pressure/io").readline().split()[1].split("=")[1])
+        pressure = read()
+    except (OSError, IndexError, ValueError):
+        return
+    t0 = time.monotonic()
+    if pressure >= limit:
+        print(f"waiting for the disk to settle (I/O pressure {pressure:.1f}%)...", file=sys.stderr)
+    while pressure >= limit and time.monotonic() - t0 < timeout:
+        time.sleep(2)
+        pressure = read()
+    if pressure >= limit:
+        print(f"disk still busy (I/O pressure {pressure:.1f}%); figures will be low", file=sys.stderr)
+
+
 def run_quiver(df, durable):
     d = tempfile.mkdtemp(prefix="quiver-bench-")
     proc, port = start_server(os.path.join(d, "data"))
@@ -57,6 +76,7 @@ def run_quiver(df, durable):
         # Start each run with no dirty pages left by the previous one, so a
         # run does not pay for its predecessor's writeback.
         os.sync()
+        wait_for_idle_disk()
         with questdb.connect(conf) as db:
             t0 = time.perf_counter()
             db.dataframe(df, table_name="s1", at="ts")
