@@ -183,10 +183,10 @@ impl BlockConverter {
                 None => {}
             }
             for c in &block.columns {
-                if schema.as_ref().is_some_and(|s| match c.name.is_empty() {
-                    true => s.designated_timestamp.is_some(),
-                    false => s.column_index(&c.name).is_some(),
-                }) {
+                if schema
+                    .as_ref()
+                    .is_some_and(|s| target_index(s, c).is_some())
+                {
                     continue;
                 }
                 let Some(t) = column_type_for(c)? else {
@@ -259,10 +259,7 @@ impl BlockConverter {
         let schema = table.as_ref().map(|t| t.schema());
         for ((i, _), slot) in columns.iter().zip(&mut arrays) {
             let c = &block.columns[*i];
-            let index = schema.as_ref().and_then(|s| match c.name.is_empty() {
-                true => s.designated_timestamp,
-                false => s.column_index(&c.name),
-            });
+            let index = schema.as_ref().and_then(|s| target_index(s, c));
             if let (Some(index), Some(table), Some(schema)) = (index, &table, &schema) {
                 let target = &schema.columns[index];
                 let array = self.column_array(table, target, c, dictionary)?;
@@ -323,18 +320,9 @@ impl BlockConverter {
         let mut out: Vec<ArrayRef> = Vec::with_capacity(columns.len() + 1);
         let mut designated_done = false;
         for ((c, _), prepared) in columns.iter().zip(arrays) {
-            let index = if c.name.is_empty() {
-                match schema.designated_timestamp {
-                    Some(i) => i,
-                    None => {
-                        return Err(IngestError::new(
-                            StatusCode::SCHEMA_MISMATCH,
-                            format!("a designated timestamp was sent, but table {name} has none"),
-                        ));
-                    }
-                }
-            } else {
-                schema.column_index(&c.name).expect("added above")
+            let index = match c.name.is_empty() {
+                true => designated_index(&schema)?,
+                false => schema.column_index(&c.name).expect("added above"),
             };
             let target = &schema.columns[index];
             let mut array = match prepared {
@@ -523,28 +511,39 @@ impl BlockConverter {
     }
 }
 
+/// The index of the column a block's column goes into in `schema`: the
+/// designated timestamp for the unnamed one, else by name.
+fn target_index(schema: &TableSchema, column: &Column<'_>) -> Option<usize> {
+    match column.name.is_empty() {
+        true => schema.designated_timestamp,
+        false => schema.column_index(&column.name),
+    }
+}
+
+/// The designated timestamp's index, or the error for a block that sends
+/// one to a table without it.
+fn designated_index(schema: &TableSchema) -> Result<usize, IngestError> {
+    schema.designated_timestamp.ok_or_else(|| {
+        IngestError::new(
+            StatusCode::SCHEMA_MISMATCH,
+            format!(
+                "a designated timestamp was sent, but table {} has none",
+                schema.name
+            ),
+        )
+    })
+}
+
 /// Checks that every column of `block` can go into the column of that name
 /// that `schema` (the block's existing table) already has.
 fn check_block(block: &TableBlock<'_>, schema: &TableSchema) -> Result<(), IngestError> {
     for c in &block.columns {
-        let index = if c.name.is_empty() {
-            match schema.designated_timestamp {
-                Some(i) => i,
-                None => {
-                    return Err(IngestError::new(
-                        StatusCode::SCHEMA_MISMATCH,
-                        format!(
-                            "a designated timestamp was sent, but table {} has none",
-                            schema.name
-                        ),
-                    ));
-                }
-            }
-        } else {
-            match schema.column_index(&c.name) {
+        let index = match c.name.is_empty() {
+            true => designated_index(schema)?,
+            false => match schema.column_index(&c.name) {
                 Some(i) => i,
                 None => continue,
-            }
+            },
         };
         let target = &schema.columns[index];
         if !compatible(c, &target.column_type)? {
