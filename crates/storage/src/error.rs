@@ -1,6 +1,8 @@
 //! Storage errors. Each names the table, column or file it concerns. After
-//! an I/O failure while committing, the database refuses all further work
+//! an I/O failure while writing, the database refuses all further work
 //! ([`StorageError::Poisoned`]): what is on disk may no longer match memory.
+//! [`StorageError::is_client_fault`] tells a request's own fault (refused,
+//! nothing written) from the server's.
 
 use std::path::PathBuf;
 
@@ -53,6 +55,27 @@ pub enum StorageError {
         /// Why.
         reason: &'static str,
     },
+    /// A column type's parameter is out of range.
+    #[error("invalid column type [table={table}, column={column}]: {reason}")]
+    InvalidColumnType {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A request is larger than a storage limit allows (see
+    /// `crate::limits`); nothing of it was written.
+    #[error("{what}: {value} is over the limit of {limit}")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// How much there was.
+        value: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A table would have more than 2,048 columns.
     #[error("table {table} would have {count} columns, more than 2048")]
     TooManyColumns {
@@ -87,11 +110,31 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether the request itself was at fault (bad name, type, batch or
+    /// size: retrying it cannot succeed), as opposed to the server (I/O,
+    /// poisoned, closed, corrupt files).
+    pub fn is_client_fault(&self) -> bool {
+        matches!(
+            self,
+            StorageError::SchemaMismatch { .. }
+                | StorageError::InvalidName { .. }
+                | StorageError::InvalidColumnType { .. }
+                | StorageError::LimitExceeded { .. }
+                | StorageError::TooManyColumns { .. }
+                | StorageError::TableNotFound { .. }
+                | StorageError::InvalidBatch { .. }
+        )
+    }
+
     pub(crate) fn io(
         op: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> StorageError {
-        let path = path.into();
-        move |source| StorageError::Io { op, path, source }
+        path: &std::path::Path,
+    ) -> impl Fn(std::io::Error) -> StorageError + use<> {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io {
+            op,
+            path: path.clone(),
+            source,
+        }
     }
 }

@@ -7,8 +7,14 @@
 //! - A transaction spans tables and commits all of its rows or none.
 //! - Every row gets a stable `u64` row id per table, dense, in commit order;
 //!   sealed segments are Arrow IPC files sorted by it.
-//! - Recovery replays every record whose checksum holds, cuts a torn tail
-//!   (logged), and refuses to open when a bad record is followed by good ones.
+//! - Recovery replays every whole commit group of records that chain to
+//!   each other, cuts what follows (a torn tail, logged), and refuses to
+//!   open only when records an fsync covered are damaged or missing.
+//! - Nothing too large for the on-disk formats or the limits in [`limits`]
+//!   is accepted; after a failed write or fsync the database is poisoned
+//!   and refuses all work ([`Database::health`]).
+//! - All file I/O goes through [`io::FileSystem`], so tests can fail any
+//!   operation or cut the power ([`io::SimulatedDisk`]).
 //!
 //! The crate owns tables, schemas, the WAL, commits, recovery, segments, row
 //! ids and symbol dictionaries. It knows nothing of sockets, QWP or SQL.
@@ -49,9 +55,11 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod codec;
 pub mod db;
 pub mod error;
+pub mod format;
+pub mod io;
+pub mod limits;
 pub mod rows;
 pub mod schema;
 pub mod segment;
@@ -59,7 +67,9 @@ pub mod symbols;
 pub mod table;
 pub mod wal;
 
-pub use db::{CommitReceipt, Committed, Database, Options, TableInfo, Transaction};
+pub use db::{
+    CommitReceipt, Committed, Database, Options, TableInfo, Transaction, UncommittedReservation,
+};
 pub use error::{Result, StorageError};
 pub use schema::{
     ColumnSchema, ColumnType, DESIGNATED_TIMESTAMP_NAME, PartitionBy, TYPE_METADATA_KEY,

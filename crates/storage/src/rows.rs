@@ -58,12 +58,14 @@ impl EncodedRows {
     pub fn encode(batch: &RecordBatch) -> Result<EncodedRows, ArrowError> {
         let columns: Vec<ArrayData> = batch.columns().iter().map(|c| c.to_data()).collect();
         let mut schema = Vec::with_capacity(256);
-        if !columns.iter().all(unsliced) || !write_schema(&batch.schema(), &mut schema) {
+        if !columns.iter().all(describable) || !write_schema(&batch.schema(), &mut schema) {
             return encode_ipc(batch);
         }
         let mut meta = Vec::with_capacity(256 + schema.len());
         meta.extend_from_slice(&MAGIC);
-        meta.extend_from_slice(&(schema.len() as u32).to_le_bytes());
+        if !put_len(schema.len(), &mut meta) {
+            return encode_ipc(batch);
+        }
         meta.extend_from_slice(&schema);
         meta.extend_from_slice(&(batch.num_rows() as u64).to_le_bytes());
         let mut body = Vec::new();
@@ -106,11 +108,25 @@ impl EncodedRows {
 }
 
 /// Whether `data` and every child have no offset (their buffers start at
-/// their first value), so the buffers can be written as they are.
-fn unsliced(data: &ArrayData) -> bool {
+/// their first value), so the buffers can be written as they are, and
+/// their buffer and child counts fit the description's `u8` fields.
+fn describable(data: &ArrayData) -> bool {
     data.offset() == 0
         && data.nulls().is_none_or(|n| n.offset() == 0)
-        && data.child_data().iter().all(unsliced)
+        && u8::try_from(data.buffers().len()).is_ok()
+        && u8::try_from(data.child_data().len()).is_ok()
+        && data.child_data().iter().all(describable)
+}
+
+/// Appends `n` as a `u32` length; false if it does not fit.
+fn put_len(n: usize, out: &mut Vec<u8>) -> bool {
+    match u32::try_from(n) {
+        Ok(v) => {
+            out.extend_from_slice(&v.to_le_bytes());
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// Appends `data`'s node description to `meta` and its buffers to `body`.
@@ -124,47 +140,48 @@ fn describe(data: &ArrayData, meta: &mut Vec<u8>, body: &mut Vec<Buffer>) {
         }
         None => meta.push(0),
     }
-    meta.push(data.buffers().len() as u8);
+    meta.push(u8::try_from(data.buffers().len()).unwrap_or(u8::MAX));
     for buffer in data.buffers() {
         meta.extend_from_slice(&(buffer.len() as u64).to_le_bytes());
         body.push(buffer.clone());
     }
-    meta.push(data.child_data().len() as u8);
+    meta.push(u8::try_from(data.child_data().len()).unwrap_or(u8::MAX));
     for child in data.child_data() {
         describe(child, meta, body);
     }
 }
 
 /// Appends `schema` (`u32 field count, each field, metadata`); false if a
-/// type is one this encoding does not cover.
+/// type is one this encoding does not cover or a length does not fit.
 fn write_schema(schema: &Schema, out: &mut Vec<u8>) -> bool {
-    out.extend_from_slice(&(schema.fields().len() as u32).to_le_bytes());
-    schema.fields().iter().all(|f| write_field(f, out)) && {
-        write_metadata(schema.metadata(), out);
+    put_len(schema.fields().len(), out)
+        && schema.fields().iter().all(|f| write_field(f, out))
+        && write_metadata(schema.metadata(), out)
+}
+
+fn write_field(field: &Field, out: &mut Vec<u8>) -> bool {
+    write_str(field.name(), out)
+        && {
+            out.push(u8::from(field.is_nullable()));
+            write_metadata(field.metadata(), out)
+        }
+        && write_type(field.data_type(), out)
+}
+
+fn write_str(s: &str, out: &mut Vec<u8>) -> bool {
+    put_len(s.len(), out) && {
+        out.extend_from_slice(s.as_bytes());
         true
     }
 }
 
-fn write_field(field: &Field, out: &mut Vec<u8>) -> bool {
-    write_str(field.name(), out);
-    out.push(u8::from(field.is_nullable()));
-    write_metadata(field.metadata(), out);
-    write_type(field.data_type(), out)
-}
-
-fn write_str(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn write_metadata(metadata: &HashMap<String, String>, out: &mut Vec<u8>) {
+fn write_metadata(metadata: &HashMap<String, String>, out: &mut Vec<u8>) -> bool {
     let mut entries: Vec<_> = metadata.iter().collect();
     entries.sort();
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for (k, v) in entries {
-        write_str(k, out);
-        write_str(v, out);
-    }
+    put_len(entries.len(), out)
+        && entries
+            .into_iter()
+            .all(|(k, v)| write_str(k, out) && write_str(v, out))
 }
 
 fn time_unit_tag(unit: &TimeUnit) -> u8 {
@@ -211,11 +228,13 @@ fn write_type(data_type: &DataType, out: &mut Vec<u8>) -> bool {
             match tz {
                 Some(tz) => {
                     out.push(1);
-                    write_str(tz, out);
+                    write_str(tz, out)
                 }
-                None => out.push(0),
+                None => {
+                    out.push(0);
+                    true
+                }
             }
-            true
         }
         DataType::FixedSizeBinary(n) => {
             out.push(33);
@@ -233,7 +252,7 @@ fn write_type(data_type: &DataType, out: &mut Vec<u8>) -> bool {
                 _ => 37,
             });
             out.push(*p);
-            out.push(*s as u8);
+            out.extend_from_slice(&s.to_le_bytes());
             true
         }
         DataType::List(f) | DataType::LargeList(f) => {
@@ -251,8 +270,7 @@ fn write_type(data_type: &DataType, out: &mut Vec<u8>) -> bool {
         }
         DataType::Struct(fields) => {
             out.push(41);
-            out.extend_from_slice(&(fields.len() as u32).to_le_bytes());
-            fields.iter().all(|f| write_field(f, out))
+            put_len(fields.len(), out) && fields.iter().all(|f| write_field(f, out))
         }
         DataType::Dictionary(k, v) => {
             out.push(42);
@@ -349,7 +367,7 @@ fn read_type(r: &mut MetaReader<'_>, depth: usize) -> Result<DataType, ArrowErro
         }
         33 => DataType::FixedSizeBinary(r.non_negative_i32()?),
         tag @ 34..=37 => {
-            let (p, s) = (r.u8()?, r.u8()? as i8);
+            let (p, s) = (r.u8()?, i8::from_le_bytes([r.u8()?]));
             let max = [9, 18, 38, 76][usize::from(tag - 34)];
             if p == 0 || p > max || i16::from(s) > i16::from(p) {
                 return Err(corrupt("decimal precision or scale"));

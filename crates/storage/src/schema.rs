@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::codec::{Reader, Writer};
 use crate::error::{Result, StorageError};
+use crate::format::{Decoder, Encoder};
 
 /// Longest table or column name, in bytes.
 pub const MAX_NAME_LEN: usize = 127;
@@ -145,9 +145,9 @@ impl ColumnType {
             },
             ColumnType::Varchar => DataType::Utf8,
             ColumnType::Binary => DataType::Binary,
-            ColumnType::Decimal64(s) => DataType::Decimal64(18, *s as i8),
-            ColumnType::Decimal128(s) => DataType::Decimal128(38, *s as i8),
-            ColumnType::Decimal256(s) => DataType::Decimal256(76, *s as i8),
+            ColumnType::Decimal64(s) => DataType::Decimal64(18, scale(*s)),
+            ColumnType::Decimal128(s) => DataType::Decimal128(38, scale(*s)),
+            ColumnType::Decimal256(s) => DataType::Decimal256(76, scale(*s)),
             ColumnType::DoubleArray(r) => nested_list(DataType::Float64, *r),
             ColumnType::LongArray(r) => nested_list(DataType::Int64, *r),
         }
@@ -224,6 +224,12 @@ impl ColumnType {
             _ => return None,
         })
     }
+}
+
+/// A decimal scale as Arrow holds it (`TableSchema::validate` refuses a
+/// scale past the precision, so the cap never applies to a stored column).
+fn scale(s: u8) -> i8 {
+    i8::try_from(s).unwrap_or(i8::MAX)
 }
 
 /// `rank` nested nullable Lists of `leaf` (the layout of array columns).
@@ -311,6 +317,14 @@ impl TableSchema {
         }
         for (i, c) in self.columns.iter().enumerate() {
             validate_name(&c.name, "column", &self.name)?;
+            let (code, arg) = c.column_type.code();
+            if ColumnType::from_code(code, arg) != Some(c.column_type) {
+                return Err(StorageError::InvalidColumnType {
+                    table: self.name.clone(),
+                    column: c.name.clone(),
+                    reason: "its precision, scale or rank is out of range",
+                });
+            }
             if self.columns[..i]
                 .iter()
                 .any(|o| o.name.eq_ignore_ascii_case(&c.name))
@@ -368,61 +382,65 @@ impl TableSchema {
         ))
     }
 
-    pub(crate) fn encode(&self, w: &mut Writer) {
-        w.str(&self.name);
-        w.u32(self.version);
-        w.u8(match self.partition_by {
+    /// Appends the schema's encoding:
+    ///
+    /// ```text
+    /// str name | u32 version | u8 partitioning (0 none, 1 day)
+    /// u32 designated timestamp column index (u32::MAX: none)
+    /// u32 column count (at most MAX_COLUMNS), each: str name | u8 type code | u8 type argument
+    /// ```
+    pub(crate) fn encode(&self, e: &mut Encoder) {
+        e.str("table name", &self.name);
+        e.u32(self.version);
+        e.u8(match self.partition_by {
             PartitionBy::Day => 1,
             PartitionBy::None => 0,
         });
-        w.u32(self.designated_timestamp.map_or(u32::MAX, |i| i as u32));
-        w.u32(self.columns.len() as u32);
+        match self.designated_timestamp {
+            Some(i) => e.bounded_u32("designated timestamp index", i, MAX_COLUMNS),
+            None => e.u32(u32::MAX),
+        }
+        e.bounded_u32("columns", self.columns.len(), MAX_COLUMNS);
         for c in &self.columns {
-            encode_column(w, c);
+            e.str("column name", &c.name);
+            let (code, arg) = c.column_type.code();
+            e.u8(code);
+            e.u8(arg);
         }
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<TableSchema> {
-        let name = r.str()?;
-        let version = r.u32()?;
-        let partition_by = match r.u8()? {
+    /// Reads a schema written by [`TableSchema::encode`], and checks it.
+    pub(crate) fn decode(d: &mut Decoder<'_>) -> Result<TableSchema> {
+        let name = d.str()?.to_string();
+        let version = d.u32()?;
+        let partition_by = match d.u8()? {
             1 => PartitionBy::Day,
             0 => PartitionBy::None,
-            _ => return Err(r.corrupt("unknown partitioning")),
+            _ => return Err(d.corrupt("unknown partitioning")),
         };
-        let ts = r.u32()?;
-        let n = r.u32()? as usize;
-        if n > MAX_COLUMNS {
-            return Err(r.corrupt("column count over the limit"));
-        }
+        let ts = d.u32()?;
+        // A column takes at least 6 bytes.
+        let n = d.count(MAX_COLUMNS, 6)?;
         let mut columns = Vec::with_capacity(n);
         for _ in 0..n {
-            columns.push(decode_column(r)?);
+            let name = d.str()?.to_string();
+            let (code, arg) = (d.u8()?, d.u8()?);
+            let column_type =
+                ColumnType::from_code(code, arg).ok_or_else(|| d.corrupt("unknown column type"))?;
+            columns.push(ColumnSchema { name, column_type });
         }
-        Ok(TableSchema {
+        let schema = TableSchema {
             name,
             columns,
             designated_timestamp: (ts != u32::MAX).then_some(ts as usize),
             partition_by,
             version,
-        })
+        };
+        schema
+            .validate()
+            .map_err(|_| d.corrupt("a schema that breaks the naming or type rules"))?;
+        Ok(schema)
     }
-}
-
-pub(crate) fn encode_column(w: &mut Writer, c: &ColumnSchema) {
-    w.str(&c.name);
-    let (code, arg) = c.column_type.code();
-    w.u8(code);
-    w.u8(arg);
-}
-
-pub(crate) fn decode_column(r: &mut Reader<'_>) -> Result<ColumnSchema> {
-    let name = r.str()?;
-    let code = r.u8()?;
-    let arg = r.u8()?;
-    let column_type =
-        ColumnType::from_code(code, arg).ok_or_else(|| r.corrupt("unknown column type"))?;
-    Ok(ColumnSchema { name, column_type })
 }
 
 /// Checks a table or column name.
@@ -502,10 +520,10 @@ mod tests {
             version: 3,
         };
         schema.validate().unwrap();
-        let mut w = Writer::default();
+        let mut w = Encoder::default();
         schema.encode(&mut w);
-        let bytes = w.into_inner();
-        let back = TableSchema::decode(&mut Reader::new(&bytes, "test")).unwrap();
+        let bytes = w.finish().unwrap();
+        let back = TableSchema::decode(&mut Decoder::new(&bytes, "test")).unwrap();
         assert_eq!(back, schema);
         assert_eq!(schema.column_index("SYM"), Some(0));
 

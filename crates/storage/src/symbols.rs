@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, StringArray};
 
+use crate::error::StorageError;
+use crate::limits::MAX_SYMBOLS_PER_COLUMN;
+
 /// One SYMBOL column's dictionary.
 #[derive(Debug, Default)]
 pub struct SymbolTable {
@@ -25,6 +28,8 @@ struct Inner {
     logged: usize,
     /// `StringArray` of the first `cache.0` entries.
     cache: Option<(usize, ArrayRef)>,
+    /// Bytes of the strings.
+    bytes: usize,
 }
 
 impl SymbolTable {
@@ -34,16 +39,16 @@ impl SymbolTable {
     }
 
     /// A dictionary holding `strings`, all of them already durable.
-    pub fn from_strings(strings: impl IntoIterator<Item = String>) -> Self {
+    pub fn from_strings(strings: impl IntoIterator<Item = String>) -> Result<Self, StorageError> {
         let t = SymbolTable::new();
         {
             let mut inner = t.lock();
             for s in strings {
-                inner.push(&s);
+                inner.push(&s)?;
             }
             inner.logged = inner.strings.len();
         }
-        t
+        Ok(t)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -52,13 +57,20 @@ impl SymbolTable {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The key for `s`, adding it if new.
-    pub fn intern(&self, s: &str) -> u32 {
+    /// The key for `s`, adding it if new; refused past
+    /// [`MAX_SYMBOLS_PER_COLUMN`] entries.
+    pub fn intern(&self, s: &str) -> Result<u32, StorageError> {
         let mut inner = self.lock();
         if let Some(&k) = inner.index.get(s) {
-            return k;
+            return Ok(k);
         }
         inner.push(s)
+    }
+
+    /// Bytes the dictionary holds (strings, index and key), roughly.
+    pub fn memory_size(&self) -> usize {
+        let inner = self.lock();
+        inner.bytes + inner.strings.len() * 48
     }
 
     /// Number of entries.
@@ -81,30 +93,43 @@ impl SymbolTable {
         self.lock().strings.clone()
     }
 
-    /// Entries not yet logged, with the key of the first; marks them logged.
-    pub(crate) fn take_unlogged(&self) -> Option<(u32, Vec<Arc<str>>)> {
-        let mut inner = self.lock();
-        if inner.logged == inner.strings.len() {
+    /// Entries from key `from` (or from the first not yet logged, if that
+    /// is later) to the end, with the key of the first; `None` if there are
+    /// none. Nothing is marked: see [`SymbolTable::mark_logged`].
+    pub(crate) fn unlogged_from(&self, from: u32) -> Option<(u32, Vec<Arc<str>>)> {
+        let inner = self.lock();
+        let start = inner.logged.max(from as usize);
+        if start >= inner.strings.len() {
             return None;
         }
-        let start = inner.logged;
-        inner.logged = inner.strings.len();
-        Some((start as u32, inner.strings[start..].to_vec()))
+        // Keys are below MAX_SYMBOLS_PER_COLUMN (2^28): they fit a u32.
+        let key = u32::try_from(start).ok()?;
+        Some((key, inner.strings[start..].to_vec()))
+    }
+
+    /// Records that entries below `end` are in the WAL (the write that
+    /// logged them succeeded).
+    pub(crate) fn mark_logged(&self, end: usize) {
+        let mut inner = self.lock();
+        debug_assert!(end <= inner.strings.len());
+        inner.logged = inner.logged.max(end.min(inner.strings.len()));
     }
 
     /// Applies logged entries during recovery: keys below the current size
     /// must hold the same strings; the rest are appended.
-    pub(crate) fn apply_logged(&self, start: u32, entries: &[String]) -> Result<(), &'static str> {
+    pub(crate) fn apply_logged(&self, start: u32, entries: &[&str]) -> Result<(), &'static str> {
         let mut inner = self.lock();
         for (i, s) in entries.iter().enumerate() {
             let key = start as usize + i;
             match inner.strings.get(key) {
-                Some(existing) if &**existing == s.as_str() => {}
+                Some(existing) if &**existing == *s => {}
                 Some(_) => {
                     return Err("a logged symbol differs from the one already known for its key");
                 }
                 None if key == inner.strings.len() => {
-                    inner.push(s);
+                    inner
+                        .push(s)
+                        .map_err(|_| "a SYMBOL dictionary over its limit")?;
                 }
                 None => return Err("a logged symbol skips keys"),
             }
@@ -132,12 +157,23 @@ impl SymbolTable {
 }
 
 impl Inner {
-    fn push(&mut self, s: &str) -> u32 {
-        let key = self.strings.len() as u32;
+    fn push(&mut self, s: &str) -> Result<u32, StorageError> {
+        let n = self.strings.len();
+        let key = match u32::try_from(n) {
+            Ok(k) if n < MAX_SYMBOLS_PER_COLUMN => k,
+            _ => {
+                return Err(StorageError::LimitExceeded {
+                    what: "entries in a SYMBOL column's dictionary",
+                    value: n as u64 + 1,
+                    limit: MAX_SYMBOLS_PER_COLUMN as u64,
+                });
+            }
+        };
         let s: Arc<str> = Arc::from(s);
+        self.bytes += s.len();
         self.index.insert(s.clone(), key);
         self.strings.push(s);
-        key
+        Ok(key)
     }
 }
 
@@ -149,23 +185,25 @@ mod tests {
     #[test]
     fn intern_log_and_recover() {
         let t = SymbolTable::new();
-        assert_eq!(t.intern("a"), 0);
-        assert_eq!(t.intern("b"), 1);
-        assert_eq!(t.intern("a"), 0);
+        assert_eq!(t.intern("a").unwrap(), 0);
+        assert_eq!(t.intern("b").unwrap(), 1);
+        assert_eq!(t.intern("a").unwrap(), 0);
         assert_eq!(
-            t.take_unlogged(),
+            t.unlogged_from(0),
             Some((0, vec![Arc::from("a"), Arc::from("b")]))
         );
-        assert_eq!(t.take_unlogged(), None);
-        t.intern("c");
-        assert_eq!(t.take_unlogged().unwrap().0, 2);
+        assert_eq!(t.unlogged_from(1).unwrap().0, 1);
+        t.mark_logged(2);
+        assert_eq!(t.unlogged_from(0), None);
+        t.intern("c").unwrap();
+        assert_eq!(t.unlogged_from(0).unwrap().0, 2);
 
         let r = SymbolTable::new();
-        r.apply_logged(0, &["a".into(), "b".into()]).unwrap();
-        r.apply_logged(1, &["b".into(), "c".into()]).unwrap();
+        r.apply_logged(0, &["a", "b"]).unwrap();
+        r.apply_logged(1, &["b", "c"]).unwrap();
         assert_eq!(r.len(), 3);
-        assert!(r.apply_logged(0, &["x".into()]).is_err());
-        assert!(r.apply_logged(5, &["x".into()]).is_err());
+        assert!(r.apply_logged(0, &["x"]).is_err());
+        assert!(r.apply_logged(5, &["x"]).is_err());
         assert_eq!(r.values(2).len(), 2);
         assert_eq!(r.values(10).len(), 3);
     }

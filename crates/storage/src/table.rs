@@ -1,12 +1,18 @@
 //! A table: its schema, symbol dictionaries, committed rows in memory
 //! (the memtable) and sealed segments; and snapshots for readers.
 //!
-//! Invariants (checked with `debug_assert!` where they change):
+//! Invariants (checked with `debug_assert!` at each transition of
+//! [`TableState`]):
 //! 1. Row ids are dense and increasing: the memtable holds rows
 //!    `sealed_row_end .. next_row_id` in order, segments hold `0 .. sealed_row_end`.
-//! 2. Columns are only appended to the schema; a stored batch has a subset of
+//! 2. `durable_sealed_row_end <= sealed_row_end`: a seal releases its rows
+//!    from memory before its segments are durable; WAL files are deleted by
+//!    the durable end only.
+//! 3. At most one seal of a table runs at a time, and it takes the oldest
+//!    memtable rows.
+//! 4. Columns are only appended to the schema; a stored batch has a subset of
 //!    the table's columns under their table names, in their stored types.
-//! 3. Every SYMBOL key in a visible batch is below its dictionary's length.
+//! 5. Every SYMBOL key in a visible batch is below its dictionary's length.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -18,6 +24,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 
 use crate::error::{Result, StorageError};
+use crate::io::FileSystem;
 use crate::schema::{ColumnType, TableSchema};
 use crate::segment::{ROW_ID_COLUMN, Segment};
 use crate::symbols::SymbolTable;
@@ -38,26 +45,164 @@ pub struct StoredBatch {
 pub struct Table {
     pub(crate) id: u32,
     pub(crate) dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
     schema: RwLock<Arc<TableSchema>>,
     /// SYMBOL dictionaries by lower-cased column name.
     symbols: RwLock<HashMap<String, Arc<SymbolTable>>>,
-    pub(crate) state: RwLock<TableState>,
+    state: RwLock<TableState>,
 }
 
-/// A table's committed data.
+/// A table's committed data. The methods are its legal transitions; each
+/// checks the invariants in the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct TableState {
-    pub(crate) next_row_id: u64,
-    pub(crate) sealed_row_end: u64,
-    /// Rows below this are in segments a durable manifest lists (at most
-    /// `sealed_row_end`: a seal releases memory before its segments are
-    /// durable). WAL files are deleted by this, never by `sealed_row_end`.
-    pub(crate) durable_sealed_row_end: u64,
-    pub(crate) memtable: VecDeque<StoredBatch>,
-    pub(crate) memtable_bytes: usize,
-    pub(crate) segments: Vec<Arc<Segment>>,
-    /// A seal of the memtable head is in progress.
-    pub(crate) sealing: bool,
+    next_row_id: u64,
+    sealed_row_end: u64,
+    /// Rows below this are in segments a durable manifest lists.
+    durable_sealed_row_end: u64,
+    memtable: VecDeque<StoredBatch>,
+    memtable_bytes: usize,
+    segments: Vec<Arc<Segment>>,
+    /// A seal of the oldest memtable rows is in progress.
+    sealing: bool,
+}
+
+/// The oldest visible memtable rows, taken by a seal.
+#[derive(Debug)]
+pub(crate) struct SealInput {
+    /// The rows, in row-id order.
+    pub(crate) batches: Vec<StoredBatch>,
+    /// Row id of the first.
+    pub(crate) first_row_id: u64,
+    /// How many rows.
+    pub(crate) rows: u64,
+    /// The highest lsn among them (the WAL must be durable through it
+    /// before a manifest lists their segments).
+    pub(crate) max_lsn: u64,
+}
+
+impl TableState {
+    /// The state a manifest describes: rows below `sealed_row_end` in
+    /// `segments`, all of it durable, nothing in memory.
+    pub(crate) fn restore(&mut self, sealed_row_end: u64, segments: Vec<Arc<Segment>>) {
+        debug_assert!(self.memtable.is_empty() && !self.sealing);
+        self.next_row_id = sealed_row_end;
+        self.sealed_row_end = sealed_row_end;
+        self.durable_sealed_row_end = sealed_row_end;
+        self.segments = segments;
+    }
+
+    /// The next row id a commit gets.
+    pub(crate) fn next_row_id(&self) -> u64 {
+        self.next_row_id
+    }
+
+    /// Rows below this are sealed (possibly not yet durably).
+    pub(crate) fn sealed_row_end(&self) -> u64 {
+        self.sealed_row_end
+    }
+
+    /// Rows below this are in segments a durable manifest lists.
+    pub(crate) fn durable_sealed_row_end(&self) -> u64 {
+        self.durable_sealed_row_end
+    }
+
+    /// Bytes of memtable rows.
+    pub(crate) fn memtable_bytes(&self) -> usize {
+        self.memtable_bytes
+    }
+
+    /// Rows committed but not sealed.
+    pub(crate) fn unsealed_rows(&self) -> u64 {
+        self.next_row_id - self.sealed_row_end
+    }
+
+    /// Whether a seal is in progress.
+    pub(crate) fn is_sealing(&self) -> bool {
+        self.sealing
+    }
+
+    /// Whether the memtable holds no rows.
+    pub(crate) fn memtable_is_empty(&self) -> bool {
+        self.memtable.is_empty()
+    }
+
+    /// Appends committed rows (invariant 1: they continue the row ids).
+    /// Returns the bytes they hold in memory.
+    pub(crate) fn append(&mut self, stored: StoredBatch) -> usize {
+        debug_assert_eq!(
+            stored.first_row_id, self.next_row_id,
+            "invariant 1: dense row ids"
+        );
+        self.next_row_id += stored.batch.num_rows() as u64;
+        let bytes = stored.batch.get_array_memory_size();
+        self.memtable_bytes += bytes;
+        self.memtable.push_back(stored);
+        bytes
+    }
+
+    /// Starts a seal of the memtable rows visible at `visible_lsn`
+    /// (invariant 3); `None` if one is running or there is nothing to seal.
+    pub(crate) fn begin_seal(&mut self, visible_lsn: u64) -> Option<SealInput> {
+        if self.sealing {
+            return None;
+        }
+        let batches: Vec<StoredBatch> = self
+            .memtable
+            .iter()
+            .take_while(|b| b.lsn <= visible_lsn)
+            .cloned()
+            .collect();
+        if batches.is_empty() {
+            return None;
+        }
+        self.sealing = true;
+        Some(SealInput {
+            rows: batches.iter().map(|b| b.batch.num_rows() as u64).sum(),
+            max_lsn: batches.iter().map(|b| b.lsn).max().unwrap_or(0),
+            first_row_id: self.sealed_row_end,
+            batches,
+        })
+    }
+
+    /// Ends a seal whose segments are written: its rows leave memory and
+    /// readers see `segments` instead. Returns the bytes freed.
+    pub(crate) fn finish_seal(&mut self, input: &SealInput, segments: &[Arc<Segment>]) -> usize {
+        debug_assert!(
+            self.sealing,
+            "invariant 3: finishing a seal that was not begun"
+        );
+        debug_assert_eq!(input.first_row_id, self.sealed_row_end, "invariant 3");
+        let mut freed = 0;
+        for _ in 0..input.batches.len() {
+            if let Some(b) = self.memtable.pop_front() {
+                freed += b.batch.get_array_memory_size();
+            }
+        }
+        self.memtable_bytes = self.memtable_bytes.saturating_sub(freed);
+        self.sealed_row_end += input.rows;
+        debug_assert!(self.sealed_row_end <= self.next_row_id, "invariant 1");
+        self.segments.extend(segments.iter().cloned());
+        self.sealing = false;
+        freed
+    }
+
+    /// Ends a seal that failed: the rows stay in memory.
+    pub(crate) fn abort_seal(&mut self) {
+        self.sealing = false;
+    }
+
+    /// Records that a manifest listing the segments below `sealed_row_end`
+    /// is durable (invariant 2).
+    pub(crate) fn mark_durable(&mut self, sealed_row_end: u64) {
+        debug_assert!(sealed_row_end <= self.sealed_row_end, "invariant 2");
+        self.durable_sealed_row_end = self.durable_sealed_row_end.max(sealed_row_end);
+    }
+
+    /// The segments (for a manifest).
+    pub(crate) fn segments(&self) -> &[Arc<Segment>] {
+        &self.segments
+    }
 }
 
 fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -69,10 +214,16 @@ fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Table {
-    pub(crate) fn new(id: u32, dir: PathBuf, schema: TableSchema) -> Table {
+    pub(crate) fn new(
+        id: u32,
+        dir: PathBuf,
+        schema: TableSchema,
+        fs: Arc<dyn FileSystem>,
+    ) -> Table {
         let t = Table {
             id,
             dir,
+            fs,
             schema: RwLock::new(Arc::new(schema)),
             symbols: RwLock::new(HashMap::new()),
             state: RwLock::new(TableState::default()),
@@ -115,6 +266,14 @@ impl Table {
             .cloned()
     }
 
+    /// Bytes its SYMBOL dictionaries hold, roughly.
+    pub fn symbols_memory_size(&self) -> usize {
+        read_lock(&self.symbols)
+            .values()
+            .map(|s| s.memory_size())
+            .sum()
+    }
+
     pub(crate) fn replace_symbols(&self, column: &str, table: SymbolTable) {
         write_lock(&self.symbols).insert(column.to_ascii_lowercase(), Arc::new(table));
     }
@@ -136,6 +295,16 @@ impl Table {
     /// Rows committed (visible or not yet sealed), i.e. the next row id.
     pub fn row_count(&self) -> u64 {
         read_lock(&self.state).next_row_id
+    }
+
+    /// The committed data, for reading.
+    pub(crate) fn state(&self) -> std::sync::RwLockReadGuard<'_, TableState> {
+        read_lock(&self.state)
+    }
+
+    /// The committed data, for a transition.
+    pub(crate) fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, TableState> {
+        write_lock(&self.state)
     }
 
     /// Checks a batch against the schema: every column exists under its
@@ -162,21 +331,6 @@ impl Table {
         Ok(())
     }
 
-    /// Appends committed rows (the committer, holding the commit order).
-    /// Returns the bytes they hold in memory.
-    pub(crate) fn append(&self, stored: StoredBatch) -> usize {
-        let mut state = write_lock(&self.state);
-        debug_assert_eq!(
-            stored.first_row_id, state.next_row_id,
-            "invariant 1: dense row ids"
-        );
-        state.next_row_id += stored.batch.num_rows() as u64;
-        let bytes = stored.batch.get_array_memory_size();
-        state.memtable_bytes += bytes;
-        state.memtable.push_back(stored);
-        bytes
-    }
-
     /// A consistent view of the rows committed at or before `visible_lsn`.
     pub fn snapshot(&self, visible_lsn: u64) -> TableSnapshot {
         let schema = self.schema();
@@ -200,6 +354,7 @@ impl Table {
             .map(|(name, s)| (name.to_ascii_lowercase(), s.values(usize::MAX)))
             .collect();
         TableSnapshot {
+            fs: self.fs.clone(),
             schema,
             segments,
             batches,
@@ -212,6 +367,7 @@ impl Table {
 /// A read-only view of a table at one point in the commit order.
 #[derive(Debug, Clone)]
 pub struct TableSnapshot {
+    fs: Arc<dyn FileSystem>,
     schema: Arc<TableSchema>,
     segments: Vec<Arc<Segment>>,
     batches: Vec<StoredBatch>,
@@ -252,10 +408,13 @@ impl TableSnapshot {
     /// bounded by batch size).
     pub fn scan(&self, with_row_id: bool) -> impl Iterator<Item = Result<RecordBatch>> + '_ {
         let schema = self.read_schema(with_row_id);
-        let from_segments = self.segments.iter().flat_map(move |seg| match seg.read() {
-            Ok(batches) => Box::new(batches) as Box<dyn Iterator<Item = Result<RecordBatch>>>,
-            Err(e) => Box::new(std::iter::once(Err(e))),
-        });
+        let from_segments = self
+            .segments
+            .iter()
+            .flat_map(move |seg| match seg.read(&*self.fs) {
+                Ok(batches) => Box::new(batches) as Box<dyn Iterator<Item = Result<RecordBatch>>>,
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            });
         let schema2 = schema.clone();
         let segment_batches = from_segments.map(move |b| {
             let b = b?;
@@ -279,6 +438,7 @@ impl TableSnapshot {
     /// sealer projects the rows it seals through this).
     pub(crate) fn with_batches(&self, batches: Vec<StoredBatch>) -> TableSnapshot {
         TableSnapshot {
+            fs: self.fs.clone(),
             row_count: batches.iter().map(|b| b.batch.num_rows() as u64).sum(),
             schema: self.schema.clone(),
             segments: Vec::new(),

@@ -390,12 +390,13 @@ impl BlockConverter {
                         if cache.len() < dictionary.len() as usize {
                             cache.resize(dictionary.len() as usize, u32::MAX);
                         }
-                        let intern = |id: u32| {
+                        let mut intern = |id: u32| -> Result<(), IngestError> {
                             let slot = &mut cache[id as usize];
                             if *slot == u32::MAX {
                                 *slot = symbols
-                                    .intern(dictionary.get(u64::from(id)).unwrap_or_default());
+                                    .intern(dictionary.get(u64::from(id)).unwrap_or_default())?;
                             }
+                            Ok(())
                         };
                         match ids.single_byte_ids() {
                             Some(bytes) => {
@@ -403,16 +404,23 @@ impl BlockConverter {
                                 for &b in bytes {
                                     seen[usize::from(b & 0x7f)] = true;
                                 }
-                                (0..128u32).filter(|i| seen[*i as usize]).for_each(intern);
+                                for id in (0..128u32).filter(|i| seen[*i as usize]) {
+                                    intern(id)?;
+                                }
                             }
-                            None => ids.iter().for_each(intern),
+                            None => {
+                                for id in ids.iter() {
+                                    intern(id)?;
+                                }
+                            }
                         }
                         return column_to_array(data, cache, true)
                             .map_err(|e| fail(Some(e.to_string())));
                     }
-                    Values::Symbol(Symbols::Local { dictionary, .. }) => {
-                        dictionary.iter().map(|s| symbols.intern(s)).collect()
-                    }
+                    Values::Symbol(Symbols::Local { dictionary, .. }) => dictionary
+                        .iter()
+                        .map(|s| symbols.intern(s))
+                        .collect::<Result<_, _>>()?,
                     _ => return Err(fail(None)),
                 };
                 return column_to_array(data, &keys, true).map_err(|e| fail(Some(e.to_string())));
@@ -420,7 +428,10 @@ impl BlockConverter {
             // Anything textual or numeric becomes text, then a key.
             let text = self.as_text(data, dictionary, &fail)?;
             let text = text.as_string::<i32>();
-            let keys: UInt32Array = text.iter().map(|s| s.map(|s| symbols.intern(s))).collect();
+            let keys: UInt32Array = text
+                .iter()
+                .map(|s| s.map(|s| symbols.intern(s)).transpose())
+                .collect::<Result<_, _>>()?;
             return Ok(Arc::new(keys));
         }
         self.convert(&tname, target, column, dictionary)

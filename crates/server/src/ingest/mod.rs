@@ -63,9 +63,10 @@ impl From<StorageError> for IngestError {
     fn from(e: StorageError) -> Self {
         let status = match &e {
             StorageError::SchemaMismatch { .. } => StatusCode::SCHEMA_MISMATCH,
-            StorageError::InvalidName { .. } | StorageError::TooManyColumns { .. } => {
-                StatusCode::PARSE_ERROR
-            }
+            StorageError::InvalidName { .. }
+            | StorageError::TooManyColumns { .. }
+            | StorageError::InvalidColumnType { .. }
+            | StorageError::LimitExceeded { .. } => StatusCode::PARSE_ERROR,
             StorageError::InvalidBatch { .. } => StatusCode::SCHEMA_MISMATCH,
             _ => StatusCode::INTERNAL_ERROR,
         };
@@ -335,7 +336,7 @@ impl IngestSession {
                 .await?;
             txn.add(table, batch)?;
         }
-        self.pending.append(txn);
+        self.pending.append(txn)?;
         if message.defer_commit {
             // Write the deferred rows to the WAL now, so the frame that
             // commits the group only names them.

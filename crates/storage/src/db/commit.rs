@@ -1,51 +1,170 @@
-//! The committer thread (frames requests as WAL records, writes each group
-//! with one vectored write, applies and publishes it) and the syncer thread
-//! (coalesced fsyncs for durable acks). See the parent module's docs for
-//! the commit order and what each answer means.
+//! The committer thread. For each group of queued requests it
+//!
+//! 1. **frames** every request as a WAL record ([`Group`]): checks, limits,
+//!    row ids and symbol entries are worked out against the catalog plus
+//!    what earlier requests of the group change, and nothing shared is
+//!    touched; a request that cannot be framed is answered with its error
+//!    and left out of the group;
+//! 2. **writes** the group with one vectored write (on failure: poison,
+//!    every request of the group gets an error, and recovery will ignore
+//!    whatever part of the group reached the file);
+//! 3. **applies** it: the catalog, schemas, symbol entries marked logged,
+//!    memtables, WAL file bookkeeping, the visible LSN, then the
+//!    "committed" answers; hands the syncer what a sync must cover and
+//!    registers the durable waits.
+//!
+//! Once the database is poisoned every later request is answered with the
+//! error and nothing is written. A panic while processing a group poisons
+//! the database instead of ending the thread.
 
-use super::recovery::{store_catalog, table_dir};
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::Receiver;
+
+use super::recovery::table_dir;
 use super::sealing::force_seal_biggest;
 use super::*;
+use crate::format::records::{
+    PartRecord, PartRows, SchemaRecord, SymbolSection, TransactionRecord, TxnPart,
+};
+use crate::format::wal::RecordKind;
+use crate::limits::MAX_TABLES;
+use crate::table::StoredBatch;
+use crate::wal::{Chunk, RecordToWrite};
 
 pub(super) struct Committer {
-    pub(super) shared: Arc<Shared>,
-    pub(super) wal: WalWriter,
-    pub(super) next_lsn: u64,
-    pub(super) seal_tx: Sender<Arc<Table>>,
-    /// WAL file of each staged part not yet committed or abandoned.
-    pub(super) part_files: HashMap<u64, PathBuf>,
+    shared: Arc<Shared>,
+    wal: WalWriter,
+    seal_tx: Sender<Arc<Table>>,
+    /// Staged parts whose record could not be framed: a commit naming one
+    /// fails.
+    failed_parts: HashSet<u64>,
 }
 
-/// A request after its record was framed, waiting for the write.
-pub(super) enum Framed {
+/// Rows a framed commit appends to one table.
+struct Applied {
+    table: Arc<Table>,
+    first_row_id: u64,
+    batch: RecordBatch,
+    staged: Option<u64>,
+}
+
+/// What applying a framed request does.
+enum Outcome {
     Commit {
         lsn: u64,
-        parts: Vec<(Arc<Table>, u64, RecordBatch)>,
+        parts: Vec<Applied>,
+        tables: Vec<String>,
         committed: oneshot::Sender<Result<Committed>>,
         durable: Option<oneshot::Sender<Result<()>>>,
     },
-    Table(oneshot::Sender<Result<Arc<Table>>>, Arc<Table>),
-    Schema(oneshot::Sender<Result<Arc<TableSchema>>>, Arc<TableSchema>),
+    Table {
+        reply: oneshot::Sender<Result<Arc<Table>>>,
+        table: Arc<Table>,
+        created: bool,
+    },
+    Schema {
+        reply: oneshot::Sender<Result<Arc<TableSchema>>>,
+        table: Arc<Table>,
+        /// The new schema; `None` when nothing changed.
+        schema: Option<TableSchema>,
+    },
     Sync(oneshot::Sender<Result<()>>),
+    Staged(Vec<u64>),
+    Abandoned(Vec<u64>),
+}
+
+impl Outcome {
+    /// Answers with `err` (the group was not written).
+    fn fail(self, err: impl Fn() -> StorageError) {
+        match self {
+            Outcome::Commit {
+                committed, durable, ..
+            } => {
+                let _ = committed.send(Err(err()));
+                if let Some(d) = durable {
+                    let _ = d.send(Err(err()));
+                }
+            }
+            Outcome::Table { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Outcome::Schema { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Outcome::Sync(reply) => {
+                let _ = reply.send(Err(err()));
+            }
+            Outcome::Staged(_) | Outcome::Abandoned(_) => {}
+        }
+    }
+}
+
+/// A group being framed: its records, what applying them does, and what
+/// the group changes so far (a request sees the requests before it).
+struct Group {
+    records: Vec<RecordToWrite>,
+    outcomes: Vec<Outcome>,
+    next_lsn: u64,
+    next_table_id: u32,
+    new_tables: Vec<Arc<Table>>,
+    schemas: HashMap<u32, TableSchema>,
+    /// Next row id per table after the group's commits so far.
+    row_ids: HashMap<u32, u64>,
+    /// Symbol keys logged by the group so far, per (table id, column).
+    logged: HashMap<(u32, String), usize>,
+    wants_sync: bool,
+}
+
+impl Group {
+    fn push(&mut self, record: RecordToWrite) -> u64 {
+        let lsn = self.next_lsn;
+        self.next_lsn += 1;
+        self.records.push(record);
+        lsn
+    }
+}
+
+/// Fails a request that never reached framing.
+fn fail_request(request: Request, err: &StorageError) {
+    let e = || match err {
+        StorageError::Poisoned(r) => StorageError::Poisoned(r.clone()),
+        StorageError::Closed => StorageError::Closed,
+        other => StorageError::Poisoned(other.to_string()),
+    };
+    match request {
+        Request::Commit {
+            committed, durable, ..
+        } => {
+            let _ = committed.send(Err(e()));
+            if let Some(d) = durable {
+                let _ = d.send(Err(e()));
+            }
+        }
+        Request::CreateTable { reply, .. } => {
+            let _ = reply.send(Err(e()));
+        }
+        Request::AddColumns { reply, .. } => {
+            let _ = reply.send(Err(e()));
+        }
+        Request::Sync { reply } => {
+            let _ = reply.send(Err(e()));
+        }
+        Request::Stage { .. } | Request::Abandon { .. } => {}
+    }
 }
 
 impl Committer {
+    pub(super) fn new(shared: Arc<Shared>, wal: WalWriter, seal_tx: Sender<Arc<Table>>) -> Self {
+        Committer {
+            shared,
+            wal,
+            seal_tx,
+            failed_parts: HashSet::new(),
+        }
+    }
+
     pub(super) fn run(mut self, rx: Receiver<Request>) {
-        let (syncer_tx, syncer_rx) = mpsc::channel::<SyncRequest>();
-        let syncer = {
-            let shared = self.shared.clone();
-            std::thread::Builder::new()
-                .name("quiver-syncer".into())
-                .spawn(move || syncer_loop(&shared, syncer_rx))
-        };
-        let syncer = match syncer {
-            Ok(h) => Some(h),
-            Err(e) => {
-                tracing::warn!(error = %e, "no syncer thread; fsyncs run on the committer");
-                None
-            }
-        };
-        let mut buf: Vec<Chunk> = Vec::new();
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < 1024 {
@@ -54,125 +173,479 @@ impl Committer {
                     Err(_) => break,
                 }
             }
-            buf.clear();
-            let mut framed = Vec::with_capacity(group.len());
-            let mut catalog_changed = false;
-            let mut reserved: HashMap<u32, u64> = HashMap::new();
-            for request in group {
-                if let Some(f) = self.frame(request, &mut buf, &mut catalog_changed, &mut reserved)
-                {
-                    framed.push(f);
+            let processed = std::panic::catch_unwind(AssertUnwindSafe(|| self.process(group)));
+            if processed.is_err() {
+                // The group's reply channels were dropped by the unwind: its
+                // callers see the database closed.
+                self.shared.poison(&StorageError::Poisoned(
+                    "the committer failed unexpectedly (a bug)".into(),
+                ));
+            }
+        }
+        // Closed: everything written becomes durable before the syncer stops.
+        let job = self.wal.sync_job();
+        self.shared.durability.written(job, true);
+    }
+
+    fn process(&mut self, requests: Vec<Request>) {
+        if let Err(e) = self.shared.check_healthy() {
+            for r in requests {
+                fail_request(r, &e);
+            }
+            return;
+        }
+        let mut g = {
+            let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
+            Group {
+                records: Vec::new(),
+                outcomes: Vec::with_capacity(requests.len()),
+                next_lsn: self.wal.next_lsn(),
+                next_table_id: catalog.next_id,
+                new_tables: Vec::new(),
+                schemas: HashMap::new(),
+                row_ids: HashMap::new(),
+                logged: HashMap::new(),
+                wants_sync: self.shared.options.sync_every_commit,
+            }
+        };
+        for r in requests {
+            self.frame(&mut g, r);
+        }
+        let Group {
+            records,
+            outcomes,
+            logged,
+            wants_sync,
+            ..
+        } = g;
+        let file = lock(&self.shared.wal_files).current().unwrap_or(0);
+        if !records.is_empty()
+            && let Err(e) = self
+                .wal
+                .append_group(records, self.shared.durability.durable_lsn())
+        {
+            self.shared.poison(&e);
+            let reason = e.to_string();
+            for o in outcomes {
+                o.fail(|| StorageError::Poisoned(reason.clone()));
+            }
+            return;
+        }
+        let touched = self.apply(outcomes, logged, file, wants_sync);
+        match self.wal.roll_if_full() {
+            Ok(Some(path)) => lock(&self.shared.wal_files).roll(path, self.wal.next_lsn()),
+            Ok(None) => {}
+            Err(e) => self.shared.poison(&e),
+        }
+        self.trigger_seals(touched);
+    }
+
+    /// Frames one request into the group (see the module docs).
+    fn frame(&mut self, g: &mut Group, request: Request) {
+        match request {
+            Request::Sync { reply } => {
+                g.wants_sync = true;
+                g.outcomes.push(Outcome::Sync(reply));
+            }
+            Request::Abandon { parts } => g.outcomes.push(Outcome::Abandoned(parts)),
+            Request::CreateTable { schema, reply } => match self.frame_create(g, schema) {
+                Ok((table, created)) => g.outcomes.push(Outcome::Table {
+                    reply,
+                    table,
+                    created,
+                }),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
                 }
+            },
+            Request::AddColumns {
+                table,
+                columns,
+                reply,
+            } => match Self::frame_add_columns(g, &table, columns) {
+                Ok(schema) => g.outcomes.push(Outcome::Schema {
+                    reply,
+                    table,
+                    schema,
+                }),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Request::Stage { parts } => {
+                let mut ids = Vec::with_capacity(parts.len());
+                for (part_id, table_id, row_count, rows) in parts {
+                    let head = PartRecord {
+                        part_id,
+                        table_id,
+                        row_count,
+                    };
+                    let record = head
+                        .encode(rows)
+                        .map_err(StorageError::from)
+                        .and_then(|body| {
+                            let r = RecordToWrite {
+                                kind: RecordKind::Part,
+                                body,
+                            };
+                            r.body_len().map(|_| r)
+                        });
+                    match record {
+                        Ok(r) => {
+                            g.push(r);
+                            ids.push(part_id);
+                        }
+                        Err(e) => {
+                            tracing::warn!(part_id, error = %e, "a staged part was refused; its transaction will fail");
+                            self.failed_parts.insert(part_id);
+                        }
+                    }
+                }
+                g.outcomes.push(Outcome::Staged(ids));
             }
-            if let Err(e) = self.write(&buf, catalog_changed) {
-                self.poison(&e, framed);
-                continue;
-            }
-            let mut wants_sync = self.shared.options.sync_every_commit;
-            let mut durable_replies = Vec::new();
-            let mut max_lsn = None;
-            let mut touched: Vec<(Arc<Table>, bool)> = Vec::new();
-            let mut replies = Vec::new();
-            for f in framed {
-                match f {
-                    Framed::Commit {
+            Request::Commit {
+                mut txn,
+                committed,
+                durable,
+            } => {
+                let parts = txn.take_parts();
+                if parts.is_empty() {
+                    let lsn = self.shared.visible_lsn.load(Ordering::Acquire);
+                    let _ = committed.send(Ok(Committed {
+                        lsn,
+                        tables: vec![],
+                    }));
+                    if let Some(d) = durable {
+                        g.wants_sync = true;
+                        g.outcomes.push(Outcome::Sync(d));
+                    }
+                    return;
+                }
+                let staged: Vec<u64> = parts.iter().filter_map(|p| p.staged).collect();
+                match self.frame_commit(g, parts) {
+                    Ok((lsn, parts, tables)) => g.outcomes.push(Outcome::Commit {
                         lsn,
                         parts,
+                        tables,
                         committed,
                         durable,
-                    } => {
-                        let mut names = Vec::new();
-                        for (table, first_row_id, batch) in parts {
-                            let bytes = table.append(StoredBatch {
-                                lsn,
-                                first_row_id,
-                                batch,
-                            });
-                            self.shared
-                                .unsealed_bytes
-                                .fetch_add(bytes, Ordering::AcqRel);
-                            let name = table.schema().name.clone();
-                            if !names.contains(&name) {
-                                names.push(name);
-                            }
-                            if !touched.iter().any(|(t, _)| Arc::ptr_eq(t, &table)) {
-                                touched.push((table, false));
-                            }
-                        }
-                        max_lsn = Some(lsn);
-                        replies.push((committed, Committed { lsn, tables: names }));
+                    }),
+                    Err(e) => {
+                        let _ = committed.send(Err(e));
                         if let Some(d) = durable {
-                            wants_sync = true;
-                            durable_replies.push(d);
+                            let _ = d.send(Err(StorageError::Closed));
+                        }
+                        for id in &staged {
+                            self.failed_parts.remove(id);
+                        }
+                        g.outcomes.push(Outcome::Abandoned(staged));
+                    }
+                }
+            }
+        }
+    }
+
+    fn frame_create(&mut self, g: &mut Group, schema: TableSchema) -> Result<(Arc<Table>, bool)> {
+        let existing = {
+            let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
+            catalog.get(&schema.name).cloned()
+        }
+        .or_else(|| {
+            g.new_tables
+                .iter()
+                .find(|t| t.schema().name.eq_ignore_ascii_case(&schema.name))
+                .cloned()
+        });
+        if let Some(t) = existing {
+            return Ok((t, false));
+        }
+        schema.validate()?;
+        let count = self
+            .shared
+            .tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .len()
+            + g.new_tables.len();
+        let id = g.next_table_id;
+        if count >= MAX_TABLES || id == u32::MAX {
+            return Err(StorageError::LimitExceeded {
+                what: "tables",
+                value: count as u64 + 1,
+                limit: MAX_TABLES as u64,
+            });
+        }
+        let body = SchemaRecord {
+            table_id: id,
+            schema: schema.clone(),
+        }
+        .encode()?;
+        let table = Arc::new(Table::new(
+            id,
+            table_dir(&self.shared.dir, id),
+            schema,
+            self.shared.fs.clone(),
+        ));
+        g.push(RecordToWrite {
+            kind: RecordKind::CreateTable,
+            body: vec![Chunk::Owned(body)],
+        });
+        g.next_table_id += 1;
+        g.new_tables.push(table.clone());
+        Ok((table, true))
+    }
+
+    /// The schema after adding the columns `table` lacks (`None` if it has
+    /// them all, under whatever type).
+    fn frame_add_columns(
+        g: &mut Group,
+        table: &Arc<Table>,
+        columns: Vec<ColumnSchema>,
+    ) -> Result<Option<TableSchema>> {
+        let mut schema = g
+            .schemas
+            .get(&table.id)
+            .cloned()
+            .unwrap_or_else(|| (*table.schema()).clone());
+        let before = schema.columns.len();
+        for c in columns {
+            if schema.column_index(&c.name).is_none() {
+                schema.columns.push(c);
+            }
+        }
+        if schema.columns.len() == before {
+            return Ok(None);
+        }
+        schema.version += 1;
+        schema.validate()?;
+        let body = SchemaRecord {
+            table_id: table.id,
+            schema: schema.clone(),
+        }
+        .encode()?;
+        g.push(RecordToWrite {
+            kind: RecordKind::AddColumns,
+            body: vec![Chunk::Owned(body)],
+        });
+        g.schemas.insert(table.id, schema.clone());
+        Ok(Some(schema))
+    }
+
+    /// Frames a transaction: row ids, the symbol entries its tables have
+    /// not logged yet, the record. Changes the group only if it fits.
+    fn frame_commit(
+        &self,
+        g: &mut Group,
+        parts: Vec<Part>,
+    ) -> Result<(u64, Vec<Applied>, Vec<String>)> {
+        if let Some(p) = parts
+            .iter()
+            .find(|p| p.staged.is_some_and(|id| self.failed_parts.contains(&id)))
+        {
+            return Err(StorageError::InvalidBatch {
+                table: p.table.schema().name.clone(),
+                reason: "rows staged for this transaction could not be written".into(),
+            });
+        }
+        let mut row_ids: HashMap<u32, u64> = HashMap::new();
+        let mut logged: HashMap<(u32, String), usize> = HashMap::new();
+        let mut record = TransactionRecord {
+            parts: Vec::with_capacity(parts.len()),
+        };
+        let mut applied = Vec::with_capacity(parts.len());
+        let mut tables: Vec<String> = Vec::new();
+        for part in parts {
+            let id = part.table.id;
+            let rows = part.batch.num_rows() as u64;
+            let first_time = !row_ids.contains_key(&id);
+            let next = row_ids.entry(id).or_insert_with(|| {
+                g.row_ids
+                    .get(&id)
+                    .copied()
+                    .unwrap_or_else(|| part.table.state().next_row_id())
+            });
+            let first_row_id = *next;
+            *next += rows;
+            let mut symbols = Vec::new();
+            if first_time {
+                for (column, dictionary) in part.table.all_symbols() {
+                    let key = (id, column.to_ascii_lowercase());
+                    let from = g.logged.get(&key).copied().unwrap_or(0);
+                    let from = u32::try_from(from).unwrap_or(u32::MAX);
+                    if let Some((first_key, entries)) = dictionary.unlogged_from(from) {
+                        logged.insert(key, first_key as usize + entries.len());
+                        symbols.push(SymbolSection {
+                            column: Arc::from(column.as_str()),
+                            first_key,
+                            entries,
+                        });
+                    }
+                }
+                let name = part.table.schema().name.clone();
+                if !tables.contains(&name) {
+                    tables.push(name);
+                }
+            }
+            record.parts.push(TxnPart {
+                table_id: id,
+                first_row_id,
+                row_count: rows,
+                symbols,
+                rows: match part.staged {
+                    Some(part_id) => PartRows::Staged(part_id),
+                    None => PartRows::Inline(part.rows),
+                },
+            });
+            applied.push(Applied {
+                table: part.table,
+                first_row_id,
+                batch: part.batch,
+                staged: part.staged,
+            });
+        }
+        let body = record.encode()?;
+        let record = RecordToWrite {
+            kind: RecordKind::Transaction,
+            body,
+        };
+        record.body_len()?;
+        let lsn = g.push(record);
+        g.row_ids.extend(row_ids);
+        g.logged.extend(logged);
+        Ok((lsn, applied, tables))
+    }
+
+    /// Applies a written group (see the module docs). Returns the tables
+    /// it appended rows to.
+    fn apply(
+        &mut self,
+        outcomes: Vec<Outcome>,
+        logged: HashMap<(u32, String), usize>,
+        file: u64,
+        wants_sync: bool,
+    ) -> Vec<(Arc<Table>, bool)> {
+        let shared = self.shared.clone();
+        let mut touched: Vec<(Arc<Table>, bool)> = Vec::new();
+        let mut replies = Vec::new();
+        let mut durable_waits = Vec::new();
+        let mut max_lsn = None;
+        for o in outcomes {
+            match o {
+                Outcome::Table {
+                    reply,
+                    table,
+                    created,
+                } => {
+                    if created {
+                        shared
+                            .tables
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(table.clone());
+                        tracing::info!(table = %table.schema().name, id = table.id, "table created");
+                    }
+                    let _ = reply.send(Ok(table));
+                }
+                Outcome::Schema {
+                    reply,
+                    table,
+                    schema,
+                } => {
+                    if let Some(s) = schema {
+                        tracing::info!(table = %s.name, version = s.version, "columns added");
+                        table.set_schema(s);
+                    }
+                    let _ = reply.send(Ok(table.schema()));
+                }
+                Outcome::Staged(ids) => {
+                    let mut files = lock(&shared.wal_files);
+                    for id in ids {
+                        files.stage(file, id);
+                    }
+                }
+                Outcome::Abandoned(ids) => {
+                    let mut files = lock(&shared.wal_files);
+                    for id in ids {
+                        self.failed_parts.remove(&id);
+                        files.abandon(id);
+                    }
+                }
+                Outcome::Sync(reply) => durable_waits.push((self.wal.next_lsn() - 1, reply)),
+                Outcome::Commit {
+                    lsn,
+                    parts,
+                    tables,
+                    committed,
+                    durable,
+                } => {
+                    for p in parts {
+                        let end = p.first_row_id + p.batch.num_rows() as u64;
+                        let bytes = p.table.state_mut().append(StoredBatch {
+                            lsn,
+                            first_row_id: p.first_row_id,
+                            batch: p.batch,
+                        });
+                        shared.unsealed_bytes.fetch_add(bytes, Ordering::AcqRel);
+                        {
+                            let mut files = lock(&shared.wal_files);
+                            if let Some(id) = p.staged {
+                                files.commit_staged(id, p.table.id, end);
+                            }
+                            files.record_rows(file, p.table.id, end);
+                        }
+                        if !touched.iter().any(|(t, _)| Arc::ptr_eq(t, &p.table)) {
+                            touched.push((p.table, false));
                         }
                     }
-                    Framed::Table(reply, t) => {
-                        let _ = reply.send(Ok(t));
-                    }
-                    Framed::Schema(reply, s) => {
-                        let _ = reply.send(Ok(s));
-                    }
-                    Framed::Sync(reply) => {
-                        wants_sync = true;
-                        durable_replies.push(reply);
+                    max_lsn = Some(lsn);
+                    replies.push((committed, Committed { lsn, tables }));
+                    if let Some(d) = durable {
+                        durable_waits.push((lsn, d));
                     }
                 }
             }
-            if let Some(lsn) = max_lsn {
-                self.shared.visible_lsn.store(lsn, Ordering::Release);
-            }
-            for (reply, c) in replies {
-                let _ = reply.send(Ok(c));
-            }
-            if wants_sync {
-                // The fsyncs run on the syncer thread, so commits keep
-                // flowing while the disk works; the durable replies go out
-                // when the fsyncs covering this group are done.
-                let job = self.wal.sync_job();
-                if let Err(mpsc::SendError((job, replies))) = syncer_tx.send((job, durable_replies))
-                {
-                    finish_sync(&self.shared, vec![job], replies);
+        }
+        if !logged.is_empty() {
+            let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
+            for ((table, column), end) in logged {
+                if let Some(s) = catalog.by_id.get(&table).and_then(|t| t.symbols(&column)) {
+                    s.mark_logged(end);
                 }
             }
-            match self.wal.roll_if_full(self.next_lsn) {
-                Ok(Some(path)) => lock(&self.shared.wal_files).push(WalFileRows {
-                    path,
-                    row_end: HashMap::new(),
-                    open_parts: 0,
-                }),
-                Ok(None) => {}
-                Err(e) => self.set_poisoned(&e),
-            }
-            self.seal_tables_pinning_old_wal_files(&mut touched);
-            if self.shared.over_memory_limit() {
-                force_seal_biggest(&self.shared, &mut touched);
-            }
-            for (t, force) in touched {
-                let state = t.state.read().unwrap_or_else(|p| p.into_inner());
-                let unsealed = state.next_row_id - state.sealed_row_end;
-                if !state.sealing
+        }
+        if let Some(lsn) = max_lsn {
+            shared.visible_lsn.store(lsn, Ordering::Release);
+        }
+        for (reply, c) in replies {
+            let _ = reply.send(Ok(c));
+        }
+        let wants_sync = wants_sync || !durable_waits.is_empty();
+        shared.durability.written(self.wal.sync_job(), wants_sync);
+        for (lsn, reply) in durable_waits {
+            shared.durability.wait_for(lsn, reply);
+        }
+        touched
+    }
+
+    /// Hands the sealer the tables past their thresholds, those pinning
+    /// old WAL files, and the biggest ones when memory is over the limit.
+    fn trigger_seals(&self, mut touched: Vec<(Arc<Table>, bool)>) {
+        self.seal_tables_pinning_old_wal_files(&mut touched);
+        if self.shared.over_memory_limit() {
+            force_seal_biggest(&self.shared, &mut touched);
+        }
+        let options = &self.shared.options;
+        for (t, force) in touched {
+            let due = {
+                let s = t.state();
+                !s.is_sealing()
                     && (force
-                        || unsealed >= self.shared.options.seal_rows
-                        || state.memtable_bytes >= self.shared.options.seal_bytes)
-                {
-                    drop(state);
-                    let _ = self.seal_tx.send(t);
-                }
-            }
-        }
-        // Channel closed: let the syncer finish, then make everything
-        // durable before stopping.
-        drop(syncer_tx);
-        if let Some(h) = syncer {
-            let _ = h.join();
-        }
-        match self.wal.sync() {
-            Ok(()) => self
-                .shared
-                .set_final_wal_sync(lock(&self.shared.poisoned).is_none()),
-            Err(e) => {
-                tracing::error!(error = %e, "final WAL sync failed");
-                self.shared.set_final_wal_sync(false);
+                        || s.unsealed_rows() >= options.seal_rows
+                        || s.memtable_bytes() >= options.seal_bytes)
+            };
+            if due {
+                let _ = self.seal_tx.send(t);
             }
         }
     }
@@ -180,22 +653,17 @@ impl Committer {
     /// Marks for sealing (whatever their size) the tables that hold unsealed
     /// rows in the oldest WAL file once there are too many files.
     fn seal_tables_pinning_old_wal_files(&self, touched: &mut Vec<(Arc<Table>, bool)>) {
-        let files = lock(&self.shared.wal_files);
-        if files.len() <= self.shared.options.max_wal_files.max(1) {
+        let pinning =
+            lock(&self.shared.wal_files).pinning_tables(self.shared.options.max_wal_files);
+        if pinning.is_empty() {
             return;
         }
-        let pinning: Vec<(u32, u64)> = files[0].row_end.iter().map(|(k, v)| (*k, *v)).collect();
-        drop(files);
         let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
         for (id, end) in pinning {
             // Rows already sealed wait for their seal to be durable, not for
             // another seal (which would only cut a tiny segment).
             if let Some(t) = catalog.by_id.get(&id)
-                && t.state
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .sealed_row_end
-                    < end
+                && t.state().sealed_row_end() < end
             {
                 match touched.iter_mut().find(|(x, _)| Arc::ptr_eq(x, t)) {
                     Some(entry) => entry.1 = true,
@@ -204,329 +672,4 @@ impl Committer {
             }
         }
     }
-
-    /// Frames one request into `buf`, updating the catalog for DDL.
-    fn frame(
-        &mut self,
-        request: Request,
-        buf: &mut Vec<Chunk>,
-        catalog_changed: &mut bool,
-        reserved: &mut HashMap<u32, u64>,
-    ) -> Option<Framed> {
-        match request {
-            Request::Sync { reply } => Some(Framed::Sync(reply)),
-            Request::CreateTable { schema, reply } => {
-                let shared = self.shared.clone();
-                let mut catalog = shared.tables.write().unwrap_or_else(|p| p.into_inner());
-                if let Some(t) = catalog.by_name.get(&schema.name.to_ascii_lowercase()) {
-                    return Some(Framed::Table(reply, t.clone()));
-                }
-                if let Err(e) = schema.validate() {
-                    let _ = reply.send(Err(e));
-                    return None;
-                }
-                let id = catalog.next_id;
-                let table = Arc::new(Table::new(id, table_dir(&self.shared.dir, id), schema));
-                let mut w = Writer::default();
-                w.u32(id);
-                table.schema().encode(&mut w);
-                wal::encode_record_parts(
-                    buf,
-                    RecordKind::CreateTable,
-                    self.take_lsn(),
-                    vec![Chunk::Owned(w.into_inner())],
-                );
-                catalog.insert(table.clone());
-                *catalog_changed = true;
-                tracing::info!(table = %table.schema().name, id, "table created");
-                Some(Framed::Table(reply, table))
-            }
-            Request::AddColumns {
-                table,
-                columns,
-                reply,
-            } => {
-                let mut schema = (*table.schema()).clone();
-                let mut added = Vec::new();
-                for c in columns {
-                    match schema.column_index(&c.name) {
-                        Some(i) if schema.columns[i].column_type == c.column_type => {}
-                        Some(i) => {
-                            let _ = reply.send(Err(StorageError::SchemaMismatch {
-                                table: schema.name.clone(),
-                                column: schema.columns[i].name.clone(),
-                                stored: schema.columns[i].column_type.name(),
-                                sent: c.column_type.name(),
-                            }));
-                            return None;
-                        }
-                        None => {
-                            added.push(c.name.clone());
-                            schema.columns.push(c);
-                        }
-                    }
-                }
-                if added.is_empty() {
-                    return Some(Framed::Schema(reply, table.schema()));
-                }
-                schema.version += 1;
-                if let Err(e) = schema.validate() {
-                    let _ = reply.send(Err(e));
-                    return None;
-                }
-                let mut w = Writer::default();
-                w.u32(table.id);
-                schema.encode(&mut w);
-                wal::encode_record_parts(
-                    buf,
-                    RecordKind::AddColumns,
-                    self.take_lsn(),
-                    vec![Chunk::Owned(w.into_inner())],
-                );
-                table.set_schema(schema);
-                *catalog_changed = true;
-                tracing::info!(table = %table.schema().name, columns = ?added, "columns added");
-                Some(Framed::Schema(reply, table.schema()))
-            }
-            Request::Stage { parts } => {
-                let shared = self.shared.clone();
-                let mut files = lock(&shared.wal_files);
-                let file = files.len().saturating_sub(1);
-                for (id, table_id, rows) in parts {
-                    let mut w = Writer::default();
-                    w.u64(id);
-                    w.u32(table_id);
-                    w.u32(rows.len() as u32);
-                    let lsn = self.take_lsn();
-                    let mut body = vec![Chunk::Owned(w.into_inner())];
-                    body.extend(rows.into_chunks());
-                    wal::encode_record_parts(buf, RecordKind::Part, lsn, body);
-                    if let Some(f) = files.get_mut(file) {
-                        f.open_parts += 1;
-                        self.part_files.insert(id, f.path.clone());
-                    }
-                }
-                None
-            }
-            Request::Abandon { parts } => {
-                let shared = self.shared.clone();
-                let mut files = lock(&shared.wal_files);
-                for id in parts {
-                    if let Some(path) = self.part_files.remove(&id)
-                        && let Some(f) = files.iter_mut().find(|f| f.path == path)
-                    {
-                        f.open_parts = f.open_parts.saturating_sub(1);
-                    }
-                }
-                None
-            }
-            Request::Commit {
-                mut txn,
-                committed,
-                durable,
-            } => {
-                let txn_parts = txn.take_parts();
-                if txn_parts.is_empty() {
-                    let lsn = self.shared.visible_lsn.load(Ordering::Acquire);
-                    let _ = committed.send(Ok(Committed {
-                        lsn,
-                        tables: vec![],
-                    }));
-                    if let Some(d) = durable {
-                        return Some(Framed::Sync(d));
-                    }
-                    return None;
-                }
-                let lsn = self.take_lsn();
-                // Body: per part a small header, then the part's rows as
-                // their Arrow buffers (written with the rest of the group in
-                // one vectored write, not copied into a record buffer).
-                let mut body: Vec<Chunk> = Vec::with_capacity(txn_parts.len() * 8 + 1);
-                let mut w = Writer::default();
-                w.u16(txn_parts.len() as u16);
-                let mut parts = Vec::with_capacity(txn_parts.len());
-                let mut logged: Vec<u32> = Vec::new();
-                for part in txn_parts {
-                    let id = part.table.id;
-                    let next = reserved.entry(id).or_insert_with(|| {
-                        part.table
-                            .state
-                            .read()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .next_row_id
-                    });
-                    let first_row_id = *next;
-                    *next += part.batch.num_rows() as u64;
-                    w.u32(id);
-                    w.u64(first_row_id);
-                    let count_at = w.len();
-                    w.u32(0);
-                    let mut sections = 0u32;
-                    if !logged.contains(&id) {
-                        logged.push(id);
-                        for (column, symbols) in part.table.all_symbols() {
-                            if let Some((start, entries)) = symbols.take_unlogged() {
-                                w.str(&column);
-                                w.u32(start);
-                                w.u32(entries.len() as u32);
-                                for e in &entries {
-                                    w.str(e);
-                                }
-                                sections += 1;
-                            }
-                        }
-                    }
-                    w.patch_u32(count_at, sections);
-                    let end = first_row_id + part.batch.num_rows() as u64;
-                    let mut files = lock(&self.shared.wal_files);
-                    match part.staged {
-                        Some(part_id) => {
-                            // The rows are in the Part record's file, which
-                            // they now pin as committed rows, not open ones.
-                            w.u8(1);
-                            w.u64(part_id);
-                            w.u64(part.batch.num_rows() as u64);
-                            body.push(Chunk::Owned(std::mem::take(&mut w).into_inner()));
-                            if let Some(path) = self.part_files.remove(&part_id)
-                                && let Some(f) = files.iter_mut().find(|f| f.path == path)
-                            {
-                                f.open_parts = f.open_parts.saturating_sub(1);
-                                let e = f.row_end.entry(id).or_insert(end);
-                                *e = (*e).max(end);
-                            }
-                        }
-                        None => {
-                            w.u8(0);
-                            w.u32(part.rows.len() as u32);
-                            body.push(Chunk::Owned(std::mem::take(&mut w).into_inner()));
-                            body.extend(part.rows.into_chunks());
-                        }
-                    }
-                    if let Some(f) = files.last_mut() {
-                        f.row_end.insert(id, end);
-                    }
-                    drop(files);
-                    parts.push((part.table, first_row_id, part.batch));
-                }
-                wal::encode_record_parts(buf, RecordKind::Transaction, lsn, body);
-                Some(Framed::Commit {
-                    lsn,
-                    parts,
-                    committed,
-                    durable,
-                })
-            }
-        }
-    }
-
-    fn take_lsn(&mut self) -> u64 {
-        let lsn = self.next_lsn;
-        self.next_lsn += 1;
-        lsn
-    }
-
-    fn write(&mut self, buf: &[Chunk], catalog_changed: bool) -> Result<()> {
-        if !buf.is_empty() {
-            self.wal.append_parts(buf)?;
-        }
-        if catalog_changed {
-            let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
-            store_catalog(&self.shared.dir, &catalog)?;
-        }
-        Ok(())
-    }
-
-    fn set_poisoned(&self, e: &StorageError) {
-        poison_shared(&self.shared, e);
-    }
-
-    fn poison(&self, e: &StorageError, framed: Vec<Framed>) {
-        self.set_poisoned(e);
-        let err = || StorageError::Poisoned(e.to_string());
-        for f in framed {
-            match f {
-                Framed::Commit {
-                    committed, durable, ..
-                } => {
-                    let _ = committed.send(Err(err()));
-                    if let Some(d) = durable {
-                        let _ = d.send(Err(err()));
-                    }
-                }
-                Framed::Table(r, _) => {
-                    let _ = r.send(Err(err()));
-                }
-                Framed::Schema(r, _) => {
-                    let _ = r.send(Err(err()));
-                }
-                Framed::Sync(r) => {
-                    let _ = r.send(Err(err()));
-                }
-            }
-        }
-    }
-}
-
-/// A sync for the syncer thread, and who waits for it.
-pub(super) type SyncRequest = (SyncJob, Vec<oneshot::Sender<Result<()>>>);
-
-/// Runs the committer's sync jobs in order, coalescing those queued
-/// together into one round of fsyncs (group commit for durability).
-pub(super) fn syncer_loop(shared: &Shared, rx: Receiver<SyncRequest>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first.0];
-        let mut replies = first.1;
-        while let Ok((job, more)) = rx.try_recv() {
-            jobs.push(job);
-            replies.extend(more);
-        }
-        finish_sync(shared, jobs, replies);
-    }
-}
-
-/// Runs `jobs` and answers `replies`; a failure poisons the database, and
-/// once it is poisoned no sync succeeds any more (Linux reports a failed
-/// writeback to one fsync only, so a later one could pass while earlier
-/// records were lost: durable must stay a prefix of the log).
-pub(super) fn finish_sync(
-    shared: &Shared,
-    jobs: Vec<SyncJob>,
-    replies: Vec<oneshot::Sender<Result<()>>>,
-) {
-    if let Some(reason) = lock(&shared.poisoned).clone() {
-        for r in replies {
-            let _ = r.send(Err(StorageError::Poisoned(reason.clone())));
-        }
-        return;
-    }
-    match SyncJob::run_all(jobs) {
-        Ok(()) => {
-            for r in replies {
-                let _ = r.send(Ok(()));
-            }
-        }
-        Err(e) => finish_sync_failed(shared, &e, replies),
-    }
-}
-
-pub(super) fn finish_sync_failed(
-    shared: &Shared,
-    e: &StorageError,
-    replies: Vec<oneshot::Sender<Result<()>>>,
-) {
-    poison_shared(shared, e);
-    for r in replies {
-        let _ = r.send(Err(StorageError::Poisoned(e.to_string())));
-    }
-}
-
-pub(super) fn poison_shared(shared: &Shared, e: &StorageError) {
-    tracing::error!(error = %e, "write failed; the database refuses further writes until restarted");
-    let mut p = lock(&shared.poisoned);
-    if p.is_none() {
-        *p = Some(e.to_string());
-    }
-    drop(p);
-    // Ingest waiting for memory stops waiting (its commits now fail).
-    shared.sealed.notify_waiters();
 }

@@ -1,47 +1,34 @@
 //! The database: catalog, commit pipeline (group commit), sealing and
 //! recovery. This module holds the public API and the state the threads
-//! share; `commit` (committer and syncer threads), `sealing` (sealer and
-//! seal syncer threads) and `recovery` (opening a data directory) hold the
+//! share; `commit` (the committer thread), `durability` (the syncer
+//! thread), `sealing` (sealer and seal syncer threads), `wal_files` (which
+//! WAL files may go) and `recovery` (opening a data directory) hold the
 //! rest.
 //!
 //! # Commit order and the ack contract
 //!
 //! One committer thread owns the WAL. It takes every queued request
-//! (transactions, table creations, column additions), frames them as WAL
-//! records, writes them with one `write`, then applies the transactions to
-//! the memtables, publishes the new visible LSN and answers "committed"; if
-//! any request asked for durability it hands one sync job for the whole
-//! group to the syncer thread, which `fdatasync`s (coalescing the jobs that
-//! queued up meanwhile) and answers "durable", while the committer goes on
-//! with the next group. So:
+//! (transactions, table creations, column additions, staged parts), checks
+//! and frames each as a WAL record without changing any shared state (a
+//! request that breaks a limit is answered with an error and left out),
+//! writes them as one commit group, and only then applies the group: the
+//! catalog, the memtables, the visible LSN, "committed" answers. It hands
+//! the syncer thread what a sync must cover; "durable" answers come from
+//! there, once an fsync covers the record. So:
 //!
-//! 1. A transaction is visible iff its record was written (never half: the
-//!    visible LSN moves after all of a group's rows are in place).
-//! 2. "Committed" is sent only after (1); "durable" only after the fsync
+//! 1. A transaction is visible iff its group was written whole (never half:
+//!    the visible LSN moves after all of a group's rows are in place, and
+//!    recovery replays whole groups only).
+//! 2. "Committed" is sent only after (1); "durable" only after an fsync
 //!    covering the record.
 //! 3. Row ids are assigned in commit order, dense per table.
+//! 4. After a failed write or fsync the database is poisoned: nothing more
+//!    is written or acknowledged, every waiting request gets an error, and
+//!    [`Database::health`] says why. A failed write leaves no part of its
+//!    group in the log that recovery would apply.
 //!
-//! # Transaction record body
-//!
-//! ```text
-//! u16 part count, then per part:
-//!   u32 table id | u64 first row id
-//!   u32 symbol section count, each: str column | u32 first key | u32 n | n × str
-//!   u8 0 | bytes rows (`rows` encoding: one batch, stored types)         inline rows
-//!   u8 1 | u64 part id | u64 rows                                       rows of a Part record
-//! ```
-//! (`bytes rows` is the `crate::rows` encoding, which references the
-//! batch's Arrow buffers until the write; WAL files written before it hold
-//! an Arrow IPC stream there, which recovery still reads.)
-//! A Part record (`u64 part id | u32 table id | bytes rows`)
-//! writes a deferred frame's rows as they arrive, so a large deferred group
-//! commits with a small record. Recovery keeps Part records until the
-//! transaction naming them, and drops those that none names. A named part
-//! whose WAL file is gone must have been sealed (the file was deleted
-//! because its rows were): the row count in the reference checks that.
-//! CreateTable and AddColumns bodies are `u32 table id` + the full schema.
-//! The catalog file (`catalog`) holds every schema and is replaced durably on
-//! each change, so DDL survives the deletion of old WAL files.
+//! The catalog file is a checkpoint of the DDL in the WAL, stored before
+//! WAL files are deleted (never on the commit path).
 //!
 //! # Sealing
 //!
@@ -50,46 +37,43 @@
 //! one segment per UTC day they span, in `segments/YYYY-MM-DD/`; see
 //! `split_by_day`), switches readers to it and drops those rows from memory,
 //! and goes on with the next seal. A seal syncer thread makes the written
-//! seals durable in seal order (the segments, then the WAL up to their rows;
-//! seals queued together share one WAL sync), records each in its table's
-//! manifest (listing the segments up to that seal, with the symbol
-//! dictionaries) and deletes WAL files whose every row a durable manifest
-//! now covers (a failure after the rows left memory poisons the database;
-//! the WAL keeps them for the restart). Memory is bounded by
-//! `max_unsealed_bytes` across tables: past it the biggest tables are sealed
-//! whatever their size and
+//! seals durable in seal order (the segments, then the WAL through their
+//! rows' records), records each in its table's manifest and deletes WAL
+//! files whose every row a durable manifest now covers (a failure after
+//! the rows left memory poisons the database; the WAL keeps them for the
+//! restart). Memory is bounded by `max_unsealed_bytes` across tables: past
+//! it the biggest tables are sealed whatever their size and
 //! [`Database::memory_available`] holds ingest back until the sealer (that
 //! is, the disk) has caught up.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::concat_batches;
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
 use tokio::sync::{Notify, oneshot};
 
 mod commit;
+mod durability;
 mod recovery;
 mod sealing;
+mod wal_files;
 
-use commit::Committer;
+use durability::Durability;
 use sealing::{SEALS_AWAITING_SYNC, SealedRows, force_seal_biggest, seal_syncer_loop, sealer_loop};
+use wal_files::WalFiles;
 
-use crate::codec::{Reader, Writer};
 use crate::error::{Result, StorageError};
-use crate::rows::{EncodedRows, decode_rows};
-use crate::schema::{ColumnSchema, PartitionBy, TableSchema};
-use crate::segment::{Manifest, Segment, write_durably, write_segment};
-use crate::symbols::SymbolTable;
-use crate::table::{StoredBatch, Table, TableSnapshot};
-use crate::wal::{self, Chunk, RecordKind, SyncJob, WalWriter};
+use crate::io::FileSystem;
+use crate::limits::{MAX_PART_ROWS, MAX_RECORD_BODY_LEN, MAX_TRANSACTION_PARTS};
+use crate::rows::EncodedRows;
+use crate::schema::{ColumnSchema, TableSchema};
+use crate::table::{Table, TableSnapshot};
+use crate::wal::{self, WalWriter};
 
 /// Tuning knobs. The defaults suit a laptop.
 #[derive(Debug, Clone)]
@@ -116,6 +100,13 @@ pub struct Options {
     /// sockets) until sealing brings memory back under it, so memory stays
     /// bounded when ingest outpaces the disk (default 512 MiB).
     pub max_unsealed_bytes: usize,
+    /// Most bytes of rows that transactions being built may hold across
+    /// all connections (deferred groups waiting for their commit; see
+    /// [`Database::reserve_uncommitted`]) (default 1 GiB).
+    pub max_uncommitted_bytes: usize,
+    /// Where files live (the operating system's file system by default; a
+    /// [`crate::io::SimulatedDisk`] in fault-injection tests).
+    pub fs: Arc<dyn FileSystem>,
 }
 
 impl Default for Options {
@@ -129,6 +120,8 @@ impl Default for Options {
             read_only: false,
             max_wal_files: 4,
             max_unsealed_bytes: 512 << 20,
+            max_uncommitted_bytes: 1 << 30,
+            fs: crate::io::os(),
         }
     }
 }
@@ -179,13 +172,37 @@ impl Transaction {
 
     /// Adds rows for `table`. The batch's columns must be table columns in
     /// their stored types (a subset, any order); it is encoded for the WAL
-    /// here, on the caller's thread.
+    /// here, on the caller's thread. Refused past the limits in
+    /// [`crate::limits`] (parts per transaction, rows per part, bytes per
+    /// WAL record).
     pub fn add(&mut self, table: Arc<Table>, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        if self.parts.len() >= MAX_TRANSACTION_PARTS {
+            return Err(StorageError::LimitExceeded {
+                what: "table blocks in one transaction",
+                value: self.parts.len() as u64 + 1,
+                limit: MAX_TRANSACTION_PARTS as u64,
+            });
+        }
+        if batch.num_rows() > MAX_PART_ROWS {
+            return Err(StorageError::LimitExceeded {
+                what: "rows in one table block",
+                value: batch.num_rows() as u64,
+                limit: MAX_PART_ROWS as u64,
+            });
+        }
         table.check_batch(&batch)?;
         let rows = EncodedRows::encode(&batch)?;
+        // The part's rows go into one record (with a small head).
+        if rows.len() > MAX_RECORD_BODY_LEN - 4096 {
+            return Err(StorageError::LimitExceeded {
+                what: "bytes of one table block's rows",
+                value: rows.len() as u64,
+                limit: (MAX_RECORD_BODY_LEN - 4096) as u64,
+            });
+        }
         self.parts.push(Part {
             table,
             batch,
@@ -214,11 +231,19 @@ impl Transaction {
     }
 
     /// Moves `other`'s rows after these.
-    pub fn append(&mut self, mut other: Transaction) {
+    pub fn append(&mut self, mut other: Transaction) -> Result<()> {
+        if self.parts.len() + other.parts.len() > MAX_TRANSACTION_PARTS {
+            return Err(StorageError::LimitExceeded {
+                what: "table blocks in one transaction",
+                value: (self.parts.len() + other.parts.len()) as u64,
+                limit: MAX_TRANSACTION_PARTS as u64,
+            });
+        }
         self.parts.append(&mut other.parts);
         if self.abandon.is_none() {
             self.abandon = other.abandon.take();
         }
+        Ok(())
     }
 
     /// The parts, leaving the transaction empty (nothing to abandon).
@@ -266,7 +291,7 @@ enum Request {
     },
     /// Write parts ahead of their commit: (part id, table id, rows).
     Stage {
-        parts: Vec<(u64, u32, EncodedRows)>,
+        parts: Vec<(u64, u32, u64, EncodedRows)>,
     },
     /// Staged parts whose transaction was dropped.
     Abandon {
@@ -274,13 +299,10 @@ enum Request {
     },
 }
 
-/// Per WAL file: the end of the rows it holds, per table id, and the staged
-/// parts in it that are not committed yet (they pin the file).
-#[derive(Debug, Clone, Default)]
-struct WalFileRows {
-    path: PathBuf,
-    row_end: HashMap<u32, u64>,
-    open_parts: usize,
+/// Whether the database can still write, and if not, why.
+#[derive(Debug, Default)]
+struct Health {
+    poisoned: Mutex<Option<String>>,
 }
 
 /// Shared state.
@@ -288,21 +310,24 @@ struct WalFileRows {
 struct Shared {
     dir: PathBuf,
     options: Options,
+    fs: Arc<dyn FileSystem>,
     tables: RwLock<Catalog>,
     visible_lsn: AtomicU64,
-    poisoned: Mutex<Option<String>>,
-    wal_files: Mutex<Vec<WalFileRows>>,
+    health: Health,
+    wal_files: Mutex<WalFiles>,
     /// Next staged-part id (unique across the WAL's lifetime).
     next_part_id: AtomicU64,
     /// Bytes of memtable rows across all tables (see
     /// [`Options::max_unsealed_bytes`]).
     unsealed_bytes: AtomicUsize,
+    /// Bytes reserved by transactions being built (see
+    /// [`Options::max_uncommitted_bytes`]).
+    uncommitted_bytes: AtomicUsize,
     /// Woken after every seal, for [`Database::memory_available`].
     sealed: Notify,
-    /// Set when the committer has stopped: whether its final WAL sync
-    /// succeeded (seals finishing during shutdown wait for it).
-    final_wal_sync: Mutex<Option<bool>>,
-    final_wal_synced: Condvar,
+    durability: Durability,
+    /// Set when the database closes (seals then stop retrying).
+    closing: AtomicBool,
 }
 
 impl Shared {
@@ -310,28 +335,32 @@ impl Shared {
         self.unsealed_bytes.load(Ordering::Acquire) > self.options.max_unsealed_bytes
     }
 
-    /// Records that the committer stopped (first call wins).
-    fn set_final_wal_sync(&self, succeeded: bool) {
-        let mut done = lock(&self.final_wal_sync);
-        if done.is_none() {
-            *done = Some(succeeded);
-        }
-        self.final_wal_synced.notify_all();
+    /// Why the database stopped writing, if it did.
+    fn poisoned(&self) -> Option<String> {
+        lock(&self.health.poisoned).clone()
     }
 
-    /// Waits for the committer to stop; true if it left the whole WAL
-    /// durable.
-    fn wait_for_final_wal_sync(&self) -> bool {
-        let mut done = lock(&self.final_wal_sync);
-        loop {
-            if let Some(ok) = *done {
-                return ok;
-            }
-            done = self
-                .final_wal_synced
-                .wait(done)
-                .unwrap_or_else(|p| p.into_inner());
+    fn check_healthy(&self) -> Result<()> {
+        match self.poisoned() {
+            Some(reason) => Err(StorageError::Poisoned(reason)),
+            None => Ok(()),
         }
+    }
+
+    /// Stops all writing after `e` (the first reason is kept): syncs stop
+    /// and fail their waiters, ingest waiting for memory is released (its
+    /// commits now fail).
+    fn poison(&self, e: &StorageError) {
+        let reason = {
+            let mut p = lock(&self.health.poisoned);
+            if p.is_none() {
+                tracing::error!(error = %e, "write failed; the database refuses further writes until restarted");
+                *p = Some(e.to_string());
+            }
+            p.clone().unwrap_or_default()
+        };
+        self.durability.fail(&reason);
+        self.sealed.notify_waiters();
     }
 }
 
@@ -340,6 +369,19 @@ struct Catalog {
     by_name: HashMap<String, Arc<Table>>,
     by_id: HashMap<u32, Arc<Table>>,
     next_id: u32,
+}
+
+impl Catalog {
+    fn insert(&mut self, table: Arc<Table>) {
+        self.next_id = self.next_id.max(table.id + 1);
+        self.by_name
+            .insert(table.schema().name.to_ascii_lowercase(), table.clone());
+        self.by_id.insert(table.id, table);
+    }
+
+    fn get(&self, name: &str) -> Option<&Arc<Table>> {
+        self.by_name.get(&name.to_ascii_lowercase())
+    }
 }
 
 /// Summary of one table for `quiver tables`.
@@ -353,12 +395,54 @@ pub struct TableInfo {
     pub segments: usize,
 }
 
+/// Bytes of rows a transaction being built holds, reserved against
+/// [`Options::max_uncommitted_bytes`]; released when dropped.
+#[derive(Debug)]
+pub struct UncommittedReservation {
+    shared: Arc<Shared>,
+    bytes: usize,
+}
+
+impl UncommittedReservation {
+    /// Reserves `more` bytes too; refused (and nothing more reserved) past
+    /// the limit.
+    pub fn grow(&mut self, more: usize) -> Result<()> {
+        let limit = self.shared.options.max_uncommitted_bytes;
+        self.shared
+            .uncommitted_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                now.checked_add(more).filter(|n| *n <= limit)
+            })
+            .map_err(|now| StorageError::LimitExceeded {
+                what: "bytes of uncommitted rows across all connections",
+                value: now.saturating_add(more) as u64,
+                limit: limit as u64,
+            })?;
+        self.bytes += more;
+        Ok(())
+    }
+
+    /// Bytes reserved.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for UncommittedReservation {
+    fn drop(&mut self) {
+        self.shared
+            .uncommitted_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// An open database.
 #[derive(Debug)]
 pub struct Database {
     shared: Arc<Shared>,
     requests: RequestChannel,
     committer: Mutex<Option<JoinHandle<()>>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
     sealer: Mutex<Option<JoinHandle<()>>>,
     seal_syncer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -367,8 +451,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-const CATALOG_FILE: &str = "catalog";
-const CATALOG_MAGIC: [u8; 4] = *b"QCAT";
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| StorageError::Io {
+            op: "spawn",
+            path: PathBuf::from(name),
+            source: e,
+        })
+}
 
 impl Database {
     /// Opens (creating if needed) the database in `dir`, recovering every
@@ -376,6 +468,7 @@ impl Database {
     /// is written: no torn tail is cut and no commits are accepted.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Arc<Database>> {
         let dir = dir.as_ref().to_path_buf();
+        let fs = options.fs.clone();
         if options.read_only {
             // A server may seal and delete WAL files while we read; retry.
             let mut attempt = 0;
@@ -390,21 +483,15 @@ impl Database {
                 }
             }
         }
-        wal::create_dir_durably(&dir)?;
+        wal::create_dir_durably(&*fs, &dir)?;
         let started = Instant::now();
-        let (shared, next_lsn) = Self::recover(&dir, &options)?;
-        let wal = WalWriter::open(&dir.join("wal"), next_lsn, options.wal_roll_size)?;
-        let shared = Arc::new(shared);
-        {
-            let mut files = lock(&shared.wal_files);
-            if files.last().is_none_or(|f| f.path != wal.current_path()) {
-                files.push(WalFileRows {
-                    path: wal.current_path().to_path_buf(),
-                    row_end: HashMap::new(),
-                    open_parts: 0,
-                });
-            }
+        let (shared, end) = Self::recover(&dir, &options)?;
+        let wal = WalWriter::open(fs.clone(), &dir.join("wal"), &end, options.wal_roll_size)?;
+        if end.file.is_none() {
+            // A new log: its first file was just created.
+            lock(&shared.wal_files).roll(wal.current_path().to_path_buf(), end.next_lsn);
         }
+        let shared = Arc::new(shared);
         let (seal_tx, seal_rx) = mpsc::channel::<Arc<Table>>();
         if shared.over_memory_limit() {
             // The replayed WAL alone is over the limit: seal before ingest
@@ -417,43 +504,36 @@ impl Database {
         }
         let (tx, rx) = mpsc::channel::<Request>();
         let requests: RequestChannel = Arc::new(Mutex::new(Some(tx)));
+        let syncer = {
+            let shared = shared.clone();
+            spawn("quiver-syncer", move || {
+                shared.durability.run(|e| shared.poison(e));
+            })?
+        };
         let committer = {
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("quiver-committer".into())
-                .spawn(move || {
-                    Committer {
-                        shared,
-                        wal,
-                        next_lsn,
-                        seal_tx,
-                        part_files: HashMap::new(),
-                    }
-                    .run(rx)
-                })
-                .map_err(StorageError::io("spawn", "committer"))?
+            spawn("quiver-committer", move || {
+                commit::Committer::new(shared, wal, seal_tx).run(rx)
+            })?
         };
         let (sealed_tx, sealed_rx) = mpsc::sync_channel::<SealedRows>(SEALS_AWAITING_SYNC);
         let seal_syncer = {
             let shared = shared.clone();
-            let requests = Arc::clone(&requests);
-            std::thread::Builder::new()
-                .name("quiver-seal-syncer".into())
-                .spawn(move || seal_syncer_loop(&shared, &requests, sealed_rx))
-                .map_err(StorageError::io("spawn", "seal syncer"))?
+            spawn("quiver-seal-syncer", move || {
+                seal_syncer_loop(&shared, sealed_rx)
+            })?
         };
         let sealer = {
             let shared = shared.clone();
-            let requests = Arc::clone(&requests);
-            std::thread::Builder::new()
-                .name("quiver-sealer".into())
-                .spawn(move || sealer_loop(&shared, &requests, seal_rx, &sealed_tx))
-                .map_err(StorageError::io("spawn", "sealer"))?
+            spawn("quiver-sealer", move || {
+                sealer_loop(&shared, seal_rx, &sealed_tx)
+            })?
         };
         let db = Arc::new(Database {
             shared,
             requests,
             committer: Mutex::new(Some(committer)),
+            syncer: Mutex::new(Some(syncer)),
             sealer: Mutex::new(Some(sealer)),
             seal_syncer: Mutex::new(Some(seal_syncer)),
         });
@@ -471,19 +551,37 @@ impl Database {
             shared: Arc::new(shared),
             requests: Arc::new(Mutex::new(None)),
             committer: Mutex::new(None),
+            syncer: Mutex::new(None),
             sealer: Mutex::new(None),
             seal_syncer: Mutex::new(None),
         })
     }
 
     fn send(&self, request: Request) -> Result<()> {
-        if let Some(reason) = lock(&self.shared.poisoned).clone() {
-            return Err(StorageError::Poisoned(reason));
+        self.shared.check_healthy()?;
+        // A request that cannot be sent is dropped only after the lock is
+        // released: a transaction in it reports its abandoned parts
+        // through this same channel.
+        let unsent = match lock(&self.requests).as_ref() {
+            Some(tx) => tx.send(request).err().map(|e| e.0),
+            None => Some(request),
+        };
+        match unsent {
+            None => Ok(()),
+            Some(request) => {
+                drop(request);
+                Err(self
+                    .shared
+                    .poisoned()
+                    .map_or(StorageError::Closed, StorageError::Poisoned))
+            }
         }
-        match lock(&self.requests).as_ref() {
-            Some(tx) => tx.send(request).map_err(|_| StorageError::Closed),
-            None => Err(StorageError::Closed),
-        }
+    }
+
+    /// `None` while the database can write; once a write or fsync failed,
+    /// why (it then refuses every write until reopened).
+    pub fn health(&self) -> Option<String> {
+        self.shared.poisoned()
     }
 
     /// The table called `name` (ASCII case-insensitive).
@@ -492,8 +590,7 @@ impl Database {
             .tables
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .by_name
-            .get(&name.to_ascii_lowercase())
+            .get(name)
             .cloned()
     }
 
@@ -527,12 +624,16 @@ impl Database {
         self.table(name).map(|t| t.snapshot(lsn))
     }
 
-    /// Creates a table (durably logged) and returns it; if a table of that
-    /// name (ignoring ASCII case) exists, returns the existing one.
+    /// Creates a table (logged in the WAL) and returns it; if a table of
+    /// that name (ignoring ASCII case) exists, returns the existing one.
     pub fn create_table(&self, schema: TableSchema) -> oneshot::Receiver<Result<Arc<Table>>> {
         let (reply, rx) = oneshot::channel();
         if let Some(t) = self.table(&schema.name) {
             let _ = reply.send(Ok(t));
+            return rx;
+        }
+        if let Err(e) = schema.validate() {
+            let _ = reply.send(Err(e));
             return rx;
         }
         let (tx2, rx2) = oneshot::channel();
@@ -545,9 +646,10 @@ impl Database {
         }
     }
 
-    /// Adds the columns a table lacks (durably logged). Columns that exist
-    /// with the same type are fine; with another type it is a
-    /// [`StorageError::SchemaMismatch`].
+    /// Adds the columns a table lacks (logged in the WAL) and returns the
+    /// table's schema after it. A column that exists already (under any
+    /// type: another connection may have just added it) is left as it is;
+    /// the caller converts its values to the column's type or refuses them.
     pub fn add_columns(
         &self,
         table: Arc<Table>,
@@ -603,7 +705,12 @@ impl Database {
         for p in txn.parts.iter_mut().filter(|p| p.staged.is_none()) {
             let id = self.shared.next_part_id.fetch_add(1, Ordering::Relaxed);
             p.staged = Some(id);
-            parts.push((id, p.table.id, std::mem::take(&mut p.rows)));
+            parts.push((
+                id,
+                p.table.id,
+                p.batch.num_rows() as u64,
+                std::mem::take(&mut p.rows),
+            ));
         }
         if parts.is_empty() {
             return Ok(());
@@ -612,6 +719,23 @@ impl Database {
             txn.abandon = Some(self.requests.clone());
         }
         self.send(Request::Stage { parts })
+    }
+
+    /// Reserves room for `bytes` of rows a transaction being built will
+    /// hold (across all connections at most
+    /// [`Options::max_uncommitted_bytes`]); refused past it.
+    pub fn reserve_uncommitted(&self, bytes: usize) -> Result<UncommittedReservation> {
+        let mut r = UncommittedReservation {
+            shared: self.shared.clone(),
+            bytes: 0,
+        };
+        r.grow(bytes)?;
+        Ok(r)
+    }
+
+    /// Bytes reserved by transactions being built.
+    pub fn uncommitted_bytes(&self) -> usize {
+        self.shared.uncommitted_bytes.load(Ordering::Acquire)
     }
 
     /// Bytes of committed rows held in memtables (not yet sealed), across
@@ -625,7 +749,7 @@ impl Database {
     /// more rows. Never true once the database is poisoned (commits fail
     /// then; waiting would not end).
     pub fn over_memory_limit(&self) -> bool {
-        self.shared.over_memory_limit() && lock(&self.shared.poisoned).is_none()
+        self.shared.over_memory_limit() && self.shared.poisoned().is_none()
     }
 
     /// Resolves once unsealed rows are back under
@@ -641,7 +765,7 @@ impl Database {
             // Register before checking, so a seal finishing in between
             // still wakes us.
             sealed.as_mut().enable();
-            if !self.shared.over_memory_limit() || lock(&self.shared.poisoned).is_some() {
+            if !self.shared.over_memory_limit() || self.shared.poisoned().is_some() {
                 return;
             }
             sealed.await;
@@ -659,21 +783,23 @@ impl Database {
         rx
     }
 
-    /// Stops accepting requests, finishes the queued ones, fsyncs, and
-    /// stops the committer and sealer threads (seals already queued are
-    /// finished and made durable).
+    /// Stops accepting requests, finishes the queued ones, stops the
+    /// committer and sealer threads (seals already written are made
+    /// durable), then fsyncs the WAL.
     pub fn close(&self) {
+        self.shared.closing.store(true, Ordering::Release);
         let sender = lock(&self.requests).take();
         drop(sender);
-        if let Some(h) = lock(&self.committer).take() {
-            let _ = h.join();
-            // A committer that panicked never reported its final sync.
-            self.shared.set_final_wal_sync(false);
+        for handle in [&self.committer, &self.sealer, &self.seal_syncer] {
+            if let Some(h) = lock(handle).take()
+                && h.join().is_err()
+            {
+                self.shared
+                    .poison(&StorageError::Poisoned("a storage thread panicked".into()));
+            }
         }
-        if let Some(h) = lock(&self.sealer).take() {
-            let _ = h.join();
-        }
-        if let Some(h) = lock(&self.seal_syncer).take() {
+        self.shared.durability.close();
+        if let Some(h) = lock(&self.syncer).take() {
             let _ = h.join();
         }
     }
@@ -687,14 +813,5 @@ impl Database {
 impl Drop for Database {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-impl Catalog {
-    fn insert(&mut self, table: Arc<Table>) {
-        self.next_id = self.next_id.max(table.id + 1);
-        self.by_name
-            .insert(table.schema().name.to_ascii_lowercase(), table.clone());
-        self.by_id.insert(table.id, table);
     }
 }

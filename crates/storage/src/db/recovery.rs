@@ -1,289 +1,431 @@
-//! Opening a data directory: the catalog, each table's manifest and
-//! segments (removing orphans), then the WAL replayed into memtables.
+//! Opening a data directory: the catalog checkpoint, each table's manifest
+//! and segments (removing orphans), then the WAL in two passes: the first
+//! finds the end of the trusted log and cuts the tail (`wal::scan`), the
+//! second replays it into memtables (`wal::Replay`).
+//!
+//! Memory stays bounded by the largest record plus the rows that end up in
+//! memtables: staged parts are indexed by where they are and read again
+//! only when a transaction names them and their rows are not sealed, and
+//! rows already in segments are skipped without being decoded.
+
+use std::collections::HashMap;
 
 use super::*;
+use crate::format::catalog::CatalogFile;
+use crate::format::manifest::{MANIFEST_FILE, Manifest};
+use crate::format::records::{PartRecord, PartRows, SchemaRecord, TransactionRead};
+use crate::format::wal::{FILE_MAGIC, RecordKind};
+use crate::rows::decode_rows;
+use crate::segment::write_durably;
+use crate::symbols::SymbolTable;
+use crate::table::StoredBatch;
+use crate::wal::{LogEnd, Replay, ReplayedRecord, Scan};
+
+const CATALOG_FILE: &str = "catalog";
+
+/// Where a staged part's rows are, until a transaction names it.
+#[derive(Debug, Clone, Copy)]
+struct StagedPart {
+    file: usize,
+    rows_offset: u64,
+    rows_len: usize,
+    table_id: u32,
+    row_count: u64,
+}
+
+/// The second pass's state.
+struct Replayer<'a> {
+    fs: Arc<dyn FileSystem>,
+    dir: &'a Path,
+    scan: &'a Scan,
+    read_only: bool,
+    catalog: Catalog,
+    staged: HashMap<u64, StagedPart>,
+    max_part_id: u64,
+    wal_files: WalFiles,
+    last_lsn: u64,
+}
 
 impl Database {
-    pub(super) fn recover(dir: &Path, options: &Options) -> Result<(Shared, u64)> {
-        let mut catalog = load_catalog(dir)?;
-        for table in catalog.by_id.values() {
-            let manifest = Manifest::load(&table.dir)?;
-            if !options.read_only {
-                // Without a manifest (the first seal did not finish), every
-                // segment file is an orphan.
-                remove_orphan_segments(
-                    &table.dir,
-                    manifest.as_ref().unwrap_or(&Manifest::default()),
-                )?;
-            }
-            if let Some(m) = manifest {
-                let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
-                state.sealed_row_end = m.sealed_row_end;
-                state.durable_sealed_row_end = m.sealed_row_end;
-                state.next_row_id = m.sealed_row_end;
-                state.segments = m.segments.into_iter().map(Arc::new).collect();
-                drop(state);
-                for (column, entries) in m.symbols {
-                    table.replace_symbols(&column, SymbolTable::from_strings(entries));
-                }
-            }
-        }
+    /// Recovers the database in `dir` (see the module docs); returns the
+    /// shared state and where the WAL writer resumes.
+    pub(super) fn recover(dir: &Path, options: &Options) -> Result<(Shared, LogEnd)> {
+        let fs = options.fs.clone();
+        let checkpoint = load_catalog(&*fs, dir)?;
         let wal_dir = dir.join("wal");
-        let recovered = if options.read_only {
-            wal::read_only(&wal_dir)?
-        } else {
-            wal::recover(&wal_dir)?
+        refuse_old_format(&*fs, &wal_dir)?;
+        let scan = wal::scan(&*fs, &wal_dir, checkpoint.lsn_floor)?;
+        let cut_bytes = match options.read_only {
+            true => 0,
+            false => wal::cut_tail(&*fs, &wal_dir, &scan)?,
         };
-        let mut wal_files: Vec<WalFileRows> = Vec::new();
-        let mut last_lsn = 0u64;
-        // Staged parts not yet committed: id → (table id, rows, file index).
-        let mut staged: HashMap<u64, (u32, RecordBatch, usize)> = HashMap::new();
-        let mut max_part_id = 0u64;
-        let replayed = recovered.records.len();
-        for (path, record) in recovered.records {
-            if wal_files.last().is_none_or(|f| f.path != path) {
-                wal_files.push(WalFileRows {
-                    path: path.clone(),
-                    row_end: HashMap::new(),
-                    open_parts: 0,
-                });
-            }
-            let source = path.display().to_string();
-            let mut r = Reader::new(&record.body, &source);
-            match record.kind {
-                RecordKind::Part => {
-                    let id = r.u64()?;
-                    let table_id = r.u32()?;
-                    let rows = r.bytes()?;
-                    r.finish()?;
-                    let batch = decode_rows(rows).map_err(|e| undecodable(&r, e))?;
-                    max_part_id = max_part_id.max(id);
-                    staged.insert(id, (table_id, batch, wal_files.len() - 1));
-                }
-                RecordKind::CreateTable | RecordKind::AddColumns => {
-                    let id = r.u32()?;
-                    let schema = TableSchema::decode(&mut r)?;
-                    match catalog.by_id.get(&id) {
-                        Some(t) if t.schema().version >= schema.version => {}
-                        Some(t) => t.set_schema(schema),
-                        None => {
-                            let t = Arc::new(Table::new(id, table_dir(dir, id), schema));
-                            catalog.insert(t);
-                        }
-                    }
-                }
-                RecordKind::Transaction => {
-                    let parts = r.u16()?;
-                    for _ in 0..parts {
-                        let id = r.u32()?;
-                        let first_row_id = r.u64()?;
-                        let table = catalog
-                            .by_id
-                            .get(&id)
-                            .cloned()
-                            .ok_or_else(|| r.corrupt("unknown table id"))?;
-                        let sections = r.u32()?;
-                        for _ in 0..sections {
-                            let column = r.str()?;
-                            let start = r.u32()?;
-                            let n = r.u32()? as usize;
-                            let mut entries = Vec::with_capacity(n.min(r.remaining()));
-                            for _ in 0..n {
-                                entries.push(r.str()?);
-                            }
-                            let symbols = table
-                                .symbols(&column)
-                                .ok_or_else(|| r.corrupt("symbols for a non-SYMBOL column"))?;
-                            symbols
-                                .apply_logged(start, &entries)
-                                .map_err(|reason| r.corrupt(reason))?;
-                        }
-                        let (mut batch, part_file) = match r.u8()? {
-                            0 => {
-                                let rows = r.bytes()?;
-                                let batch = decode_rows(rows).map_err(|e| undecodable(&r, e))?;
-                                (batch, None)
-                            }
-                            1 => {
-                                let part = r.u64()?;
-                                let rows = r.u64()?;
-                                match staged.remove(&part) {
-                                    Some((table_id, batch, file)) => {
-                                        if table_id != id || batch.num_rows() as u64 != rows {
-                                            return Err(r.corrupt(
-                                                "a staged part does not match its reference",
-                                            ));
-                                        }
-                                        (batch, Some(file))
-                                    }
-                                    None => {
-                                        // Its file was deleted once its rows were sealed.
-                                        let sealed = table
-                                            .state
-                                            .read()
-                                            .unwrap_or_else(|p| p.into_inner())
-                                            .sealed_row_end;
-                                        if first_row_id + rows > sealed {
-                                            return Err(r.corrupt(
-                                                "a transaction names a part that is neither in the WAL nor sealed",
-                                            ));
-                                        }
-                                        continue;
-                                    }
-                                }
-                            }
-                            _ => return Err(r.corrupt("unknown part mode")),
-                        };
-                        let rows = batch.num_rows() as u64;
-                        let end = first_row_id + rows;
-                        if let Some(file) = part_file {
-                            let e = wal_files[file].row_end.entry(id).or_insert(end);
-                            *e = (*e).max(end);
-                        }
-                        let state = table.state.write().unwrap_or_else(|p| p.into_inner());
-                        let mut first = first_row_id;
-                        if end <= state.sealed_row_end {
-                            continue;
-                        }
-                        if first < state.sealed_row_end {
-                            let skip = (state.sealed_row_end - first) as usize;
-                            batch = batch.slice(skip, batch.num_rows() - skip);
-                            first = state.sealed_row_end;
-                        }
-                        if first != state.next_row_id {
-                            return Err(r.corrupt("row ids do not continue the table"));
-                        }
-                        drop(state);
-                        table.append(StoredBatch {
-                            lsn: record.lsn,
-                            first_row_id: first,
-                            batch,
-                        });
-                        let f = wal_files.last_mut().expect("pushed above");
-                        f.row_end.insert(id, end);
-                    }
-                    r.finish()?;
-                }
-            }
-            last_lsn = record.lsn;
+        let mut r = Replayer {
+            fs: fs.clone(),
+            dir,
+            scan: &scan,
+            read_only: options.read_only,
+            catalog: Catalog {
+                next_id: checkpoint.next_id,
+                ..Catalog::default()
+            },
+            staged: HashMap::new(),
+            max_part_id: 0,
+            wal_files: WalFiles::new(
+                scan.files
+                    .iter()
+                    .map(|f| (f.path.clone(), f.header.first_lsn)),
+            ),
+            last_lsn: 0,
+        };
+        for (id, schema) in checkpoint.tables {
+            let table = Arc::new(Table::new(id, table_dir(dir, id), schema, fs.clone()));
+            r.attach(table)?;
         }
-        if replayed > 0 || recovered.cut_bytes > 0 {
+        let mut replayed = 0u64;
+        for record in Replay::new(&*fs, &scan) {
+            r.apply(record?)?;
+            replayed += 1;
+        }
+        if replayed > 0 || cut_bytes > 0 {
             tracing::info!(
                 records = replayed,
-                cut_bytes = recovered.cut_bytes,
-                uncommitted_parts = staged.len(),
+                cut_bytes,
+                uncommitted_parts = r.staged.len(),
                 "WAL replayed"
             );
         }
-        let unsealed_bytes = catalog
+        let unsealed_bytes = r
+            .catalog
             .by_id
             .values()
-            .map(|t| {
-                t.state
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .memtable_bytes
-            })
+            .map(|t| t.state().memtable_bytes())
             .sum();
         let shared = Shared {
             dir: dir.to_path_buf(),
             options: options.clone(),
-            tables: RwLock::new(catalog),
-            visible_lsn: AtomicU64::new(last_lsn),
-            poisoned: Mutex::new(None),
-            wal_files: Mutex::new(wal_files),
-            next_part_id: AtomicU64::new(max_part_id + 1),
+            fs: fs.clone(),
+            tables: RwLock::new(r.catalog),
+            visible_lsn: AtomicU64::new(r.last_lsn),
+            health: Health::default(),
+            wal_files: Mutex::new(r.wal_files),
+            next_part_id: AtomicU64::new(r.max_part_id + 1),
             unsealed_bytes: AtomicUsize::new(unsealed_bytes),
+            uncommitted_bytes: AtomicUsize::new(0),
             sealed: Notify::new(),
-            final_wal_sync: Mutex::new(None),
-            final_wal_synced: Condvar::new(),
+            // The writer fsyncs the whole log before writing (so records
+            // may claim it durable).
+            durability: Durability::new(scan.end.next_lsn - 1),
+            closing: AtomicBool::new(false),
         };
-        Ok((shared, recovered.next_lsn))
+        Ok((shared, scan.end))
     }
+}
+
+impl Replayer<'_> {
+    /// Adds a table to the catalog with what its manifest says is sealed.
+    fn attach(&mut self, table: Arc<Table>) -> Result<()> {
+        let manifest = load_manifest(&*self.fs, &table.dir)?;
+        if let Some(m) = &manifest
+            && m.table_id != table.id
+        {
+            return Err(StorageError::Corrupt {
+                path: table.dir.join(MANIFEST_FILE),
+                offset: 9,
+                reason: "the manifest belongs to another table",
+            });
+        }
+        if !self.read_only {
+            // Without a manifest (the first seal did not finish), every
+            // segment file is an orphan.
+            remove_orphan_segments(
+                &*self.fs,
+                &table.dir,
+                manifest.as_ref().unwrap_or(&Manifest::default()),
+            )?;
+        }
+        if let Some(m) = manifest {
+            table.state_mut().restore(
+                m.sealed_row_end,
+                m.segments.into_iter().map(Arc::new).collect(),
+            );
+            for (column, entries) in m.symbols {
+                table.replace_symbols(&column, SymbolTable::from_strings(entries)?);
+            }
+        }
+        self.catalog.insert(table);
+        Ok(())
+    }
+
+    fn source(&self, record: &ReplayedRecord) -> String {
+        self.scan.files[record.file].path.display().to_string()
+    }
+
+    fn apply(&mut self, record: ReplayedRecord) -> Result<()> {
+        let source = self.source(&record);
+        let file_lsn = self.scan.files[record.file].header.first_lsn;
+        match record.kind {
+            RecordKind::Part => {
+                let (head, rows) = PartRecord::decode(&record.body, &source, record.body_offset)?;
+                self.max_part_id = self.max_part_id.max(head.part_id);
+                self.staged.insert(
+                    head.part_id,
+                    StagedPart {
+                        file: record.file,
+                        rows_offset: record.body_offset + PartRecord::HEAD_LEN as u64,
+                        rows_len: rows.len(),
+                        table_id: head.table_id,
+                        row_count: head.row_count,
+                    },
+                );
+            }
+            RecordKind::CreateTable | RecordKind::AddColumns => {
+                let r = SchemaRecord::decode(&record.body, &source, record.body_offset)?;
+                match self.catalog.by_id.get(&r.table_id) {
+                    Some(t) if t.schema().version >= r.schema.version => {}
+                    Some(t) => t.set_schema(r.schema),
+                    None if record.kind == RecordKind::CreateTable => {
+                        let t = Arc::new(Table::new(
+                            r.table_id,
+                            table_dir(self.dir, r.table_id),
+                            r.schema,
+                            self.fs.clone(),
+                        ));
+                        self.attach(t)?;
+                    }
+                    None => {
+                        return Err(corrupt_at(
+                            &record,
+                            &source,
+                            "columns added to an unknown table",
+                        ));
+                    }
+                }
+            }
+            RecordKind::Transaction => {
+                let txn = TransactionRead::decode(&record.body, &source, record.body_offset)?;
+                for part in txn.parts {
+                    let table = self
+                        .catalog
+                        .by_id
+                        .get(&part.table_id)
+                        .cloned()
+                        .ok_or_else(|| corrupt_at(&record, &source, "rows of an unknown table"))?;
+                    for s in &part.symbols {
+                        let symbols = table.symbols(s.column).ok_or_else(|| {
+                            corrupt_at(&record, &source, "symbols for a non-SYMBOL column")
+                        })?;
+                        symbols
+                            .apply_logged(s.first_key, &s.entries)
+                            .map_err(|reason| corrupt_at(&record, &source, reason))?;
+                    }
+                    let end = part.first_row_id + part.row_count;
+                    self.wal_files.record_rows(file_lsn, table.id, end);
+                    let rows = match part.rows {
+                        PartRows::Inline(bytes) => Rows::Here(bytes),
+                        PartRows::Staged(id) => match self.staged.remove(&id) {
+                            Some(p) => {
+                                if p.table_id != part.table_id || p.row_count != part.row_count {
+                                    return Err(corrupt_at(
+                                        &record,
+                                        &source,
+                                        "a staged part does not match its reference",
+                                    ));
+                                }
+                                let part_file = self.scan.files[p.file].header.first_lsn;
+                                self.wal_files.record_rows(part_file, table.id, end);
+                                Rows::Staged(p)
+                            }
+                            None => {
+                                // Its file was deleted once its rows were sealed.
+                                if end > table.state().sealed_row_end() {
+                                    return Err(corrupt_at(
+                                        &record,
+                                        &source,
+                                        "a transaction names a part that is neither in the WAL nor sealed",
+                                    ));
+                                }
+                                continue;
+                            }
+                        },
+                    };
+                    self.append(
+                        &table,
+                        &record,
+                        &source,
+                        part.first_row_id,
+                        part.row_count,
+                        rows,
+                    )?;
+                }
+                self.last_lsn = record.lsn;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a part's rows to the table's memtable, skipping rows a
+    /// segment already holds (without decoding them when all are).
+    fn append(
+        &mut self,
+        table: &Arc<Table>,
+        record: &ReplayedRecord,
+        source: &str,
+        first_row_id: u64,
+        row_count: u64,
+        rows: Rows<'_>,
+    ) -> Result<()> {
+        let end = first_row_id + row_count;
+        let (sealed, next) = {
+            let s = table.state();
+            (s.sealed_row_end(), s.next_row_id())
+        };
+        if end <= sealed {
+            return Ok(());
+        }
+        let first = first_row_id.max(sealed);
+        if first != next {
+            return Err(corrupt_at(
+                record,
+                source,
+                "row ids do not continue the table",
+            ));
+        }
+        let owned;
+        let bytes: &[u8] = match rows {
+            Rows::Here(b) => b,
+            Rows::Staged(p) => {
+                let f = &self.scan.files[p.file];
+                owned = wal::read_at(&*self.fs, &f.path, p.rows_offset, p.rows_len)?;
+                &owned
+            }
+        };
+        let mut batch = decode_rows(bytes).map_err(|e| {
+            tracing::error!(error = %e, "undecodable rows in a WAL record");
+            corrupt_at(record, source, "undecodable rows")
+        })?;
+        if batch.num_rows() as u64 != row_count || table.check_batch(&batch).is_err() {
+            return Err(corrupt_at(
+                record,
+                source,
+                "rows that do not fit their table",
+            ));
+        }
+        if first > first_row_id {
+            let skip = (first - first_row_id) as usize;
+            batch = batch.slice(skip, batch.num_rows() - skip);
+        }
+        table.state_mut().append(StoredBatch {
+            lsn: record.lsn,
+            first_row_id: first,
+            batch,
+        });
+        Ok(())
+    }
+}
+
+/// Where a part's rows are during replay.
+enum Rows<'a> {
+    Here(&'a [u8]),
+    Staged(StagedPart),
+}
+
+fn corrupt_at(record: &ReplayedRecord, source: &str, reason: &'static str) -> StorageError {
+    StorageError::Corrupt {
+        path: source.into(),
+        offset: record.body_offset,
+        reason,
+    }
+}
+
+/// A data directory written by the first WAL format is refused with a
+/// clear message (its records start with the record magic, not a file
+/// header).
+fn refuse_old_format(fs: &dyn FileSystem, wal_dir: &Path) -> Result<()> {
+    for (_, path) in wal::list_files(fs, wal_dir)? {
+        let mut head = [0u8; 4];
+        let mut r = fs
+            .open_read(&path)
+            .map_err(StorageError::io("read", &path))?;
+        let n = std::io::Read::read(&mut r, &mut head).map_err(StorageError::io("read", &path))?;
+        if n == 4 && head == *b"QWAL" && head != FILE_MAGIC {
+            return Err(StorageError::Corrupt {
+                path,
+                offset: 0,
+                reason: "written by an earlier Quiver (WAL format 1); export it with that version and import the data",
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn table_dir(dir: &Path, id: u32) -> PathBuf {
     dir.join("tables").join(id.to_string())
 }
 
-pub(super) fn load_catalog(dir: &Path) -> Result<Catalog> {
+pub(super) fn load_catalog(fs: &dyn FileSystem, dir: &Path) -> Result<CatalogFile> {
     let path = dir.join(CATALOG_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Catalog::default()),
-        Err(e) => return Err(StorageError::io("read", &path)(e)),
-    };
-    let corrupt = |reason| StorageError::Corrupt {
-        path: path.clone(),
-        offset: 0,
-        reason,
-    };
-    if bytes.len() < 8 || bytes[..4] != CATALOG_MAGIC {
-        return Err(corrupt("not a catalog"));
+    match crate::io::read(fs, &path) {
+        Ok(bytes) => CatalogFile::decode(&bytes, &path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CatalogFile::default()),
+        Err(e) => Err(StorageError::io("read", &path)(e)),
     }
-    if crc32c::crc32c(&bytes[8..]) != u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) {
-        return Err(corrupt("checksum mismatch"));
-    }
-    let source = path.display().to_string();
-    let mut r = Reader::new(&bytes[8..], &source);
-    let mut catalog = Catalog {
-        next_id: r.u32()?,
-        ..Catalog::default()
-    };
-    let n = r.u32()?;
-    for _ in 0..n {
-        let id = r.u32()?;
-        let schema = TableSchema::decode(&mut r)?;
-        catalog.insert(Arc::new(Table::new(id, table_dir(dir, id), schema)));
-    }
-    r.finish()?;
-    Ok(catalog)
 }
 
-pub(super) fn store_catalog(dir: &Path, catalog: &Catalog) -> Result<()> {
-    let mut w = Writer::default();
-    w.u32(catalog.next_id);
-    let mut tables: Vec<&Arc<Table>> = catalog.by_id.values().collect();
-    tables.sort_by_key(|t| t.id);
-    w.u32(tables.len() as u32);
-    for t in tables {
-        w.u32(t.id);
-        t.schema().encode(&mut w);
+pub(super) fn load_manifest(fs: &dyn FileSystem, table_dir: &Path) -> Result<Option<Manifest>> {
+    let path = table_dir.join(MANIFEST_FILE);
+    match crate::io::read(fs, &path) {
+        Ok(bytes) => Manifest::decode(&bytes, table_dir, &path.display().to_string()).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io("read", &path)(e)),
     }
-    let body = w.into_inner();
-    let mut bytes = CATALOG_MAGIC.to_vec();
-    bytes.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    bytes.extend_from_slice(&body);
-    write_durably(dir, CATALOG_FILE, &bytes)
 }
 
-/// A WAL record's rows that passed the checksum but do not decode.
-pub(super) fn undecodable(r: &Reader<'_>, e: arrow::error::ArrowError) -> StorageError {
-    tracing::error!(error = %e, "undecodable rows in a WAL record");
-    r.corrupt("undecodable rows")
+/// Stores the catalog checkpoint (every table's schema and the log's lsn
+/// floor) durably.
+pub(super) fn store_catalog(shared: &Shared, lsn_floor: u64) -> Result<()> {
+    let file = {
+        let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
+        let mut tables: Vec<(u32, TableSchema)> = catalog
+            .by_id
+            .values()
+            .map(|t| (t.id, (*t.schema()).clone()))
+            .collect();
+        tables.sort_by_key(|t| t.0);
+        CatalogFile {
+            next_id: catalog.next_id,
+            lsn_floor,
+            tables,
+        }
+    };
+    let bytes = file.encode()?;
+    write_durably(&*shared.fs, &shared.dir, CATALOG_FILE, &bytes)
 }
 
-pub(super) fn remove_orphan_segments(table_dir: &Path, manifest: &Manifest) -> Result<()> {
+pub(super) fn remove_orphan_segments(
+    fs: &dyn FileSystem,
+    table_dir: &Path,
+    manifest: &Manifest,
+) -> Result<()> {
     let seg_dir = table_dir.join("segments");
-    let Ok(entries) = fs::read_dir(&seg_dir) else {
+    let Ok(entries) = fs.read_dir(&seg_dir) else {
         return Ok(());
     };
     let mut files = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
+    for entry in entries {
+        if entry.is_dir {
             // A day partition.
-            if let Ok(inner) = fs::read_dir(&path) {
-                files.extend(inner.flatten().map(|e| e.path()));
+            if let Ok(inner) = fs.read_dir(&entry.path) {
+                files.extend(inner.into_iter().filter(|e| !e.is_dir).map(|e| e.path));
             }
         } else {
-            files.push(path);
+            files.push(entry.path);
         }
     }
     for path in files {
         if !manifest.segments.iter().any(|s| s.path == path) {
             tracing::info!(path = %path.display(), "removing a segment no manifest lists");
-            fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;
+            fs.remove_file(&path)
+                .map_err(StorageError::io("remove", &path))?;
         }
     }
     Ok(())

@@ -1,10 +1,19 @@
 //! Sealing: the sealer thread writes a table's oldest rows to segments
 //! (split by UTC day) and drops them from memory; the seal syncer thread
 //! makes written seals durable in order, stores manifests and deletes the
-//! WAL files they cover. See the parent module's docs.
+//! WAL files they cover (after storing the catalog checkpoint). See the
+//! parent module's docs. Neither thread asks the committer for anything:
+//! WAL durability comes from the syncer ([`Durability::wait_blocking`]).
 
-use super::commit::poison_shared;
+use arrow::array::ArrayRef;
+use arrow::compute::concat_batches;
+use arrow::datatypes::DataType;
+
+use super::recovery::store_catalog;
 use super::*;
+use crate::format::manifest::{MANIFEST_FILE, Manifest};
+use crate::schema::PartitionBy;
+use crate::segment::{Segment, write_durably, write_segment};
 
 /// Marks for sealing, whatever their size, the tables holding the most
 /// unsealed bytes, largest first, until sealing them would bring memory
@@ -17,8 +26,8 @@ pub(super) fn force_seal_biggest(shared: &Shared, touched: &mut Vec<(Arc<Table>,
         .by_id
         .values()
         .filter_map(|t| {
-            let state = t.state.read().unwrap_or_else(|p| p.into_inner());
-            (!state.memtable.is_empty()).then_some((state.memtable_bytes, t))
+            let state = t.state();
+            (!state.memtable_is_empty()).then_some((state.memtable_bytes(), t))
         })
         .collect();
     tables.sort_by_key(|t| std::cmp::Reverse(t.0));
@@ -44,9 +53,8 @@ pub(super) const SEAL_RETRY_PAUSE: std::time::Duration = std::time::Duration::fr
 
 pub(super) fn sealer_loop(
     shared: &Shared,
-    requests: &RequestChannel,
-    rx: Receiver<Arc<Table>>,
-    sealed: &SyncSender<SealedRows>,
+    rx: std::sync::mpsc::Receiver<Arc<Table>>,
+    sealed: &std::sync::mpsc::SyncSender<SealedRows>,
 ) {
     while let Ok(table) = rx.recv() {
         let mut queue = vec![table];
@@ -71,18 +79,14 @@ pub(super) fn sealer_loop(
                     if !matches!(e, StorageError::Closed) {
                         tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
                     }
-                    table
-                        .state
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .sealing = false;
+                    table.state_mut().abort_seal();
                     // Ingest may be waiting for memory with no commit left
                     // to ask for another seal: retry after a pause (a full
                     // disk may get space back), unless the database is
                     // poisoned, which ends the waits instead, or closing
                     // (the WAL keeps the rows).
-                    let closing = lock(requests).is_none();
-                    if shared.over_memory_limit() && lock(&shared.poisoned).is_none() && !closing {
+                    let closing = shared.closing.load(Ordering::Acquire);
+                    if shared.over_memory_limit() && shared.poisoned().is_none() && !closing {
                         std::thread::sleep(SEAL_RETRY_PAUSE);
                         if queue.is_empty() {
                             queue.push(table);
@@ -99,26 +103,10 @@ pub(super) fn sealer_loop(
 /// them from memory (see the module docs). Returns what the seal syncer must
 /// make durable, or `None` when there was nothing to seal.
 pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedRows>> {
-    if let Some(reason) = lock(&shared.poisoned).clone() {
-        return Err(StorageError::Poisoned(reason));
-    }
+    shared.check_healthy()?;
     let visible = shared.visible_lsn.load(Ordering::Acquire);
-    let (batches, first_row_id) = {
-        let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
-        if state.sealing {
-            return Ok(None);
-        }
-        let batches: Vec<StoredBatch> = state
-            .memtable
-            .iter()
-            .take_while(|b| b.lsn <= visible)
-            .cloned()
-            .collect();
-        if batches.is_empty() {
-            return Ok(None);
-        }
-        state.sealing = true;
-        (batches, state.sealed_row_end)
+    let Some(input) = table.state_mut().begin_seal(visible) else {
+        return Ok(None);
     };
     let started = Instant::now();
     let snapshot = table.snapshot(visible);
@@ -133,7 +121,7 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
     let mut ts_range = (i64::MAX, i64::MIN);
     let chunk = shared.options.segment_batch_rows.max(1);
     // Project the memtable rows through a one-part snapshot scan.
-    let part_snapshot = snapshot.with_batches(batches.clone());
+    let part_snapshot = snapshot.with_batches(input.batches.clone());
     for b in part_snapshot.scan(false) {
         let b = b?;
         if let Some(name) = &ts_col
@@ -159,7 +147,6 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
     if !pending.is_empty() {
         projected.push(concat_batches(&read_schema, &pending)?);
     }
-    let rows: u64 = batches.iter().map(|b| b.batch.num_rows() as u64).sum();
     let segments_dir = table.dir.join("segments");
     let pieces = match (schema.partition_by, &ts_col) {
         (PartitionBy::Day, Some(name)) => split_by_day(projected, name, MAX_DAYS_PER_SEAL),
@@ -167,7 +154,7 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
     };
     let single = pieces.len() == 1;
     let mut written = Vec::with_capacity(pieces.len());
-    let mut next_row_id = first_row_id;
+    let mut next_row_id = input.first_row_id;
     for (day, piece) in pieces {
         let piece_rows: u64 = piece.iter().map(|b| b.num_rows() as u64).sum();
         let range = match &ts_col {
@@ -183,56 +170,47 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
             Some(day) => segments_dir.join(day_name(day)),
             None => segments_dir.clone(),
         };
-        written.push(write_segment(
+        written.push(Arc::new(write_segment(
+            &*shared.fs,
             &dir,
             &schema.name,
             &read_schema,
             next_row_id,
             &piece,
             range,
-        )?);
+        )?));
         next_row_id += piece_rows;
     }
     // Readers switch to the segment files now, and the rows leave memory
     // before the slow part (fsyncs, on the seal syncer): ingest waiting for
     // memory goes on sooner, the heap stays smaller, and the next seal can
-    // start while the disk works. WAL files are deleted by
-    // `durable_sealed_row_end` only.
-    let new_segments: Vec<Arc<Segment>> = written.into_iter().map(Arc::new).collect();
+    // start while the disk works. WAL files are deleted by the durable
+    // sealed end only.
     let manifest = {
-        let mut state = table.state.write().unwrap_or_else(|p| p.into_inner());
-        let mut freed = 0;
-        for _ in 0..batches.len() {
-            if let Some(b) = state.memtable.pop_front() {
-                freed += b.batch.get_array_memory_size();
-            }
-        }
-        state.memtable_bytes = state.memtable_bytes.saturating_sub(freed);
+        let mut state = table.state_mut();
+        let freed = state.finish_seal(&input, &written);
         let _ = shared
             .unsealed_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
                 Some(b.saturating_sub(freed))
             });
-        state.sealed_row_end += rows;
-        debug_assert_eq!(state.sealed_row_end, first_row_id + rows, "invariant 1");
-        state.segments.extend(new_segments.iter().cloned());
-        state.sealing = false;
         // The manifest this seal makes durable lists the segments up to its
         // own: later seals' segments are durable only once their own job
         // has run.
         Manifest {
             table_id: table.id,
-            sealed_row_end: state.sealed_row_end,
-            segments: state.segments.iter().map(|s| Segment::clone(s)).collect(),
+            sealed_row_end: state.sealed_row_end(),
+            segments: state.segments().iter().map(|s| Segment::clone(s)).collect(),
             symbols: Vec::new(),
         }
     };
     Ok(Some(SealedRows {
         table: table.clone(),
-        new_segments,
+        new_segments: written,
         manifest,
-        rows,
-        first_row_id,
+        input_rows: input.rows,
+        first_row_id: input.first_row_id,
+        max_lsn: input.max_lsn,
         started,
         written_ms: started.elapsed().as_millis() as u64,
     }))
@@ -247,8 +225,11 @@ pub(super) struct SealedRows {
     /// The table's manifest as of this seal, without symbols (filled in
     /// when stored: dictionaries only grow, so a later one is a superset).
     manifest: Manifest,
-    rows: u64,
+    input_rows: u64,
     first_row_id: u64,
+    /// The WAL must be durable through this lsn before the manifest names
+    /// the segments.
+    max_lsn: u64,
     started: Instant,
     /// How long writing the segments took (the rest is fsyncs).
     written_ms: u64,
@@ -260,22 +241,18 @@ pub(super) const SEALS_AWAITING_SYNC: usize = 4;
 
 /// Makes written seals durable in seal order, coalescing those queued
 /// together into one round of fsyncs, and deletes the WAL files they cover.
-pub(super) fn seal_syncer_loop(
-    shared: &Shared,
-    requests: &RequestChannel,
-    rx: Receiver<SealedRows>,
-) {
+pub(super) fn seal_syncer_loop(shared: &Shared, rx: std::sync::mpsc::Receiver<SealedRows>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while let Ok(job) = rx.try_recv() {
             jobs.push(job);
         }
-        match make_durable(shared, requests, &jobs) {
+        match make_durable(shared, &jobs) {
             Ok(()) => {
                 for job in &jobs {
                     tracing::info!(
                         table = %job.table.schema().name,
-                        rows = job.rows,
+                        rows = job.input_rows,
                         first_row_id = job.first_row_id,
                         written_ms = job.written_ms,
                         elapsed_ms = job.started.elapsed().as_millis() as u64,
@@ -283,6 +260,9 @@ pub(super) fn seal_syncer_loop(
                     );
                 }
                 if let Err(e) = remove_sealed_wal_files(shared) {
+                    // The checkpoint or a deletion failed: the files stay
+                    // (they are retried after the next seal), nothing is
+                    // lost.
                     tracing::warn!(error = %e, "could not remove sealed WAL files; retried after the next seal");
                 }
             }
@@ -292,34 +272,23 @@ pub(super) fn seal_syncer_loop(
             // The rows are only in the segment files and the WAL now: no
             // later manifest may list a segment that is not durable (the
             // WAL keeps the rows for the restart).
-            Err(e) => poison_shared(shared, &e),
+            Err(e) => shared.poison(&e),
         }
     }
 }
 
-/// Fsyncs the segments of `jobs`, then the WAL (their rows' records must be
-/// durable before a manifest makes the rows durable: otherwise a power loss
-/// could keep them while losing the records they were committed with, and
-/// half of a transaction that spans tables), then stores each table's
-/// newest manifest among them.
-pub(super) fn make_durable(
-    shared: &Shared,
-    requests: &RequestChannel,
-    jobs: &[SealedRows],
-) -> Result<()> {
-    if let Some(reason) = lock(&shared.poisoned).clone() {
-        return Err(StorageError::Poisoned(reason));
-    }
+/// Fsyncs the segments of `jobs`, then the WAL through their rows' records
+/// (their records must be durable before a manifest makes the rows durable:
+/// otherwise a power loss could keep them while losing the records they
+/// were committed with, and half of a transaction that spans tables), then
+/// stores each table's newest manifest among them.
+pub(super) fn make_durable(shared: &Shared, jobs: &[SealedRows]) -> Result<()> {
+    shared.check_healthy()?;
     for segment in jobs.iter().flat_map(|j| &j.new_segments) {
-        segment.sync()?;
+        segment.sync(&*shared.fs)?;
     }
-    match sync_wal(requests) {
-        Ok(()) => {}
-        // Shutting down: the committer makes the whole WAL durable before
-        // it stops.
-        Err(StorageError::Closed) if shared.wait_for_final_wal_sync() => {}
-        Err(e) => return Err(e),
-    }
+    let through = jobs.iter().map(|j| j.max_lsn).max().unwrap_or(0);
+    shared.durability.wait_blocking(through)?;
     for (i, job) in jobs.iter().enumerate() {
         if jobs[i + 1..]
             .iter()
@@ -334,12 +303,10 @@ pub(super) fn make_durable(
             .into_iter()
             .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
             .collect();
-        if let Some(reason) = lock(&shared.poisoned).clone() {
-            return Err(StorageError::Poisoned(reason));
-        }
-        manifest.store(&job.table.dir)?;
-        let mut state = job.table.state.write().unwrap_or_else(|p| p.into_inner());
-        state.durable_sealed_row_end = manifest.sealed_row_end;
+        shared.check_healthy()?;
+        let bytes = manifest.encode(&job.table.dir)?;
+        write_durably(&*shared.fs, &job.table.dir, MANIFEST_FILE, &bytes)?;
+        job.table.state_mut().mark_durable(manifest.sealed_row_end);
     }
     Ok(())
 }
@@ -472,44 +439,33 @@ pub(crate) fn day_name(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Makes everything committed so far durable in the WAL, through the
-/// committer (which owns it), and waits.
-pub(super) fn sync_wal(requests: &RequestChannel) -> Result<()> {
-    let (reply, rx) = oneshot::channel();
-    match lock(requests).as_ref() {
-        Some(tx) => tx
-            .send(Request::Sync { reply })
-            .map_err(|_| StorageError::Closed)?,
-        None => return Err(StorageError::Closed),
-    }
-    rx.blocking_recv().unwrap_or(Err(StorageError::Closed))
-}
-
-/// Deletes WAL files (except the newest) whose rows are all sealed.
+/// Deletes WAL files (never the newest) whose rows are all in durable
+/// segments and which hold no open staged part, oldest first, after
+/// storing the catalog checkpoint (their DDL records go with them).
 pub(super) fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
-    let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
-    let mut files = lock(&shared.wal_files);
-    while files.len() > 1 && files[0].open_parts == 0 {
-        let covered = files[0].row_end.iter().all(|(id, end)| {
-            catalog.by_id.get(id).is_none_or(|t| {
-                t.state
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .durable_sealed_row_end
-                    >= *end
-            })
-        });
-        if !covered {
-            break;
-        }
-        let f = files.remove(0);
-        match fs::remove_file(&f.path) {
+    let (n, floor) = {
+        let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
+        lock(&shared.wal_files).removable(|table, end| {
+            catalog
+                .by_id
+                .get(&table)
+                .is_none_or(|t| t.state().durable_sealed_row_end() >= end)
+        })
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    store_catalog(shared, floor.unwrap_or(0))?;
+    let paths = lock(&shared.wal_files).oldest_paths(n);
+    for path in &paths {
+        match shared.fs.remove_file(path) {
             Ok(()) => {
-                tracing::info!(path = %f.path.display(), "removed a WAL file whose rows are all sealed")
+                tracing::info!(path = %path.display(), "removed a WAL file whose rows are all sealed")
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StorageError::io("remove", &f.path)(e)),
+            Err(e) => return Err(StorageError::io("remove", path)(e)),
         }
+        lock(&shared.wal_files).remove_oldest(1);
     }
     Ok(())
 }
