@@ -58,6 +58,8 @@
 pub mod db;
 pub mod error;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod limits;
 pub mod rows;

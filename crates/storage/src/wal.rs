@@ -793,6 +793,18 @@ impl WalWriter {
         Ok(())
     }
 
+    /// Appends a sync mark (its own group) saying everything through
+    /// `durable_lsn` is fsync'd; the caller makes sure it is.
+    pub fn append_sync_mark(&mut self, durable_lsn: u64) -> Result<()> {
+        self.append_group(
+            vec![RecordToWrite {
+                kind: RecordKind::SyncMark,
+                body: Vec::new(),
+            }],
+            durable_lsn,
+        )
+    }
+
     /// Starts a new file if the current one is past the roll size. Returns
     /// the new path.
     pub fn roll_if_full(&mut self) -> Result<Option<PathBuf>> {

@@ -182,9 +182,16 @@ impl Committer {
                 ));
             }
         }
-        // Closed: everything written becomes durable before the syncer stops.
-        let job = self.wal.sync_job();
-        self.shared.durability.written(job, true);
+        // Closed: everything written becomes durable before the syncer
+        // stops, then a sync mark says so (damage found there later is
+        // reported, not cut as a torn tail).
+        let through = self.wal.next_lsn() - 1;
+        self.shared.durability.written(self.wal.sync_job(), true);
+        if self.shared.durability.wait_blocking(through).is_ok()
+            && self.wal.append_sync_mark(through).is_ok()
+        {
+            self.shared.durability.written(self.wal.sync_job(), true);
+        }
     }
 
     fn process(&mut self, requests: Vec<Request>) {

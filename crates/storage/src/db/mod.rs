@@ -486,7 +486,9 @@ impl Database {
         wal::create_dir_durably(&*fs, &dir)?;
         let started = Instant::now();
         let (shared, end) = Self::recover(&dir, &options)?;
-        let wal = WalWriter::open(fs.clone(), &dir.join("wal"), &end, options.wal_roll_size)?;
+        let mut wal = WalWriter::open(fs.clone(), &dir.join("wal"), &end, options.wal_roll_size)?;
+        // The writer made the whole log durable: say so in it.
+        wal.append_sync_mark(end.next_lsn - 1)?;
         if end.file.is_none() {
             // A new log: its first file was just created.
             lock(&shared.wal_files).roll(wal.current_path().to_path_buf(), end.next_lsn);

@@ -164,6 +164,7 @@ impl Replayer<'_> {
         let source = self.source(&record);
         let file_lsn = self.scan.files[record.file].header.first_lsn;
         match record.kind {
+            RecordKind::SyncMark => {}
             RecordKind::Part => {
                 let (head, rows) = PartRecord::decode(&record.body, &source, record.body_offset)?;
                 self.max_part_id = self.max_part_id.max(head.part_id);

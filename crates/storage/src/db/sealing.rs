@@ -457,6 +457,7 @@ pub(super) fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
     }
     store_catalog(shared, floor.unwrap_or(0))?;
     let paths = lock(&shared.wal_files).oldest_paths(n);
+    let wal_dir = shared.dir.join("wal");
     for path in &paths {
         match shared.fs.remove_file(path) {
             Ok(()) => {
@@ -465,6 +466,11 @@ pub(super) fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io("remove", path)(e)),
         }
+        // Each removal is made durable before the next: a power cut can
+        // bring back only the file removed last, which the log still
+        // continues from (an older file coming back without the ones after
+        // it would leave a gap recovery cannot tell from lost records).
+        crate::wal::sync_dir(&*shared.fs, &wal_dir)?;
         lock(&shared.wal_files).remove_oldest(1);
     }
     Ok(())

@@ -20,7 +20,7 @@
 //! 4       4     header crc: crc32c of the file's salt (8 bytes LE), then
 //!               bytes 8 .. 40
 //! 8       1     kind (1 transaction, 2 table created, 3 columns added,
-//!                     4 part staged ahead of its transaction)
+//!                     4 part staged ahead of its transaction, 5 sync mark)
 //! 9       1     flags: bit 0 = last record of its commit group
 //! 10      2     reserved, 0
 //! 12      4     body length (u32 LE, at most `MAX_RECORD_BODY_LEN`)
@@ -68,6 +68,10 @@ pub enum RecordKind {
     AddColumns = 3,
     /// Rows written ahead of the transaction that will commit them.
     Part = 4,
+    /// No body: written after an fsync (at open and at close) so its
+    /// durable lsn covers the whole log before it, and later damage there
+    /// is reported instead of cut as a torn tail.
+    SyncMark = 5,
 }
 
 impl RecordKind {
@@ -77,6 +81,7 @@ impl RecordKind {
             2 => Some(RecordKind::CreateTable),
             3 => Some(RecordKind::AddColumns),
             4 => Some(RecordKind::Part),
+            5 => Some(RecordKind::SyncMark),
             _ => None,
         }
     }
@@ -220,6 +225,7 @@ mod tests {
             Just(RecordKind::CreateTable),
             Just(RecordKind::AddColumns),
             Just(RecordKind::Part),
+            Just(RecordKind::SyncMark),
         ]
     }
 

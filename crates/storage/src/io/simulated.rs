@@ -40,6 +40,27 @@ pub enum Fault {
     Panic,
 }
 
+/// A kind of mutating operation, for [`SimulatedDisk::fail_next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Creating a file.
+    Create,
+    /// A write to a file.
+    Write,
+    /// An fsync of a file.
+    Sync,
+    /// Cutting a file's length.
+    SetLen,
+    /// Creating a directory.
+    CreateDir,
+    /// A rename.
+    Rename,
+    /// Removing a file.
+    Remove,
+    /// An fsync of a directory.
+    SyncDir,
+}
+
 /// How a power cut treats what no sync covered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PowerLoss {
@@ -83,6 +104,8 @@ struct DiskState {
     ops: u64,
     /// Faults by operation number.
     faults: BTreeMap<u64, Fault>,
+    /// Faults for the next operation of a kind on a path under a prefix.
+    targeted: Vec<(Op, PathBuf, Fault)>,
     /// Operations fail until restart.
     off: bool,
     /// Syncs that reached the disk.
@@ -154,14 +177,20 @@ const PAGE: usize = 4096;
 impl DiskState {
     /// Counts a mutating operation and applies a fault planned for it.
     /// `Ok(Some(fault))` for a short write the caller carries out.
-    fn begin(&mut self, what: &str) -> io::Result<Option<Fault>> {
+    fn begin(&mut self, op: Op, path: &Path) -> io::Result<Option<Fault>> {
         if self.off {
             return Err(eio("the disk is powered off"));
         }
         self.ops += 1;
-        match self.faults.remove(&self.ops) {
+        let what = format!("{op:?} {}", path.display());
+        let targeted = self
+            .targeted
+            .iter()
+            .position(|(o, prefix, _)| *o == op && normalize(path).starts_with(prefix))
+            .map(|i| self.targeted.remove(i).2);
+        match targeted.or_else(|| self.faults.remove(&self.ops)) {
             None => Ok(None),
-            Some(Fault::Error) => Err(eio(what)),
+            Some(Fault::Error) => Err(eio(&what)),
             Some(Fault::PowerOff) => {
                 self.off = true;
                 Err(eio("the power went off"))
@@ -348,6 +377,12 @@ impl SimulatedDisk {
         self.lock().faults.insert(op, fault);
     }
 
+    /// Makes the next operation of kind `op` on a path under `prefix` fail
+    /// with `fault` (checked before numbered faults).
+    pub fn fail_next(&self, op: Op, prefix: &Path, fault: Fault) {
+        self.lock().targeted.push((op, normalize(prefix), fault));
+    }
+
     /// Mutating operations so far.
     pub fn ops(&self) -> u64 {
         self.lock().ops
@@ -374,6 +409,16 @@ impl SimulatedDisk {
         let mut s = self.lock();
         s.lose_power(loss);
         s.faults.clear();
+        s.targeted.clear();
+        s.off = false;
+    }
+
+    /// Clears planned faults and turns the power back on, losing nothing
+    /// (after injected errors that were not a power cut).
+    pub fn heal(&self) {
+        let mut s = self.lock();
+        s.faults.clear();
+        s.targeted.clear();
         s.off = false;
     }
 
@@ -397,16 +442,18 @@ impl SimulatedDisk {
 struct SimHandle {
     disk: SimulatedDisk,
     inode: u64,
+    /// The path it was opened under.
+    path: PathBuf,
 }
 
 impl SimHandle {
     fn with_file<T>(
         &self,
-        what: &str,
+        op: Op,
         f: impl FnOnce(&mut SimFile, Option<Fault>) -> io::Result<T>,
     ) -> io::Result<T> {
         let mut s = self.disk.lock();
-        let fault = s.begin(what)?;
+        let fault = s.begin(op, &self.path)?;
         let inode = self.inode;
         let file = s
             .files
@@ -418,7 +465,7 @@ impl SimHandle {
 
 impl WritableFile for SimHandle {
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.with_file("write", |file, fault| {
+        self.with_file(Op::Write, |file, fault| {
             let total: usize = bufs.iter().map(|b| b.len()).sum();
             let keep = match fault {
                 Some(Fault::ShortWrite) => total / 2,
@@ -439,7 +486,7 @@ impl WritableFile for SimHandle {
 
     fn sync_data(&self) -> io::Result<()> {
         let state = Arc::clone(&self.disk.state);
-        let r = self.with_file("fsync", |file, fault| match fault {
+        let r = self.with_file(Op::Sync, |file, fault| match fault {
             Some(_) => Err(eio("fsync")),
             None => {
                 file.durable = file.live.clone();
@@ -453,7 +500,7 @@ impl WritableFile for SimHandle {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.with_file("set_len", |file, fault| match fault {
+        self.with_file(Op::SetLen, |file, fault| match fault {
             Some(_) => Err(eio("set_len")),
             None => {
                 let len = usize::try_from(len).map_err(|_| eio("length"))?;
@@ -476,7 +523,7 @@ impl WritableFile for SimHandle {
 impl FileSystem for SimulatedDisk {
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        if s.begin("create_dir")?.is_some() {
+        if s.begin(Op::CreateDir, path)?.is_some() {
             return Err(eio("create_dir"));
         }
         let (parent, name) = DiskState::parent_and_name(path)?;
@@ -524,7 +571,7 @@ impl FileSystem for SimulatedDisk {
                 }
                 Some(Node::Dir) => return Err(io::Error::other("is a directory")),
                 None => {
-                    if s.begin("create")?.is_some() {
+                    if s.begin(Op::Create, path)?.is_some() {
                         return Err(eio("create"));
                     }
                     s.new_file(path)?
@@ -534,13 +581,14 @@ impl FileSystem for SimulatedDisk {
         Ok(Arc::new(SimHandle {
             disk: self.clone(),
             inode,
+            path: normalize(path),
         }))
     }
 
     fn create(&self, path: &Path) -> io::Result<Arc<dyn WritableFile>> {
         let inode = {
             let mut s = self.lock();
-            if s.begin("create")?.is_some() {
+            if s.begin(Op::Create, path)?.is_some() {
                 return Err(eio("create"));
             }
             match s.lookup(path) {
@@ -555,6 +603,7 @@ impl FileSystem for SimulatedDisk {
         Ok(Arc::new(SimHandle {
             disk: self.clone(),
             inode,
+            path: normalize(path),
         }))
     }
 
@@ -570,7 +619,7 @@ impl FileSystem for SimulatedDisk {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        if s.begin("rename")?.is_some() {
+        if s.begin(Op::Rename, to)?.is_some() {
             return Err(eio("rename"));
         }
         let (fp, fname) = DiskState::parent_and_name(from)?;
@@ -594,7 +643,7 @@ impl FileSystem for SimulatedDisk {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        if s.begin("remove")?.is_some() {
+        if s.begin(Op::Remove, path)?.is_some() {
             return Err(eio("remove"));
         }
         let (parent, name) = DiskState::parent_and_name(path)?;
@@ -614,7 +663,7 @@ impl FileSystem for SimulatedDisk {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        if s.begin("sync_dir")?.is_some() {
+        if s.begin(Op::SyncDir, path)?.is_some() {
             return Err(eio("sync_dir"));
         }
         let dir = s

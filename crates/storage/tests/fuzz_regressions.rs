@@ -1,0 +1,63 @@
+//! Inputs for the storage fuzz targets kept as regressions
+//! (`fixtures/fuzz/<target>/`) and the fuzzers' seeds (`fuzz/seeds/`), run
+//! through the same properties as the targets (`quiver_storage::fuzzing`).
+//! No input the fuzzers found so far is kept here (see the README for the
+//! runs); the seeds check the properties themselves hold on valid input.
+
+use std::path::PathBuf;
+
+fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let dirs = [
+        root.join("tests/fixtures/fuzz").join(target),
+        root.join("../../fuzz/seeds")
+            .join(format!("storage_{target}")),
+    ];
+    let mut out = Vec::new();
+    for dir in dirs {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries {
+                let p = e.unwrap().path();
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn run(target: &str, check: fn(&[u8])) {
+    let inputs = inputs(target);
+    assert!(!inputs.is_empty(), "no seeds for {target}");
+    for (path, bytes) in inputs {
+        eprintln!("{}", path.display());
+        check(&bytes);
+        // Every truncation too.
+        for cut in 0..bytes.len().min(4096) {
+            check(&bytes[..cut]);
+        }
+    }
+}
+
+#[test]
+fn records() {
+    run("records", quiver_storage::fuzzing::records);
+}
+
+#[test]
+fn rows() {
+    run("rows", quiver_storage::fuzzing::rows);
+}
+
+#[test]
+fn files() {
+    run("files", quiver_storage::fuzzing::files);
+}
+
+#[test]
+fn wal() {
+    run("wal", quiver_storage::fuzzing::wal);
+}

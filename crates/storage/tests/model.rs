@@ -1,0 +1,224 @@
+//! Model-based test: random sequences of operations run against the
+//! database (on a simulated disk) and against a plain in-memory model of
+//! what the ack contract promises, compared after every step.
+//!
+//! The model is the list of committed transactions in commit order and how
+//! many of them were durably acknowledged. After a clean reopen the
+//! database must hold exactly the model; after a power cut it must hold a
+//! prefix of it at least as long as the durable part (durability is a
+//! prefix of the log), which then becomes the model.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use common::{contents, create, open, per_txn, rows};
+use proptest::prelude::*;
+use quiver_storage::io::{PowerLoss, SimulatedDisk};
+use quiver_storage::{ColumnSchema, ColumnType, Database, Transaction};
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// One transaction over (table, rows) parts; the first `staged` parts
+    /// are written ahead of the commit.
+    Commit {
+        parts: Vec<(usize, i64)>,
+        staged: usize,
+        durable: bool,
+    },
+    /// Rows staged, then the transaction dropped.
+    Abandon { table: usize, rows: i64 },
+    /// A column added to a table.
+    AddColumn { table: usize, column: usize },
+    /// Close and open again.
+    Reopen,
+    /// Cut the power and open again.
+    PowerCut { scramble: Option<u64> },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (prop::collection::vec((0usize..3, 1i64..30), 1..4), 0usize..4, any::<bool>())
+            .prop_map(|(parts, staged, durable)| Op::Commit { staged: staged.min(parts.len()), parts, durable }),
+        1 => (0usize..3, 1i64..20).prop_map(|(table, rows)| Op::Abandon { table, rows }),
+        1 => (0usize..3, 0usize..3).prop_map(|(table, column)| Op::AddColumn { table, column }),
+        1 => Just(Op::Reopen),
+        1 => prop::option::of(any::<u64>()).prop_map(|scramble| Op::PowerCut { scramble }),
+    ]
+}
+
+/// What the contract promises.
+#[derive(Debug, Default, Clone)]
+struct Model {
+    /// Committed transactions in commit order: id → rows per table.
+    committed: Vec<(i64, BTreeMap<usize, i64>)>,
+    /// How many of them are durable.
+    durable: usize,
+    /// Columns added, per table.
+    columns: BTreeMap<usize, BTreeSet<String>>,
+}
+
+fn name(t: usize) -> String {
+    format!("t{t}")
+}
+
+/// Rows per (table, txn) in the database.
+fn observed(db: &Database) -> BTreeMap<(usize, i64), i64> {
+    let mut out = BTreeMap::new();
+    for (table, rows) in contents(db) {
+        let t: usize = table[1..].parse().unwrap();
+        for (txn, n) in per_txn(&table, &rows) {
+            out.insert((t, txn), n);
+        }
+    }
+    out
+}
+
+fn expected(committed: &[(i64, BTreeMap<usize, i64>)]) -> BTreeMap<(usize, i64), i64> {
+    let mut out = BTreeMap::new();
+    for (txn, parts) in committed {
+        for (t, n) in parts {
+            out.insert((*t, *txn), *n);
+        }
+    }
+    out
+}
+
+fn columns(db: &Database, t: usize) -> BTreeSet<String> {
+    db.table(&name(t))
+        .map(|table| {
+            table
+                .schema()
+                .columns
+                .iter()
+                .filter(|c| c.name.starts_with("extra"))
+                .map(|c| c.name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let disk = SimulatedDisk::new();
+    let mut db: Arc<Database> = open(&disk).unwrap();
+    let mut model = Model::default();
+    let mut next_txn = 1i64;
+    for (step, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Commit {
+                parts,
+                staged,
+                durable,
+            } => {
+                let id = next_txn;
+                next_txn += 1;
+                let mut txn = Transaction::new();
+                let mut per_table: BTreeMap<usize, i64> = BTreeMap::new();
+                for (k, (t, n)) in parts.iter().enumerate() {
+                    let table = create(&db, &name(*t)).unwrap();
+                    let first = per_table.entry(*t).or_default();
+                    txn.add(table.clone(), rows(&table, id, *first, *n))
+                        .unwrap();
+                    *first += n;
+                    if k + 1 == staged {
+                        db.stage(&mut txn).unwrap();
+                    }
+                }
+                let r = db.commit(txn, durable);
+                r.committed.blocking_recv().unwrap().unwrap();
+                model.committed.push((id, per_table));
+                if let Some(d) = r.durable {
+                    d.blocking_recv().unwrap().unwrap();
+                    model.durable = model.committed.len();
+                }
+            }
+            Op::Abandon { table, rows: n } => {
+                let t = create(&db, &name(table)).unwrap();
+                let mut txn = Transaction::new();
+                txn.add(t.clone(), rows(&t, -1, 0, n)).unwrap();
+                db.stage(&mut txn).unwrap();
+            }
+            Op::AddColumn { table, column } => {
+                let t = create(&db, &name(table)).unwrap();
+                let column = format!("extra{column}");
+                db.add_columns(t, vec![ColumnSchema::new(&column, ColumnType::Double)])
+                    .blocking_recv()
+                    .unwrap()
+                    .unwrap();
+                model.columns.entry(table).or_default().insert(column);
+            }
+            Op::Reopen => {
+                db.close();
+                drop(db);
+                db = open(&disk).unwrap();
+                model.durable = model.committed.len();
+                for t in 0..3 {
+                    prop_assert_eq!(
+                        columns(&db, t),
+                        model.columns.get(&t).cloned().unwrap_or_default(),
+                        "step {}: columns after a reopen",
+                        step
+                    );
+                }
+            }
+            Op::PowerCut { scramble } => {
+                disk.power_off();
+                db.close();
+                drop(db);
+                disk.restart(match scramble {
+                    Some(seed) => PowerLoss::Scramble { seed },
+                    None => PowerLoss::DropUnsynced,
+                });
+                db = open(&disk).unwrap();
+                let got = observed(&db);
+                // A prefix of the committed transactions, at least the
+                // durable ones.
+                let kept = (model.durable..=model.committed.len())
+                    .find(|k| expected(&model.committed[..*k]) == got);
+                prop_assert!(
+                    kept.is_some(),
+                    "step {}: after a power cut the rows are no prefix of the {} committed \
+                     transactions ({} durable): {:?}",
+                    step,
+                    model.committed.len(),
+                    model.durable,
+                    got
+                );
+                model.committed.truncate(kept.unwrap_or(0));
+                // Opening made everything recovered durable.
+                model.durable = model.committed.len();
+                for t in 0..3 {
+                    let have = columns(&db, t);
+                    let added = model.columns.get(&t).cloned().unwrap_or_default();
+                    prop_assert!(
+                        have.is_subset(&added),
+                        "step {}: a column nobody added",
+                        step
+                    );
+                    model.columns.insert(t, have);
+                }
+                continue;
+            }
+        }
+        prop_assert_eq!(
+            observed(&db),
+            expected(&model.committed),
+            "step {}: the rows differ from the model",
+            step
+        );
+    }
+    db.close();
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_database_matches_the_model_after_every_step_and_reopen(
+        ops in prop::collection::vec(op(), 1..40)
+    ) {
+        run(ops)?;
+    }
+}
