@@ -35,7 +35,7 @@ use arrow::array::{
     Float64Array, Int64Array, ListArray, PrimitiveArray, StringArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray, UInt32Array,
 };
-use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::buffer::{BooleanBuffer, Buffer, MutableBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{ArrowNativeType, ArrowPrimitiveType, DataType, Field, TimeUnit, i256};
 
 use crate::column::{ColumnData, Symbols, Values};
@@ -390,7 +390,9 @@ pub fn column_to_array(
             let rank = array_rank(column)?;
             let float = t == TypeCode::DoubleArray;
             // Leaf values, then one offset buffer per nesting level.
-            let mut leaf: Vec<u8> = Vec::new();
+            // Arrow's own (aligned) allocation: the elements are read as
+            // f64/i64 in place.
+            let mut leaf = MutableBuffer::new(0);
             let mut level_offsets: Vec<Vec<i32>> = vec![vec![0]; rank];
             let mut dense = a.iter();
             for r in 0..rows {
@@ -500,9 +502,11 @@ where
     T::Native: LeScalar,
 {
     let array = match validity {
-        // One copy: the wire bytes are the little-endian values.
+        // One copy, into Arrow's aligned allocation: the wire bytes are the
+        // little-endian values. (A `Vec<u8>` need not be aligned for `T`;
+        // an empty one is not even allocated.)
         None => PrimitiveArray::<T>::new(
-            ScalarBuffer::new(Buffer::from(bytes.to_vec()), 0, rows),
+            ScalarBuffer::new(Buffer::from_slice_ref(bytes), 0, rows),
             None,
         ),
         Some(v) => dense_primitive::<T>(bytes, Some(v), rows),
@@ -601,6 +605,22 @@ mod tests {
             b.push(r.as_ref()).unwrap();
         }
         b.finish(nulls)
+    }
+
+    /// Regression: values were put in a `Vec<u8>` and viewed as `f64`/`i64`,
+    /// which panics when its pointer is not aligned for them (always when
+    /// it is empty: an all-NULL array column, or a column of no rows).
+    #[test]
+    fn empty_and_all_null_columns_convert_without_alignment_panics() {
+        for t in [TypeCode::DoubleArray, TypeCode::LongArray] {
+            let a =
+                column_to_array(&build(t, &[None, None], NullEncoding::Bitmap), &[], true).unwrap();
+            assert_eq!((a.len(), a.null_count()), (2, 2));
+        }
+        for t in [TypeCode::Long, TypeCode::Double, TypeCode::Int] {
+            let a = column_to_array(&build(t, &[], NullEncoding::Bitmap), &[], true).unwrap();
+            assert_eq!(a.len(), 0);
+        }
     }
 
     #[test]

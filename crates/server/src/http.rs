@@ -3,7 +3,7 @@
 //!
 //! | request | response |
 //! |---|---|
-//! | `GET /ping` | 204 |
+//! | `GET /ping` | 204; 503 + `{"status":"unhealthy","reason":...}` once storage refuses writes after a failure |
 //! | `GET /write/v4`, `GET /api/v4/write` with a valid upgrade | 101 + `X-QWP-Version: 1`, `X-QWP-Max-Batch-Size`, `X-QWP-Durable-Ack: enabled` when asked |
 //! | the same without `Upgrade`/`Connection`/`Sec-WebSocket-Key` | 400 with the reason |
 //! | `Sec-WebSocket-Version` other than 13 | 426 + `Sec-WebSocket-Version: 13` |
@@ -37,6 +37,8 @@ pub struct ServerState {
     pub db: Arc<Database>,
     /// Largest QWP message accepted.
     pub max_message_len: usize,
+    /// Settings every ingest session starts from.
+    pub session: SessionOptions,
     /// Becomes `true` at shutdown.
     pub stop: watch::Receiver<bool>,
     /// Tracks upgraded sessions for graceful shutdown.
@@ -83,11 +85,26 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 fn route(req: Request<Incoming>, peer: SocketAddr, state: ServerState) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/ping") => {
-            let mut r = Response::new(Full::new(Bytes::new()));
-            *r.status_mut() = StatusCode::NO_CONTENT;
-            r
-        }
+        (&Method::GET | &Method::HEAD, "/ping") => match state.db.health() {
+            None => {
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            Some(reason) => {
+                let body = format!(
+                    "{{\"status\":\"unhealthy\",\"reason\":{}}}\n",
+                    json_string(&format!(
+                        "storage refuses writes after a failure; restart the server: {reason}"
+                    ))
+                );
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                r
+            }
+        },
         (&Method::GET, "/write/v4" | "/api/v4/write") => upgrade_ingest(req, peer, state),
         (_, "/write/v4" | "/api/v4/write" | "/ping") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
@@ -196,11 +213,27 @@ fn upgrade_ingest(
         tracing::debug!(%peer, client_id, durable, "ingest session started");
         let options = SessionOptions {
             durable_acks: durable,
-            ..SessionOptions::default()
+            ..state.session.clone()
         };
         IngestSession::new(state.db.clone(), options)
             .run(ws, peer, state.stop.clone())
             .await;
     });
     response
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

@@ -1,6 +1,7 @@
 //! `quiver-server`: the `quiver` binary's library.
 //!
-//! - [`serve`]: HTTP/1.1 on one port: `GET /ping` (204), WebSocket upgrades
+//! - [`serve`]: HTTP/1.1 on one port: `GET /ping` (204, or 503 with a JSON
+//!   body once storage stopped writing after a failure), WebSocket upgrades
 //!   on `/write/v4` and `/api/v4/write` for QWP ingest ([`ingest`]); other
 //!   paths 404.
 //! - [`tools`]: `quiver tables` and `quiver export`, which read a data
@@ -20,12 +21,16 @@ pub mod tools;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use quiver_storage::io::FileSystem;
 use quiver_storage::{Database, Options};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
+
+pub use ingest::{FrameLimits, SessionOptions};
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -44,8 +49,16 @@ pub struct ServeConfig {
     pub wal_roll_bytes: u64,
     /// Past this many bytes of unsealed rows, ingest waits for sealing.
     pub max_unsealed_bytes: usize,
+    /// Most bytes of uncommitted rows all connections may hold together.
+    pub max_uncommitted_bytes: usize,
+    /// Per-connection ingest settings (limits, timeouts); `durable_acks` is
+    /// set per connection from its upgrade request.
+    pub session: SessionOptions,
     /// How long shutdown waits for connections to finish their frames.
     pub shutdown_grace: Duration,
+    /// The file system under storage (the operating system's by default;
+    /// tests inject a simulated disk to fail writes and fsyncs).
+    pub fs: Option<Arc<dyn FileSystem>>,
 }
 
 impl Default for ServeConfig {
@@ -58,7 +71,10 @@ impl Default for ServeConfig {
             seal_rows: Options::default().seal_rows,
             wal_roll_bytes: Options::default().wal_roll_size,
             max_unsealed_bytes: Options::default().max_unsealed_bytes,
+            max_uncommitted_bytes: Options::default().max_uncommitted_bytes,
+            session: SessionOptions::default(),
             shutdown_grace: Duration::from_secs(10),
+            fs: None,
         }
     }
 }
@@ -101,67 +117,112 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs the server until `shutdown` resolves: stop accepting, let sessions
-/// finish the frames they have read and send their acks, close storage
-/// (fsync), return.
+/// A server bound to its port with its database open, not yet serving.
+pub struct Server {
+    config: ServeConfig,
+    db: Arc<Database>,
+    listener: TcpListener,
+    local: SocketAddr,
+}
+
+impl Server {
+    /// Opens the database (recovering it) and binds the listen address.
+    pub async fn bind(config: ServeConfig) -> Result<Server, ServerError> {
+        let options = Options {
+            sync_every_commit: config.sync_every_commit,
+            seal_rows: config.seal_rows,
+            wal_roll_size: config.wal_roll_bytes,
+            max_unsealed_bytes: config.max_unsealed_bytes,
+            max_uncommitted_bytes: config.max_uncommitted_bytes,
+            fs: config.fs.clone().unwrap_or_else(quiver_storage::io::os),
+            ..Options::default()
+        };
+        let data_dir = config.data_dir.clone();
+        let db = tokio::task::spawn_blocking(move || Database::open(&data_dir, options))
+            .await
+            .map_err(|e| ServerError::Tool(format!("storage open task failed: {e}")))??;
+        let listener = TcpListener::bind(config.listen).await?;
+        let local = listener.local_addr()?;
+        Ok(Server {
+            config,
+            db,
+            listener,
+            local,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The database it serves.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Serves until `shutdown` resolves: stop accepting, let sessions
+    /// finish the frames they have read and send their acks, close storage
+    /// (fsync), return.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Server {
+            config,
+            db,
+            listener,
+            local,
+        } = self;
+        tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "quiver listening");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tracker = TaskTracker::new();
+        let state = http::ServerState {
+            db: db.clone(),
+            max_message_len: config.max_message_len,
+            session: config.session.clone(),
+            stop: stop_rx,
+            tracker: tracker.clone(),
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        tracker.spawn(http::serve_connection(stream, peer, state.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        tracing::info!("shutting down: no new connections; finishing in-flight frames");
+        drop(listener);
+        let _ = stop_tx.send(true);
+        tracker.close();
+        if tokio::time::timeout(config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period; closing anyway");
+        }
+        tokio::task::spawn_blocking(move || db.close())
+            .await
+            .map_err(|e| ServerError::Tool(format!("storage close task failed: {e}")))?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Runs the server until `shutdown` resolves (see [`Server::run`]),
+/// printing `quiver listening on ADDR` to stdout once bound (tests and
+/// scripts read it).
 pub async fn serve(
     config: ServeConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let options = Options {
-        sync_every_commit: config.sync_every_commit,
-        seal_rows: config.seal_rows,
-        wal_roll_size: config.wal_roll_bytes,
-        max_unsealed_bytes: config.max_unsealed_bytes,
-        ..Options::default()
-    };
-    let data_dir = config.data_dir.clone();
-    let db = tokio::task::spawn_blocking(move || Database::open(&data_dir, options))
-        .await
-        .map_err(|e| ServerError::Tool(format!("storage open task failed: {e}")))??;
-    let listener = TcpListener::bind(config.listen).await?;
-    let local = listener.local_addr()?;
-    tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "quiver listening");
-    // Tests and scripts read the bound address from stdout.
-    println!("quiver listening on {local}");
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let tracker = TaskTracker::new();
-    let state = http::ServerState {
-        db: db.clone(),
-        max_message_len: config.max_message_len,
-        stop: stop_rx,
-        tracker: tracker.clone(),
-    };
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    tracker.spawn(http::serve_connection(stream, peer, state.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
-    tracing::info!("shutting down: no new connections; finishing in-flight frames");
-    drop(listener);
-    let _ = stop_tx.send(true);
-    tracker.close();
-    if tokio::time::timeout(config.shutdown_grace, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the grace period; closing anyway");
-    }
-    tokio::task::spawn_blocking(move || db.close())
-        .await
-        .map_err(|e| ServerError::Tool(format!("storage close task failed: {e}")))?;
-    tracing::info!("stopped");
-    Ok(())
+    let server = Server::bind(config).await?;
+    println!("quiver listening on {}", server.local_addr());
+    server.run(shutdown).await
 }

@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mimalloc::MiMalloc;
-use quiver_server::{ServeConfig, serve, tools};
+use quiver_server::{FrameLimits, ServeConfig, SessionOptions, serve, tools};
 
 /// Ingest allocates and frees column buffers of a few MiB per frame; mimalloc
 /// reuses them where the system allocator maps and zeroes fresh pages.
@@ -48,6 +49,24 @@ enum Command {
         /// biggest tables and stop reading ingest sockets until sealing catches up.
         #[arg(long, env = "QUIVER_MAX_UNSEALED_BYTES", default_value_t = 512 << 20)]
         max_unsealed_bytes: usize,
+        /// Most rows one QWP frame may hold over all its table blocks.
+        #[arg(long, env = "QUIVER_MAX_FRAME_ROWS", default_value_t = FrameLimits::default().max_rows)]
+        max_frame_rows: usize,
+        /// Most bytes one QWP frame's rows may take once converted (capped at 2 GiB - 1).
+        #[arg(long, env = "QUIVER_MAX_FRAME_BYTES", default_value_t = FrameLimits::default().max_bytes)]
+        max_frame_bytes: usize,
+        /// Most bytes of uncommitted (deferred) rows one connection may hold.
+        #[arg(long, env = "QUIVER_MAX_PENDING_BYTES", default_value_t = SessionOptions::default().max_pending_bytes)]
+        max_pending_bytes: usize,
+        /// Most bytes of uncommitted rows all connections may hold together.
+        #[arg(long, env = "QUIVER_MAX_UNCOMMITTED_BYTES", default_value_t = 1 << 30)]
+        max_uncommitted_bytes: usize,
+        /// Close an ingest connection that sends nothing for this many seconds.
+        #[arg(long, env = "QUIVER_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+        idle_timeout_secs: u64,
+        /// The same while it holds an open deferred group (its rows are rolled back).
+        #[arg(long, env = "QUIVER_DEFERRED_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+        deferred_idle_timeout_secs: u64,
     },
     /// List tables with their columns, types and committed row counts.
     Tables {
@@ -97,6 +116,12 @@ fn main() -> ExitCode {
             seal_rows,
             wal_roll_bytes,
             max_unsealed_bytes,
+            max_frame_rows,
+            max_frame_bytes,
+            max_pending_bytes,
+            max_uncommitted_bytes,
+            idle_timeout_secs,
+            deferred_idle_timeout_secs,
         } => {
             let config = ServeConfig {
                 data_dir,
@@ -105,6 +130,17 @@ fn main() -> ExitCode {
                 seal_rows,
                 wal_roll_bytes,
                 max_unsealed_bytes,
+                max_uncommitted_bytes,
+                session: SessionOptions {
+                    frame_limits: FrameLimits {
+                        max_rows: max_frame_rows,
+                        max_bytes: max_frame_bytes,
+                    },
+                    max_pending_bytes,
+                    idle_timeout: Duration::from_secs(idle_timeout_secs),
+                    deferred_idle_timeout: Duration::from_secs(deferred_idle_timeout_secs),
+                    ..SessionOptions::default()
+                },
                 ..ServeConfig::default()
             };
             match tokio::runtime::Builder::new_multi_thread()

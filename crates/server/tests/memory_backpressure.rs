@@ -76,9 +76,13 @@ fn ingest_pauses_for_sealing_and_keeps_every_row() {
     let snap = db.snapshot("t").unwrap();
     assert_eq!(snap.row_count() as i64, 2 * FRAMES * ROWS);
     // Only the memory limit can have sealed (the row threshold is never
-    // reached), and it did so many times.
+    // reached), and often enough to keep memory bounded: a seal takes at
+    // most what is in memory, which is the limit plus what the two
+    // connections have in flight (2 x 16 frames of ~80 KiB, ~160k rows),
+    // so 600k rows need at least 4 seals. (How many more depends on how
+    // fast the disk is against ingest.)
     assert!(
-        snap.segments().len() >= 10,
+        snap.segments().len() >= 4,
         "{} segments",
         snap.segments().len()
     );

@@ -181,14 +181,6 @@ fn sealing_keeps_every_row_once_and_removes_sealed_wal_files() {
         let db = Database::open(dir.path(), options.clone()).unwrap();
         let t = create(&db, "t");
         let other = create(&db, "other");
-        for i in 0..50 {
-            commit(&db, vec![(t.clone(), batch(&t, i * 13, 13))], false);
-            if i % 10 == 0 {
-                commit(&db, vec![(other.clone(), batch(&other, i / 10, 1))], false);
-            }
-        }
-        db.sync().blocking_recv().unwrap().unwrap();
-        // Let the sealer catch up: at most `seal_rows` rows stay unsealed.
         let sealed = |db: &Database| -> u64 {
             db.snapshot("t")
                 .unwrap()
@@ -197,6 +189,24 @@ fn sealing_keeps_every_row_once_and_removes_sealed_wal_files() {
                 .map(|s| s.row_count)
                 .sum()
         };
+        for i in 0..50 {
+            commit(&db, vec![(t.clone(), batch(&t, i * 13, 13))], false);
+            if i % 10 == 0 {
+                commit(&db, vec![(other.clone(), batch(&other, i / 10, 1))], false);
+            }
+            if i == 20 {
+                // A first seal happens while rows keep coming (however
+                // slowly the sealer thread gets scheduled).
+                for _ in 0..500 {
+                    if sealed(&db) > 0 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        }
+        db.sync().blocking_recv().unwrap().unwrap();
+        // Let the sealer catch up: at most `seal_rows` rows stay unsealed.
         for _ in 0..500 {
             if sealed(&db) > 650 - 100 {
                 break;

@@ -1,37 +1,55 @@
 //! QWP ingest sessions: one per WebSocket connection on `/write/v4`.
 //!
 //! A session numbers every binary frame from 0, decodes it with the
-//! connection's symbol dictionary, turns its table blocks into Arrow batches
-//! of the target tables ([`convert`]), and either keeps them pending
-//! (`FLAG_DEFER_COMMIT`) or commits them, with everything pending, as one
-//! transaction. Acks are sent in frame order as commits complete:
+//! connection's symbol dictionary, plans it whole against the catalog
+//! ([`plan`]: targets, coercions, names, limits; nothing changes if it is
+//! refused), converts it into Arrow batches of the target tables
+//! ([`convert`]), and either keeps them pending (`FLAG_DEFER_COMMIT`) or
+//! commits them, with everything pending, as one transaction. Acks are sent
+//! in frame order as commits complete:
 //!
 //! - OK (`0x00`, cumulative sequence, the tables committed and their
 //!   transaction numbers) once the transaction is written and visible;
 //! - durable ack (`0x02`) once it is fsync'd, if the client asked for them;
+//!   if the fsync fails, an error (`INTERNAL_ERROR`) for that frame and the
+//!   connection is closed (1011): a durable ack will never come;
 //! - an error (status, sequence, message) for a frame that cannot be
 //!   applied; nothing of it is applied, the pending group is dropped, and the
 //!   session ignores later frames until the client reconnects (SPEC §9.2).
 //!
-//! Backpressure: the session stops reading the socket while
-//! [`SessionOptions::max_in_flight`] commits are outstanding, and while
-//! storage holds more unsealed rows than it may
-//! ([`Database::memory_available`]), so memory stays bounded when clients
-//! send faster than the disk takes segments.
+//! Bounds: a frame's rows and converted bytes ([`FrameLimits`]); a
+//! connection's uncommitted (deferred) rows ([`SessionOptions::max_pending_bytes`]),
+//! also counted against the server-wide budget
+//! ([`Database::reserve_uncommitted`]); its SYMBOL id maps
+//! ([`SessionOptions::max_symbol_cache_entries`]). A session with nothing
+//! owed that receives nothing for [`SessionOptions::idle_timeout`] (or
+//! [`SessionOptions::deferred_idle_timeout`] while a deferred group is
+//! open) is closed and its pending rows rolled back, so a quiet or
+//! half-open client cannot pin the WAL. The session stops reading the
+//! socket while [`SessionOptions::max_in_flight`] commits are outstanding,
+//! and while storage holds more unsealed rows than it may
+//! ([`Database::memory_available`]).
 
+pub mod coerce;
 pub mod convert;
+pub mod plan;
+pub mod symbol_cache;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use quiver_qwp::{
     IngressDecoder, IngressResponse, Limits, StatusCode, TableSeqTxn, encode_ingress_response,
 };
-use quiver_storage::{CommitReceipt, Committed, Database, StorageError, Transaction};
+use quiver_storage::{
+    CommitReceipt, Committed, Database, StorageError, Transaction, UncommittedReservation,
+};
 use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -39,6 +57,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use convert::BlockConverter;
+pub use plan::FrameLimits;
 
 /// A failure to apply a frame, reported in an error ack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +81,10 @@ impl IngestError {
 impl From<StorageError> for IngestError {
     fn from(e: StorageError) -> Self {
         let status = match &e {
-            StorageError::SchemaMismatch { .. } => StatusCode::SCHEMA_MISMATCH,
-            StorageError::InvalidName { .. }
-            | StorageError::TooManyColumns { .. }
-            | StorageError::InvalidColumnType { .. }
-            | StorageError::LimitExceeded { .. } => StatusCode::PARSE_ERROR,
-            StorageError::InvalidBatch { .. } => StatusCode::SCHEMA_MISMATCH,
+            StorageError::SchemaMismatch { .. } | StorageError::InvalidBatch { .. } => {
+                StatusCode::SCHEMA_MISMATCH
+            }
+            e if e.is_client_fault() => StatusCode::PARSE_ERROR,
             _ => StatusCode::INTERNAL_ERROR,
         };
         IngestError::new(status, e.to_string())
@@ -81,8 +98,20 @@ pub struct SessionOptions {
     pub durable_acks: bool,
     /// Commits outstanding before the session stops reading.
     pub max_in_flight: usize,
-    /// Largest pending (deferred) group, in bytes of decoded data.
+    /// Largest uncommitted (deferred) group per connection, in converted
+    /// bytes (default 1 GiB).
     pub max_pending_bytes: usize,
+    /// What one frame may materialise.
+    pub frame_limits: FrameLimits,
+    /// Entries the SYMBOL id maps may hold together (default 4,194,304,
+    /// 16 MiB).
+    pub max_symbol_cache_entries: usize,
+    /// A session with nothing owed that receives nothing for this long is
+    /// closed (default 300 s, QuestDB's HTTP connection timeout).
+    pub idle_timeout: Duration,
+    /// The same while a deferred group is open (default 60 s): its rows are
+    /// rolled back, so it stops pinning the WAL.
+    pub deferred_idle_timeout: Duration,
     /// Decoder limits.
     pub limits: Limits,
 }
@@ -93,6 +122,10 @@ impl Default for SessionOptions {
             durable_acks: false,
             max_in_flight: 64,
             max_pending_bytes: 1 << 30,
+            frame_limits: FrameLimits::default(),
+            max_symbol_cache_entries: 4 << 20,
+            idle_timeout: Duration::from_secs(300),
+            deferred_idle_timeout: Duration::from_secs(60),
             limits: Limits::default(),
         }
     }
@@ -113,18 +146,36 @@ enum AckItem {
     Error { seq: i64, error: IngestError },
 }
 
+/// Where a session is (one enum, not flags; transitions are the methods
+/// of [`IngestSession`] that set it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionState {
+    /// Reading and applying frames.
+    Open,
+    /// A frame failed: later frames are read and ignored until the client
+    /// reconnects.
+    Broken,
+    /// The client left (or the socket failed): the acks owed are settled,
+    /// then the session ends.
+    Draining,
+    /// The server is stopping: no more reads; the acks owed are sent, then
+    /// the socket is closed (1001).
+    Stopping,
+}
+
 /// One connection's ingest state.
 pub struct IngestSession {
     db: Arc<Database>,
     options: SessionOptions,
     decoder: IngressDecoder,
     converter: BlockConverter,
+    state: SessionState,
     next_seq: i64,
     pending: Transaction,
+    /// The pending group's rows against the server-wide budget.
+    reservation: Option<UncommittedReservation>,
     acks: VecDeque<AckItem>,
     durable: VecDeque<DurableWait>,
-    /// Set after an error ack: later frames are ignored.
-    broken: bool,
     /// Bytes of binary frames received.
     bytes: u64,
     /// Rows of committed (acked) transactions.
@@ -135,9 +186,10 @@ type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 enum Event {
     Ack(Option<Resolved>),
-    Durable(Option<(Vec<String>, u64, bool)>),
+    Durable(Option<DurableOutcome>),
     Frame(Option<Result<Message, WsError>>),
     MemoryAvailable,
+    Idle,
     Stop,
 }
 
@@ -145,34 +197,73 @@ impl IngestSession {
     /// A session for a new connection.
     pub fn new(db: Arc<Database>, options: SessionOptions) -> Self {
         IngestSession {
-            converter: BlockConverter::new(db.clone()),
+            converter: BlockConverter::new(db.clone(), options.max_symbol_cache_entries),
             decoder: IngressDecoder::new(options.limits.clone()),
             db,
             options,
+            state: SessionState::Open,
             next_seq: 0,
             pending: Transaction::new(),
+            reservation: None,
             acks: VecDeque::new(),
             durable: VecDeque::new(),
-            broken: false,
             bytes: 0,
             rows: 0,
         }
     }
 
-    /// Serves the connection until the client leaves or the server stops.
+    /// The client left.
+    fn peer_closed(&mut self) {
+        tracing::trace!(state = ?self.state, "peer closed");
+        self.state = SessionState::Draining;
+    }
+
+    /// The server is stopping.
+    fn stop(&mut self) {
+        if matches!(self.state, SessionState::Open | SessionState::Broken) {
+            tracing::trace!(state = ?self.state, "stopping");
+            self.state = SessionState::Stopping;
+        }
+    }
+
+    /// A frame failed: its error is owed, nothing pending survives, later
+    /// frames are ignored.
+    fn fail(&mut self, seq: i64, error: IngestError) {
+        tracing::info!(seq, status = ?error.status, message = %error.message, "frame rejected");
+        self.drop_pending();
+        if self.state == SessionState::Open {
+            self.state = SessionState::Broken;
+        }
+        self.acks.push_back(AckItem::Error { seq, error });
+    }
+
+    fn drop_pending(&mut self) {
+        self.pending = Transaction::new();
+        self.reservation = None;
+    }
+
+    fn owes_nothing(&self) -> bool {
+        self.acks.is_empty() && self.durable.is_empty()
+    }
+
+    /// Serves the connection until the client leaves, the server stops, or
+    /// it is idle too long.
     pub async fn run(mut self, mut ws: Ws, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
-        let mut stopping = *stop.borrow();
-        let mut closed = false;
+        if *stop.borrow() {
+            self.stop();
+        }
         let mut waiting_for_memory = false;
         let mut memory_waits = 0u64;
+        let mut last_frame = Instant::now();
+        let mut idle = false;
         loop {
-            if stopping && self.acks.is_empty() && self.durable.is_empty() {
+            if matches!(self.state, SessionState::Draining | SessionState::Stopping)
+                && self.owes_nothing()
+            {
                 break;
             }
-            if closed && self.acks.is_empty() && self.durable.is_empty() {
-                break;
-            }
-            let wants_read = !stopping && !closed && self.acks.len() < self.options.max_in_flight;
+            let reading = matches!(self.state, SessionState::Open | SessionState::Broken);
+            let wants_read = reading && self.acks.len() < self.options.max_in_flight;
             let memory_full = wants_read && self.db.over_memory_limit();
             if memory_full && !waiting_for_memory {
                 memory_waits += 1;
@@ -185,13 +276,20 @@ impl IngestSession {
             }
             waiting_for_memory = memory_full;
             let can_read = wants_read && !memory_full;
+            // Idle: reading, nothing owed, not held back by the server.
+            let idle_limit = match self.pending.is_empty() {
+                true => self.options.idle_timeout,
+                false => self.options.deferred_idle_timeout,
+            };
+            let idle_armed = can_read && self.owes_nothing();
             let event = tokio::select! {
                 biased;
                 item = next_ack(&mut self.acks), if !self.acks.is_empty() => Event::Ack(item),
                 d = next_durable(&mut self.durable), if !self.durable.is_empty() => Event::Durable(d),
                 _ = self.db.memory_available(), if memory_full => Event::MemoryAvailable,
                 msg = ws.next(), if can_read => Event::Frame(msg),
-                _ = stop.changed(), if !stopping => Event::Stop,
+                _ = stop.changed(), if reading => Event::Stop,
+                _ = tokio::time::sleep_until(last_frame + idle_limit), if idle_armed => Event::Idle,
             };
             match event {
                 Event::Ack(Some(item)) => {
@@ -201,33 +299,74 @@ impl IngestSession {
                     }
                 }
                 Event::Ack(None) => {}
-                Event::Durable(Some((tables, lsn, true))) => {
-                    tracing::trace!(lsn, ?tables, "durable ack");
-                    let response = IngressResponse::DurableAck {
-                        tables: tables
-                            .into_iter()
-                            .map(|t| TableSeqTxn {
-                                table: t.into(),
-                                seq_txn: lsn as i64,
-                            })
-                            .collect(),
-                    };
-                    if send_response(&mut ws, &response).await.is_err() {
+                Event::Durable(Some(outcome)) => match outcome.result {
+                    Ok(()) => {
+                        tracing::trace!(lsn = outcome.lsn, tables = ?outcome.tables, "durable ack");
+                        let response = IngressResponse::DurableAck {
+                            tables: outcome
+                                .tables
+                                .into_iter()
+                                .map(|t| TableSeqTxn {
+                                    table: t.into(),
+                                    seq_txn: outcome.lsn as i64,
+                                })
+                                .collect(),
+                        };
+                        if send_response(&mut ws, &response).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(reason) => {
+                        // The rows may be lost: say so for this frame and
+                        // end the connection (no durable ack will come).
+                        tracing::error!(%peer, seq = outcome.seq, %reason, "durable ack failed");
+                        let response = IngressResponse::Error {
+                            status: StatusCode::INTERNAL_ERROR,
+                            sequence: outcome.seq,
+                            message: quiver_qwp_truncate(
+                                &format!("the write could not be made durable: {reason}"),
+                                1000,
+                            )
+                            .into(),
+                        };
+                        let _ = send_response(&mut ws, &response).await;
+                        close(
+                            &mut ws,
+                            CloseCode::Error,
+                            "the write could not be made durable",
+                        )
+                        .await;
                         return;
                     }
-                }
-                Event::Durable(_) => {}
-                Event::Frame(None) => closed = true,
+                },
+                Event::Durable(None) => {}
+                Event::Frame(None) => self.peer_closed(),
                 Event::Frame(Some(Ok(msg))) => match msg {
                     Message::Binary(bytes) => {
+                        last_frame = Instant::now();
                         let seq = self.next_seq;
                         self.next_seq += 1;
                         self.bytes += bytes.len() as u64;
-                        if self.broken {
+                        if self.state == SessionState::Broken {
                             tracing::debug!(%peer, seq, "frame ignored: the connection failed earlier");
                             continue;
                         }
-                        self.handle_frame(&bytes, seq).await;
+                        // A bug while applying a frame must not leave the
+                        // client without an answer: it gets an error, and
+                        // the connection takes no more frames.
+                        let handled = std::panic::AssertUnwindSafe(self.handle_frame(&bytes, seq))
+                            .catch_unwind()
+                            .await;
+                        if handled.is_err() {
+                            tracing::error!(%peer, seq, "applying a frame panicked (a bug)");
+                            self.fail(
+                                seq,
+                                IngestError::new(
+                                    StatusCode::INTERNAL_ERROR,
+                                    "the server failed while applying this frame",
+                                ),
+                            );
+                        }
                     }
                     Message::Text(_) => {
                         close(
@@ -236,10 +375,12 @@ impl IngestSession {
                             "text frames are not supported; QWP is binary",
                         )
                         .await;
-                        closed = true;
+                        self.peer_closed();
                     }
-                    Message::Close(_) => closed = true,
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    Message::Close(_) => self.peer_closed(),
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                        last_frame = Instant::now();
+                    }
                 },
                 Event::Frame(Some(Err(e))) => {
                     match &e {
@@ -258,36 +399,51 @@ impl IngestSession {
                         }
                         other => tracing::debug!(%peer, error = %other, "connection ended"),
                     }
-                    closed = true;
+                    self.peer_closed();
                 }
                 Event::MemoryAvailable => {}
-                Event::Stop => stopping = true,
+                Event::Idle => {
+                    let pending_rows = self.pending.row_count();
+                    tracing::info!(%peer, idle_secs = idle_limit.as_secs(), pending_rows, "closing an idle ingest session; its uncommitted rows are rolled back");
+                    self.drop_pending();
+                    close(
+                        &mut ws,
+                        CloseCode::Away,
+                        &format!(
+                            "idle for {} s; uncommitted rows rolled back",
+                            idle_limit.as_secs()
+                        ),
+                    )
+                    .await;
+                    idle = true;
+                    break;
+                }
+                Event::Stop => self.stop(),
             }
         }
-        if stopping && !closed {
+        if self.state == SessionState::Stopping {
             close(&mut ws, CloseCode::Away, "server shutting down").await;
         }
-        tracing::info!(%peer, frames = self.next_seq, bytes = self.bytes, rows = self.rows, memory_waits, "ingest session ended");
+        tracing::info!(
+            %peer,
+            frames = self.next_seq,
+            bytes = self.bytes,
+            rows = self.rows,
+            memory_waits,
+            symbol_cache_resets = self.converter.symbol_cache().resets,
+            idle,
+            "ingest session ended"
+        );
     }
 
     async fn handle_frame(&mut self, bytes: &[u8], seq: i64) {
         match self.apply_frame(bytes).await {
-            Ok(Some(defer)) if defer => {
-                if self.pending.memory_size() > self.options.max_pending_bytes {
-                    self.fail(
-                        seq,
-                        IngestError::new(
-                            StatusCode::WRITE_ERROR,
-                            format!(
-                                "deferred rows exceed {} bytes; send a frame without FLAG_DEFER_COMMIT sooner",
-                                self.options.max_pending_bytes
-                            ),
-                        ),
-                    );
-                }
-            }
-            Ok(_) => {
+            Ok(true) => {}
+            Ok(false) => {
                 let txn = std::mem::take(&mut self.pending);
+                // The rows leave the uncommitted budget for the committer's
+                // (bounded by `max_in_flight` and then the memory limit).
+                self.reservation = None;
                 if txn.is_empty() {
                     self.acks.push_back(AckItem::Ready { seq });
                 } else {
@@ -306,9 +462,9 @@ impl IngestSession {
         }
     }
 
-    /// Decodes and converts a frame, adding its rows to the pending
+    /// Decodes, plans and converts a frame, adding its rows to the pending
     /// transaction. Returns whether the frame defers its commit.
-    async fn apply_frame(&mut self, bytes: &[u8]) -> Result<Option<bool>, IngestError> {
+    async fn apply_frame(&mut self, bytes: &[u8]) -> Result<bool, IngestError> {
         let (message, outcome) = self
             .decoder
             .decode(bytes)
@@ -316,25 +472,35 @@ impl IngestSession {
         if outcome.redefined {
             self.converter.clear_symbol_caches();
         }
-        // Type conflicts are found before any table or column is created.
-        let plan = self.converter.check_frame(&message.tables)?;
-        // Every value that goes into an existing column is converted before
-        // any table or column is created (see `BlockConverter::prepare`).
-        let blocks: Vec<_> = message.tables.iter().filter(|b| b.row_count > 0).collect();
-        let mut prepared = Vec::with_capacity(blocks.len());
-        for block in &blocks {
-            prepared.push(
-                self.converter
-                    .prepare(block, &plan, self.decoder.dictionary())?,
-            );
-        }
+        // Everything is checked before anything changes (see `plan`).
+        let plan = plan::plan_frame(
+            &self.db,
+            &message.tables,
+            self.decoder.dictionary(),
+            &self.options.frame_limits,
+        )?;
+        reserve(
+            &self.db,
+            &mut self.reservation,
+            self.options.max_pending_bytes,
+            plan.bytes,
+        )?;
+        let prepared = self
+            .converter
+            .prepare(&plan, &message.tables, self.decoder.dictionary())?;
+        let tables = self.converter.apply_ddl(&plan).await?;
         let mut txn = Transaction::new();
-        for (block, p) in blocks.into_iter().zip(prepared) {
-            let (table, batch) = self
-                .converter
-                .finish(block, p, self.decoder.dictionary())
-                .await?;
-            txn.add(table, batch)?;
+        for (bp, prepared) in plan.blocks.iter().zip(prepared) {
+            let table = &tables[bp.table];
+            let batch = self.converter.finish(
+                table,
+                &message.tables[bp.block],
+                bp,
+                &plan.tables[bp.table].schema,
+                prepared,
+                self.decoder.dictionary(),
+            )?;
+            txn.add(table.clone(), batch)?;
         }
         self.pending.append(txn)?;
         if message.defer_commit {
@@ -342,14 +508,7 @@ impl IngestSession {
             // commits the group only names them.
             self.db.stage(&mut self.pending)?;
         }
-        Ok(Some(message.defer_commit))
-    }
-
-    fn fail(&mut self, seq: i64, error: IngestError) {
-        tracing::info!(seq, status = ?error.status, message = %error.message, "frame rejected");
-        self.pending = Transaction::new();
-        self.broken = true;
-        self.acks.push_back(AckItem::Error { seq, error });
+        Ok(message.defer_commit)
     }
 
     async fn send_ack(&mut self, ws: &mut Ws, item: Resolved) -> Result<(), WsError> {
@@ -361,9 +520,12 @@ impl IngestSession {
             Resolved::Error { seq, error } => IngressResponse::Error {
                 status: error.status,
                 sequence: seq,
-                message: format!(
-                    "{} (the connection accepts no more frames; reconnect)",
-                    error.message
+                message: quiver_qwp_truncate(
+                    &format!(
+                        "{} (the connection accepts no more frames; reconnect)",
+                        error.message
+                    ),
+                    1000,
                 )
                 .into(),
             },
@@ -375,7 +537,12 @@ impl IngestSession {
             } => {
                 self.rows += rows;
                 if let Some(d) = durable {
-                    self.durable.push_back((c.tables.clone(), c.lsn, d));
+                    self.durable.push_back(DurableWait {
+                        seq,
+                        tables: c.tables.clone(),
+                        lsn: c.lsn,
+                        rx: d,
+                    });
                 }
                 IngressResponse::Ok {
                     sequence: seq,
@@ -394,17 +561,53 @@ impl IngestSession {
                 result: Err(e),
                 ..
             } => {
-                self.broken = true;
+                if self.state == SessionState::Open {
+                    self.state = SessionState::Broken;
+                }
+                self.drop_pending();
                 let error = IngestError::from(e);
                 IngressResponse::Error {
                     status: error.status,
                     sequence: seq,
-                    message: error.message.into(),
+                    message: quiver_qwp_truncate(&error.message, 1000).into(),
                 }
             }
         };
         tracing::trace!(?response, "ack");
         send_response(ws, &response).await
+    }
+}
+
+/// Counts `bytes` more of uncommitted rows against a connection's bound
+/// (`max_pending`) and the server-wide budget.
+fn reserve(
+    db: &Database,
+    reservation: &mut Option<UncommittedReservation>,
+    max_pending: usize,
+    bytes: usize,
+) -> Result<(), IngestError> {
+    let held = reservation.as_ref().map_or(0, |r| r.bytes());
+    if held.saturating_add(bytes) > max_pending {
+        return Err(IngestError::new(
+            StatusCode::PARSE_ERROR,
+            format!(
+                "uncommitted rows of this connection would take more than {max_pending} bytes \
+                 (max_pending_bytes); send a frame without FLAG_DEFER_COMMIT sooner"
+            ),
+        ));
+    }
+    let budget = |e: StorageError| {
+        IngestError::new(
+            StatusCode::WRITE_ERROR,
+            format!("the server is holding too many uncommitted rows; retry later ({e})"),
+        )
+    };
+    match reservation {
+        Some(r) => r.grow(bytes).map_err(budget),
+        None => {
+            *reservation = Some(db.reserve_uncommitted(bytes).map_err(budget)?);
+            Ok(())
+        }
     }
 }
 
@@ -448,18 +651,37 @@ async fn next_ack(acks: &mut VecDeque<AckItem>) -> Option<Resolved> {
     })
 }
 
-type DurableWait = (
-    Vec<String>,
-    u64,
-    oneshot::Receiver<quiver_storage::Result<()>>,
-);
+/// A committed frame waiting for its durable ack.
+struct DurableWait {
+    seq: i64,
+    tables: Vec<String>,
+    lsn: u64,
+    rx: oneshot::Receiver<quiver_storage::Result<()>>,
+}
+
+/// What became of a durable wait.
+struct DurableOutcome {
+    seq: i64,
+    tables: Vec<String>,
+    lsn: u64,
+    /// `Err` with the reason if the rows could not be made durable.
+    result: Result<(), String>,
+}
 
 /// Waits for the oldest durable ack and removes it (cancel-safe).
-async fn next_durable(durable: &mut VecDeque<DurableWait>) -> Option<(Vec<String>, u64, bool)> {
-    let (_, _, rx) = durable.front_mut()?;
-    let ok = rx.await.map(|r| r.is_ok()).unwrap_or(false);
-    let (tables, lsn, _) = durable.pop_front()?;
-    Some((tables, lsn, ok))
+async fn next_durable(durable: &mut VecDeque<DurableWait>) -> Option<DurableOutcome> {
+    let result = match (&mut durable.front_mut()?.rx).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the database closed".to_string()),
+    };
+    let w = durable.pop_front()?;
+    Some(DurableOutcome {
+        seq: w.seq,
+        tables: w.tables,
+        lsn: w.lsn,
+        result,
+    })
 }
 
 async fn send_response(ws: &mut Ws, response: &IngressResponse<'_>) -> Result<(), WsError> {
@@ -478,7 +700,8 @@ async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
         .await;
 }
 
-/// A close reason must fit a control frame (125 bytes with the code).
+/// Cuts a message to `max` bytes at a character boundary (a close reason
+/// must fit a control frame; an error ack's message is at most 1,024 bytes).
 fn quiver_qwp_truncate(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {

@@ -236,3 +236,12 @@ pub fn message(
         tables,
     }
 }
+
+/// A VARCHAR column.
+pub fn varchars<'a>(values: impl IntoIterator<Item = &'a str>) -> quiver_qwp::ColumnData<'static> {
+    let mut b = ColumnBuilder::new(TypeCode::Varchar);
+    for v in values {
+        b.push(Some(&Value::Varchar(v))).unwrap();
+    }
+    b.finish(NullEncoding::Bitmap)
+}
