@@ -78,6 +78,26 @@ fn a_transaction_of_more_than_65535_parts_commits_and_reopens() {
     assert_eq!(per_txn("t", &rows["t"])[&1], 65_536);
 }
 
+/// Creates a table of one column `column` of `column_type`, without a
+/// designated timestamp.
+fn one_column_table(
+    db: &Database,
+    name: &str,
+    column: &str,
+    column_type: ColumnType,
+) -> Arc<quiver_storage::Table> {
+    db.create_table(TableSchema {
+        name: name.into(),
+        columns: vec![ColumnSchema::new(column, column_type)],
+        designated_timestamp: None,
+        partition_by: PartitionBy::None,
+        version: 0,
+    })
+    .blocking_recv()
+    .unwrap()
+    .unwrap()
+}
+
 /// A BINARY column whose one value is `len` zero bytes (allocated zeroed
 /// and never touched, so it costs address space, not memory).
 fn huge_binary(len: usize) -> RecordBatch {
@@ -91,17 +111,7 @@ fn huge_binary(len: usize) -> RecordBatch {
 fn a_record_larger_than_recovery_accepts_is_refused_before_the_ack() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), Options::default()).unwrap();
-    let t = db
-        .create_table(TableSchema {
-            name: "blobs".into(),
-            columns: vec![ColumnSchema::new("blob", ColumnType::Binary)],
-            designated_timestamp: None,
-            partition_by: PartitionBy::None,
-            version: 0,
-        })
-        .blocking_recv()
-        .unwrap()
-        .unwrap();
+    let t = one_column_table(&db, "blobs", "blob", ColumnType::Binary);
     // Two blocks that each fit a record, but not together.
     let half = MAX_RECORD_BODY_LEN / 2 + 4096;
     let mut txn = Transaction::new();
@@ -202,17 +212,7 @@ fn after_a_failed_fsync_nothing_is_reported_durable() {
 fn a_record_header_inside_a_value_does_not_stop_a_torn_tail_being_cut() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), Options::default()).unwrap();
-    let t = db
-        .create_table(TableSchema {
-            name: "notes".into(),
-            columns: vec![ColumnSchema::new("note", ColumnType::Binary)],
-            designated_timestamp: None,
-            partition_by: PartitionBy::None,
-            version: 0,
-        })
-        .blocking_recv()
-        .unwrap()
-        .unwrap();
+    let t = one_column_table(&db, "notes", "note", ColumnType::Binary);
     let note = |b: &[u8]| {
         RecordBatch::try_from_iter([("note", Arc::new(BinaryArray::from_vec(vec![b])) as _)])
             .unwrap()

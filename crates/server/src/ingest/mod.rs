@@ -254,6 +254,7 @@ impl IngestSession {
         }
         let mut waiting_for_memory = false;
         let mut memory_waits = 0u64;
+        // The last frame received or ack sent (idleness counts from it).
         let mut last_frame = Instant::now();
         let mut idle = false;
         loop {
@@ -297,6 +298,9 @@ impl IngestSession {
                         tracing::debug!(%peer, error = %e, "ack not delivered; closing");
                         return;
                     }
+                    // Idleness counts from the last exchange, not from a
+                    // frame whose commit took long.
+                    last_frame = Instant::now();
                 }
                 Event::Ack(None) => {}
                 Event::Durable(Some(outcome)) => match outcome.result {

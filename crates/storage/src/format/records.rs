@@ -44,6 +44,18 @@ fn check_version(d: &mut Decoder<'_>) -> Result<()> {
     }
 }
 
+/// A part's row count, at most [`MAX_PART_ROWS`].
+fn put_row_count(e: &mut Encoder, rows: u64) {
+    if rows > MAX_PART_ROWS as u64 {
+        e.note(Overflow {
+            field: "rows in a part",
+            value: rows,
+            max: MAX_PART_ROWS as u64,
+        });
+    }
+    e.u64(rows);
+}
+
 /// Dictionary entries a transaction logs for one SYMBOL column: keys
 /// `first_key ..` hold `entries`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,14 +115,7 @@ impl TransactionToWrite {
         for part in self.parts {
             e.u32(part.table_id);
             e.u64(part.first_row_id);
-            if part.row_count > MAX_PART_ROWS as u64 {
-                e.note(Overflow {
-                    field: "rows in a part",
-                    value: part.row_count,
-                    max: MAX_PART_ROWS as u64,
-                });
-            }
-            e.u64(part.row_count);
+            put_row_count(&mut e, part.row_count);
             e.count_u32("symbol sections", part.symbols.len());
             for s in &part.symbols {
                 e.str("symbol column name", &s.column);
@@ -219,14 +224,7 @@ impl PartRecord {
         e.u8(VERSION);
         e.u64(self.part_id);
         e.u32(self.table_id);
-        if self.row_count > MAX_PART_ROWS as u64 {
-            e.note(Overflow {
-                field: "rows in a part",
-                value: self.row_count,
-                max: MAX_PART_ROWS as u64,
-            });
-        }
-        e.u64(self.row_count);
+        put_row_count(&mut e, self.row_count);
         let mut out = vec![Chunk::Owned(e.finish()?)];
         out.extend(rows.into_chunks());
         Ok(out)
