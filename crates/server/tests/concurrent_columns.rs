@@ -46,12 +46,12 @@ fn a_column_added_meanwhile_under_a_wider_type_takes_the_values() {
     let mut converter = BlockConverter::new(db.clone(), 1 << 20);
     let dictionary = SymbolDictionary::default();
     let first = [block("v")];
-    let plan = plan_frame(&db, &first, &dictionary, &FrameLimits::default()).unwrap();
+    let plan = plan_frame(&db, &first, &dictionary, &FrameLimits::default(), 0).unwrap();
     let tables = rt.block_on(converter.apply_ddl(&plan)).unwrap();
     let t = tables[0].clone();
     // This connection plans x as INT (it does not exist yet)...
     let frame = [block("x")];
-    let plan = plan_frame(&db, &frame, &dictionary, &FrameLimits::default()).unwrap();
+    let plan = plan_frame(&db, &frame, &dictionary, &FrameLimits::default(), 0).unwrap();
     assert_eq!(plan.tables[0].new_columns[0].column_type, ColumnType::Int);
     // ...while another adds x as LONG.
     rt.block_on(db.add_columns(t.clone(), vec![ColumnSchema::new("x", ColumnType::Long)]))

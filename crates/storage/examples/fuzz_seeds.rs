@@ -13,7 +13,7 @@ use arrow::datatypes::Float64Type;
 use quiver_storage::format::catalog::CatalogFile;
 use quiver_storage::format::manifest::Manifest;
 use quiver_storage::format::records::{
-    PartRecord, PartRows, SchemaRecord, SymbolSection, TransactionRecord, TxnPart, join,
+    PartRecord, PartRows, SchemaRecord, SymbolsRecord, TransactionRecord, TxnPart, join,
 };
 use quiver_storage::rows::EncodedRows;
 use quiver_storage::{ColumnSchema, ColumnType, PartitionBy, Segment, TableSchema};
@@ -87,18 +87,12 @@ fn main() {
                 table_id: 3,
                 first_row_id: 10,
                 row_count: 3,
-                symbols: vec![SymbolSection {
-                    column: Arc::<str>::from("sym"),
-                    first_key: 0,
-                    entries: vec![Arc::<str>::from("a"), Arc::<str>::from("b")],
-                }],
                 rows: PartRows::Inline(rows()),
             },
             TxnPart {
                 table_id: 4,
                 first_row_id: 0,
                 row_count: 7,
-                symbols: vec![],
                 rows: PartRows::Staged(9),
             },
         ],
@@ -124,6 +118,18 @@ fn main() {
         .unwrap(),
     );
     write(dir, "records", "schema", &seed);
+    let mut seed = vec![3u8];
+    seed.extend(
+        SymbolsRecord {
+            table_id: 3,
+            column: "sym",
+            first_key: 0,
+            entries: vec!["a", "b"],
+        }
+        .encode()
+        .unwrap(),
+    );
+    write(dir, "records", "symbols", &seed);
 
     let catalog = CatalogFile {
         next_id: 5,

@@ -294,9 +294,14 @@ fn write_type(data_type: &DataType, out: &mut Vec<u8>) -> bool {
     }
 }
 
+/// Fewest bytes a field's description takes (name length, nullability,
+/// metadata count, type tag): bounds what a damaged count can make us
+/// reserve.
+const MIN_FIELD_BYTES: usize = 10;
+
 fn read_schema(r: &mut MetaReader<'_>) -> Result<Schema, ArrowError> {
     let n = r.u32()? as usize;
-    let mut fields = Vec::with_capacity(n.min(r.remaining()));
+    let mut fields = Vec::with_capacity(n.min(r.remaining() / MIN_FIELD_BYTES));
     for _ in 0..n {
         fields.push(read_field(r, 0)?);
     }
@@ -314,7 +319,8 @@ fn read_field(r: &mut MetaReader<'_>, depth: usize) -> Result<Field, ArrowError>
 
 fn read_metadata(r: &mut MetaReader<'_>) -> Result<HashMap<String, String>, ArrowError> {
     let n = r.u32()? as usize;
-    let mut metadata = HashMap::with_capacity(n.min(r.remaining()));
+    // An entry takes at least two string lengths.
+    let mut metadata = HashMap::with_capacity(n.min(r.remaining() / 8));
     for _ in 0..n {
         let k = r.str()?;
         metadata.insert(k, r.str()?);
@@ -387,7 +393,7 @@ fn read_type(r: &mut MetaReader<'_>, depth: usize) -> Result<DataType, ArrowErro
         }
         41 => {
             let n = r.u32()? as usize;
-            let mut fields = Vec::with_capacity(n.min(r.remaining()));
+            let mut fields = Vec::with_capacity(n.min(r.remaining() / MIN_FIELD_BYTES));
             for _ in 0..n {
                 fields.push(read_field(r, depth)?);
             }

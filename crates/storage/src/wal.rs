@@ -260,7 +260,8 @@ pub fn scan(fs: &dyn FileSystem, dir: &Path, lsn_floor: u64) -> Result<Scan> {
             .then(|| FileHeader::decode(&hb))
             .flatten()
         {
-            Some(h) if h.first_lsn == *name_lsn => h,
+            // Lsns start at 1.
+            Some(h) if h.first_lsn == *name_lsn && h.first_lsn > 0 => h,
             _ => {
                 broken = Some((i, 0, "a WAL file header is torn or damaged"));
                 break;
@@ -310,8 +311,12 @@ pub fn scan(fs: &dyn FileSystem, dir: &Path, lsn_floor: u64) -> Result<Scan> {
                 broken = Some((i, offset, "a record body is torn or damaged"));
                 break 'files;
             }
+            let Some(next) = h.lsn.checked_add(1) else {
+                broken = Some((i, offset, "a record's lsn is out of range"));
+                break 'files;
+            };
             offset += (RECORD_HEADER_LEN as u64) + u64::from(h.body_len);
-            chain = Some((h.lsn + 1, crc));
+            chain = Some((next, crc));
             max_claim = max_claim.max(h.durable_lsn);
             records += 1;
             scanned[fi].end = offset;
@@ -319,7 +324,7 @@ pub fn scan(fs: &dyn FileSystem, dir: &Path, lsn_floor: u64) -> Result<Scan> {
                 trusted = Some(Trusted {
                     file: fi,
                     offset,
-                    next_lsn: h.lsn + 1,
+                    next_lsn: next,
                     prev_crc: crc,
                 });
             }
@@ -419,17 +424,22 @@ fn check_tail_claims(
             tail.offset,
         ));
     }
-    // Every salt the log uses (a later file's header may be damaged: its
-    // records are checked under every known salt).
+    // Every salt the log uses, and the salt bytes of headers that fail
+    // their check (a damaged header's records are still checked under its
+    // salt, unless the damage hit the salt itself); every record is checked
+    // under each.
     let mut salts = Vec::new();
     for (_, path) in files {
         let mut r = fs.open_read(path).map_err(StorageError::io("read", path))?;
         let mut hb = [0u8; FILE_HEADER_LEN];
-        if read_full(&mut r, &mut hb).map_err(StorageError::io("read", path))? == FILE_HEADER_LEN
-            && let Some(h) = FileHeader::decode(&hb)
-            && !salts.contains(&h.salt)
-        {
-            salts.push(h.salt);
+        if read_full(&mut r, &mut hb).map_err(StorageError::io("read", path))? == FILE_HEADER_LEN {
+            let salt = match FileHeader::decode(&hb) {
+                Some(h) => h.salt,
+                None => u64::from_le_bytes(hb[24..32].try_into().expect("8 bytes")),
+            };
+            if !salts.contains(&salt) {
+                salts.push(salt);
+            }
         }
     }
     let regions = tail
@@ -836,7 +846,7 @@ impl WalWriter {
             rolled: std::mem::take(&mut self.unsynced),
             dir,
             current: (self.path.clone(), Arc::clone(&self.file)),
-            through_lsn: self.next_lsn - 1,
+            through_lsn: self.next_lsn.saturating_sub(1),
         }
     }
 }
@@ -1030,6 +1040,48 @@ mod tests {
         write(&b[..full.len() - (RECORD_HEADER_LEN + 50)]);
         let s = scan(&*fs, &dir, 1).unwrap();
         assert_eq!(lsns(&*fs, &s), vec![1]);
+    }
+
+    #[test]
+    fn a_damaged_header_of_a_synced_file_is_refused_not_cut() {
+        let (d, fs, dir) = disk();
+        let (mut w, _) = open(&fs, &dir, u64::MAX);
+        w.append_group(vec![record(&[1; 50])], 0).unwrap();
+        w.sync_job().run().unwrap();
+        // Written after the sync: says the first record is durable.
+        w.append_sync_mark(1).unwrap();
+        drop(w);
+        let path = list_files(&*fs, &dir).unwrap()[0].1.clone();
+        let mut bytes = crate::io::read(&d, &path).unwrap();
+        // One bit of the file header's first lsn: its checksum fails.
+        bytes[17] ^= 0x01;
+        let f = d.create(&path).unwrap();
+        crate::io::write_all(&*f, &[&bytes]).unwrap();
+        let e = scan(&*fs, &dir, 1).unwrap_err();
+        assert!(
+            matches!(&e, StorageError::Corrupt { reason, .. } if reason.contains("fsync'd")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn lsns_at_the_ends_of_the_range_are_damage_not_overflow() {
+        let (d, fs, dir) = disk();
+        let path = dir.join(format!("{:020}.wal", 0));
+        create_dir_durably(&*fs, &dir).unwrap();
+        let f = d.create(&path).unwrap();
+        crate::io::write_all(
+            &*f,
+            &[&FileHeader {
+                first_lsn: 0,
+                salt: 5,
+            }
+            .encode()],
+        )
+        .unwrap();
+        let s = scan(&*fs, &dir, 1).unwrap();
+        assert_eq!(s.end.next_lsn, 1);
+        assert!(s.tail.is_some());
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! stored columns, in three steps the session runs in order:
 //!
 //! 1. [`BlockConverter::prepare`] converts every value that can be
-//!    converted before any DDL (all but those of SYMBOL columns the frame
-//!    creates: they need the new column's dictionary), so a value that does
-//!    not fit its column rejects the frame with the schema unchanged;
+//!    converted before any DDL (all but SYMBOL columns': any value with a
+//!    text form fits one, and interning waits until the frame is sure to
+//!    be applied), so a value that does not fit its column rejects the
+//!    frame with the schema and every dictionary unchanged;
 //! 2. [`BlockConverter::apply_ddl`] creates the tables and adds the columns
 //!    the plan says;
 //! 3. [`BlockConverter::finish`] builds each block's batch against the
@@ -89,21 +90,11 @@ impl BlockConverter {
             let mut arrays = Vec::with_capacity(bp.columns.len());
             for cp in &bp.columns {
                 let target = &tp.schema.columns[cp.target];
-                let array = match (&tp.existing, target.column_type) {
-                    // A SYMBOL column needs its dictionary, which exists
-                    // only if the column does.
-                    (Some(table), ColumnType::Symbol) => match table.symbols(&target.name) {
-                        Some(_) => Some(self.column_array(
-                            table,
-                            &tp.schema.name,
-                            target,
-                            &block.columns[cp.column],
-                            cp,
-                            dictionary,
-                        )?),
-                        None => None,
-                    },
-                    (_, ColumnType::Symbol) => None,
+                // SYMBOL values are interned only once the frame is sure to
+                // be applied (in `finish`): a refused frame adds nothing to
+                // a dictionary.
+                let array = match target.column_type {
+                    ColumnType::Symbol => None,
                     _ => Some(convert_column(
                         &tp.schema.name,
                         target,

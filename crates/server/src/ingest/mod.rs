@@ -482,6 +482,7 @@ impl IngestSession {
             &message.tables,
             self.decoder.dictionary(),
             &self.options.frame_limits,
+            self.pending.part_count(),
         )?;
         reserve(
             &self.db,
@@ -688,20 +689,31 @@ async fn next_durable(durable: &mut VecDeque<DurableWait>) -> Option<DurableOutc
     })
 }
 
+/// How long sending one ack may take: a client that reads nothing for
+/// this long (a zero TCP window) is dropped, so it cannot hold its
+/// uncommitted rows and the WAL files they pin forever.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
 async fn send_response(ws: &mut Ws, response: &IngressResponse<'_>) -> Result<(), WsError> {
     let mut out = Vec::with_capacity(64);
     encode_ingress_response(response, &mut out);
-    ws.send(Message::Binary(out.into())).await
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Binary(out.into()))).await {
+        Ok(sent) => sent,
+        Err(_) => Err(WsError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client read no ack for 60 s",
+        ))),
+    }
 }
 
 async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
     let reason = quiver_qwp_truncate(reason, 120);
-    let _ = ws
-        .close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
-        .await;
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    // A client that reads nothing does not hold the session.
+    let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(Some(frame))).await;
 }
 
 /// Cuts a message to `max` bytes at a character boundary (a close reason

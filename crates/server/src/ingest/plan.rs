@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use quiver_qwp::ingress::Column;
 use quiver_qwp::{StatusCode, SymbolDictionary, Symbols, TableBlock, TypeCode, Values};
+use quiver_storage::limits::MAX_TRANSACTION_PARTS;
 use quiver_storage::schema::validate_name;
 use quiver_storage::{
     ColumnSchema, ColumnType, DESIGNATED_TIMESTAMP_NAME, Database, PartitionBy, Table, TableSchema,
@@ -184,14 +185,28 @@ fn data_bytes(column: &Column<'_>, to: ColumnType, dictionary: &SymbolDictionary
     }
 }
 
-/// Plans `blocks` (see the module docs).
+/// Bytes a table block costs in memory besides its values (its batch,
+/// schema and encoding), counted so thousands of one-row blocks are not
+/// nearly free.
+const BLOCK_OVERHEAD: usize = 1024;
+
+/// Plans `blocks` (see the module docs), to join a pending transaction of
+/// `pending_parts` blocks.
 pub fn plan_frame(
     db: &Database,
     blocks: &[TableBlock<'_>],
     dictionary: &SymbolDictionary,
     limits: &FrameLimits,
+    pending_parts: usize,
 ) -> Result<FramePlan, IngestError> {
     let mut plan = FramePlan::default();
+    let parts = pending_parts + blocks.iter().filter(|b| b.row_count > 0).count();
+    if parts > MAX_TRANSACTION_PARTS {
+        return Err(parse_error(format!(
+            "the transaction would hold {parts} table blocks, more than {MAX_TRANSACTION_PARTS}; \
+             commit sooner"
+        )));
+    }
     for (index, block) in blocks.iter().enumerate() {
         let rows = block.row_count as usize;
         if rows == 0 {
@@ -222,6 +237,7 @@ pub fn plan_frame(
         if block_plan.fill_designated {
             bytes = bytes.saturating_add(rows.saturating_mul(8));
         }
+        bytes = bytes.saturating_add(BLOCK_OVERHEAD);
         plan.bytes = plan.bytes.saturating_add(bytes);
         // Never past i32::MAX, whatever the setting: no text column of the
         // frame can then overflow Arrow's 32-bit offsets.

@@ -25,7 +25,8 @@ use super::recovery::table_dir;
 use super::sealing::force_seal_biggest;
 use super::*;
 use crate::format::records::{
-    PartRecord, PartRows, SchemaRecord, SymbolSection, TransactionRecord, TxnPart,
+    PartRecord, PartRows, SYMBOLS_PER_RECORD_BYTES, SchemaRecord, SymbolsRecord, TransactionRecord,
+    TxnPart,
 };
 use crate::format::wal::RecordKind;
 use crate::limits::MAX_TABLES;
@@ -226,6 +227,17 @@ impl Committer {
             ..
         } = g;
         let file = lock(&self.shared.wal_files).current().unwrap_or(0);
+        // Poisoned while the group was framed (a failed fsync on the
+        // syncer): nothing more is written. (A group whose write is under
+        // way when an fsync fails is still acknowledged "committed": it is
+        // in the WAL, which is all that promises; it is never reported
+        // durable.)
+        if let Some(reason) = self.shared.poisoned() {
+            for o in outcomes {
+                o.fail(|| StorageError::Poisoned(reason.clone()));
+            }
+            return;
+        }
         if !records.is_empty()
             && let Err(e) = self
                 .wal
@@ -440,7 +452,8 @@ impl Committer {
     }
 
     /// Frames a transaction: row ids, the symbol entries its tables have
-    /// not logged yet, the record. Changes the group only if it fits.
+    /// not logged yet (in Symbols records of bounded size before it), the
+    /// record. Changes the group only if it fits.
     fn frame_commit(
         &self,
         g: &mut Group,
@@ -457,6 +470,7 @@ impl Committer {
         }
         let mut row_ids: HashMap<u32, u64> = HashMap::new();
         let mut logged: HashMap<(u32, String), usize> = HashMap::new();
+        let mut records = Vec::new();
         let mut record = TransactionRecord {
             parts: Vec::with_capacity(parts.len()),
         };
@@ -474,7 +488,6 @@ impl Committer {
             });
             let first_row_id = *next;
             *next += rows;
-            let mut symbols = Vec::new();
             if first_time {
                 for (column, dictionary) in part.table.all_symbols() {
                     let key = (id, column.to_ascii_lowercase());
@@ -482,11 +495,7 @@ impl Committer {
                     let from = u32::try_from(from).unwrap_or(u32::MAX);
                     if let Some((first_key, entries)) = dictionary.unlogged_from(from) {
                         logged.insert(key, first_key as usize + entries.len());
-                        symbols.push(SymbolSection {
-                            column: Arc::from(column.as_str()),
-                            first_key,
-                            entries,
-                        });
+                        symbol_records(id, &column, first_key, &entries, &mut records)?;
                     }
                 }
                 let name = part.table.schema().name.clone();
@@ -498,7 +507,6 @@ impl Committer {
                 table_id: id,
                 first_row_id,
                 row_count: rows,
-                symbols,
                 rows: match part.staged {
                     Some(part_id) => PartRows::Staged(part_id),
                     None => PartRows::Inline(part.rows),
@@ -517,6 +525,9 @@ impl Committer {
             body,
         };
         record.body_len()?;
+        for r in records {
+            g.push(r);
+        }
         let lsn = g.push(record);
         g.row_ids.extend(row_ids);
         g.logged.extend(logged);
@@ -537,6 +548,7 @@ impl Committer {
         let mut replies = Vec::new();
         let mut durable_waits = Vec::new();
         let mut max_lsn = None;
+        let mut ddl = false;
         for o in outcomes {
             match o {
                 Outcome::Table {
@@ -545,6 +557,7 @@ impl Committer {
                     created,
                 } => {
                     if created {
+                        ddl = true;
                         shared
                             .tables
                             .write()
@@ -560,6 +573,7 @@ impl Committer {
                     schema,
                 } => {
                     if let Some(s) = schema {
+                        ddl = true;
                         tracing::info!(table = %s.name, version = s.version, "columns added");
                         table.set_schema(s);
                     }
@@ -624,6 +638,11 @@ impl Committer {
         if let Some(lsn) = max_lsn {
             shared.visible_lsn.store(lsn, Ordering::Release);
         }
+        if ddl {
+            shared
+                .last_ddl_lsn
+                .store(self.wal.next_lsn() - 1, Ordering::Release);
+        }
         for (reply, c) in replies {
             let _ = reply.send(Ok(c));
         }
@@ -679,4 +698,49 @@ impl Committer {
             }
         }
     }
+}
+
+/// Symbols records for new entries `first_key ..` of a column, each about
+/// [`SYMBOLS_PER_RECORD_BYTES`] at most (one entry alone may be more).
+fn symbol_records(
+    table_id: u32,
+    column: &str,
+    first_key: u32,
+    entries: &[Arc<str>],
+    out: &mut Vec<RecordToWrite>,
+) -> Result<()> {
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < entries.len()
+            && (end == start || bytes + entries[end].len() <= SYMBOLS_PER_RECORD_BYTES)
+        {
+            bytes += entries[end].len() + 4;
+            end += 1;
+        }
+        let key = u32::try_from(start)
+            .ok()
+            .and_then(|s| first_key.checked_add(s))
+            .ok_or(StorageError::LimitExceeded {
+                what: "entries in a SYMBOL column's dictionary",
+                value: u64::from(first_key) + start as u64,
+                limit: u64::from(u32::MAX),
+            })?;
+        let body = SymbolsRecord {
+            table_id,
+            column,
+            first_key: key,
+            entries: entries[start..end].iter().map(|e| &**e).collect(),
+        }
+        .encode()?;
+        let record = RecordToWrite {
+            kind: RecordKind::Symbols,
+            body: vec![Chunk::Owned(body)],
+        };
+        record.body_len()?;
+        out.push(record);
+        start = end;
+    }
+    Ok(())
 }

@@ -176,7 +176,14 @@ impl Durability {
                 s.in_flight = true;
                 s.pending.take().expect("checked above")
             };
-            let result = job.run();
+            // A panic in the fsyncs (a bug) is a failed sync, not a dead
+            // thread that every durable waiter would wait on forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()))
+                .unwrap_or_else(|_| {
+                    Err(StorageError::Poisoned(
+                        "the WAL sync failed unexpectedly (a bug)".into(),
+                    ))
+                });
             let mut s = self.lock();
             s.in_flight = false;
             match result {

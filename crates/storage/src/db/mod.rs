@@ -217,6 +217,11 @@ impl Transaction {
         self.parts.is_empty()
     }
 
+    /// Table blocks (parts) it holds.
+    pub fn part_count(&self) -> usize {
+        self.parts.len()
+    }
+
     /// Rows across all parts.
     pub fn row_count(&self) -> usize {
         self.parts.iter().map(|p| p.batch.num_rows()).sum()
@@ -328,6 +333,10 @@ struct Shared {
     durability: Durability,
     /// Set when the database closes (seals then stop retrying).
     closing: AtomicBool,
+    /// The last lsn of a group that changed the catalog: the catalog
+    /// checkpoint waits until the WAL is durable through it, so it never
+    /// holds DDL a power cut could take from the log.
+    last_ddl_lsn: AtomicU64,
 }
 
 impl Shared {
@@ -488,7 +497,7 @@ impl Database {
         let (shared, end) = Self::recover(&dir, &options)?;
         let mut wal = WalWriter::open(fs.clone(), &dir.join("wal"), &end, options.wal_roll_size)?;
         // The writer made the whole log durable: say so in it.
-        wal.append_sync_mark(end.next_lsn - 1)?;
+        wal.append_sync_mark(end.next_lsn.saturating_sub(1))?;
         if end.file.is_none() {
             // A new log: its first file was just created.
             lock(&shared.wal_files).roll(wal.current_path().to_path_buf(), end.next_lsn);

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use super::*;
 use crate::format::catalog::CatalogFile;
 use crate::format::manifest::{MANIFEST_FILE, Manifest};
-use crate::format::records::{PartRecord, PartRows, SchemaRecord, TransactionRead};
+use crate::format::records::{PartRecord, PartRows, SchemaRecord, SymbolsRecord, TransactionRead};
 use crate::format::wal::{FILE_MAGIC, RecordKind};
 use crate::rows::decode_rows;
 use crate::segment::write_durably;
@@ -114,8 +114,9 @@ impl Database {
             sealed: Notify::new(),
             // The writer fsyncs the whole log before writing (so records
             // may claim it durable).
-            durability: Durability::new(scan.end.next_lsn - 1),
+            durability: Durability::new(scan.end.next_lsn.saturating_sub(1)),
             closing: AtomicBool::new(false),
+            last_ddl_lsn: AtomicU64::new(0),
         };
         Ok((shared, scan.end))
     }
@@ -165,6 +166,19 @@ impl Replayer<'_> {
         let file_lsn = self.scan.files[record.file].header.first_lsn;
         match record.kind {
             RecordKind::SyncMark => {}
+            RecordKind::Symbols => {
+                let r = SymbolsRecord::decode(&record.body, &source, record.body_offset)?;
+                let table =
+                    self.catalog.by_id.get(&r.table_id).ok_or_else(|| {
+                        corrupt_at(&record, &source, "symbols of an unknown table")
+                    })?;
+                let symbols = table.symbols(r.column).ok_or_else(|| {
+                    corrupt_at(&record, &source, "symbols for a non-SYMBOL column")
+                })?;
+                symbols
+                    .apply_logged(r.first_key, &r.entries)
+                    .map_err(|reason| corrupt_at(&record, &source, reason))?;
+            }
             RecordKind::Part => {
                 let (head, rows) = PartRecord::decode(&record.body, &source, record.body_offset)?;
                 self.max_part_id = self.max_part_id.max(head.part_id);
@@ -211,14 +225,6 @@ impl Replayer<'_> {
                         .get(&part.table_id)
                         .cloned()
                         .ok_or_else(|| corrupt_at(&record, &source, "rows of an unknown table"))?;
-                    for s in &part.symbols {
-                        let symbols = table.symbols(s.column).ok_or_else(|| {
-                            corrupt_at(&record, &source, "symbols for a non-SYMBOL column")
-                        })?;
-                        symbols
-                            .apply_logged(s.first_key, &s.entries)
-                            .map_err(|reason| corrupt_at(&record, &source, reason))?;
-                    }
                     let end = part.first_row_id + part.row_count;
                     self.wal_files.record_rows(file_lsn, table.id, end);
                     let rows = match part.rows {

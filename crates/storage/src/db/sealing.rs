@@ -59,7 +59,17 @@ pub(super) fn sealer_loop(
     while let Ok(table) = rx.recv() {
         let mut queue = vec![table];
         while let Some(table) = queue.pop() {
-            match seal(shared, &table) {
+            // A panic while sealing (a bug) stops storage instead of the
+            // thread: the rows stay in memory and the WAL.
+            let sealed_rows =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| seal(shared, &table)))
+                    .unwrap_or_else(|_| {
+                        let e =
+                            StorageError::Poisoned("sealing failed unexpectedly (a bug)".into());
+                        shared.poison(&e);
+                        Err(e)
+                    });
+            match sealed_rows {
                 Ok(None) => {}
                 Ok(Some(job)) => {
                     // The rows left memory: ingest waiting for it goes on.
@@ -247,7 +257,14 @@ pub(super) fn seal_syncer_loop(shared: &Shared, rx: std::sync::mpsc::Receiver<Se
         while let Ok(job) = rx.try_recv() {
             jobs.push(job);
         }
-        match make_durable(shared, &jobs) {
+        let durable =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_durable(shared, &jobs)))
+                .unwrap_or_else(|_| {
+                    Err(StorageError::Poisoned(
+                        "making a seal durable failed unexpectedly (a bug)".into(),
+                    ))
+                });
+        match durable {
             Ok(()) => {
                 for job in &jobs {
                     tracing::info!(
@@ -455,6 +472,10 @@ pub(super) fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
     if n == 0 {
         return Ok(());
     }
+    // The checkpoint holds only DDL the WAL holds durably.
+    shared
+        .durability
+        .wait_blocking(shared.last_ddl_lsn.load(Ordering::Acquire))?;
     store_catalog(shared, floor.unwrap_or(0))?;
     let paths = lock(&shared.wal_files).oldest_paths(n);
     let wal_dir = shared.dir.join("wal");

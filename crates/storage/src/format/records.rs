@@ -3,13 +3,11 @@
 //! Transaction (kind 1):
 //!
 //! ```text
-//! u8   version (1)
+//! u8   version (2)
 //! u32  part count (at most MAX_TRANSACTION_PARTS), then per part:
 //!   u32  table id
 //!   u64  first row id
 //!   u64  row count (at least 1, at most MAX_PART_ROWS)
-//!   u32  symbol section count, each:
-//!          str column | u32 first key | u32 entry count | entries (str each)
 //!   u8   0: rows inline, followed by u64 byte length | rows (`rows` encoding)
 //!        1: rows staged, followed by u64 part id (a Part record before it)
 //! ```
@@ -25,8 +23,16 @@
 //! ```text
 //! u8 version (1) | u32 table id | schema (`TableSchema` encoding)
 //! ```
-
-use std::sync::Arc;
+//!
+//! Symbols (kind 6), new entries of one SYMBOL column's dictionary, written
+//! before the first transaction whose rows use them (in the same commit
+//! group), in records of at most [`SYMBOLS_PER_RECORD_BYTES`] each so no
+//! backlog of entries can make a transaction's record too large:
+//!
+//! ```text
+//! u8 version (1) | u32 table id | str column | u32 first key
+//! | u32 entry count (at most MAX_SYMBOLS_PER_COLUMN) | entries (str each)
+//! ```
 
 use super::{Decoder, Encoder, Overflow};
 use crate::error::Result;
@@ -56,16 +62,66 @@ fn put_row_count(e: &mut Encoder, rows: u64) {
     e.u64(rows);
 }
 
-/// Dictionary entries a transaction logs for one SYMBOL column: keys
-/// `first_key ..` hold `entries`.
+/// About how many bytes of entries one Symbols record holds.
+pub const SYMBOLS_PER_RECORD_BYTES: usize = 16 << 20;
+
+/// New dictionary entries of one SYMBOL column: keys `first_key ..` hold
+/// `entries`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SymbolSection<S> {
+pub struct SymbolsRecord<S> {
+    /// Table id.
+    pub table_id: u32,
     /// Column name.
     pub column: S,
     /// Key of the first entry.
     pub first_key: u32,
     /// The entries.
     pub entries: Vec<S>,
+}
+
+impl<S: AsRef<str>> SymbolsRecord<S> {
+    /// The body.
+    pub fn encode(&self) -> Result<Vec<u8>, Overflow> {
+        let bytes: usize = self.entries.iter().map(|e| e.as_ref().len() + 4).sum();
+        let mut e = Encoder::with_capacity(32 + bytes);
+        e.u8(1);
+        e.u32(self.table_id);
+        e.str("symbol column name", self.column.as_ref());
+        e.u32(self.first_key);
+        e.bounded_u32("symbol entries", self.entries.len(), MAX_SYMBOLS_PER_COLUMN);
+        for entry in &self.entries {
+            e.str("symbol entry", entry.as_ref());
+        }
+        e.finish()
+    }
+}
+
+impl<'a> SymbolsRecord<&'a str> {
+    /// Decodes a body read from `source`, starting at `base` in the file.
+    pub fn decode(body: &'a [u8], source: &'a str, base: u64) -> Result<Self> {
+        let mut d = Decoder::at(body, source, base);
+        if d.u8()? != 1 {
+            return Err(d.corrupt("unknown record body version"));
+        }
+        let table_id = d.u32()?;
+        let column = d.str()?;
+        let first_key = d.u32()?;
+        let n = d.count(MAX_SYMBOLS_PER_COLUMN, 4)?;
+        if (first_key as usize).saturating_add(n) > MAX_SYMBOLS_PER_COLUMN {
+            return Err(d.corrupt("symbol keys past the limit"));
+        }
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            entries.push(d.str()?);
+        }
+        d.finish()?;
+        Ok(SymbolsRecord {
+            table_id,
+            column,
+            first_key,
+            entries,
+        })
+    }
 }
 
 /// Where a part's rows are.
@@ -79,30 +135,31 @@ pub enum PartRows<R> {
 
 /// One table's rows in a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxnPart<R, S> {
+pub struct TxnPart<R> {
     /// Table id.
     pub table_id: u32,
     /// Row id of the first row.
     pub first_row_id: u64,
     /// Rows.
     pub row_count: u64,
-    /// Dictionary entries logged with it.
-    pub symbols: Vec<SymbolSection<S>>,
     /// The rows.
     pub rows: PartRows<R>,
 }
 
 /// A transaction record body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransactionRecord<R, S> {
+pub struct TransactionRecord<R> {
     /// Parts, in commit order.
-    pub parts: Vec<TxnPart<R, S>>,
+    pub parts: Vec<TxnPart<R>>,
 }
 
-/// A transaction ready to write: rows as their encoding, strings shared.
-pub type TransactionToWrite = TransactionRecord<EncodedRows, Arc<str>>;
-/// A transaction read back: everything borrowed from the body.
-pub type TransactionRead<'a> = TransactionRecord<&'a [u8], &'a str>;
+/// A transaction ready to write: rows as their encoding.
+pub type TransactionToWrite = TransactionRecord<EncodedRows>;
+/// A transaction read back: rows borrowed from the body.
+pub type TransactionRead<'a> = TransactionRecord<&'a [u8]>;
+
+/// Transaction record version.
+const TRANSACTION_VERSION: u8 = 2;
 
 impl TransactionToWrite {
     /// The body as chunks (rows are referenced, not copied), or the first
@@ -110,21 +167,12 @@ impl TransactionToWrite {
     pub fn encode(self) -> Result<Vec<Chunk>, Overflow> {
         let mut out = Vec::with_capacity(self.parts.len() * 8 + 1);
         let mut e = Encoder::with_capacity(64);
-        e.u8(VERSION);
+        e.u8(TRANSACTION_VERSION);
         e.bounded_u32("transaction parts", self.parts.len(), MAX_TRANSACTION_PARTS);
         for part in self.parts {
             e.u32(part.table_id);
             e.u64(part.first_row_id);
             put_row_count(&mut e, part.row_count);
-            e.count_u32("symbol sections", part.symbols.len());
-            for s in &part.symbols {
-                e.str("symbol column name", &s.column);
-                e.u32(s.first_key);
-                e.bounded_u32("symbol entries", s.entries.len(), MAX_SYMBOLS_PER_COLUMN);
-                for entry in &s.entries {
-                    e.str("symbol entry", entry);
-                }
-            }
             match part.rows {
                 PartRows::Inline(rows) => {
                     e.u8(0);
@@ -148,9 +196,11 @@ impl<'a> TransactionRead<'a> {
     /// Decodes a body read from `source`, starting at `base` in the file.
     pub fn decode(body: &'a [u8], source: &'a str, base: u64) -> Result<TransactionRead<'a>> {
         let mut d = Decoder::at(body, source, base);
-        check_version(&mut d)?;
-        // A part takes at least 33 bytes.
-        let n = d.count(MAX_TRANSACTION_PARTS, 33)?;
+        if d.u8()? != TRANSACTION_VERSION {
+            return Err(d.corrupt("unknown record body version"));
+        }
+        // A part takes at least 29 bytes.
+        let n = d.count(MAX_TRANSACTION_PARTS, 29)?;
         let mut parts = Vec::with_capacity(n);
         for _ in 0..n {
             let table_id = d.u32()?;
@@ -161,26 +211,6 @@ impl<'a> TransactionRead<'a> {
             }
             if first_row_id.checked_add(row_count).is_none() {
                 return Err(d.corrupt("row ids past the end of the range"));
-            }
-            // A section takes at least 12 bytes.
-            let sections = d.count(usize::MAX, 12)?;
-            let mut symbols = Vec::with_capacity(sections);
-            for _ in 0..sections {
-                let column = d.str()?;
-                let first_key = d.u32()?;
-                let entries = d.count(MAX_SYMBOLS_PER_COLUMN, 4)?;
-                if (first_key as usize).saturating_add(entries) > MAX_SYMBOLS_PER_COLUMN {
-                    return Err(d.corrupt("symbol keys past the limit"));
-                }
-                let mut list = Vec::with_capacity(entries);
-                for _ in 0..entries {
-                    list.push(d.str()?);
-                }
-                symbols.push(SymbolSection {
-                    column,
-                    first_key,
-                    entries: list,
-                });
             }
             let rows = match d.u8()? {
                 0 => {
@@ -194,7 +224,6 @@ impl<'a> TransactionRead<'a> {
                 table_id,
                 first_row_id,
                 row_count,
-                symbols,
                 rows,
             });
         }
@@ -300,6 +329,7 @@ mod tests {
     use crate::schema::{ColumnSchema, ColumnType, PartitionBy};
     use arrow::array::{Int64Array, RecordBatch};
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     fn rows(n: i64) -> (EncodedRows, RecordBatch) {
         let batch =
@@ -316,24 +346,18 @@ mod tests {
         #[test]
         fn transactions_round_trip(
             parts in prop::collection::vec(
-                (any::<u32>(), 0u64..1 << 40, 1i64..50, any::<bool>(), any::<u64>(),
-                 prop::collection::vec(("[a-z]{1,5}", 0u32..1000, strings()), 0..3)),
+                (any::<u32>(), 0u64..1 << 40, 1i64..50, any::<bool>(), any::<u64>()),
                 0..6),
         ) {
             let mut batches = Vec::new();
             let record = TransactionRecord {
-                parts: parts.iter().map(|(table_id, first, n, inline, part_id, sections)| {
+                parts: parts.iter().map(|(table_id, first, n, inline, part_id)| {
                     let (encoded, batch) = rows(*n);
                     batches.push((*inline).then_some(batch));
                     TxnPart {
                         table_id: *table_id,
                         first_row_id: *first,
                         row_count: *n as u64,
-                        symbols: sections.iter().map(|(c, k, e)| SymbolSection {
-                            column: Arc::from(c.as_str()),
-                            first_key: *k,
-                            entries: e.iter().map(|s| Arc::from(s.as_str())).collect(),
-                        }).collect(),
                         rows: if *inline { PartRows::Inline(encoded) } else { PartRows::Staged(*part_id) },
                     }
                 }).collect(),
@@ -345,12 +369,6 @@ mod tests {
                 prop_assert_eq!(a.table_id, b.table_id);
                 prop_assert_eq!(a.first_row_id, b.first_row_id);
                 prop_assert_eq!(a.row_count, b.row_count);
-                prop_assert_eq!(a.symbols.len(), b.symbols.len());
-                for (x, y) in a.symbols.iter().zip(&b.symbols) {
-                    prop_assert_eq!(x.column, &*y.column);
-                    prop_assert_eq!(x.first_key, y.first_key);
-                    prop_assert_eq!(x.entries.clone(), y.entries.iter().map(|s| &**s).collect::<Vec<_>>());
-                }
                 match (&a.rows, &b.rows, batch) {
                     (PartRows::Inline(bytes), PartRows::Inline(_), Some(batch)) => {
                         prop_assert_eq!(&crate::rows::decode_rows(bytes).unwrap(), batch);
@@ -362,6 +380,16 @@ mod tests {
             // Every truncation is an error, never a panic.
             for cut in 0..body.len() {
                 prop_assert!(TransactionRead::decode(&body[..cut], "t", 0).is_err());
+            }
+        }
+
+        #[test]
+        fn symbols_round_trip(table_id: u32, column in "[a-z]{1,5}", first_key in 0u32..1000, entries in strings()) {
+            let record = SymbolsRecord { table_id, column: column.as_str(), first_key, entries: entries.iter().map(String::as_str).collect() };
+            let body = record.encode().unwrap();
+            prop_assert_eq!(SymbolsRecord::decode(&body, "t", 0).unwrap(), record);
+            for cut in 0..body.len() {
+                prop_assert!(SymbolsRecord::decode(&body[..cut], "t", 0).is_err());
             }
         }
 
@@ -401,7 +429,6 @@ mod tests {
             table_id: 1,
             first_row_id: 0,
             row_count: 1,
-            symbols: vec![],
             rows: PartRows::Staged(1),
         };
         let record = TransactionRecord {
@@ -414,13 +441,15 @@ mod tests {
 
     #[test]
     fn a_huge_count_in_a_short_body_is_refused_before_allocating() {
-        let mut body = vec![VERSION];
+        let mut body = vec![TRANSACTION_VERSION];
         body.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(TransactionRead::decode(&body, "t", 0).is_err());
-        let mut body = vec![VERSION];
+        let mut body = vec![1u8];
+        body.extend_from_slice(&7u32.to_le_bytes());
         body.extend_from_slice(&1u32.to_le_bytes());
-        body.extend_from_slice(&[0; 20]);
+        body.push(b'c');
+        body.extend_from_slice(&0u32.to_le_bytes());
         body.extend_from_slice(&u32::MAX.to_le_bytes());
-        assert!(TransactionRead::decode(&body, "t", 0).is_err());
+        assert!(SymbolsRecord::decode(&body, "t", 0).is_err());
     }
 }

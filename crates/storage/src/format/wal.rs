@@ -20,7 +20,8 @@
 //! 4       4     header crc: crc32c of the file's salt (8 bytes LE), then
 //!               bytes 8 .. 40
 //! 8       1     kind (1 transaction, 2 table created, 3 columns added,
-//!                     4 part staged ahead of its transaction, 5 sync mark)
+//!                     4 part staged ahead of its transaction, 5 sync mark,
+//!                     6 symbols)
 //! 9       1     flags: bit 0 = last record of its commit group
 //! 10      2     reserved, 0
 //! 12      4     body length (u32 LE, at most `MAX_RECORD_BODY_LEN`)
@@ -72,6 +73,8 @@ pub enum RecordKind {
     /// durable lsn covers the whole log before it, and later damage there
     /// is reported instead of cut as a torn tail.
     SyncMark = 5,
+    /// New entries of a SYMBOL column's dictionary.
+    Symbols = 6,
 }
 
 impl RecordKind {
@@ -82,6 +85,7 @@ impl RecordKind {
             3 => Some(RecordKind::AddColumns),
             4 => Some(RecordKind::Part),
             5 => Some(RecordKind::SyncMark),
+            6 => Some(RecordKind::Symbols),
             _ => None,
         }
     }
@@ -226,6 +230,7 @@ mod tests {
             Just(RecordKind::AddColumns),
             Just(RecordKind::Part),
             Just(RecordKind::SyncMark),
+            Just(RecordKind::Symbols),
         ]
     }
 
