@@ -176,8 +176,13 @@ fn data_bytes(column: &Column<'_>, to: ColumnType, dictionary: &SymbolDictionary
         Values::Array(_) => column.data.value_count() as usize * 16,
         _ => 0,
     };
+    // SYMBOL into SYMBOL maps ids to keys: no text is built (and this
+    // must not walk the ids: it runs for every frame).
+    if sent == TypeCode::Symbol && to == ColumnType::Symbol {
+        return 0;
+    }
     let textual = matches!(to, ColumnType::Varchar | ColumnType::Symbol)
-        || (sent == TypeCode::Symbol && to != ColumnType::Symbol);
+        || sent == TypeCode::Symbol;
     match (sent, textual) {
         (TypeCode::Symbol, true) => symbol_text_bytes(column, dictionary),
         (TypeCode::Varchar, _) | (_, false) => wire,
