@@ -156,11 +156,6 @@ impl Server {
         self.local
     }
 
-    /// The database it serves.
-    pub fn database(&self) -> &Arc<Database> {
-        &self.db
-    }
-
     /// Serves until `shutdown` resolves: stop accepting, let sessions
     /// finish the frames they have read and send their acks, close storage
     /// (fsync), return.

@@ -28,8 +28,6 @@ struct Inner {
     logged: usize,
     /// `StringArray` of the first `cache.0` entries.
     cache: Option<(usize, ArrayRef)>,
-    /// Bytes of the strings.
-    bytes: usize,
 }
 
 impl SymbolTable {
@@ -65,12 +63,6 @@ impl SymbolTable {
             return Ok(k);
         }
         inner.push(s)
-    }
-
-    /// Bytes the dictionary holds (strings, index and key), roughly.
-    pub fn memory_size(&self) -> usize {
-        let inner = self.lock();
-        inner.bytes + inner.strings.len() * 48
     }
 
     /// Number of entries.
@@ -170,7 +162,6 @@ impl Inner {
             }
         };
         let s: Arc<str> = Arc::from(s);
-        self.bytes += s.len();
         self.index.insert(s.clone(), key);
         self.strings.push(s);
         Ok(key)

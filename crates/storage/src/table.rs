@@ -266,14 +266,6 @@ impl Table {
             .cloned()
     }
 
-    /// Bytes its SYMBOL dictionaries hold, roughly.
-    pub fn symbols_memory_size(&self) -> usize {
-        read_lock(&self.symbols)
-            .values()
-            .map(|s| s.memory_size())
-            .sum()
-    }
-
     pub(crate) fn replace_symbols(&self, column: &str, table: SymbolTable) {
         write_lock(&self.symbols).insert(column.to_ascii_lowercase(), Arc::new(table));
     }

@@ -181,8 +181,8 @@ fn data_bytes(column: &Column<'_>, to: ColumnType, dictionary: &SymbolDictionary
     if sent == TypeCode::Symbol && to == ColumnType::Symbol {
         return 0;
     }
-    let textual = matches!(to, ColumnType::Varchar | ColumnType::Symbol)
-        || sent == TypeCode::Symbol;
+    let textual =
+        matches!(to, ColumnType::Varchar | ColumnType::Symbol) || sent == TypeCode::Symbol;
     match (sent, textual) {
         (TypeCode::Symbol, true) => symbol_text_bytes(column, dictionary),
         (TypeCode::Varchar, _) | (_, false) => wire,

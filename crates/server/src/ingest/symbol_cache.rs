@@ -43,11 +43,6 @@ impl SymbolCache {
         self.entries
     }
 
-    /// Bytes held, roughly.
-    pub fn memory_size(&self) -> usize {
-        self.entries * 4 + self.maps.len() * 64
-    }
-
     /// The map of `column` of table `table`, covering ids below `len`
     /// (new slots [`UNKNOWN`]). A map larger than the whole bound is not
     /// kept: the caller gets a fresh one each time.

@@ -744,11 +744,6 @@ impl Database {
         Ok(r)
     }
 
-    /// Bytes reserved by transactions being built.
-    pub fn uncommitted_bytes(&self) -> usize {
-        self.shared.uncommitted_bytes.load(Ordering::Acquire)
-    }
-
     /// Bytes of committed rows held in memtables (not yet sealed), across
     /// all tables.
     pub fn unsealed_bytes(&self) -> usize {

@@ -1,6 +1,6 @@
 //! Writes seed inputs for the storage fuzz targets (valid encodings of each
 //! on-disk body) into `<dir>/storage_<target>/`:
-//! `cargo run -p quiver-storage --example fuzz_seeds -- fuzz/seeds`.
+//! `cargo run -p quiver-storage --example storage_fuzz_seeds -- fuzz/seeds`.
 
 use std::path::Path;
 use std::sync::Arc;
