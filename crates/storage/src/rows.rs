@@ -16,18 +16,20 @@
 //!       each padded to a multiple of 32
 //! ```
 //!
-//! Only arrays with no offset (fresh, not sliced) of the types
-//! `write_type` knows (every stored type, and more) are written this way;
-//! [`EncodedRows::encode`] falls back to an Arrow IPC stream otherwise.
-//! [`decode_rows`] reads both (WAL files written before this encoding hold
-//! IPC streams) and validates everything it builds: a record that passes its
-//! checksum but does not decode is reported as corruption, never a panic.
+//! Arrays are written from their buffers when they have no offset (fresh,
+//! not sliced); a sliced array is copied first. Types `write_type` does not
+//! know (none that storage stores) are refused. [`decode_rows`] checks
+//! every length against the bytes present before Arrow sees it and
+//! validates everything it builds: a record that passes its checksum but
+//! does not decode is reported as corruption, never a panic, and never an
+//! allocation larger than the record. (Arrow IPC streams, which the first
+//! WAL format held, are not read: arrow-ipc trusts their length prefixes
+//! and can panic on a damaged schema.)
 //!
 //! This module owns the byte layout only; where rows go in a record is the
 //! WAL's and the committer's business.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -36,13 +38,10 @@ use arrow::array::{
 use arrow::buffer::Buffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
 
 use crate::wal::{Chunk, ZEROS};
 
-/// First bytes of the buffer encoding (an IPC stream starts with
-/// `0xFFFFFFFF`, so the two cannot be confused).
+/// First bytes of the encoding.
 const MAGIC: [u8; 4] = *b"QRW1";
 
 /// A batch's rows in their WAL encoding, as chunks to write in order.
@@ -54,17 +53,33 @@ pub struct EncodedRows {
 
 impl EncodedRows {
     /// Encodes `batch`: its buffers are referenced, not copied, unless an
-    /// array is sliced (then the whole batch becomes an IPC stream).
+    /// array is sliced (that array is copied). Refused for types the
+    /// encoding does not cover.
     pub fn encode(batch: &RecordBatch) -> Result<EncodedRows, ArrowError> {
-        let columns: Vec<ArrayData> = batch.columns().iter().map(|c| c.to_data()).collect();
+        let refused = || {
+            ArrowError::InvalidArgumentError(
+                "a column type the WAL rows encoding does not cover".into(),
+            )
+        };
+        let columns: Vec<ArrayData> = batch
+            .columns()
+            .iter()
+            .map(|c| {
+                let data = c.to_data();
+                match describable(&data) {
+                    true => data,
+                    false => unsliced(&data),
+                }
+            })
+            .collect();
         let mut schema = Vec::with_capacity(256);
         if !columns.iter().all(describable) || !write_schema(&batch.schema(), &mut schema) {
-            return encode_ipc(batch);
+            return Err(refused());
         }
         let mut meta = Vec::with_capacity(256 + schema.len());
         meta.extend_from_slice(&MAGIC);
         if !put_len(schema.len(), &mut meta) {
-            return encode_ipc(batch);
+            return Err(refused());
         }
         meta.extend_from_slice(&schema);
         meta.extend_from_slice(&(batch.num_rows() as u64).to_le_bytes());
@@ -116,6 +131,16 @@ fn describable(data: &ArrayData) -> bool {
         && u8::try_from(data.buffers().len()).is_ok()
         && u8::try_from(data.child_data().len()).is_ok()
         && data.child_data().iter().all(describable)
+}
+
+/// A copy of `data` whose arrays (and children) start at their first
+/// value (`data` itself if the copy fails: the caller then refuses it).
+fn unsliced(data: &ArrayData) -> ArrayData {
+    let mut copy = arrow::array::MutableArrayData::new(vec![data], false, data.len());
+    match copy.try_extend(0, 0, data.len()) {
+        Ok(()) => copy.freeze(),
+        Err(_) => data.clone(),
+    }
 }
 
 /// Appends `n` as a `u32` length; false if it does not fit.
@@ -426,23 +451,11 @@ fn padding(len: usize) -> usize {
     (ALIGN - len % ALIGN) % ALIGN
 }
 
-fn encode_ipc(batch: &RecordBatch) -> Result<EncodedRows, ArrowError> {
-    let mut ipc = Vec::with_capacity(batch.get_array_memory_size() + 4096);
-    let mut w = StreamWriter::try_new(&mut ipc, &batch.schema())?;
-    w.write(batch)?;
-    w.finish()?;
-    drop(w);
-    Ok(EncodedRows::from_chunks(vec![Chunk::Owned(ipc)]))
-}
-
-/// Decodes rows written by [`EncodedRows::encode`] (or an Arrow IPC stream
-/// of one batch), validating every array.
+/// Decodes rows written by [`EncodedRows::encode`], validating every
+/// array.
 pub fn decode_rows(bytes: &[u8]) -> Result<RecordBatch, ArrowError> {
     if !bytes.starts_with(&MAGIC) {
-        let mut reader = StreamReader::try_new(Cursor::new(bytes), None)?;
-        return reader
-            .next()
-            .unwrap_or_else(|| Err(ArrowError::IpcError("no batch".into())));
+        return Err(corrupt("not the WAL rows encoding"));
     }
     let mut r = MetaReader { bytes, pos: 4 };
     let schema_len = r.u32()? as usize;
@@ -783,11 +796,17 @@ mod tests {
     }
 
     #[test]
-    fn sliced_batches_fall_back_to_ipc_and_round_trip() {
-        let batch = every_stored_shape().slice(1, 2);
-        let rows = EncodedRows::encode(&batch).unwrap();
-        assert!(!joined(&rows).starts_with(&MAGIC));
-        assert_eq!(decode_rows(&joined(&rows)).unwrap(), batch);
+    fn sliced_batches_are_copied_and_round_trip() {
+        for (offset, len) in [(1, 2), (2, 1), (0, 2), (3, 0)] {
+            let batch = every_stored_shape().slice(offset, len);
+            let rows = EncodedRows::encode(&batch).unwrap();
+            assert!(joined(&rows).starts_with(&MAGIC));
+            assert_eq!(
+                decode_rows(&joined(&rows)).unwrap(),
+                batch,
+                "{offset}+{len}"
+            );
+        }
     }
 
     #[test]
@@ -810,10 +829,8 @@ mod tests {
         for end in 0..bytes.len() {
             assert!(decode_rows(&bytes[..end]).is_err(), "cut at {end}");
         }
-        // (Not the magic: without it the bytes go to the IPC stream reader,
-        // whose robustness is arrow-ipc's.)
         let meta_len = bytes.len().min(1200);
-        for i in MAGIC.len()..meta_len {
+        for i in 0..meta_len {
             for flip in [0x01u8, 0x80, 0xff] {
                 let mut damaged = bytes.clone();
                 damaged[i] ^= flip;
