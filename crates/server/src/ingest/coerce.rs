@@ -236,10 +236,13 @@ pub fn to_text(array: &ArrayRef, sent: TypeCode) -> Option<ArrayRef> {
 }
 
 /// Most bytes of text one value of `sent` becomes (LONG256 as `0x` and 64
-/// hex digits), to bound what a conversion to text allocates.
+/// hex digits; a DECIMAL256 has up to 77 digits, a sign and a point), to
+/// bound what a conversion to text allocates.
 pub fn max_text_len(sent: TypeCode) -> usize {
     match sent {
+        TypeCode::Decimal256 => 80,
         TypeCode::Long256 => 66,
+        TypeCode::Decimal128 => 42,
         TypeCode::Uuid => 36,
         _ => 32,
     }
