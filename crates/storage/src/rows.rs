@@ -301,11 +301,6 @@ fn write_type(data_type: &DataType, out: &mut Vec<u8>) -> bool {
             out.push(42);
             write_type(k, out) && write_type(v, out)
         }
-        DataType::Map(f, sorted) => {
-            out.push(43);
-            out.push(u8::from(*sorted));
-            write_field(f, out)
-        }
         DataType::Time32(unit) | DataType::Time64(unit) | DataType::Duration(unit) => {
             out.push(match data_type {
                 DataType::Time32(_) => 44,
@@ -432,12 +427,15 @@ fn read_type(r: &mut MetaReader<'_>, depth: usize) -> Result<DataType, ArrowErro
             }
             DataType::Dictionary(Box::new(k), Box::new(v))
         }
-        43 => {
-            let sorted = r.u8()? != 0;
-            DataType::Map(Arc::new(read_field(r, depth)?), sorted)
-        }
-        44 => DataType::Time32(read_time_unit(r)?),
-        45 => DataType::Time64(read_time_unit(r)?),
+        // Arrow has no other Time32 or Time64 units (and panics on them).
+        44 => match read_time_unit(r)? {
+            unit @ (TimeUnit::Second | TimeUnit::Millisecond) => DataType::Time32(unit),
+            _ => return Err(corrupt("time unit")),
+        },
+        45 => match read_time_unit(r)? {
+            unit @ (TimeUnit::Microsecond | TimeUnit::Nanosecond) => DataType::Time64(unit),
+            _ => return Err(corrupt("time unit")),
+        },
         46 => DataType::Duration(read_time_unit(r)?),
         _ => return Err(corrupt("type tag")),
     })
