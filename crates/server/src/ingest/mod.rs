@@ -307,14 +307,7 @@ impl IngestSession {
                     Ok(()) => {
                         tracing::trace!(lsn = outcome.lsn, tables = ?outcome.tables, "durable ack");
                         let response = IngressResponse::DurableAck {
-                            tables: outcome
-                                .tables
-                                .into_iter()
-                                .map(|t| TableSeqTxn {
-                                    table: t.into(),
-                                    seq_txn: outcome.lsn as i64,
-                                })
-                                .collect(),
+                            tables: table_seq_txns(outcome.tables, outcome.lsn),
                         };
                         if send_response(&mut ws, &response).await.is_err() {
                             return;
@@ -551,14 +544,7 @@ impl IngestSession {
                 }
                 IngressResponse::Ok {
                     sequence: seq,
-                    tables: c
-                        .tables
-                        .into_iter()
-                        .map(|t| TableSeqTxn {
-                            table: t.into(),
-                            seq_txn: c.lsn as i64,
-                        })
-                        .collect(),
+                    tables: table_seq_txns(c.tables, c.lsn),
                 }
             }
             Resolved::Committed {
@@ -614,6 +600,19 @@ fn reserve(
             Ok(())
         }
     }
+}
+
+/// The (table, transaction number) pairs of an ack: every table a
+/// transaction wrote, numbered by its lsn (which stays far below `i64::MAX`).
+fn table_seq_txns(tables: Vec<String>, lsn: u64) -> Vec<TableSeqTxn<'static>> {
+    let seq_txn = i64::try_from(lsn).unwrap_or(i64::MAX);
+    tables
+        .into_iter()
+        .map(|t| TableSeqTxn {
+            table: t.into(),
+            seq_txn,
+        })
+        .collect()
 }
 
 /// An ack whose outcome is known.
