@@ -91,6 +91,69 @@ impl ColumnType {
         }
     }
 
+    /// The type a name from [`ColumnType::name`] stands for (also without
+    /// the `b` of a GEOHASH precision; ASCII case is ignored).
+    pub fn from_name(name: &str) -> Option<ColumnType> {
+        let upper = name.trim().to_ascii_uppercase();
+        let args = |prefix: &str| -> Option<Vec<u8>> {
+            let inner = upper
+                .strip_prefix(prefix)?
+                .strip_prefix('(')?
+                .strip_suffix(')')?;
+            inner
+                .split(',')
+                .map(|a| a.trim().trim_end_matches('B').parse::<u8>().ok())
+                .collect()
+        };
+        let rank = |prefix: &str| -> Option<u8> {
+            let rest = upper.strip_prefix(prefix)?;
+            let n = rest.len() / 2;
+            (n >= 1 && rest == "[]".repeat(n)).then(|| u8::try_from(n).ok())?
+        };
+        let t = match upper.as_str() {
+            "BOOLEAN" => ColumnType::Boolean,
+            "BYTE" => ColumnType::Byte,
+            "SHORT" => ColumnType::Short,
+            "CHAR" => ColumnType::Char,
+            "INT" => ColumnType::Int,
+            "LONG" => ColumnType::Long,
+            "FLOAT" => ColumnType::Float,
+            "DOUBLE" => ColumnType::Double,
+            "SYMBOL" => ColumnType::Symbol,
+            "TIMESTAMP" => ColumnType::Timestamp,
+            "TIMESTAMP_NS" => ColumnType::TimestampNanos,
+            "DATE" => ColumnType::Date,
+            "UUID" => ColumnType::Uuid,
+            "LONG256" => ColumnType::Long256,
+            "VARCHAR" => ColumnType::Varchar,
+            "BINARY" => ColumnType::Binary,
+            "IPV4" => ColumnType::Ipv4,
+            _ => {
+                if let Some(a) = args("GEOHASH") {
+                    match a[..] {
+                        [bits] => ColumnType::Geohash(bits),
+                        _ => return None,
+                    }
+                } else if let Some(a) = args("DECIMAL") {
+                    match a[..] {
+                        [18, s] => ColumnType::Decimal64(s),
+                        [38, s] => ColumnType::Decimal128(s),
+                        [76, s] => ColumnType::Decimal256(s),
+                        _ => return None,
+                    }
+                } else if let Some(r) = rank("DOUBLE") {
+                    ColumnType::DoubleArray(r)
+                } else if let Some(r) = rank("LONG") {
+                    ColumnType::LongArray(r)
+                } else {
+                    return None;
+                }
+            }
+        };
+        let (code, arg) = t.code();
+        (ColumnType::from_code(code, arg) == Some(t)).then_some(t)
+    }
+
     fn base_name(&self) -> &'static str {
         match self {
             ColumnType::Boolean => "BOOLEAN",
@@ -502,6 +565,23 @@ mod tests {
         for t in all {
             let (c, a) = t.code();
             assert_eq!(ColumnType::from_code(c, a), Some(t));
+        }
+        for t in all {
+            assert_eq!(ColumnType::from_name(&t.name()), Some(t), "{}", t.name());
+        }
+        assert_eq!(
+            ColumnType::from_name("geohash(5)"),
+            Some(ColumnType::Geohash(5))
+        );
+        for bad in [
+            "",
+            "DOUBLE[",
+            "DECIMAL(17,2)",
+            "GEOHASH(61b)",
+            "LONG[][]x",
+            "NOPE",
+        ] {
+            assert_eq!(ColumnType::from_name(bad), None, "{bad}");
         }
         assert_eq!(ColumnType::Geohash(25).stored_type(), DataType::Int32);
         assert_eq!(ColumnType::DoubleArray(2).name(), "DOUBLE[][]");

@@ -325,8 +325,14 @@ impl Table {
 
     /// A consistent view of the rows committed at or before `visible_lsn`.
     pub fn snapshot(&self, visible_lsn: u64) -> TableSnapshot {
-        let schema = self.schema();
         let state = read_lock(&self.state);
+        self.snapshot_of(&state, visible_lsn)
+    }
+
+    /// [`Table::snapshot`] with the state already read-locked (several
+    /// tables are locked at once for one snapshot across them).
+    pub(crate) fn snapshot_of(&self, state: &TableState, visible_lsn: u64) -> TableSnapshot {
+        let schema = self.schema();
         let batches: Vec<StoredBatch> = state
             .memtable
             .iter()
@@ -339,7 +345,6 @@ impl Table {
                 .iter()
                 .map(|b| b.batch.num_rows() as u64)
                 .sum::<u64>();
-        drop(state);
         let symbols = self
             .all_symbols()
             .into_iter()

@@ -635,6 +635,36 @@ impl Database {
         self.table(name).map(|t| t.snapshot(lsn))
     }
 
+    /// Snapshots of the tables called `names` (`None` for a table that does
+    /// not exist) at one LSN, with the LSN: a transaction that spans them is
+    /// in all of them or in none, and no row committed later is in any.
+    ///
+    /// The tables' states are read-locked together (in id order) before the
+    /// LSN is read: a sealed row was visible when it was sealed, so every
+    /// row a segment holds is at or below the LSN read after the locks.
+    pub fn snapshots(&self, names: &[&str]) -> (u64, Vec<Option<TableSnapshot>>) {
+        let tables: Vec<Option<Arc<Table>>> = names.iter().map(|n| self.table(n)).collect();
+        let mut order: Vec<&Arc<Table>> = tables.iter().flatten().collect();
+        order.sort_by_key(|t| t.id);
+        order.dedup_by_key(|t| t.id);
+        let guards: Vec<(u32, _)> = order.iter().map(|t| (t.id, t.state())).collect();
+        let lsn = self.visible_lsn();
+        let snapshots = tables
+            .iter()
+            .map(|t| {
+                t.as_ref().map(|t| {
+                    let (_, guard) = guards
+                        .iter()
+                        .find(|(id, _)| *id == t.id)
+                        .expect("every table was locked");
+                    t.snapshot_of(guard, lsn)
+                })
+            })
+            .collect();
+        drop(guards);
+        (lsn, snapshots)
+    }
+
     /// Creates a table (logged in the WAL) and returns it; if a table of
     /// that name (ignoring ASCII case) exists, returns the existing one.
     pub fn create_table(&self, schema: TableSchema) -> oneshot::Receiver<Result<Arc<Table>>> {
