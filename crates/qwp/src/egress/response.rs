@@ -518,9 +518,16 @@ impl EgressDecoder {
         };
         r.finish("the message")?;
         match &message {
-            ServerMessage::ResultEnd { .. }
-            | ServerMessage::QueryError { .. }
-            | ServerMessage::ExecDone { .. } => {
+            // A terminator ends the stream it names; one for another
+            // request (a refused second query) leaves it streaming.
+            ServerMessage::ResultEnd { request_id, .. }
+            | ServerMessage::QueryError { request_id, .. }
+            | ServerMessage::ExecDone { request_id, .. }
+                if self
+                    .stream
+                    .as_ref()
+                    .is_some_and(|s| s.request_id == *request_id) =>
+            {
                 self.stream = None;
             }
             ServerMessage::CacheReset { reset_mask } if reset_mask & RESET_SYMBOL_DICT != 0 => {
@@ -822,6 +829,41 @@ mod tests {
                 sym.finish(NullEncoding::Bitmap),
             ],
         })
+    }
+
+    #[test]
+    fn an_error_for_another_request_leaves_the_stream_open() {
+        let enc = BatchEncoding::default();
+        let delta = SymbolDelta {
+            start: 0,
+            entries: crate::symbols::StringList::from_strs(["a", "b"]),
+        };
+        let b0 = encode(&batch(0, 4, Some(delta)), &enc);
+        let b1 = encode(&batch(1, 4, Some(SymbolDelta::empty(2))), &enc);
+        let refused = encode(
+            &ServerMessage::QueryError {
+                request_id: 10,
+                status: StatusCode::PARSE_ERROR,
+                message: "one query at a time".into(),
+            },
+            &enc,
+        );
+        let mut dec = EgressDecoder::default();
+        let mut scratch = Vec::new();
+        dec.decode(&b0, &mut scratch).unwrap();
+        dec.decode(&refused, &mut scratch).unwrap();
+        // Request 9 still streams: batch 1 follows batch 0.
+        assert!(dec.decode(&b1, &mut scratch).is_ok());
+        let end = encode(
+            &ServerMessage::QueryError {
+                request_id: 9,
+                status: StatusCode::CANCELLED,
+                message: "cancelled".into(),
+            },
+            &enc,
+        );
+        dec.decode(&end, &mut scratch).unwrap();
+        assert!(dec.schema().is_none(), "its own terminator ends it");
     }
 
     #[test]
