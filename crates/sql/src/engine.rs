@@ -1,0 +1,201 @@
+//! The query engine: one statement in, a stream of Arrow batches (or a
+//! statement's outcome) out.
+//!
+//! For each statement the engine
+//!
+//! 1. parses it (one statement per query);
+//! 2. finds every table it names and takes their snapshots at one LSN
+//!    ([`Database::snapshots`]): the whole statement, self-joins and
+//!    subqueries included, sees one state of the database;
+//! 3. plans it with DataFusion over those snapshots ([`SnapshotTable`]) and
+//!    returns the physical plan's stream, which reads as it is pulled.
+//!
+//! Query memory is bounded by a DataFusion memory pool
+//! ([`QueryOptions::memory_limit`]); operators that can spill do so, the
+//! others fail the query with a limit error.
+
+use std::sync::Arc;
+
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use quiver_storage::Database;
+
+use crate::error::{QueryError, QueryErrorKind};
+use crate::scan::SnapshotTable;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    /// Most bytes the operators of all running queries may hold together
+    /// (default 512 MiB).
+    pub memory_limit: usize,
+    /// Rows per batch the operators produce (default 8,192).
+    pub batch_size: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            memory_limit: 512 << 20,
+            batch_size: 8192,
+        }
+    }
+}
+
+/// What kind of statement ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StatementKind {
+    /// A statement that returns rows (SELECT, EXPLAIN, SHOW).
+    Query,
+}
+
+/// A statement's result.
+pub enum QueryOutput {
+    /// Rows, read as the stream is pulled.
+    Rows(SendableRecordBatchStream),
+    /// A statement without rows finished.
+    Done {
+        /// What it was.
+        kind: StatementKind,
+        /// Rows it inserted or changed.
+        rows: u64,
+    },
+}
+
+impl std::fmt::Debug for QueryOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryOutput::Rows(s) => write!(f, "Rows({:?})", s.schema()),
+            QueryOutput::Done { kind, rows } => write!(f, "Done({kind:?}, {rows})"),
+        }
+    }
+}
+
+/// Runs SQL over a database (see the module docs). Cheap to share.
+#[derive(Clone)]
+pub struct QueryEngine {
+    db: Arc<Database>,
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine").finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    /// An engine over `db`.
+    pub fn new(db: Arc<Database>, options: &QueryOptions) -> Result<Self, QueryError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(options.memory_limit, 1.0)
+            .build_arc()?;
+        let mut config = SessionConfig::new()
+            .with_batch_size(options.batch_size)
+            .with_information_schema(false);
+        // A scan is one partition in row order, and QuestDB returns rows
+        // in that order when a query does not sort them: no round-robin
+        // split (which interleaves rows) between the scan and a filter.
+        config
+            .options_mut()
+            .optimizer
+            .enable_round_robin_repartition = false;
+        Ok(QueryEngine {
+            db,
+            config,
+            runtime,
+        })
+    }
+
+    /// A fresh session for one statement: its catalog holds only the
+    /// snapshots the statement reads (the memory pool is shared).
+    fn session(&self) -> SessionState {
+        SessionStateBuilder::new()
+            .with_config(self.config.clone())
+            .with_runtime_env(Arc::clone(&self.runtime))
+            .with_default_features()
+            .build()
+    }
+
+    /// Parses `sql`: exactly one statement.
+    fn parse(sql: &str) -> Result<Statement, QueryError> {
+        let dialect = GenericDialect {};
+        let mut statements = DFParserBuilder::new(sql)
+            .with_dialect(&dialect)
+            .build()?
+            .parse_statements()?;
+        match (statements.pop_front(), statements.is_empty()) {
+            (Some(s), true) => Ok(s),
+            (None, _) => Err(QueryError::new(QueryErrorKind::Invalid, "no statement")),
+            (Some(_), false) => Err(QueryError::new(
+                QueryErrorKind::Invalid,
+                "one statement per query",
+            )),
+        }
+    }
+
+    /// Refuses statements other than queries: DataFusion would run DDL
+    /// and DML against the throwaway per-statement catalog.
+    fn check_supported(statement: &Statement) -> Result<(), QueryError> {
+        use datafusion::sql::sqlparser::ast::Statement as Sql;
+        let inner = match statement {
+            Statement::Statement(s) => s.as_ref(),
+            Statement::Explain(e) => return Self::check_supported(&e.statement),
+            _ => {
+                return Err(QueryError::new(
+                    QueryErrorKind::Unsupported,
+                    "only queries (SELECT) are supported",
+                ));
+            }
+        };
+        match inner {
+            Sql::Query(_) => Ok(()),
+            other => {
+                // The statement's first words name it ("CREATE TABLE").
+                let text = other.to_string();
+                let head: Vec<&str> = text.split_whitespace().take(2).collect();
+                Err(QueryError::new(
+                    QueryErrorKind::Unsupported,
+                    format!(
+                        "only queries (SELECT) are supported, not {}",
+                        head.join(" ").to_uppercase()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&self, sql: &str) -> Result<QueryOutput, QueryError> {
+        let statement = Self::parse(sql)?;
+        Self::check_supported(&statement)?;
+        let state = self.session();
+        let mut references = state.resolve_table_references(&statement)?;
+        references.sort_by_key(|r| r.to_string());
+        references.dedup();
+        let names: Vec<String> = references.iter().map(|r| r.table().to_string()).collect();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (_lsn, snapshots) = self.db.snapshots(&name_refs);
+        let ctx = SessionContext::new_with_state(state);
+        for (reference, snapshot) in references.into_iter().zip(snapshots) {
+            let Some(snapshot) = snapshot else {
+                return Err(QueryError::new(
+                    QueryErrorKind::Invalid,
+                    format!("table does not exist [table={}]", reference.table()),
+                ));
+            };
+            ctx.register_table(reference, Arc::new(SnapshotTable::new(snapshot)))?;
+        }
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let stream = frame.execute_stream().await?;
+        Ok(QueryOutput::Rows(stream))
+    }
+}

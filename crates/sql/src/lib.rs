@@ -1,0 +1,27 @@
+//! `quiver-sql`: SQL over Quiver's stored tables, on DataFusion.
+//!
+//! - [`QueryEngine`] runs one statement: it parses it, takes one snapshot
+//!   of every table the statement names (one LSN for all of them: a
+//!   transaction across tables is in all or none, and nothing committed
+//!   later is in any), plans it with DataFusion and returns the rows as a
+//!   stream of Arrow batches ([`QueryOutput`]).
+//! - [`scan::SnapshotScanExec`] reads a snapshot (sealed segments, then
+//!   committed memtable rows) on the blocking pool, a batch at a time:
+//!   server memory is bounded by the batch size, not the result size, and
+//!   dropping the stream stops the read.
+//!
+//! Result columns keep the `quiver.type` field metadata of the table
+//! columns they come from where DataFusion keeps it, so the wire layer can
+//! send each column as the QuestDB type it was stored as.
+//!
+//! This crate knows nothing of sockets, QWP or HTTP.
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod error;
+pub mod scan;
+
+pub use engine::{QueryEngine, QueryOptions, QueryOutput, StatementKind};
+pub use error::{QueryError, QueryErrorKind};

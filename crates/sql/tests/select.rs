@@ -1,0 +1,128 @@
+//! SELECT over stored tables: rows from segments and memtables, one
+//! snapshot per statement, errors that name what is wrong.
+
+use std::sync::Arc;
+
+use arrow::array::{AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::datatypes::Int64Type;
+use datafusion::physical_plan::common::collect;
+use quiver_sql::{QueryEngine, QueryErrorKind, QueryOptions, QueryOutput};
+use quiver_storage::{
+    ColumnSchema, ColumnType, Database, Options, PartitionBy, Table, TableSchema, Transaction,
+};
+
+fn schema(name: &str) -> TableSchema {
+    TableSchema {
+        name: name.into(),
+        columns: vec![
+            ColumnSchema::new("v", ColumnType::Long),
+            ColumnSchema::new("timestamp", ColumnType::Timestamp),
+        ],
+        designated_timestamp: Some(1),
+        partition_by: PartitionBy::Day,
+        version: 0,
+    }
+}
+
+fn commit(db: &Database, table: &Arc<Table>, values: std::ops::Range<i64>) {
+    let batch = RecordBatch::try_new(
+        table.schema().stored_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(values.clone())),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(values.map(|v| v * 1_000))
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )
+    .unwrap();
+    let mut txn = Transaction::new();
+    txn.add(table.clone(), batch).unwrap();
+    db.commit(txn, false)
+        .committed
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+}
+
+async fn rows(engine: &QueryEngine, sql: &str) -> Vec<RecordBatch> {
+    match engine.execute(sql).await.unwrap() {
+        QueryOutput::Rows(stream) => collect(stream).await.unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn longs(batches: &[RecordBatch], column: usize) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(column)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn select_reads_segments_and_memtable_rows_in_one_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        Options {
+            seal_rows: 100,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = db
+        .create_table(schema("t"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    for i in 0..5 {
+        commit(&db, &t, i * 50..(i + 1) * 50);
+    }
+    let engine = QueryEngine::new(db.clone(), &QueryOptions::default()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let all = rows(&engine, "SELECT v FROM t ORDER BY v").await;
+        assert_eq!(longs(&all, 0), (0..250).collect::<Vec<_>>());
+        let sum = rows(&engine, "SELECT sum(v), count(*) FROM t WHERE v >= 100").await;
+        assert_eq!(
+            sum[0].column(0).as_primitive::<Int64Type>().value(0),
+            (100..250).sum::<i64>()
+        );
+        // Table names are case-insensitive, as in QuestDB.
+        let upper = rows(&engine, "SELECT count(*) FROM T").await;
+        assert_eq!(upper[0].num_rows(), 1);
+        // The stored type travels with the column.
+        let ts = rows(&engine, "SELECT timestamp FROM t LIMIT 1").await;
+        assert_eq!(
+            ts[0]
+                .schema()
+                .field(0)
+                .metadata()
+                .get("quiver.type")
+                .map(String::as_str),
+            Some("TIMESTAMP")
+        );
+    });
+}
+
+#[test]
+fn errors_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let engine = QueryEngine::new(db, &QueryOptions::default()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let e = engine.execute("SELECT * FROM missing").await.unwrap_err();
+        assert_eq!(e.kind, QueryErrorKind::Invalid);
+        assert!(e.message.contains("missing"), "{e}");
+        let e = engine.execute("SELEC 1").await.unwrap_err();
+        assert_eq!(e.kind, QueryErrorKind::Invalid, "{e}");
+        let e = engine.execute("SELECT 1; SELECT 2").await.unwrap_err();
+        assert!(e.message.contains("one statement"), "{e}");
+    });
+}
