@@ -4,6 +4,7 @@
 //! | request | response |
 //! |---|---|
 //! | `GET /ping` | 204; 503 + `{"status":"unhealthy","reason":...}` once storage refuses writes after a failure |
+//! | `GET /read/v1` with a valid upgrade | 101 + `X-QWP-Version: 1` (`X-QWP-Content-Encoding: zstd;level=N` when the client accepts zstd), then QWP egress: SQL queries |
 //! | `GET /write/v4`, `GET /api/v4/write` with a valid upgrade | 101 + `X-QWP-Version: 1`, `X-QWP-Max-Batch-Size`, `X-QWP-Durable-Ack: enabled` when asked |
 //! | the same without `Upgrade`/`Connection`/`Sec-WebSocket-Key` | 400 with the reason |
 //! | `Sec-WebSocket-Version` other than 13 | 426 + `Sec-WebSocket-Version: 13` |
@@ -28,13 +29,19 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
 
+use crate::egress::{EgressOptions, EgressSession};
 use crate::ingest::{IngestSession, SessionOptions};
+use quiver_sql::QueryEngine;
 
 /// What every connection shares.
 #[derive(Clone)]
 pub struct ServerState {
     /// The database.
     pub db: Arc<Database>,
+    /// The query engine.
+    pub engine: Arc<QueryEngine>,
+    /// Settings every egress session starts from.
+    pub egress: EgressOptions,
     /// Largest QWP message accepted.
     pub max_message_len: usize,
     /// Settings every ingest session starts from.
@@ -106,7 +113,8 @@ fn route(req: Request<Incoming>, peer: SocketAddr, state: ServerState) -> Respon
             }
         },
         (&Method::GET, "/write/v4" | "/api/v4/write") => upgrade_ingest(req, peer, state),
-        (_, "/write/v4" | "/api/v4/write" | "/ping") => {
+        (&Method::GET, "/read/v1") => upgrade_egress(req, peer, state),
+        (_, "/write/v4" | "/api/v4/write" | "/read/v1" | "/ping") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
         }
         (_, path) => text(
@@ -124,25 +132,20 @@ fn has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token: &str) 
     })
 }
 
-/// Checks the upgrade request and answers 101 (or 400/426), then hands
-/// the upgraded connection to an ingest session.
-fn upgrade_ingest(
-    mut req: Request<Incoming>,
-    peer: SocketAddr,
-    state: ServerState,
-) -> Response<Full<Bytes>> {
-    let headers = req.headers();
+/// Checks a WebSocket upgrade request; the `Sec-WebSocket-Key`, or the
+/// answer refusing it (400/426).
+fn check_upgrade(headers: &HeaderMap) -> Result<Vec<u8>, Box<Response<Full<Bytes>>>> {
     if !has_token(headers, UPGRADE, "websocket") {
-        return text(
+        return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "missing or invalid Upgrade header: expected websocket\n",
-        );
+        )));
     }
     if !has_token(headers, CONNECTION, "upgrade") {
-        return text(
+        return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "missing or invalid Connection header: expected Upgrade\n",
-        );
+        )));
     }
     let version_ok = headers
         .get("sec-websocket-version")
@@ -155,16 +158,44 @@ fn upgrade_ingest(
         );
         r.headers_mut()
             .insert("sec-websocket-version", HeaderValue::from_static("13"));
-        return r;
+        return Err(Box::new(r));
     }
-    let Some(key) = headers
+    headers
         .get("sec-websocket-key")
         .map(|k| k.as_bytes().to_vec())
-    else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "missing Sec-WebSocket-Key header\n",
-        );
+        .ok_or_else(|| {
+            Box::new(text(
+                StatusCode::BAD_REQUEST,
+                "missing Sec-WebSocket-Key header\n",
+            ))
+        })
+}
+
+/// A 101 accepting the upgrade of `key`, with `X-QWP-Version: 1`.
+fn switching_protocols(key: &[u8]) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key)) {
+        h.insert("sec-websocket-accept", accept);
+    }
+    h.insert("x-qwp-version", HeaderValue::from_static("1"));
+    response
+}
+
+/// Checks the upgrade request and answers 101 (or 400/426), then hands
+/// the upgraded connection to an ingest session.
+fn upgrade_ingest(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    state: ServerState,
+) -> Response<Full<Bytes>> {
+    let headers = req.headers();
+    let key = match check_upgrade(headers) {
+        Ok(k) => k,
+        Err(refused) => return *refused,
     };
     let durable = headers
         .get("x-qwp-request-durable-ack")
@@ -176,15 +207,8 @@ fn upgrade_ingest(
         .unwrap_or("")
         .to_string();
 
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let mut response = switching_protocols(&key);
     let h = response.headers_mut();
-    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(&key)) {
-        h.insert("sec-websocket-accept", accept);
-    }
-    h.insert("x-qwp-version", HeaderValue::from_static("1"));
     h.insert(
         "x-qwp-max-batch-size",
         HeaderValue::from(state.max_message_len as u64),
@@ -216,6 +240,82 @@ fn upgrade_ingest(
             ..state.session.clone()
         };
         IngestSession::new(state.db.clone(), options)
+            .run(ws, peer, state.stop.clone())
+            .await;
+    });
+    response
+}
+
+/// The zstd level a client's `X-QWP-Accept-Encoding` asks for: the first
+/// `zstd` token (level from `zstd;level=N` or `zstd;N`, default 1, clamped
+/// to 1..=9) unless a `raw`/`identity` token comes first (SPEC §9.5).
+fn accepted_zstd_level(headers: &HeaderMap) -> Option<i32> {
+    let value = headers.get("x-qwp-accept-encoding")?.to_str().ok()?;
+    for token in value.split(',') {
+        let mut parts = token.split(';').map(str::trim);
+        match parts.next().map(str::to_ascii_lowercase).as_deref() {
+            Some("zstd") => {
+                let level = parts
+                    .next()
+                    .map(|p| p.trim_start_matches("level="))
+                    .and_then(|p| p.parse::<i32>().ok())
+                    .unwrap_or(1);
+                return Some(level.clamp(1, 9));
+            }
+            Some("raw" | "identity") => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Checks the upgrade request and answers 101 (or 400/426), then hands
+/// the upgraded connection to an egress (query) session.
+fn upgrade_egress(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    state: ServerState,
+) -> Response<Full<Bytes>> {
+    let headers = req.headers();
+    let key = match check_upgrade(headers) {
+        Ok(k) => k,
+        Err(refused) => return *refused,
+    };
+    let mut options = state.egress.clone();
+    // X-QWP-Max-Batch-Rows can only lower the row cap; nonsense is ignored.
+    if let Some(rows) = headers
+        .get("x-qwp-max-batch-rows")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|r| *r > 0)
+    {
+        options.max_batch_rows = options.max_batch_rows.min(rows);
+    }
+    options.zstd_level = accepted_zstd_level(headers);
+    let mut response = switching_protocols(&key);
+    if let Some(level) = options.zstd_level
+        && let Ok(v) = HeaderValue::from_str(&format!("zstd;level={level}"))
+    {
+        response.headers_mut().insert("x-qwp-content-encoding", v);
+    }
+    let upgrade = hyper::upgrade::on(&mut req);
+    let tracker = state.tracker.clone();
+    tracker.spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(state.max_message_len))
+            .max_frame_size(Some(state.max_message_len));
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        tracing::debug!(%peer, "egress session started");
+        EgressSession::new(state.engine.clone(), options)
             .run(ws, peer, state.stop.clone())
             .await;
     });

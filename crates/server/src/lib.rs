@@ -1,7 +1,8 @@
 //! `quiver-server`: the `quiver` binary's library.
 //!
 //! - [`serve`]: HTTP/1.1 on one port: `GET /ping` (204, or 503 with a JSON
-//!   body once storage stopped writing after a failure), WebSocket upgrades
+//!   body once storage stopped writing after a failure), QWP egress (SQL
+//!   queries) on `/read/v1` ([`egress`]), WebSocket upgrades
 //!   on `/write/v4` and `/api/v4/write` for QWP ingest ([`ingest`]); other
 //!   paths 404.
 //! - [`tools`]: `quiver tables` and `quiver export`, which read a data
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod egress;
 pub mod http;
 pub mod ingest;
 pub mod tools;
@@ -24,6 +26,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use egress::EgressOptions;
+use quiver_sql::QueryEngine;
 use quiver_storage::io::FileSystem;
 use quiver_storage::{Database, Options};
 use tokio::net::TcpListener;
@@ -31,6 +35,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 pub use ingest::{FrameLimits, SessionOptions};
+pub use quiver_sql::QueryOptions;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -54,6 +59,11 @@ pub struct ServeConfig {
     /// Per-connection ingest settings (limits, timeouts); `durable_acks` is
     /// set per connection from its upgrade request.
     pub session: SessionOptions,
+    /// Query engine settings.
+    pub query: QueryOptions,
+    /// Per-connection query settings (batch rows, frame size, compression
+    /// from the upgrade request).
+    pub egress: EgressOptions,
     /// How long shutdown waits for connections to finish their frames.
     pub shutdown_grace: Duration,
     /// The file system under storage (the operating system's by default;
@@ -73,6 +83,8 @@ impl Default for ServeConfig {
             max_unsealed_bytes: Options::default().max_unsealed_bytes,
             max_uncommitted_bytes: Options::default().max_uncommitted_bytes,
             session: SessionOptions::default(),
+            query: QueryOptions::default(),
+            egress: EgressOptions::default(),
             shutdown_grace: Duration::from_secs(10),
             fs: None,
         }
@@ -121,6 +133,7 @@ pub async fn shutdown_signal() {
 pub struct Server {
     config: ServeConfig,
     db: Arc<Database>,
+    engine: Arc<QueryEngine>,
     listener: TcpListener,
     local: SocketAddr,
 }
@@ -141,11 +154,14 @@ impl Server {
         let db = tokio::task::spawn_blocking(move || Database::open(&data_dir, options))
             .await
             .map_err(|e| ServerError::Tool(format!("storage open task failed: {e}")))??;
+        let engine = QueryEngine::new(db.clone(), &config.query)
+            .map_err(|e| ServerError::Tool(format!("query engine: {e}")))?;
         let listener = TcpListener::bind(config.listen).await?;
         let local = listener.local_addr()?;
         Ok(Server {
             config,
             db,
+            engine: Arc::new(engine),
             listener,
             local,
         })
@@ -163,6 +179,7 @@ impl Server {
         let Server {
             config,
             db,
+            engine,
             listener,
             local,
         } = self;
@@ -171,6 +188,8 @@ impl Server {
         let tracker = TaskTracker::new();
         let state = http::ServerState {
             db: db.clone(),
+            engine,
+            egress: config.egress.clone(),
             max_message_len: config.max_message_len,
             session: config.session.clone(),
             stop: stop_rx,

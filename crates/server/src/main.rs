@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mimalloc::MiMalloc;
-use quiver_server::{FrameLimits, ServeConfig, SessionOptions, serve, tools};
+use quiver_server::{FrameLimits, QueryOptions, ServeConfig, SessionOptions, serve, tools};
 
 /// Ingest allocates and frees column buffers of a few MiB per frame; mimalloc
 /// reuses them where the system allocator maps and zeroes fresh pages.
@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: QWP/WebSocket ingest on /write/v4 and /api/v4/write, GET /ping.
+    /// Run the server: QWP/WebSocket ingest on /write/v4 and /api/v4/write, SQL queries on /read/v1, GET /ping.
     Serve {
         /// Data directory (created if missing).
         #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
@@ -67,6 +67,9 @@ enum Command {
         /// The same while it holds an open deferred group (its rows are rolled back).
         #[arg(long, env = "QUIVER_DEFERRED_IDLE_TIMEOUT_SECS", default_value_t = 60)]
         deferred_idle_timeout_secs: u64,
+        /// Most bytes the operators of all running queries may hold together (sorts, joins, aggregates); a query past it fails with LIMIT_EXCEEDED.
+        #[arg(long, env = "QUIVER_QUERY_MEMORY_BYTES", default_value_t = 512 << 20)]
+        query_memory_bytes: usize,
     },
     /// List tables with their columns, types and committed row counts.
     Tables {
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             max_uncommitted_bytes,
             idle_timeout_secs,
             deferred_idle_timeout_secs,
+            query_memory_bytes,
         } => {
             let config = ServeConfig {
                 data_dir,
@@ -140,6 +144,10 @@ fn main() -> ExitCode {
                     idle_timeout: Duration::from_secs(idle_timeout_secs),
                     deferred_idle_timeout: Duration::from_secs(deferred_idle_timeout_secs),
                     ..SessionOptions::default()
+                },
+                query: QueryOptions {
+                    memory_limit: query_memory_bytes,
+                    ..QueryOptions::default()
                 },
                 ..ServeConfig::default()
             };

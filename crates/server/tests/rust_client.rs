@@ -10,9 +10,9 @@
 //! - durable acks (`request_durable_ack=on`, `AckLevel::Durable`).
 //!
 //! Every expectation is computed from the constants that were sent; stored
-//! rows are read back through `quiver-storage` (read-only). Quiver does not
-//! serve `/read/v1`, so pools are opened with `query_pool_min=0` and no query
-//! API is used.
+//! rows are read back through `quiver-storage` (read-only). Every table is
+//! then read back with `SELECT *` through the client's reader at default
+//! settings (`/read/v1`), which must return the stored types and values.
 
 mod common;
 
@@ -225,9 +225,9 @@ fn now_micros() -> i64 {
         .as_micros() as i64
 }
 
-/// A pool with no eager readers, recording every server rejection.
+/// A pool (default settings otherwise), recording every server rejection.
 fn pool(server: &TestServer, extra: &str) -> (QuestDb, Arc<Mutex<Vec<String>>>) {
-    let conf = format!("ws::addr={};query_pool_min=0;{extra}", server.addr());
+    let conf = format!("ws::addr={};{extra}", server.addr());
     let errors = Arc::new(Mutex::new(Vec::new()));
     let sink = errors.clone();
     let mut handlers = ConnectHandlers::default();
@@ -295,6 +295,96 @@ fn uuid_rfc(lo: u64, hi: u64) -> Vec<u8> {
 /// An unscaled decimal from its digits.
 fn i256_of(digits: &str) -> i256 {
     i256::from_string(digits).unwrap_or_else(|| panic!("bad digits {digits}"))
+}
+
+// ---------------------------------------------------------------------------
+// Reading back through the client's reader (egress)
+// ---------------------------------------------------------------------------
+
+/// The client's name (`questdb.column_type` field metadata) of a stored
+/// column type.
+fn client_kind_name(t: ColumnType) -> &'static str {
+    match t {
+        ColumnType::Boolean => "boolean",
+        ColumnType::Byte => "byte",
+        ColumnType::Short => "short",
+        ColumnType::Char => "char",
+        ColumnType::Int => "int",
+        ColumnType::Long => "long",
+        ColumnType::Float => "float",
+        ColumnType::Double => "double",
+        ColumnType::Symbol => "symbol",
+        ColumnType::Timestamp => "timestamp",
+        ColumnType::TimestampNanos => "timestamp_nanos",
+        ColumnType::Date => "date",
+        ColumnType::Uuid => "uuid",
+        ColumnType::Long256 => "long256",
+        ColumnType::Geohash(_) => "geohash",
+        ColumnType::Varchar => "varchar",
+        ColumnType::Binary => "binary",
+        ColumnType::Ipv4 => "ipv4",
+        ColumnType::Decimal64(_) => "decimal64",
+        ColumnType::Decimal128(_) => "decimal128",
+        ColumnType::Decimal256(_) => "decimal256",
+        ColumnType::DoubleArray(_) => "double_array",
+        ColumnType::LongArray(_) => "long_array",
+    }
+}
+
+/// Each cell of a column as text, in a form both sides share: SYMBOL
+/// dictionaries decoded, timestamps and dates as their integer value
+/// (the client adds a UTC zone), everything else as Arrow displays it
+/// (decimals by value, whatever their precision).
+fn cells(array: &ArrayRef) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let normalized = match array.data_type() {
+        DataType::Dictionary(_, _) => arrow::compute::cast(array, &DataType::Utf8).expect("cast"),
+        DataType::Timestamp(_, _) | DataType::Date64 => {
+            arrow::compute::cast(array, &DataType::Int64).expect("cast")
+        }
+        _ => array.clone(),
+    };
+    let options = FormatOptions::default().with_null("NULL");
+    let f = ArrayFormatter::try_new(normalized.as_ref(), &options).expect("formatter");
+    (0..normalized.len())
+        .map(|i| f.value(i).to_string())
+        .collect()
+}
+
+/// Reads `table` back with `SELECT *` through the client's pooled reader
+/// (default settings) and asserts the same columns, in the same order,
+/// with the QuestDB types and the values storage holds.
+fn assert_query_matches_storage(server: &TestServer, table: &str) {
+    let stored = read_table(server, table);
+    let conf = format!("ws::addr={};", server.addr());
+    let db = QuestDb::connect(&conf).unwrap_or_else(|e| panic!("connect {conf}: {e}"));
+    let mut reader = db.borrow_reader().expect("borrow reader");
+    let mut cursor = reader
+        .execute(format!("SELECT * FROM {table}"))
+        .unwrap_or_else(|e| panic!("{table}: query: {e}; log:\n{}", server.log_text()));
+    let (schema, batches) = cursor
+        .fetch_all_arrow()
+        .unwrap_or_else(|e| panic!("{table}: fetch: {e}; log:\n{}", server.log_text()));
+    let got = concat_batches(&schema, &batches).expect("concat");
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, stored.column_names(), "{table}: columns");
+    assert_eq!(got.num_rows(), stored.rows(), "{table}: rows");
+    for (i, field) in schema.fields().iter().enumerate() {
+        let name = field.name();
+        let kind = field
+            .metadata()
+            .get("questdb.column_type")
+            .map(String::as_str);
+        assert_eq!(
+            kind,
+            Some(client_kind_name(stored.ty(name))),
+            "{table}.{name}: type"
+        );
+        let (got, want) = (cells(got.column(i)), cells(stored.col(name)));
+        for (row, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{table}.{name}[{row}]: queried vs stored");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -478,6 +568,7 @@ fn row_api_every_column_type_several_tables_and_flushes() {
 
     // ---- row_types: every type, value by value.
     let t = read_table(&server, T_ROW);
+    assert_query_matches_storage(&server, T_ROW);
     assert_eq!(t.rows(), 3);
     let expect_types = [
         ("sym", ColumnType::Symbol),
@@ -595,6 +686,7 @@ fn row_api_every_column_type_several_tables_and_flushes() {
 
     // ---- row_micros: two frames, a late column, a symbol shared with row_types.
     let t = read_table(&server, T_ROW_US);
+    assert_query_matches_storage(&server, T_ROW_US);
     assert_eq!(t.rows(), 5);
     assert_eq!(
         t.designated(),
@@ -632,6 +724,7 @@ fn row_api_every_column_type_several_tables_and_flushes() {
 
     // ---- row_now: server-assigned designated timestamps.
     let t = read_table(&server, T_ROW_NOW);
+    assert_query_matches_storage(&server, T_ROW_NOW);
     assert_eq!(t.rows(), 2);
     assert_eq!(t.i64s("n"), vec![Some(1), Some(2)]);
     assert_eq!(
@@ -672,6 +765,7 @@ fn row_api_long_arrays() {
         .wait(AckLevel::Ok, ACK_TIMEOUT)
         .unwrap_or_else(|e| panic!("wait Ok: {e}; log:\n{}", server.log_text()));
     let t = read_table(&server, "row_long_arrays");
+    assert_query_matches_storage(&server, "row_long_arrays");
     assert_eq!(t.ty("la"), ColumnType::LongArray(1));
     assert_eq!(t.i64s("id"), vec![Some(0), Some(1), Some(2)]);
     assert_eq!(t.i64_lists("la"), rows.to_vec());
@@ -856,6 +950,7 @@ fn chunk_api_every_column_kind_with_validity() {
     assert_no_rejections(&errors, &server);
 
     let t = read_table(&server, "chunk_types");
+    assert_query_matches_storage(&server, "chunk_types");
     assert_eq!(t.rows(), C_ROWS);
     let expect_types = [
         ("i8", ColumnType::Byte),
@@ -973,6 +1068,7 @@ fn chunk_api_every_column_kind_with_validity() {
     );
 
     let t = read_table(&server, "chunk_micros");
+    assert_query_matches_storage(&server, "chunk_micros");
     assert_eq!(t.rows(), C_ROWS);
     assert_eq!(
         t.designated(),
@@ -1057,6 +1153,7 @@ fn chunk_api_large_chunk_is_split_over_frames() {
     assert_no_rejections(&errors, &server);
 
     let t = read_table(&server, "chunk_big");
+    assert_query_matches_storage(&server, "chunk_big");
     assert_eq!(t.rows(), N);
     assert_eq!(t.ty("id"), ColumnType::Long);
     assert_eq!(t.ty("v"), ColumnType::Double);
@@ -1328,11 +1425,13 @@ fn arrow_record_batches_through_every_entry_point() {
 
     for table in ["arrow_sender", "arrow_direct"] {
         let t = read_table(&server, table);
+        assert_query_matches_storage(&server, table);
         verify_arrow_core(&t);
         verify_arrow_typed(&t);
         assert_eq!(t.schema.columns.len(), batch.num_columns());
     }
     let t = read_table(&server, "arrow_chunk");
+    assert_query_matches_storage(&server, "arrow_chunk");
     verify_arrow_core(&t);
     assert_eq!(t.schema.columns.len(), 6);
 }

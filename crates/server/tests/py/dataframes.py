@@ -42,7 +42,7 @@ import questdb
 port = int(sys.argv[1])
 case = sys.argv[2]
 extra = "".join(f"{kv};" for kv in sys.argv[3:])
-conf = f"ws::addr=127.0.0.1:{port};query_pool_min=0;{extra}"
+conf = f"ws::addr=127.0.0.1:{port};{extra}"
 
 BASE_NS = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z
 LARGE_ROWS = 200_000

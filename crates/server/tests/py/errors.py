@@ -28,7 +28,7 @@ from questdb import TimestampNanos
 port = int(sys.argv[1])
 case = sys.argv[2]
 extra = "".join(f"{kv};" for kv in sys.argv[3:])
-conf = f"ws::addr=127.0.0.1:{port};query_pool_min=0;auto_flush=off;{extra}"
+conf = f"ws::addr=127.0.0.1:{port};auto_flush=off;{extra}"
 BASE_NS = 1_700_000_000_000_000_000
 
 

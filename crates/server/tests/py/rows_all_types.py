@@ -40,7 +40,7 @@ from questdb import (Char, DateMillis, Geohash, Long256, ServerTimestamp,
 port = int(sys.argv[1])
 scenario = sys.argv[2]
 extra = "".join(f"{kv};" for kv in sys.argv[3:])
-conf = f"ws::addr=127.0.0.1:{port};auto_flush=off;query_pool_min=0;{extra}"
+conf = f"ws::addr=127.0.0.1:{port};auto_flush=off;{extra}"
 UTC = dt.timezone.utc
 
 L256_MIXED = 0x0102030405060708_1112131415161718_2122232425262728_3132333435363738

@@ -1,0 +1,561 @@
+//! QWP egress sessions: one per WebSocket connection on `/read/v1` (SPEC
+//! §4, §9.5).
+//!
+//! The session sends SERVER_INFO first, then serves one query at a time:
+//! a QUERY_REQUEST runs through the query engine ([`QueryEngine`]) and its
+//! rows go out as RESULT_BATCH frames (schema in batch 0 only, at most
+//! `max_batch_rows` rows and `max_frame_len` bytes each, SYMBOL values
+//! through the connection's delta dictionary, timestamps Gorilla-encoded
+//! where that is smaller, zstd bodies when the client asked for them),
+//! then RESULT_END; a failure is a QUERY_ERROR with the fitting status, and
+//! the connection stays usable. While a result streams the session keeps
+//! reading the socket: CANCEL stops the query (its stream is dropped, which
+//! stops the scan), CREDIT refills a client-set byte budget (the stream
+//! pauses when it is spent), and a second QUERY_REQUEST is refused.
+//!
+//! Results are pulled batch by batch from the engine as the socket takes
+//! them, so server memory is bounded by a batch, not by the result.
+
+pub mod columns;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow::array::RecordBatch;
+use arrow::compute::BatchCoalescer;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use quiver_qwp::egress::response::role;
+use quiver_qwp::{
+    BatchEncoding, ClientMessage, ColumnDef, Limits, ResultBatch, ServerInfo, ServerMessage,
+    StatusCode, decode_client_message, encode_server_message,
+};
+use quiver_sql::{QueryEngine, QueryError, QueryErrorKind, QueryOutput};
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use columns::{ResultDictionary, WireType, encode_column};
+
+/// SERVER_INFO capability: the server parses the `query_flags` trailer.
+const CAP_QUERY_FLAGS: u32 = 0x2;
+
+/// Per-connection settings.
+#[derive(Debug, Clone)]
+pub struct EgressOptions {
+    /// Most rows per RESULT_BATCH (default 16,384, QuestDB's; the client's
+    /// `X-QWP-Max-Batch-Rows` can lower it).
+    pub max_batch_rows: usize,
+    /// Largest frame sent, header included (default 16 MiB).
+    pub max_frame_len: usize,
+    /// zstd level when the client accepts zstd bodies.
+    pub zstd_level: Option<i32>,
+    /// Past this many entries (or 8 MiB of strings) the connection's SYMBOL
+    /// dictionary is reset before the next query (default 100,000).
+    pub max_dictionary_entries: u64,
+    /// Decoder limits for client frames.
+    pub limits: Limits,
+}
+
+impl Default for EgressOptions {
+    fn default() -> Self {
+        EgressOptions {
+            max_batch_rows: 16_384,
+            max_frame_len: 16 << 20,
+            zstd_level: None,
+            max_dictionary_entries: 100_000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Bytes of dictionary strings past which it is reset before a query.
+const MAX_DICTIONARY_BYTES: usize = 8 << 20;
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// A result being sent.
+struct Streaming {
+    request_id: i64,
+    stream: SendableRecordBatchStream,
+    /// Joins the engine's batches (a memtable chunk can be a few rows)
+    /// into RESULT_BATCHes of `max_batch_rows`, so a client sees few,
+    /// full batches.
+    coalescer: BatchCoalescer,
+    /// The query's stream ended (what the coalescer holds is the rest).
+    exhausted: bool,
+    wire: Vec<WireType>,
+    names: Vec<String>,
+    /// The next batch_seq.
+    batch_seq: u64,
+    rows: u64,
+    /// Bytes the client still takes (`None`: no flow control).
+    credit: Option<i64>,
+}
+
+/// Where a session is.
+enum SessionState {
+    /// Waiting for a QUERY_REQUEST.
+    Idle,
+    /// Sending a result.
+    Streaming(Box<Streaming>),
+}
+
+/// One egress connection.
+pub struct EgressSession {
+    engine: Arc<QueryEngine>,
+    options: EgressOptions,
+    dictionary: ResultDictionary,
+    /// A CACHE_RESET is owed before the next RESULT_BATCH.
+    reset_owed: bool,
+    state: SessionState,
+    queries: u64,
+}
+
+fn status_of(kind: QueryErrorKind) -> StatusCode {
+    match kind {
+        QueryErrorKind::Invalid | QueryErrorKind::Unsupported => StatusCode::PARSE_ERROR,
+        QueryErrorKind::Cancelled => StatusCode::CANCELLED,
+        QueryErrorKind::Limit => StatusCode::LIMIT_EXCEEDED,
+        _ => StatusCode::INTERNAL_ERROR,
+    }
+}
+
+/// What the session does next.
+enum Event {
+    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    /// The coalescer holds a completed batch and credit is left.
+    Ready,
+    /// The query is exhausted and every batch went out.
+    Finished,
+    Batch(Option<datafusion::error::Result<RecordBatch>>),
+    Stop,
+}
+
+impl EgressSession {
+    /// A session for a new connection.
+    pub fn new(engine: Arc<QueryEngine>, options: EgressOptions) -> Self {
+        EgressSession {
+            engine,
+            options,
+            dictionary: ResultDictionary::default(),
+            reset_owed: false,
+            state: SessionState::Idle,
+            queries: 0,
+        }
+    }
+
+    fn encoding(&self) -> BatchEncoding {
+        BatchEncoding {
+            gorilla: true,
+            zstd_level: self.options.zstd_level,
+        }
+    }
+
+    /// Serves the connection until the client leaves or the server stops.
+    pub async fn run(mut self, mut ws: Ws, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+        let wall_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+            .unwrap_or(0);
+        let info = ServerMessage::ServerInfo(ServerInfo {
+            role: role::STANDALONE,
+            epoch: 0,
+            capabilities: CAP_QUERY_FLAGS,
+            server_wall_ns: wall_ns,
+            cluster_id: "quiver".into(),
+            node_id: "".into(),
+            zone_id: None,
+        });
+        if self.send(&mut ws, &info).await.is_err() {
+            return;
+        }
+        loop {
+            // Rows go out only while the client's credit lasts; batches the
+            // coalescer completed go before more are pulled from the query,
+            // and RESULT_END once the query is exhausted and all are sent.
+            let (ready, finished, streaming) = match &mut self.state {
+                SessionState::Streaming(s) => {
+                    let credit = s.credit.is_none_or(|c| c > 0);
+                    let completed = s.coalescer.has_completed_batch();
+                    let pull = credit && !completed && !s.exhausted;
+                    (
+                        credit && completed,
+                        s.exhausted && !completed,
+                        pull.then_some(s),
+                    )
+                }
+                SessionState::Idle => (false, false, None),
+            };
+            let event = tokio::select! {
+                biased;
+                _ = stop.changed() => Event::Stop,
+                msg = ws.next() => Event::Frame(msg),
+                _ = std::future::ready(()), if ready => Event::Ready,
+                _ = std::future::ready(()), if finished => Event::Finished,
+                batch = async {
+                    match streaming {
+                        Some(s) => s.stream.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => Event::Batch(batch),
+            };
+            let outcome = match event {
+                Event::Stop => {
+                    close(&mut ws, CloseCode::Away, "server shutting down").await;
+                    break;
+                }
+                Event::Frame(None) | Event::Frame(Some(Err(_))) => break,
+                Event::Frame(Some(Ok(msg))) => match msg {
+                    Message::Binary(bytes) => self.handle_client_frame(&mut ws, &bytes).await,
+                    Message::Close(_) => break,
+                    Message::Text(_) => {
+                        close(&mut ws, CloseCode::Unsupported, "QWP is binary").await;
+                        break;
+                    }
+                    _ => Ok(true),
+                },
+                Event::Ready => self.send_completed(&mut ws).await,
+                Event::Batch(Some(Ok(batch))) => self.coalesce(&mut ws, Some(batch)).await,
+                Event::Batch(Some(Err(e))) => {
+                    let request_id = self.finish_streaming();
+                    let e = QueryError::from(e);
+                    self.send_error(&mut ws, request_id, status_of(e.kind), &e.message)
+                        .await
+                        .map(|_| true)
+                }
+                Event::Batch(None) => self.coalesce(&mut ws, None).await,
+                Event::Finished => self.end_result(&mut ws).await,
+            };
+            match outcome {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
+        }
+        tracing::debug!(%peer, queries = self.queries, "egress session ended");
+    }
+
+    /// Handles one client frame; `Ok(false)` ends the connection.
+    async fn handle_client_frame(&mut self, ws: &mut Ws, bytes: &[u8]) -> Result<bool, ()> {
+        let message = match decode_client_message(bytes, &self.options.limits) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed egress frame; closing");
+                close(ws, CloseCode::Protocol, &e.to_string()).await;
+                return Ok(false);
+            }
+        };
+        match message {
+            ClientMessage::QueryRequest(request) => {
+                if let SessionState::Streaming(_) = self.state {
+                    self.send_error(
+                        ws,
+                        request.request_id,
+                        StatusCode::PARSE_ERROR,
+                        "one query at a time per connection: the previous one is still streaming",
+                    )
+                    .await?;
+                    return Ok(true);
+                }
+                self.queries += 1;
+                if request.flags.is_some_and(|f| f.reset_dict()) && !self.dictionary.is_empty() {
+                    self.dictionary.clear();
+                    self.reset_owed = true;
+                }
+                if self.dictionary.len() >= self.options.max_dictionary_entries
+                    || self.dictionary.data_len() >= MAX_DICTIONARY_BYTES
+                {
+                    self.dictionary.clear();
+                    self.reset_owed = true;
+                }
+                if !request.binds.is_empty() {
+                    self.send_error(
+                        ws,
+                        request.request_id,
+                        StatusCode::PARSE_ERROR,
+                        "bind parameters are not supported yet",
+                    )
+                    .await?;
+                    return Ok(true);
+                }
+                tracing::debug!(request_id = request.request_id, sql = %request.sql, "query");
+                match self.engine.execute(&request.sql).await {
+                    Ok(QueryOutput::Rows(stream)) => {
+                        let schema = stream.schema();
+                        let target = self.options.max_batch_rows.max(1);
+                        self.state = SessionState::Streaming(Box::new(Streaming {
+                            request_id: request.request_id,
+                            coalescer: BatchCoalescer::new(Arc::clone(&schema), target),
+                            exhausted: false,
+                            wire: schema.fields().iter().map(|f| WireType::of(f)).collect(),
+                            names: schema.fields().iter().map(|f| f.name().clone()).collect(),
+                            stream,
+                            batch_seq: 0,
+                            rows: 0,
+                            credit: (request.initial_credit > 0)
+                                .then(|| i64::try_from(request.initial_credit).unwrap_or(i64::MAX)),
+                        }));
+                    }
+                    Ok(QueryOutput::Done { rows, .. }) => {
+                        let done = ServerMessage::ExecDone {
+                            request_id: request.request_id,
+                            op_type: 0,
+                            rows_affected: rows,
+                        };
+                        self.send(ws, &done).await?;
+                    }
+                    Err(e) => {
+                        self.send_error(ws, request.request_id, status_of(e.kind), &e.message)
+                            .await?;
+                    }
+                }
+                Ok(true)
+            }
+            ClientMessage::Cancel { request_id } => {
+                if matches!(&self.state, SessionState::Streaming(s) if s.request_id == request_id) {
+                    self.finish_streaming();
+                    self.send_error(ws, request_id, StatusCode::CANCELLED, "cancelled by client")
+                        .await?;
+                }
+                Ok(true)
+            }
+            ClientMessage::Credit {
+                request_id,
+                additional_bytes,
+            } => {
+                if let SessionState::Streaming(s) = &mut self.state
+                    && s.request_id == request_id
+                    && let Some(c) = &mut s.credit
+                {
+                    *c = c.saturating_add(i64::try_from(additional_bytes).unwrap_or(i64::MAX));
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Back to idle; returns the request id that was streaming.
+    fn finish_streaming(&mut self) -> i64 {
+        match std::mem::replace(&mut self.state, SessionState::Idle) {
+            SessionState::Streaming(s) => s.request_id,
+            SessionState::Idle => -1,
+        }
+    }
+
+    /// Adds `batch` to the result's coalescer (`None`: the stream ended,
+    /// flush what it holds), then sends one completed batch if credit is
+    /// left (the loop sends the others as credit allows).
+    async fn coalesce(&mut self, ws: &mut Ws, batch: Option<RecordBatch>) -> Result<bool, ()> {
+        let SessionState::Streaming(s) = &mut self.state else {
+            return Ok(true);
+        };
+        let pushed = match batch {
+            Some(b) => s.coalescer.push_batch(b),
+            None => {
+                s.exhausted = true;
+                s.coalescer.finish_buffered_batch()
+            }
+        };
+        if let Err(e) = pushed {
+            let request_id = self.finish_streaming();
+            self.send_error(ws, request_id, StatusCode::INTERNAL_ERROR, &e.to_string())
+                .await?;
+            return Ok(true);
+        }
+        self.send_completed(ws).await
+    }
+
+    /// Sends the coalescer's next completed batch, if any.
+    async fn send_completed(&mut self, ws: &mut Ws) -> Result<bool, ()> {
+        let next = match &mut self.state {
+            SessionState::Streaming(s) => s.coalescer.next_completed_batch(),
+            SessionState::Idle => None,
+        };
+        match next {
+            Some(batch) => self.send_rows(ws, batch).await,
+            None => Ok(true),
+        }
+    }
+
+    /// Sends `batch` as one or more RESULT_BATCH frames.
+    async fn send_rows(&mut self, ws: &mut Ws, batch: RecordBatch) -> Result<bool, ()> {
+        let mut offset = 0;
+        let total = batch.num_rows();
+        let mut chunk = self.options.max_batch_rows.max(1);
+        // An empty batch from the stream sends nothing (the schema goes
+        // out with the first rows or at the end).
+        while offset < total {
+            let rows = chunk.min(total - offset);
+            let part = batch.slice(offset, rows);
+            match self.encode_batch(&part) {
+                Err(e) => {
+                    let request_id = self.finish_streaming();
+                    self.send_error(ws, request_id, StatusCode::INTERNAL_ERROR, &e)
+                        .await?;
+                    return Ok(true);
+                }
+                Ok(Some(frame)) => {
+                    self.send_batch_frame(ws, frame).await?;
+                    offset += rows;
+                }
+                // Too large for a frame: fewer rows.
+                Ok(None) if rows > 1 => chunk = rows / 2,
+                Ok(None) => {
+                    let request_id = self.finish_streaming();
+                    self.send_error(
+                        ws,
+                        request_id,
+                        StatusCode::LIMIT_EXCEEDED,
+                        "a single row is larger than the largest frame",
+                    )
+                    .await?;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// One RESULT_BATCH frame of `batch`, or `None` when it is larger than
+    /// a frame may be; `Err` says why it cannot be sent.
+    fn encode_batch(&mut self, batch: &RecordBatch) -> Result<Option<Vec<u8>>, String> {
+        let SessionState::Streaming(s) = &mut self.state else {
+            return Ok(None);
+        };
+        let mark = self.dictionary.mark();
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for (array, wire) in batch.columns().iter().zip(&s.wire) {
+            columns.push(encode_column(array, wire, &mut self.dictionary)?);
+        }
+        let has_symbols = s
+            .wire
+            .iter()
+            .any(|w| w.type_code == quiver_qwp::TypeCode::Symbol);
+        let message = ServerMessage::ResultBatch(ResultBatch {
+            request_id: s.request_id,
+            batch_seq: s.batch_seq,
+            symbols: self.dictionary.take_delta(has_symbols),
+            table_name: "".into(),
+            row_count: u32::try_from(batch.num_rows()).unwrap_or(u32::MAX),
+            schema: (s.batch_seq == 0).then(|| {
+                s.names
+                    .iter()
+                    .zip(&s.wire)
+                    .map(|(n, w)| ColumnDef {
+                        name: n.clone().into(),
+                        type_code: w.type_code,
+                    })
+                    .collect()
+            }),
+            columns,
+        });
+        let mut frame = Vec::new();
+        let encoding = BatchEncoding {
+            gorilla: true,
+            zstd_level: self.options.zstd_level,
+        };
+        encode_server_message(&message, &encoding, &mut frame).map_err(|e| e.to_string())?;
+        if frame.len() > self.options.max_frame_len {
+            self.dictionary.rewind(mark);
+            return Ok(None);
+        }
+        s.batch_seq += 1;
+        s.rows += batch.num_rows() as u64;
+        if let Some(c) = &mut s.credit {
+            *c = c.saturating_sub(i64::try_from(frame.len()).unwrap_or(i64::MAX));
+        }
+        Ok(Some(frame))
+    }
+
+    /// The stream ended: an empty batch if none went out (the schema), then
+    /// RESULT_END.
+    async fn end_result(&mut self, ws: &mut Ws) -> Result<bool, ()> {
+        if let SessionState::Streaming(s) = &self.state
+            && s.batch_seq == 0
+        {
+            let empty = RecordBatch::new_empty(s.stream.schema());
+            match self.encode_batch(&empty) {
+                Ok(Some(frame)) => self.send_batch_frame(ws, frame).await?,
+                Ok(None) => {}
+                Err(e) => {
+                    let request_id = self.finish_streaming();
+                    self.send_error(ws, request_id, StatusCode::INTERNAL_ERROR, &e)
+                        .await?;
+                    return Ok(true);
+                }
+            }
+        }
+        let SessionState::Streaming(s) = std::mem::replace(&mut self.state, SessionState::Idle)
+        else {
+            return Ok(true);
+        };
+        let end = ServerMessage::ResultEnd {
+            request_id: s.request_id,
+            final_seq: s.batch_seq.saturating_sub(1),
+            total_rows: s.rows,
+        };
+        self.send(ws, &end).await?;
+        Ok(true)
+    }
+
+    async fn send_error(
+        &mut self,
+        ws: &mut Ws,
+        request_id: i64,
+        status: StatusCode,
+        message: &str,
+    ) -> Result<(), ()> {
+        let error = ServerMessage::QueryError {
+            request_id,
+            status,
+            message: truncate(message, 1000).into(),
+        };
+        self.send(ws, &error).await
+    }
+
+    async fn send(&mut self, ws: &mut Ws, message: &ServerMessage<'_>) -> Result<(), ()> {
+        let mut frame = Vec::new();
+        encode_server_message(message, &self.encoding(), &mut frame).map_err(|_| ())?;
+        send_ws(ws, frame).await
+    }
+
+    /// Sends a RESULT_BATCH frame, after the CACHE_RESET owed (if any).
+    async fn send_batch_frame(&mut self, ws: &mut Ws, frame: Vec<u8>) -> Result<(), ()> {
+        if std::mem::take(&mut self.reset_owed) {
+            let reset = ServerMessage::CacheReset { reset_mask: 0x01 };
+            self.send(ws, &reset).await?;
+        }
+        send_ws(ws, frame).await
+    }
+}
+
+/// How long sending one frame may take before the client is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn send_ws(ws: &mut Ws, frame: Vec<u8>) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Binary(frame.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: truncate(reason, 120).into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(Some(frame))).await;
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

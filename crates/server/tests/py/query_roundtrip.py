@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Egress (/read/v1) with the official client at its default settings.
+
+usage: query_roundtrip.py PORT CASE
+
+Each CASE loads data with db.dataframe(), reads it back with db.query()
+and compares what came back with what was sent, in this script; any
+difference is printed and the script exits non-zero. It prints
+"ok CASE" at the end.
+
+  types    one row group of every column type the DataFrame path sends
+           (pyarrow), with NULLs; SELECT * must return the same values in
+           the QuestDB types the client maps them to; to_pandas() too.
+  large    200,000 rows with a symbol column: SELECT * (many RESULT_BATCH
+           frames, the symbol dictionary growing across them) in row
+           order, iter_arrow() batches, a projection with a filter.
+  sql      aggregates, filters, ORDER BY, LIMIT and expressions, checked
+           against pandas computing the same over the data sent.
+  errors   a syntax error, an unknown table and an unknown column each
+           raise QuestDBError with the server's message, and the same
+           pooled connection then serves a good query.
+"""
+import datetime as dt
+import sys
+import uuid
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import questdb
+
+port = int(sys.argv[1])
+case = sys.argv[2]
+# Default settings: the client opens its reader pool eagerly.
+conf = f"ws::addr=127.0.0.1:{port};"
+
+BASE_NS = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z
+LARGE_ROWS = 200_000
+failures = []
+
+
+def check(what, got, want):
+    if got != want:
+        failures.append(f"{what}: got {got!r}, want {want!r}")
+
+
+def comparable(arr):
+    """A column as plain Python values: dictionaries decoded, extension
+    types as their storage."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
+    if isinstance(arr.type, pa.ExtensionType):
+        arr = arr.storage
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return arr.to_pylist()
+
+
+def ns_values(arr):
+    """Integer nanoseconds of a timestamp or date column."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_date32(arr.type):
+        arr = arr.cast(pa.timestamp("ms"))
+    unit = arr.type.unit
+    scale = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    ints = arr.cast(pa.timestamp(unit)).cast(pa.int64()).to_pylist()
+    return [None if v is None else v * scale for v in ints]
+
+
+def column_type(field):
+    return (field.metadata or {}).get(b"questdb.column_type", b"").decode()
+
+
+def table_types():
+    """Every column type the DataFrame path sends, with NULLs; and the
+    QuestDB type each one is stored as."""
+    ts = pa.array(list(range(BASE_NS, BASE_NS + 4 * 1_000_000_000, 1_000_000_000)), pa.timestamp("ns"))
+    l256_md = {b"questdb.column_type": b"long256"}
+    columns = [
+        ("i8", pa.array([1, None, -128, 127], pa.int8()), "int"),
+        ("i16", pa.array([1000, -1000, None, 32767], pa.int16()), "int"),
+        ("i32", pa.array([None, 2**31 - 1, -5, 0], pa.int32()), "long"),
+        ("i64", pa.array([2**40, None, -(2**63) + 1, 0], pa.int64()), "long"),
+        ("f32", pa.array([1.5, None, -0.25, 3e38], pa.float32()), "float"),
+        ("f64", pa.array([None, 2.5, -1e-10, 6.02e23], pa.float64()), "double"),
+        ("flag", pa.array([True, True, False, True], pa.bool_()), "boolean"),
+        ("s", pa.array(["s0", None, "sß 🦞", ""], pa.string()), "varchar"),
+        ("ls", pa.array(["large", "ünï", None, "z"], pa.large_string()), "varchar"),
+        ("sym", pa.array(["alpha", "βeta", None, "alpha"], pa.string()).dictionary_encode(), "symbol"),
+        ("d_ms", pa.array([1_700_000_000_123, None, -1, 0], pa.timestamp("ms")), "date"),
+        ("t_us", pa.array([1_700_000_000_000_001, 0, None, 1_000], pa.timestamp("us", tz="UTC")), "timestamp"),
+        ("t_ns", pa.array([1_700_000_000_000_000_001, None, -5, 0], pa.timestamp("ns")), "timestamp_nanos"),
+        ("d32", pa.array([dt.date(2024, 2, 29), None, dt.date(1970, 1, 1), dt.date(1969, 12, 31)], pa.date32()), "date"),
+        ("dec", pa.array([Decimal("1234567.891"), Decimal("-0.001"), None, Decimal("0")], pa.decimal128(10, 3)), "decimal128"),
+        ("arr", pa.array([[1.0, 2.0], None, [], [-0.5, float("inf")]], pa.list_(pa.float64())), "double_array"),
+        ("arr2", pa.array([[[1.0, 2.0], [3.0, 4.0]], [[5.0]], None, [[6.0, 7.0, 8.0]]],
+                          pa.list_(pa.list_(pa.float64()))), "double_array"),
+        ("bin", pa.array([b"\x00\xff", b"", None, b"bytes"], pa.binary()), "binary"),
+        ("u", pa.array([uuid.UUID("12345678-9abc-def0-1234-56789abcdef0").bytes, None,
+                        uuid.UUID("ffffffff-0000-0000-0000-000000000001").bytes,
+                        uuid.UUID("00000000-0000-0000-0000-000000000000").bytes], pa.uuid()), "uuid"),
+        ("l256", pa.array([(2**200 + 5).to_bytes(32, "little"), None, bytes(range(32)), bytes(32)],
+                          pa.binary(32)), "long256"),
+        ("ip", pa.array([0xC0A80114, None, 0x0A000001, 0xFFFFFFFF], pa.uint32()), "ipv4"),
+        ("ch", pa.array([ord("A"), ord("é"), 0x20AC, ord("z")], pa.uint16()), "char"),
+        ("geo", pa.array([0b1101000011000110110, None, 0, 1], pa.int32()), "geohash"),
+    ]
+    fields = [pa.field(n, a.type, metadata=l256_md if n == "l256" else None) for n, a, _ in columns]
+    fields.append(pa.field("ts", pa.timestamp("ns")))
+    table = pa.Table.from_arrays([a for _, a, _ in columns] + [ts], schema=pa.schema(fields))
+    types = {n: t for n, _, t in columns}
+    types["timestamp"] = "timestamp_nanos"
+    return table, types
+
+
+def case_types(db):
+    sent, types = table_types()
+    db.dataframe(sent, table_name="rt_types", at="ts",
+                 schema_overrides={"ip": "ipv4", "ch": "char", "geo": ("geohash", 20)})
+    got = db.query("SELECT * FROM rt_types").to_arrow()
+    check("column names", got.column_names, [n for n in types])
+    check("rows", got.num_rows, sent.num_rows)
+    for field in got.schema:
+        check(f"{field.name} type", column_type(field), types.get(field.name))
+    for name in sent.column_names:
+        got_name = "timestamp" if name == "ts" else name
+        if got_name not in got.column_names:
+            continue
+        s, g = sent.column(name), got.column(got_name)
+        if pa.types.is_timestamp(s.type) or pa.types.is_date32(s.type):
+            check(name, ns_values(g), ns_values(s))
+        else:
+            check(name, comparable(g), comparable(s))
+    # The pandas conversion sees the same values.
+    df = db.query("SELECT i64, s, sym, t_us FROM rt_types").to_pandas()
+    check("pandas i64", [None if pd.isna(v) else int(v) for v in df["i64"]], [2**40, None, -(2**63) + 1, 0])
+    check("pandas s", [None if pd.isna(v) else v for v in df["s"]], ["s0", None, "sß 🦞", ""])
+    check("pandas sym", [None if pd.isna(v) else v for v in df["sym"]], ["alpha", "βeta", None, "alpha"])
+    check("pandas t_us", [None if pd.isna(v) else v.value for v in df["t_us"]],
+          [1_700_000_000_000_001_000, 0, None, 1_000_000])
+
+
+def frame_large():
+    i = np.arange(LARGE_ROWS, dtype=np.int64)
+    return pd.DataFrame({
+        "i": i,
+        "f": i.astype(np.float64) * 0.5,
+        "sym": pd.Categorical.from_codes(i % 7, [f"s{k}" for k in range(7)]),
+        "s": np.array([f"row-{k}" for k in range(LARGE_ROWS)], dtype=object),
+        "ts": pd.to_datetime(i * 1_000 + BASE_NS, unit="ns"),
+    })
+
+
+def case_large(db):
+    df = frame_large()
+    db.dataframe(df, table_name="rt_large", at="ts")
+    got = db.query("SELECT * FROM rt_large").to_arrow()
+    check("rows", got.num_rows, LARGE_ROWS)
+    check("i", got.column("i").to_pylist(), df["i"].tolist())
+    check("f", got.column("f").to_pylist(), df["f"].tolist())
+    check("sym", comparable(got.column("sym")), df["sym"].astype(str).tolist())
+    check("s", got.column("s").to_pylist(), df["s"].tolist())
+    check("timestamp", ns_values(got.column("timestamp")), (df["ts"].astype("int64")).tolist())
+    # Streaming: several batches, none larger than QuestDB's 16,384 rows.
+    sizes = [b.num_rows for b in db.query("SELECT i, sym FROM rt_large").iter_arrow()]
+    check("batch rows total", sum(sizes), LARGE_ROWS)
+    if len(sizes) < 2 or max(sizes) > 16_384:
+        failures.append(f"batch sizes {sizes[:5]}... ({len(sizes)} batches)")
+    # A projection with a filter.
+    got = db.query("SELECT s, i FROM rt_large WHERE i % 1000 = 7").to_arrow()
+    want = df[df["i"] % 1000 == 7]
+    check("filter s", got.column("s").to_pylist(), want["s"].tolist())
+    check("filter i", got.column("i").to_pylist(), want["i"].tolist())
+
+
+def case_sql(db):
+    df = frame_large()
+    db.dataframe(df, table_name="rt_sql", at="ts")
+    got = db.query("SELECT count(*) AS n, sum(i) AS total, min(f) AS lo, max(f) AS hi FROM rt_sql").to_arrow()
+    check("count", got.column("n").to_pylist(), [LARGE_ROWS])
+    check("sum", got.column("total").to_pylist(), [int(df["i"].sum())])
+    check("min", got.column("lo").to_pylist(), [float(df["f"].min())])
+    check("max", got.column("hi").to_pylist(), [float(df["f"].max())])
+    got = db.query("SELECT sym, count(*) AS n, avg(f) AS a FROM rt_sql GROUP BY sym ORDER BY sym").to_arrow()
+    g = df.groupby(df["sym"].astype(str)).agg(n=("i", "size"), a=("f", "mean")).sort_index()
+    check("group keys", comparable(got.column("sym")), g.index.tolist())
+    check("group counts", got.column("n").to_pylist(), g["n"].tolist())
+    got_avg = got.column("a").to_pylist()
+    if len(got_avg) != len(g) or any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(got_avg, g["a"])):
+        failures.append(f"group avg: got {got_avg}, want {g['a'].tolist()}")
+    got = db.query("SELECT i, s FROM rt_sql WHERE sym = 's3' ORDER BY i DESC LIMIT 5").to_arrow()
+    want = df[df["sym"] == "s3"].sort_values("i", ascending=False).head(5)
+    check("order/limit i", got.column("i").to_pylist(), want["i"].tolist())
+    check("order/limit s", got.column("s").to_pylist(), want["s"].tolist())
+    got = db.query("SELECT i * 2 + 1 AS x, upper(s) AS u, f > 10 AS big FROM rt_sql WHERE i < 3").to_arrow()
+    check("expr x", got.column("x").to_pylist(), [1, 3, 5])
+    check("expr u", got.column("u").to_pylist(), ["ROW-0", "ROW-1", "ROW-2"])
+    check("expr big", got.column("big").to_pylist(), [False, False, False])
+    got = db.query("SELECT * FROM rt_sql WHERE i < 0").to_arrow()
+    check("empty rows", got.num_rows, 0)
+    # The client sends SYMBOL columns first, so the table was created so.
+    check("empty columns", got.column_names, ["sym", "i", "f", "s", "timestamp"])
+
+
+def case_errors(db):
+    def expect_error(sql, fragment):
+        try:
+            db.query(sql).to_arrow()
+        except questdb.QuestDBError as e:
+            if fragment.lower() not in str(e).lower():
+                failures.append(f"{sql!r}: message {str(e)!r} lacks {fragment!r}")
+            return
+        failures.append(f"{sql!r}: no error")
+
+    db.dataframe(pd.DataFrame({"v": [1, 2, 3], "ts": pd.to_datetime([1, 2, 3], unit="s")}),
+                 table_name="rt_err", at="ts")
+    expect_error("SELEC v FROM rt_err", "sql")
+    expect_error("SELECT v FROM no_such_table", "no_such_table")
+    expect_error("SELECT nope FROM rt_err", "nope")
+    # The connection (one pooled reader) still answers.
+    with db.reader() as reader:
+        got = reader.query("SELECT v FROM rt_err").to_arrow()
+        check("after errors", got.column("v").to_pylist(), [1, 2, 3])
+
+
+with questdb.connect(conf) as db:
+    {"types": case_types, "large": case_large, "sql": case_sql, "errors": case_errors}[case](db)
+
+if failures:
+    for f in failures:
+        print("MISMATCH", f[:2000])
+    sys.exit(1)
+print("ok", case)
