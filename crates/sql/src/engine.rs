@@ -16,16 +16,24 @@
 
 use std::sync::Arc;
 
+use datafusion::common::ParamValues;
+use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures_util::StreamExt;
 use quiver_storage::Database;
+use tokio::sync::mpsc;
 
+use crate::cooperative::CooperativeEverywhere;
+use crate::dialect;
 use crate::error::{QueryError, QueryErrorKind};
+use crate::executor::{Item, QueryExecutor, QueryStream};
 use crate::scan::SnapshotTable;
 
 /// Engine settings.
@@ -36,6 +44,8 @@ pub struct QueryOptions {
     pub memory_limit: usize,
     /// Rows per batch the operators produce (default 8,192).
     pub batch_size: usize,
+    /// Threads of the query runtime (default: the machine's cores).
+    pub threads: usize,
 }
 
 impl Default for QueryOptions {
@@ -43,6 +53,7 @@ impl Default for QueryOptions {
         QueryOptions {
             memory_limit: 512 << 20,
             batch_size: 8192,
+            threads: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
 }
@@ -57,8 +68,8 @@ pub enum StatementKind {
 
 /// A statement's result.
 pub enum QueryOutput {
-    /// Rows, read as the stream is pulled.
-    Rows(SendableRecordBatchStream),
+    /// Rows, produced on the query runtime as the stream is pulled.
+    Rows(QueryStream),
     /// A statement without rows finished.
     Done {
         /// What it was.
@@ -83,6 +94,7 @@ pub struct QueryEngine {
     db: Arc<Database>,
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
+    executor: Arc<QueryExecutor>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -111,17 +123,21 @@ impl QueryEngine {
             db,
             config,
             runtime,
+            executor: Arc::new(QueryExecutor::new(options.threads)?),
         })
     }
 
     /// A fresh session for one statement: its catalog holds only the
     /// snapshots the statement reads (the memory pool is shared).
     fn session(&self) -> SessionState {
-        SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(self.config.clone())
             .with_runtime_env(Arc::clone(&self.runtime))
             .with_default_features()
-            .build()
+            .with_physical_optimizer_rule(Arc::new(CooperativeEverywhere))
+            .build();
+        dialect::register(&mut state);
+        state
     }
 
     /// Parses `sql`: exactly one statement.
@@ -172,8 +188,99 @@ impl QueryEngine {
         }
     }
 
-    /// Runs one statement.
+    /// Replaces the plan's placeholders with `binds`.
+    fn bind(plan: LogicalPlan, binds: Vec<ScalarAndMetadata>) -> Result<LogicalPlan, QueryError> {
+        let mut used = 0usize;
+        for id in plan.get_parameter_types()?.keys() {
+            let n = id
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    QueryError::new(
+                        QueryErrorKind::Invalid,
+                        format!("bind placeholders are positional ($1, $2, ...), not {id}"),
+                    )
+                })?;
+            used = used.max(n);
+        }
+        if used != binds.len() {
+            return Err(QueryError::new(
+                QueryErrorKind::Invalid,
+                match used {
+                    0 => format!(
+                        "{} bind values sent, but the statement has no placeholders",
+                        binds.len()
+                    ),
+                    _ => format!(
+                        "the statement uses placeholders up to ${used}, but {} bind values were sent",
+                        binds.len()
+                    ),
+                },
+            ));
+        }
+        if used == 0 {
+            return Ok(plan);
+        }
+        Ok(plan.with_param_values(ParamValues::List(binds))?)
+    }
+
+    /// Runs one statement without bind values.
     pub async fn execute(&self, sql: &str) -> Result<QueryOutput, QueryError> {
+        self.execute_with(sql, Vec::new()).await
+    }
+
+    /// Runs one statement with positional bind values (`$1` is
+    /// `binds[0]`). Their number must match the highest `$n` the statement
+    /// uses; each is typed (a NULL too), and DataFusion's coercion fits it
+    /// to where it is used; its field metadata (a stored type's name) goes
+    /// with it into the result schema.
+    pub async fn execute_with(
+        &self,
+        sql: &str,
+        binds: Vec<ScalarAndMetadata>,
+    ) -> Result<QueryOutput, QueryError> {
+        let engine = self.clone();
+        let sql = sql.to_string();
+        // Two batches in flight: the task runs ahead by at most that much.
+        let (tx, mut rx) = mpsc::channel(2);
+        let task = self.executor.spawn(async move {
+            let mut stream = match engine.plan(&sql, binds).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            if tx.send(Ok(Item::Schema(stream.schema()))).await.is_err() {
+                return;
+            }
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                let item = batch.map(Item::Batch).map_err(QueryError::from);
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        match rx.recv().await {
+            Some(Ok(Item::Schema(schema))) => {
+                Ok(QueryOutput::Rows(QueryStream::new(schema, rx, task)))
+            }
+            Some(Err(e)) => Err(e),
+            Some(Ok(Item::Batch(_))) | None => Err(QueryError::new(
+                QueryErrorKind::Internal,
+                "the query task ended before its schema",
+            )),
+        }
+    }
+
+    /// Parses, snapshots and plans one statement (on the query runtime).
+    async fn plan(
+        &self,
+        sql: &str,
+        binds: Vec<ScalarAndMetadata>,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
         let statement = Self::parse(sql)?;
         Self::check_supported(&statement)?;
         let state = self.session();
@@ -185,6 +292,11 @@ impl QueryEngine {
         let (_lsn, snapshots) = self.db.snapshots(&name_refs);
         let ctx = SessionContext::new_with_state(state);
         for (reference, snapshot) in references.into_iter().zip(snapshots) {
+            // Table functions (`long_sequence(10)`) come back as references
+            // too; a stored table of the same name wins.
+            if snapshot.is_none() && dialect::is_table_function(&ctx.state(), reference.table()) {
+                continue;
+            }
             let Some(snapshot) = snapshot else {
                 return Err(QueryError::new(
                     QueryErrorKind::Invalid,
@@ -194,8 +306,8 @@ impl QueryEngine {
             ctx.register_table(reference, Arc::new(SnapshotTable::new(snapshot)))?;
         }
         let plan = ctx.state().statement_to_plan(statement).await?;
+        let plan = Self::bind(plan, binds)?;
         let frame = ctx.execute_logical_plan(plan).await?;
-        let stream = frame.execute_stream().await?;
-        Ok(QueryOutput::Rows(stream))
+        Ok(frame.execute_stream().await?)
     }
 }

@@ -10,6 +10,11 @@
 //!   server memory is bounded by the batch size, not the result size, and
 //!   dropping the stream stops the read.
 //!
+//! - Queries run on their own runtime ([`executor::QueryExecutor`]), so a
+//!   heavy query never holds the threads that serve sockets; every
+//!   operator yields regularly (`cooperative`), so dropping a
+//!   [`executor::QueryStream`] stops its work promptly.
+//!
 //! Result columns keep the `quiver.type` field metadata of the table
 //! columns they come from where DataFusion keeps it, so the wire layer can
 //! send each column as the QuestDB type it was stored as.
@@ -19,9 +24,13 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cooperative;
+pub mod dialect;
 pub mod engine;
 pub mod error;
+pub mod executor;
 pub mod scan;
 
 pub use engine::{QueryEngine, QueryOptions, QueryOutput, StatementKind};
 pub use error::{QueryError, QueryErrorKind};
+pub use executor::QueryStream;

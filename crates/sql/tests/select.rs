@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::Int64Type;
-use datafusion::physical_plan::common::collect;
+use futures_util::StreamExt;
 use quiver_sql::{QueryEngine, QueryErrorKind, QueryOptions, QueryOutput};
 use quiver_storage::{
     ColumnSchema, ColumnType, Database, Options, PartitionBy, Table, TableSchema, Transaction,
@@ -47,7 +47,7 @@ fn commit(db: &Database, table: &Arc<Table>, values: std::ops::Range<i64>) {
 
 async fn rows(engine: &QueryEngine, sql: &str) -> Vec<RecordBatch> {
     match engine.execute(sql).await.unwrap() {
-        QueryOutput::Rows(stream) => collect(stream).await.unwrap(),
+        QueryOutput::Rows(stream) => stream.map(|b| b.unwrap()).collect().await,
         other => panic!("{other:?}"),
     }
 }
