@@ -139,7 +139,8 @@ impl RawReader {
             headers,
         };
         match reader.next() {
-            Frame::Info { capabilities } => assert_eq!(capabilities & 0x2, 0x2),
+            // CAP_QUERY_FLAGS and CAP_QUERY_TIMEOUT.
+            Frame::Info { capabilities } => assert_eq!(capabilities & 0xA, 0xA),
             other => panic!("first frame must be SERVER_INFO, got {other:?}"),
         }
         reader
@@ -234,13 +235,11 @@ impl RawReader {
                             c.rows()
                                 .into_iter()
                                 .map(|v| match v {
-                                    None => "NULL".to_string(),
                                     Some(Value::Symbol(id)) => dictionary
                                         .get(u64::from(id))
                                         .unwrap_or_else(|| panic!("symbol id {id} undefined"))
                                         .to_string(),
-                                    Some(Value::Long(x)) => x.to_string(),
-                                    Some(other) => format!("{other:?}"),
+                                    other => text(other.as_ref()),
                                 })
                                 .collect()
                         })
@@ -308,6 +307,15 @@ impl RawReader {
     }
 }
 
+/// A value as the tests compare it: LONGs as numbers, others by Debug.
+fn text(v: Option<&Value<'_>>) -> String {
+    match v {
+        None => "NULL".to_string(),
+        Some(Value::Long(x)) => x.to_string(),
+        Some(other) => format!("{other:?}"),
+    }
+}
+
 /// Column `c` of every batch, concatenated.
 fn column(batches: &[Frame], c: usize) -> Vec<String> {
     batches
@@ -324,6 +332,18 @@ fn rows_of(b: &Frame) -> u32 {
         Frame::Batch { rows, .. } => *rows,
         other => panic!("not a batch: {other:?}"),
     }
+}
+
+/// User + system CPU seconds of a process, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ (sysconf(_SC_CLK_TCK)) is 100 on Linux.
+    ticks as f64 / 100.0
 }
 
 fn started() -> TestServer {
@@ -565,9 +585,14 @@ fn refused_statements_get_a_query_error_and_the_connection_goes_on() {
         ("DROP TABLE t".into(), vec![], "DROP"),
         ("SELECT 1; SELECT 2".into(), vec![], "one statement"),
         (
-            "SELECT v FROM t WHERE v = $1".into(),
+            "SELECT v FROM t WHERE v = $1 OR v = $2".into(),
             vec![Bind::Value(Value::Long(5))],
-            "bind parameters",
+            "placeholders up to $2, but 1 bind values",
+        ),
+        (
+            "SELECT v FROM t".into(),
+            vec![Bind::Value(Value::Long(5))],
+            "no placeholders",
         ),
     ];
     for (sql, binds, fragment) in cases {
@@ -653,6 +678,174 @@ fn a_query_past_the_memory_limit_fails_with_limit_exceeded() {
     }
     // Small queries still run.
     let id = r.query("SELECT count(*) FROM t", 0, None);
+    let (batches, _) = r.drain(id);
+    assert_eq!(column(&batches, 0), vec![ROWS.to_string()]);
+}
+
+#[test]
+fn every_bind_type_round_trips_and_filters() {
+    let server = started();
+    let mut r = RawReader::connect(&server, &[]);
+    let values: Vec<Value<'static>> = vec![
+        Value::Boolean(true),
+        Value::Byte(-7),
+        Value::Short(-300),
+        Value::Int(123_456),
+        Value::Long(i64::MIN + 1),
+        Value::Float(1.5),
+        Value::Double(-2.25e300),
+        Value::Char(0x20AC),
+        Value::Varchar("ünï 🦞"),
+        Value::Timestamp(1_700_000_000_123_456),
+        Value::TimestampNanos(1_700_000_000_123_456_789),
+        Value::Date(1_700_000_000_123),
+        Value::Uuid {
+            lo: 0x0123_4567_89ab_cdef,
+            hi: 0xfedc_ba98_7654_3210,
+        },
+        Value::Long256([1, 2, 3, u64::MAX]),
+        Value::Geohash {
+            precision_bits: 20,
+            value: 0b1101_0000_1100_0110_1101,
+        },
+        Value::Binary(b"\x00\xffbytes"),
+        Value::Ipv4(0xC0A8_0114),
+        Value::Decimal64 {
+            scale: 2,
+            unscaled: -12_345,
+        },
+        Value::Decimal128 {
+            scale: 10,
+            unscaled: 10_i128.pow(30) + 7,
+        },
+        Value::Decimal256 {
+            scale: 4,
+            unscaled: {
+                let mut b = [0u8; 32];
+                b[..8].copy_from_slice(&987_654_321_u64.to_le_bytes());
+                b
+            },
+        },
+    ];
+    for value in values {
+        let t = value.type_code();
+        // The value comes back in its own type.
+        let id = r.query_with_binds("SELECT $1 AS x", 0, None, vec![Bind::Value(value.clone())]);
+        let (batches, _) = r.drain(id);
+        let Frame::Batch { schema, .. } = &batches[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            schema.as_deref(),
+            Some(&[("x".to_string(), t)][..]),
+            "{value:?}"
+        );
+        assert_eq!(column(&batches, 0), vec![text(Some(&value))], "{t:?}");
+        // A typed NULL of the same type.
+        let arg = match &value {
+            Value::Geohash { precision_bits, .. } => *precision_bits,
+            Value::Decimal64 { scale, .. }
+            | Value::Decimal128 { scale, .. }
+            | Value::Decimal256 { scale, .. } => *scale,
+            _ => 0,
+        };
+        let id = r.query_with_binds(
+            "SELECT $1 AS x",
+            0,
+            None,
+            vec![Bind::Null { type_code: t, arg }],
+        );
+        let (batches, _) = r.drain(id);
+        let Frame::Batch { schema, .. } = &batches[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            schema.as_deref(),
+            Some(&[("x".to_string(), t)][..]),
+            "NULL {t:?}"
+        );
+        // QuestDB's BOOLEAN, BYTE, SHORT and CHAR have no NULL: it reads
+        // as the type's zero, as the client shows it against QuestDB.
+        let null = match t {
+            TypeCode::Boolean => text(Some(&Value::Boolean(false))),
+            TypeCode::Byte => text(Some(&Value::Byte(0))),
+            TypeCode::Short => text(Some(&Value::Short(0))),
+            TypeCode::Char => text(Some(&Value::Char(0))),
+            _ => "NULL".to_string(),
+        };
+        assert_eq!(column(&batches, 0), vec![null], "NULL {t:?}");
+    }
+
+    // Binds in a filter, coerced to the columns' types (INT to LONG, text
+    // to SYMBOL).
+    let id = r.query_with_binds(
+        "SELECT v FROM t WHERE v >= $1 AND v < $2 AND sym = $3",
+        0,
+        None,
+        vec![
+            Bind::Value(Value::Long(100)),
+            Bind::Value(Value::Int(130)),
+            Bind::Value(Value::Varchar("s3")),
+        ],
+    );
+    let (batches, _) = r.drain(id);
+    assert_eq!(column(&batches, 0), vec!["103", "113", "123"]);
+    // A timestamp bind against the designated timestamp.
+    let id = r.query_with_binds(
+        "SELECT count(*) FROM t WHERE timestamp < $1",
+        0,
+        None,
+        vec![Bind::Value(Value::Timestamp(1_700_000_000_000_000 + 42))],
+    );
+    let (batches, _) = r.drain(id);
+    assert_eq!(column(&batches, 0), vec!["42"]);
+}
+
+#[test]
+fn a_query_past_its_timeout_fails_with_query_timeout() {
+    let server = started();
+    let mut r = RawReader::connect(&server, &[("X-QWP-Max-Batch-Rows", "1000")]);
+    let timeout = |ms| {
+        Some(QueryFlags {
+            bits: 0x02,
+            timeout_ms: Some(ms),
+        })
+    };
+    let expect_timeout = |r: &mut RawReader, id: i64| match r.next() {
+        Frame::Error {
+            request_id,
+            status,
+            message,
+        } => {
+            assert_eq!(request_id, id);
+            assert_eq!(status, StatusCode::QUERY_TIMEOUT, "{message}");
+            assert!(message.contains("timed out"), "{message}");
+        }
+        other => panic!("expected QUERY_TIMEOUT, got {other:?}"),
+    };
+    // 10^10 joined rows: far longer than 300 ms.
+    let id = r.query(
+        "SELECT count(*) FROM long_sequence(100000) a CROSS JOIN long_sequence(100000) b",
+        0,
+        timeout(300),
+    );
+    expect_timeout(&mut r, id);
+    // Its work stopped: the server is idle afterwards (a join still
+    // running would burn a core or two for every second of wall time).
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_seconds(server.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_seconds(server.pid()) - before;
+    assert!(
+        used < 0.3,
+        "server used {used:.2} s of CPU in 1 s after the timeout"
+    );
+    // A stream paused for credit times out too.
+    let id = r.query("SELECT v FROM t", 1, timeout(300));
+    assert_eq!(rows_of(&r.next()), 1000);
+    expect_timeout(&mut r, id);
+    // Within its timeout a query completes; the connection goes on.
+    let id = r.query("SELECT count(*) FROM t", 0, timeout(60_000));
     let (batches, _) = r.drain(id);
     assert_eq!(column(&batches, 0), vec![ROWS.to_string()]);
 }

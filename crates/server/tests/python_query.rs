@@ -3,6 +3,7 @@
 //! DataFrame path sends read back with the values sent, a result of
 //! 200,000 rows over many batches in row order, SQL (aggregates, GROUP BY,
 //! ORDER BY, LIMIT, expressions) checked against pandas over the same data,
+//! every bind type the client sends,
 //! and errors that leave the connection usable. The comparisons run in
 //! `tests/py/query_roundtrip.py`, which exits non-zero on any difference.
 
@@ -33,6 +34,11 @@ fn large_result_streams_in_row_order() {
 #[test]
 fn sql_results_match_pandas() {
     run_case("sql");
+}
+
+#[test]
+fn every_client_bind_type_round_trips_and_filters() {
+    run_case("binds");
 }
 
 #[test]

@@ -1529,3 +1529,110 @@ fn durable_acks_row_chunk_and_arrow() {
     verify_arrow_core(&t);
     verify_arrow_typed(&t);
 }
+
+// ---------------------------------------------------------------------------
+// 6. The reader: target roles, credit window, zstd, timeout, cancel
+// ---------------------------------------------------------------------------
+
+/// Rows of `reader_rows`, loaded with the row API: `v` = 0..READER_ROWS.
+const READER_ROWS: i64 = 60_000;
+
+fn load_reader_rows(server: &TestServer) {
+    let conf = format!("ws::addr={};", server.addr());
+    let mut sender = Sender::from_conf(&conf).expect("sender");
+    let mut buf = sender.new_buffer();
+    for v in 0..READER_ROWS {
+        buf.table("reader_rows")
+            .unwrap()
+            .symbol("s", ["a", "b", "c"][(v % 3) as usize])
+            .unwrap()
+            .column_i64("v", v)
+            .unwrap()
+            .at(TimestampNanos::new(TS_NS_BASE + v))
+            .unwrap();
+        if buf.row_count() == 10_000 {
+            sender.flush(&mut buf).expect("flush");
+        }
+    }
+    sender.flush(&mut buf).expect("flush");
+    sender.wait(AckLevel::Ok, ACK_TIMEOUT).expect("acks");
+}
+
+/// `v` of every row `SELECT v FROM reader_rows` returns through `cursor`.
+fn read_v(cursor: &mut questdb::egress::Cursor<'_>) -> Vec<i64> {
+    let (schema, batches) = cursor.fetch_all_arrow().expect("fetch");
+    let all = concat_batches(&schema, &batches).expect("concat");
+    all.column(0).as_primitive::<Int64Type>().values().to_vec()
+}
+
+#[test]
+fn reader_roles_credit_window_zstd_timeout_and_cancel() {
+    let server = TestServer::start();
+    load_reader_rows(&server);
+    let want: Vec<i64> = (0..READER_ROWS).collect();
+    let addr = server.addr();
+
+    // target=primary: STANDALONE counts as primary.
+    let db = QuestDb::connect(&format!("ws::addr={addr};target=primary;")).expect("primary");
+    let mut reader = db.borrow_reader().expect("reader");
+    assert_eq!(
+        read_v(&mut reader.execute("SELECT v FROM reader_rows").unwrap()),
+        want
+    );
+    drop(reader);
+    drop(db);
+
+    // target=replica: refused, as QuestDB's standalone server refuses it.
+    let replica = QuestDb::connect(&format!(
+        "ws::addr={addr};target=replica;sender_pool_min=0;"
+    ))
+    .and_then(|db| db.borrow_reader().map(|_| ()));
+    assert!(replica.is_err(), "a standalone server is no replica");
+
+    let db = QuestDb::connect(&format!("ws::addr={addr};compression=zstd;")).expect("zstd");
+    let mut reader = db.borrow_reader().expect("reader");
+    // zstd bodies decode to the same rows.
+    assert_eq!(
+        read_v(&mut reader.execute("SELECT v FROM reader_rows").unwrap()),
+        want
+    );
+    // A 4 KiB credit window: the client grants more as it reads.
+    let mut cursor = reader
+        .prepare("SELECT v FROM reader_rows")
+        .initial_credit(4096)
+        .execute()
+        .unwrap();
+    let mut rows = 0usize;
+    while let Some(batch) = cursor.next_batch().unwrap() {
+        rows += batch.row_count();
+    }
+    assert_eq!(rows, READER_ROWS as usize);
+    assert!(
+        cursor.credit_granted_total() > 0,
+        "the client granted credit"
+    );
+    drop(cursor);
+
+    // A timeout the query cannot meet.
+    let err = reader
+        .prepare("SELECT count(*) FROM long_sequence(100000) a CROSS JOIN long_sequence(100000) b")
+        .timeout(Duration::from_millis(200))
+        .execute()
+        .and_then(|mut c| c.fetch_all_arrow().map(|_| ()))
+        .expect_err("the query cannot finish in 200 ms");
+    assert_eq!(err.code(), questdb::ErrorCode::QueryTimeout, "{err}");
+
+    // Cancel mid-stream, then the same reader serves the next query.
+    let mut cursor = reader
+        .prepare("SELECT v FROM reader_rows")
+        .initial_credit(1)
+        .execute()
+        .unwrap();
+    assert!(cursor.next_batch().unwrap().is_some());
+    cursor.cancel().expect("cancel");
+    drop(cursor);
+    assert_eq!(
+        read_v(&mut reader.execute("SELECT v FROM reader_rows").unwrap()),
+        want
+    );
+}

@@ -16,6 +16,7 @@
 //! Results are pulled batch by batch from the engine as the socket takes
 //! them, so server memory is bounded by a batch, not by the result.
 
+pub mod binds;
 pub mod columns;
 
 use std::net::SocketAddr;
@@ -24,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow::array::RecordBatch;
 use arrow::compute::BatchCoalescer;
-use datafusion::physical_plan::SendableRecordBatchStream;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use quiver_qwp::egress::response::role;
@@ -32,7 +32,7 @@ use quiver_qwp::{
     BatchEncoding, ClientMessage, ColumnDef, Limits, ResultBatch, ServerInfo, ServerMessage,
     StatusCode, decode_client_message, encode_server_message,
 };
-use quiver_sql::{QueryEngine, QueryError, QueryErrorKind, QueryOutput};
+use quiver_sql::{QueryEngine, QueryError, QueryErrorKind, QueryOutput, QueryStream};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -43,6 +43,8 @@ use columns::{ResultDictionary, WireType, encode_column};
 
 /// SERVER_INFO capability: the server parses the `query_flags` trailer.
 const CAP_QUERY_FLAGS: u32 = 0x2;
+/// SERVER_INFO capability: the server honours a query's `timeout_ms`.
+const CAP_QUERY_TIMEOUT: u32 = 0x8;
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
@@ -81,7 +83,7 @@ type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 /// A result being sent.
 struct Streaming {
     request_id: i64,
-    stream: SendableRecordBatchStream,
+    stream: QueryStream,
     /// Joins the engine's batches (a memtable chunk can be a few rows)
     /// into RESULT_BATCHes of `max_batch_rows`, so a client sees few,
     /// full batches.
@@ -95,6 +97,8 @@ struct Streaming {
     rows: u64,
     /// Bytes the client still takes (`None`: no flow control).
     credit: Option<i64>,
+    /// When the client's `timeout_ms` runs out, and the timeout.
+    deadline: Option<(tokio::time::Instant, u64)>,
 }
 
 /// Where a session is.
@@ -132,7 +136,9 @@ enum Event {
     Ready,
     /// The query is exhausted and every batch went out.
     Finished,
-    Batch(Option<datafusion::error::Result<RecordBatch>>),
+    /// The streaming query's timeout ran out.
+    TimedOut,
+    Batch(Option<Result<RecordBatch, QueryError>>),
     Stop,
 }
 
@@ -166,7 +172,7 @@ impl EgressSession {
         let info = ServerMessage::ServerInfo(ServerInfo {
             role: role::STANDALONE,
             epoch: 0,
-            capabilities: CAP_QUERY_FLAGS,
+            capabilities: CAP_QUERY_FLAGS | CAP_QUERY_TIMEOUT,
             server_wall_ns: wall_ns,
             cluster_id: "quiver".into(),
             node_id: "".into(),
@@ -179,6 +185,10 @@ impl EgressSession {
             // Rows go out only while the client's credit lasts; batches the
             // coalescer completed go before more are pulled from the query,
             // and RESULT_END once the query is exhausted and all are sent.
+            let deadline = match &self.state {
+                SessionState::Streaming(s) => s.deadline,
+                SessionState::Idle => None,
+            };
             let (ready, finished, streaming) = match &mut self.state {
                 SessionState::Streaming(s) => {
                     let credit = s.credit.is_none_or(|c| c > 0);
@@ -195,6 +205,7 @@ impl EgressSession {
             let event = tokio::select! {
                 biased;
                 _ = stop.changed() => Event::Stop,
+                _ = sleep_until(deadline) => Event::TimedOut,
                 msg = ws.next() => Event::Frame(msg),
                 _ = std::future::ready(()), if ready => Event::Ready,
                 _ = std::future::ready(()), if finished => Event::Finished,
@@ -224,13 +235,24 @@ impl EgressSession {
                 Event::Batch(Some(Ok(batch))) => self.coalesce(&mut ws, Some(batch)).await,
                 Event::Batch(Some(Err(e))) => {
                     let request_id = self.finish_streaming();
-                    let e = QueryError::from(e);
                     self.send_error(&mut ws, request_id, status_of(e.kind), &e.message)
                         .await
                         .map(|_| true)
                 }
                 Event::Batch(None) => self.coalesce(&mut ws, None).await,
                 Event::Finished => self.end_result(&mut ws).await,
+                Event::TimedOut => {
+                    let ms = deadline.map_or(0, |(_, ms)| ms);
+                    let request_id = self.finish_streaming();
+                    self.send_error(
+                        &mut ws,
+                        request_id,
+                        StatusCode::QUERY_TIMEOUT,
+                        &format!("query timed out after {ms} ms (the client's timeout)"),
+                    )
+                    .await
+                    .map(|_| true)
+                }
             };
             match outcome {
                 Ok(true) => {}
@@ -273,18 +295,43 @@ impl EgressSession {
                     self.dictionary.clear();
                     self.reset_owed = true;
                 }
-                if !request.binds.is_empty() {
+                let binds: Result<Vec<_>, String> = request
+                    .binds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| binds::bind_value(i, b))
+                    .collect();
+                let binds = match binds {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.send_error(ws, request.request_id, StatusCode::PARSE_ERROR, &e)
+                            .await?;
+                        return Ok(true);
+                    }
+                };
+                tracing::debug!(request_id = request.request_id, sql = %request.sql, binds = binds.len(), "query");
+                let timeout_ms = request.flags.and_then(|f| f.timeout_ms);
+                let started = tokio::time::Instant::now();
+                let deadline = timeout_ms.map(|ms| (started + Duration::from_millis(ms), ms));
+                let planned = match deadline {
+                    Some((at, _)) => {
+                        tokio::time::timeout_at(at, self.engine.execute_with(&request.sql, binds))
+                            .await
+                    }
+                    None => Ok(self.engine.execute_with(&request.sql, binds).await),
+                };
+                let Ok(planned) = planned else {
+                    let ms = timeout_ms.unwrap_or(0);
                     self.send_error(
                         ws,
                         request.request_id,
-                        StatusCode::PARSE_ERROR,
-                        "bind parameters are not supported yet",
+                        StatusCode::QUERY_TIMEOUT,
+                        &format!("query timed out after {ms} ms (the client's timeout)"),
                     )
                     .await?;
                     return Ok(true);
-                }
-                tracing::debug!(request_id = request.request_id, sql = %request.sql, "query");
-                match self.engine.execute(&request.sql).await {
+                };
+                match planned {
                     Ok(QueryOutput::Rows(stream)) => {
                         let schema = stream.schema();
                         let target = self.options.max_batch_rows.max(1);
@@ -297,6 +344,7 @@ impl EgressSession {
                             stream,
                             batch_seq: 0,
                             rows: 0,
+                            deadline,
                             credit: (request.initial_credit > 0)
                                 .then(|| i64::try_from(request.initial_credit).unwrap_or(i64::MAX)),
                         }));
@@ -531,6 +579,14 @@ impl EgressSession {
             self.send(ws, &reset).await?;
         }
         send_ws(ws, frame).await
+    }
+}
+
+/// Sleeps until the deadline, or forever without one.
+async fn sleep_until(deadline: Option<(tokio::time::Instant, u64)>) {
+    match deadline {
+        Some((at, _)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -16,9 +16,13 @@ difference is printed and the script exits non-zero. It prints
            order, iter_arrow() batches, a projection with a filter.
   sql      aggregates, filters, ORDER BY, LIMIT and expressions, checked
            against pandas computing the same over the data sent.
+  binds    every bind type the client sends (None, bool, int, float, str,
+           datetime, date, Decimal, UUID, TimestampMicros/Nanos) echoed by
+           SELECT $1 in its QuestDB type, and binds in filters.
   errors   a syntax error, an unknown table and an unknown column each
-           raise QuestDBError with the server's message, and the same
-           pooled connection then serves a good query.
+           raise QuestDBError with the server's message, a query past its
+           timeout= raises, cancel() stops a 10^9-row result mid-stream, and
+           the same pooled connection then serves a good query.
 """
 import datetime as dt
 import sys
@@ -205,6 +209,60 @@ def case_sql(db):
     check("empty columns", got.column_names, ["sym", "i", "f", "s", "timestamp"])
 
 
+def case_binds(db):
+    sent, _ = table_types()
+    db.dataframe(sent, table_name="rt_binds", at="ts",
+                 schema_overrides={"ip": "ipv4", "ch": "char", "geo": ("geohash", 20)})
+    utc = dt.timezone.utc
+    echoes = [
+        (None, "varchar", None),
+        (True, "boolean", True),
+        (-(2**63) + 1, "long", -(2**63) + 1),
+        (2.5e-300, "double", 2.5e-300),
+        ("ünï 🦞", "varchar", "ünï 🦞"),
+        (dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=utc), "timestamp",
+         dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=utc)),
+        (questdb.TimestampMicros(1_700_000_000_000_001), "timestamp",
+         dt.datetime(2023, 11, 14, 22, 13, 20, 1, tzinfo=utc)),
+        (questdb.TimestampNanos(1_700_000_000_000_000_001), "timestamp_nanos", 1_700_000_000_000_000_001),
+        (dt.date(1969, 12, 31), "date", dt.datetime(1969, 12, 31, tzinfo=utc)),
+        (Decimal("-1234567.891"), None, Decimal("-1234567.891")),
+        (uuid.UUID("12345678-9abc-def0-1234-56789abcdef0"), "uuid",
+         uuid.UUID("12345678-9abc-def0-1234-56789abcdef0")),
+    ]
+    for value, qtype, want in echoes:
+        got = db.query("SELECT $1 AS x", binds=[value]).to_arrow()
+        field = got.schema.field("x")
+        if qtype is not None:
+            check(f"bind {value!r} type", column_type(field), qtype)
+        else:
+            check(f"bind {value!r} type", column_type(field).startswith("decimal"), True)
+        col = got.column("x")
+        if column_type(field) == "timestamp_nanos":
+            g = ns_values(col)[0]
+        elif column_type(field) == "uuid":
+            raw = comparable(col)[0]
+            g = uuid.UUID(bytes=raw) if isinstance(raw, bytes) else raw
+        else:
+            g = col.to_pylist()[0]
+        check(f"bind {value!r} value", g, want)
+    # Binds in filters, against stored columns of other widths and types.
+    got = db.query("SELECT i8 FROM rt_binds WHERE i16 = $1", binds=[-1000]).to_arrow()
+    check("filter int", got.column("i8").to_pylist(), [None])
+    got = db.query("SELECT s FROM rt_binds WHERE sym = $1 AND flag = $2", binds=["alpha", True]).to_arrow()
+    check("filter symbol+bool", got.column("s").to_pylist(), ["s0", ""])
+    got = db.query("SELECT i64 FROM rt_binds WHERE t_us >= $1 AND t_us < $2",
+                   binds=[questdb.TimestampMicros(1_000), dt.datetime(2030, 1, 1, tzinfo=utc)]).to_arrow()
+    check("filter timestamps", got.column("i64").to_pylist(), [2**40, 0])
+    got = db.query("SELECT i32 FROM rt_binds WHERE u = $1",
+                   binds=[uuid.UUID("ffffffff-0000-0000-0000-000000000001")]).to_arrow()
+    check("filter uuid", got.column("i32").to_pylist(), [-5])
+    got = db.query("SELECT i16 FROM rt_binds WHERE dec = $1", binds=[Decimal("-0.001")]).to_arrow()
+    check("filter decimal", got.column("i16").to_pylist(), [-1000])
+    got = db.query("SELECT count(*) AS n FROM rt_binds WHERE d32 = $1", binds=[dt.date(2024, 2, 29)]).to_arrow()
+    check("filter date", got.column("n").to_pylist(), [1])
+
+
 def case_errors(db):
     def expect_error(sql, fragment):
         try:
@@ -220,6 +278,21 @@ def case_errors(db):
     expect_error("SELEC v FROM rt_err", "sql")
     expect_error("SELECT v FROM no_such_table", "no_such_table")
     expect_error("SELECT nope FROM rt_err", "nope")
+    # A query past the client's timeout.
+    try:
+        db.query("SELECT count(*) FROM long_sequence(100000) a CROSS JOIN long_sequence(100000) b",
+                 timeout=dt.timedelta(milliseconds=200)).to_arrow()
+        failures.append("timeout: no error")
+    except questdb.QuestDBError as e:
+        if "timed out" not in str(e):
+            failures.append(f"timeout: message {str(e)!r}")
+    # cancel() mid-stream: a result far larger than what is read.
+    result = db.query("SELECT x FROM long_sequence(1000000000)")
+    batches = result.iter_arrow()
+    first = next(batches)
+    check("first batch before cancel", first.column(0)[0].as_py(), 1)
+    result.cancel()
+    result.close()
     # The connection (one pooled reader) still answers.
     with db.reader() as reader:
         got = reader.query("SELECT v FROM rt_err").to_arrow()
@@ -227,7 +300,8 @@ def case_errors(db):
 
 
 with questdb.connect(conf) as db:
-    {"types": case_types, "large": case_large, "sql": case_sql, "errors": case_errors}[case](db)
+    {"types": case_types, "large": case_large, "sql": case_sql, "binds": case_binds,
+     "errors": case_errors}[case](db)
 
 if failures:
     for f in failures:
