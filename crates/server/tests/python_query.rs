@@ -3,7 +3,8 @@
 //! DataFrame path sends read back with the values sent, a result of
 //! 200,000 rows over many batches in row order, SQL (aggregates, GROUP BY,
 //! ORDER BY, LIMIT, expressions) checked against pandas over the same data,
-//! every bind type the client sends,
+//! every bind type the client sends, CREATE TABLE and INSERT through
+//! `execute()`,
 //! and errors that leave the connection usable. The comparisons run in
 //! `tests/py/query_roundtrip.py`, which exits non-zero on any difference.
 
@@ -39,6 +40,11 @@ fn sql_results_match_pandas() {
 #[test]
 fn every_client_bind_type_round_trips_and_filters() {
     run_case("binds");
+}
+
+#[test]
+fn create_table_and_insert_write_through_the_wal() {
+    run_case("writes");
 }
 
 #[test]

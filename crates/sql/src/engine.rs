@@ -35,6 +35,16 @@ use crate::dialect;
 use crate::error::{QueryError, QueryErrorKind};
 use crate::executor::{Item, QueryExecutor, QueryStream};
 use crate::scan::SnapshotTable;
+use crate::write::WriteStatement;
+use crate::write::insert::{InsertTarget, insert_rows};
+
+/// What running a statement produced, on the query runtime.
+enum Planned {
+    /// Rows to stream.
+    Rows(SendableRecordBatchStream),
+    /// A statement without rows finished.
+    Done { kind: StatementKind, rows: u64 },
+}
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -64,6 +74,12 @@ impl Default for QueryOptions {
 pub enum StatementKind {
     /// A statement that returns rows (SELECT, EXPLAIN, SHOW).
     Query,
+    /// `CREATE TABLE`.
+    CreateTable,
+    /// `INSERT INTO ... VALUES`.
+    Insert,
+    /// `INSERT INTO ... SELECT`.
+    InsertSelect,
 }
 
 /// A statement's result.
@@ -157,8 +173,9 @@ impl QueryEngine {
         }
     }
 
-    /// Refuses statements other than queries: DataFusion would run DDL
-    /// and DML against the throwaway per-statement catalog.
+    /// Refuses statements other than queries (writes are run before this
+    /// check): DataFusion would run DDL and DML against the throwaway
+    /// per-statement catalog.
     fn check_supported(statement: &Statement) -> Result<(), QueryError> {
         use datafusion::sql::sqlparser::ast::Statement as Sql;
         let inner = match statement {
@@ -245,8 +262,12 @@ impl QueryEngine {
         // Two batches in flight: the task runs ahead by at most that much.
         let (tx, mut rx) = mpsc::channel(2);
         let task = self.executor.spawn(async move {
-            let mut stream = match engine.plan(&sql, binds).await {
-                Ok(s) => s,
+            let mut stream = match engine.run(&sql, binds).await {
+                Ok(Planned::Rows(s)) => s,
+                Ok(Planned::Done { kind, rows }) => {
+                    let _ = tx.send(Ok(Item::Done { kind, rows })).await;
+                    return;
+                }
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
                     return;
@@ -267,6 +288,7 @@ impl QueryEngine {
             Some(Ok(Item::Schema(schema))) => {
                 Ok(QueryOutput::Rows(QueryStream::new(schema, rx, task)))
             }
+            Some(Ok(Item::Done { kind, rows })) => Ok(QueryOutput::Done { kind, rows }),
             Some(Err(e)) => Err(e),
             Some(Ok(Item::Batch(_))) | None => Err(QueryError::new(
                 QueryErrorKind::Internal,
@@ -275,14 +297,78 @@ impl QueryEngine {
         }
     }
 
-    /// Parses, snapshots and plans one statement (on the query runtime).
-    async fn plan(
+    /// Runs one statement (on the query runtime): writes run to the end,
+    /// queries are planned and their stream returned.
+    async fn run(&self, sql: &str, binds: Vec<ScalarAndMetadata>) -> Result<Planned, QueryError> {
+        use datafusion::sql::sqlparser::ast::{SetExpr, Statement as Sql};
+        if let Some(write) = WriteStatement::classify(sql)? {
+            if !binds.is_empty() {
+                return Err(QueryError::new(
+                    QueryErrorKind::Invalid,
+                    "CREATE TABLE takes no bind values",
+                ));
+            }
+            return match write {
+                WriteStatement::CreateTable(create) => self.create_table(create).await,
+            };
+        }
+        let statement = Self::parse(sql)?;
+        if let Statement::Statement(s) = &statement
+            && let Sql::Insert(insert) = s.as_ref()
+        {
+            let target = InsertTarget::resolve(&self.db, insert)?;
+            let Some(source) = insert.source.clone() else {
+                return Err(QueryError::new(
+                    QueryErrorKind::Unsupported,
+                    "INSERT needs VALUES or a SELECT",
+                ));
+            };
+            let kind = match source.body.as_ref() {
+                SetExpr::Values(_) => StatementKind::Insert,
+                _ => StatementKind::InsertSelect,
+            };
+            let query = Statement::Statement(Box::new(Sql::Query(source)));
+            let rows = self.query(query, binds).await?;
+            let rows = insert_rows(&self.db, &target, rows).await?;
+            return Ok(Planned::Done { kind, rows });
+        }
+        Self::check_supported(&statement)?;
+        Ok(Planned::Rows(self.query(statement, binds).await?))
+    }
+
+    /// Creates a table, durably.
+    async fn create_table(
         &self,
-        sql: &str,
+        create: crate::write::create_table::CreateTable,
+    ) -> Result<Planned, QueryError> {
+        let done = Planned::Done {
+            kind: StatementKind::CreateTable,
+            rows: 0,
+        };
+        if self.db.table(&create.schema.name).is_some() {
+            return match create.if_not_exists {
+                true => Ok(done),
+                false => Err(QueryError::new(
+                    QueryErrorKind::Invalid,
+                    format!("table already exists [table={}]", create.schema.name),
+                )),
+            };
+        }
+        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
+        self.db
+            .create_table(create.schema)
+            .await
+            .map_err(|_| closed())??;
+        self.db.sync().await.map_err(|_| closed())??;
+        Ok(done)
+    }
+
+    /// Snapshots the tables `statement` reads and plans it.
+    async fn query(
+        &self,
+        statement: Statement,
         binds: Vec<ScalarAndMetadata>,
     ) -> Result<SendableRecordBatchStream, QueryError> {
-        let statement = Self::parse(sql)?;
-        Self::check_supported(&statement)?;
         let state = self.session();
         let mut references = state.resolve_table_references(&statement)?;
         references.sort_by_key(|r| r.to_string());

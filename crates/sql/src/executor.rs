@@ -74,6 +74,11 @@ pub(crate) enum Item {
     Schema(SchemaRef),
     /// Rows.
     Batch(RecordBatch),
+    /// A statement without rows finished (instead of a schema).
+    Done {
+        kind: crate::engine::StatementKind,
+        rows: u64,
+    },
 }
 
 /// Batches of one query, produced on the query runtime.
@@ -112,10 +117,9 @@ impl Stream for QueryStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(Item::Batch(b)))) => Poll::Ready(Some(Ok(b))),
-            Poll::Ready(Some(Ok(Item::Schema(_)))) => Poll::Ready(Some(Err(QueryError::new(
-                QueryErrorKind::Internal,
-                "query task sent its schema twice",
-            )))),
+            Poll::Ready(Some(Ok(Item::Schema(_) | Item::Done { .. }))) => Poll::Ready(Some(Err(
+                QueryError::new(QueryErrorKind::Internal, "query task sent its schema twice"),
+            ))),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,

@@ -10,6 +10,8 @@
 //!   server memory is bounded by the batch size, not the result size, and
 //!   dropping the stream stops the read.
 //!
+//! - [`write`] runs `CREATE TABLE` and `INSERT` through storage's WAL and
+//!   commit path, as ingest does.
 //! - Queries run on their own runtime ([`executor::QueryExecutor`]), so a
 //!   heavy query never holds the threads that serve sockets; every
 //!   operator yields regularly (`cooperative`), so dropping a
@@ -30,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod scan;
+pub mod write;
 
 pub use engine::{QueryEngine, QueryOptions, QueryOutput, StatementKind};
 pub use error::{QueryError, QueryErrorKind};

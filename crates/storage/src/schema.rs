@@ -340,13 +340,78 @@ impl ColumnSchema {
     }
 }
 
-/// How a table is partitioned by its designated timestamp.
+/// How a table is partitioned by its designated timestamp (QuestDB's
+/// `PARTITION BY` unit).
+///
+/// Segments are written in UTC-day directories for every unit but `None`:
+/// a day lies within one week, month and year, so day directories prune at
+/// least as well as the declared unit would; an `Hour` table keeps its unit
+/// for `tables()` and uses day directories too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartitionBy {
     /// One partition per UTC day (QuestDB's ILP default).
     Day,
     /// No partitioning.
     None,
+    /// QuestDB's `PARTITION BY HOUR`.
+    Hour,
+    /// QuestDB's `PARTITION BY WEEK`.
+    Week,
+    /// QuestDB's `PARTITION BY MONTH`.
+    Month,
+    /// QuestDB's `PARTITION BY YEAR`.
+    Year,
+}
+
+impl PartitionBy {
+    /// QuestDB's name of the unit (`DAY`, `NONE`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PartitionBy::Day => "DAY",
+            PartitionBy::None => "NONE",
+            PartitionBy::Hour => "HOUR",
+            PartitionBy::Week => "WEEK",
+            PartitionBy::Month => "MONTH",
+            PartitionBy::Year => "YEAR",
+        }
+    }
+
+    /// The unit a QuestDB name stands for (ASCII case ignored).
+    pub fn from_name(name: &str) -> Option<PartitionBy> {
+        [
+            PartitionBy::Day,
+            PartitionBy::None,
+            PartitionBy::Hour,
+            PartitionBy::Week,
+            PartitionBy::Month,
+            PartitionBy::Year,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            PartitionBy::None => 0,
+            PartitionBy::Day => 1,
+            PartitionBy::Hour => 2,
+            PartitionBy::Week => 3,
+            PartitionBy::Month => 4,
+            PartitionBy::Year => 5,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<PartitionBy> {
+        Some(match code {
+            0 => PartitionBy::None,
+            1 => PartitionBy::Day,
+            2 => PartitionBy::Hour,
+            3 => PartitionBy::Week,
+            4 => PartitionBy::Month,
+            5 => PartitionBy::Year,
+            _ => return None,
+        })
+    }
 }
 
 /// A table's columns, designated timestamp and partitioning. Columns are
@@ -448,17 +513,14 @@ impl TableSchema {
     /// Appends the schema's encoding:
     ///
     /// ```text
-    /// str name | u32 version | u8 partitioning (0 none, 1 day)
+    /// str name | u32 version | u8 partitioning (0 none, 1 day, 2 hour, 3 week, 4 month, 5 year)
     /// u32 designated timestamp column index (u32::MAX: none)
     /// u32 column count (at most MAX_COLUMNS), each: str name | u8 type code | u8 type argument
     /// ```
     pub(crate) fn encode(&self, e: &mut Encoder) {
         e.str("table name", &self.name);
         e.u32(self.version);
-        e.u8(match self.partition_by {
-            PartitionBy::Day => 1,
-            PartitionBy::None => 0,
-        });
+        e.u8(self.partition_by.code());
         match self.designated_timestamp {
             Some(i) => e.bounded_u32("designated timestamp index", i, MAX_COLUMNS),
             None => e.u32(u32::MAX),
@@ -476,11 +538,8 @@ impl TableSchema {
     pub(crate) fn decode(d: &mut Decoder<'_>) -> Result<TableSchema> {
         let name = d.str()?.to_string();
         let version = d.u32()?;
-        let partition_by = match d.u8()? {
-            1 => PartitionBy::Day,
-            0 => PartitionBy::None,
-            _ => return Err(d.corrupt("unknown partitioning")),
-        };
+        let partition_by =
+            PartitionBy::from_code(d.u8()?).ok_or_else(|| d.corrupt("unknown partitioning"))?;
         let ts = d.u32()?;
         // A column takes at least 6 bytes.
         let n = d.count(MAX_COLUMNS, 6)?;
@@ -606,6 +665,19 @@ mod tests {
         let back = TableSchema::decode(&mut Decoder::new(&bytes, "test")).unwrap();
         assert_eq!(back, schema);
         assert_eq!(schema.column_index("SYM"), Some(0));
+        for name in ["NONE", "hour", "Day", "WEEK", "MONTH", "YEAR"] {
+            let mut s = schema.clone();
+            s.partition_by = PartitionBy::from_name(name).unwrap();
+            assert!(s.partition_by.name().eq_ignore_ascii_case(name));
+            let mut w = Encoder::default();
+            s.encode(&mut w);
+            let bytes = w.finish().unwrap();
+            assert_eq!(
+                TableSchema::decode(&mut Decoder::new(&bytes, "test")).unwrap(),
+                s
+            );
+        }
+        assert_eq!(PartitionBy::from_name("DECADE"), None);
 
         let mut dup = schema.clone();
         dup.columns.push(ColumnSchema::new("Sym", ColumnType::Long));

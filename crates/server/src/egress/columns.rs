@@ -58,6 +58,47 @@ impl WireType {
         }
     }
 
+    /// GEOHASH precision in bits or DECIMAL scale (0 for other types).
+    pub fn arg(&self) -> u8 {
+        self.arg
+    }
+
+    /// QuestDB's name of the type (`LONG`, `TIMESTAMP_NS`, `GEOHASH(4c)`,
+    /// `DECIMAL(18,2)`, `DOUBLE[]`; arrays of unknown rank as one level).
+    pub fn questdb_name(&self) -> String {
+        match self.type_code {
+            TypeCode::Geohash if self.arg.is_multiple_of(5) => {
+                format!("GEOHASH({}c)", self.arg / 5)
+            }
+            TypeCode::Geohash => format!("GEOHASH({}b)", self.arg),
+            TypeCode::Decimal64 => format!("DECIMAL(18,{})", self.arg),
+            TypeCode::Decimal128 => format!("DECIMAL(38,{})", self.arg),
+            TypeCode::Decimal256 => format!("DECIMAL(76,{})", self.arg),
+            TypeCode::TimestampNanos => "TIMESTAMP_NS".into(),
+            TypeCode::DoubleArray => "DOUBLE[]".into(),
+            TypeCode::LongArray => "LONG[]".into(),
+            TypeCode::Ipv4 => "IPv4".into(),
+            other => other.name().to_ascii_uppercase(),
+        }
+    }
+
+    /// `array` in the Arrow type its values go out as (a cast where the
+    /// result's type differs, e.g. `UInt8` to SHORT's `Int16`).
+    pub fn prepare(&self, array: &ArrayRef) -> Result<ArrayRef, String> {
+        match &self.cast {
+            Some(t) if array.data_type() != t => cast_with_options(
+                array,
+                t,
+                &CastOptions {
+                    safe: false,
+                    ..CastOptions::default()
+                },
+            )
+            .map_err(|e| format!("a value cannot be sent as {}: {e}", self.type_code.name())),
+            _ => Ok(Arc::clone(array)),
+        }
+    }
+
     /// The wire type of a result field (see the module docs).
     pub fn of(field: &Field) -> WireType {
         let stored = field
@@ -262,18 +303,7 @@ pub fn encode_column(
     wire: &WireType,
     dictionary: &mut ResultDictionary,
 ) -> EncodeResult<ColumnData<'static>> {
-    let array = match &wire.cast {
-        Some(t) if array.data_type() != t => cast_with_options(
-            array,
-            t,
-            &CastOptions {
-                safe: false,
-                ..CastOptions::default()
-            },
-        )
-        .map_err(|e| format!("a value cannot be sent as {}: {e}", wire.type_code.name()))?,
-        _ => Arc::clone(array),
-    };
+    let array = wire.prepare(array)?;
     let rows = u32::try_from(array.len()).map_err(|_| "too many rows in a batch".to_string())?;
     let t = wire.type_code;
     let column = match t {

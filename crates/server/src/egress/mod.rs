@@ -32,7 +32,9 @@ use quiver_qwp::{
     BatchEncoding, ClientMessage, ColumnDef, Limits, ResultBatch, ServerInfo, ServerMessage,
     StatusCode, decode_client_message, encode_server_message,
 };
-use quiver_sql::{QueryEngine, QueryError, QueryErrorKind, QueryOutput, QueryStream};
+use quiver_sql::{
+    QueryEngine, QueryError, QueryErrorKind, QueryOutput, QueryStream, StatementKind,
+};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -126,6 +128,17 @@ fn status_of(kind: QueryErrorKind) -> StatusCode {
         QueryErrorKind::Cancelled => StatusCode::CANCELLED,
         QueryErrorKind::Limit => StatusCode::LIMIT_EXCEEDED,
         _ => StatusCode::INTERNAL_ERROR,
+    }
+}
+
+/// EXEC_DONE's `op_type`: QuestDB's compiled-query type code (SPEC §9.5).
+fn op_type_of(kind: StatementKind) -> u8 {
+    match kind {
+        StatementKind::Insert => 2,
+        StatementKind::CreateTable => 9,
+        StatementKind::InsertSelect => 10,
+        // A query streams rows and never ends with EXEC_DONE.
+        _ => 1,
     }
 }
 
@@ -349,10 +362,10 @@ impl EgressSession {
                                 .then(|| i64::try_from(request.initial_credit).unwrap_or(i64::MAX)),
                         }));
                     }
-                    Ok(QueryOutput::Done { rows, .. }) => {
+                    Ok(QueryOutput::Done { kind, rows }) => {
                         let done = ServerMessage::ExecDone {
                             request_id: request.request_id,
-                            op_type: 0,
+                            op_type: op_type_of(kind),
                             rows_affected: rows,
                         };
                         self.send(ws, &done).await?;

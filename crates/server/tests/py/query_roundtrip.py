@@ -19,6 +19,13 @@ difference is printed and the script exits non-zero. It prints
   binds    every bind type the client sends (None, bool, int, float, str,
            datetime, date, Decimal, UUID, TimestampMicros/Nanos) echoed by
            SELECT $1 in its QuestDB type, and binds in filters.
+  writes   CREATE TABLE with every QuestDB type, INSERT ... VALUES of
+           each type from SQL text and from binds, INSERT ... SELECT,
+           ingest into the SQL-made table and SQL into an ingested one;
+           each execute() answers EXEC_DONE with QuestDB's op type and
+           row count, rows read back as written, and failed statements
+           (bad values, a NULL designated timestamp, DDL not supported
+           yet) change nothing.
   errors   a syntax error, an unknown table and an unknown column each
            raise QuestDBError with the server's message, a query past its
            timeout= raises, cancel() stops a 10^9-row result mid-stream, and
@@ -263,6 +270,111 @@ def case_binds(db):
     check("filter date", got.column("n").to_pylist(), [1])
 
 
+WRITES_DDL = """CREATE TABLE rt_w (
+    b BOOLEAN, by BYTE, sh SHORT, c CHAR, i INT, l LONG, f FLOAT, d DOUBLE,
+    dt DATE, sym SYMBOL CAPACITY 64 NOCACHE, v VARCHAR, s STRING, u UUID, ip IPV4,
+    l256 LONG256, g GEOHASH(5c), gb GEOHASH(7b), dec DECIMAL(10, 2), big DECIMAL(60, 4),
+    arr DOUBLE[], arr2 DOUBLE[][], la LONG[], tsn TIMESTAMP_NS, ts TIMESTAMP
+) TIMESTAMP(ts) PARTITION BY DAY WAL"""
+
+WRITES_ROW = ("INSERT INTO rt_w VALUES (true, -5, 300, 'é', -7, 9000000000, 1.5, -2.25, "
+              "'2024-02-29T12:00:00.123Z', 'σύμβολο', 'héllo 🦞', 'plain', "
+              "'123e4567-e89b-12d3-a456-426614174000', '192.168.1.20', '0x1ff', 'u33dc', "
+              "'u33', 12.34, '-123456789012345678901234567890.1234', make_array(1.0, -2.5), "
+              "make_array(make_array(1.0, 2.0), make_array(3.0, 4.0)), make_array(7, -8), "
+              "1700000000123456789, '2024-03-01T00:00:00.000001Z')")
+
+
+def case_writes(db):
+    def expect_done(sql, op_type, rows, **kw):
+        done = db.execute(sql, **kw)
+        check(f"EXEC_DONE of {sql[:50]!r}", (done.op_type, done.rows_affected), (op_type, rows))
+
+    def expect_error(sql, fragment, **kw):
+        try:
+            db.execute(sql, **kw)
+        except questdb.QuestDBError as e:
+            if fragment.lower() not in str(e).lower():
+                failures.append(f"{sql[:60]!r}: message {str(e)!r} lacks {fragment!r}")
+            return
+        failures.append(f"{sql[:60]!r}: no error")
+
+    expect_done(WRITES_DDL, 9, 0)
+    expect_error(WRITES_DDL, "already exists")
+    expect_done("CREATE TABLE IF NOT EXISTS rt_w (x INT)", 9, 0)
+    expect_done(WRITES_ROW, 2, 1)
+    got = db.query("SELECT * FROM rt_w").to_arrow()
+    want_types = {"b": "boolean", "by": "byte", "sh": "short", "c": "char", "i": "int",
+                  "l": "long", "f": "float", "d": "double", "dt": "date", "sym": "symbol",
+                  "v": "varchar", "s": "varchar", "u": "uuid", "ip": "ipv4", "l256": "long256",
+                  "g": "geohash", "gb": "geohash", "dec": "decimal64", "big": "decimal256",
+                  "arr": "double_array", "arr2": "double_array", "la": "long_array",
+                  "tsn": "timestamp_nanos", "ts": "timestamp"}
+    check("CREATE TABLE column types", {f.name: column_type(f) for f in got.schema}, want_types)
+    row = {n: comparable(got.column(n))[0] for n in got.column_names}
+    # Each value as the literal above means it, computed here.
+    b32 = "0123456789bcdefghjkmnpqrstuvwxyz"
+    geo = 0
+    for ch in "u33dc":
+        geo = geo * 32 + b32.index(ch)
+    want = {
+        "b": True, "by": -5, "sh": 300, "c": ord("é"), "i": -7, "l": 9_000_000_000,
+        "f": 1.5, "d": -2.25, "sym": "σύμβολο", "v": "héllo 🦞", "s": "plain",
+        "u": uuid.UUID("123e4567-e89b-12d3-a456-426614174000"),
+        "ip": (192 << 24) | (168 << 16) | (1 << 8) | 20,
+        "l256": (0x1FF).to_bytes(32, "little"), "g": geo, "gb": (b32.index("u") << 2) | (b32.index("3") >> 3),
+        "dec": Decimal("12.34"), "big": Decimal("-123456789012345678901234567890.1234"),
+        "arr": [1.0, -2.5], "arr2": [[1.0, 2.0], [3.0, 4.0]], "la": [7, -8],
+    }
+    for name, value in want.items():
+        check(f"inserted {name}", row[name], value)
+    check("inserted dt", ns_values(got.column("dt")), [1_709_208_000_123 * 10**6])
+    check("inserted tsn", ns_values(got.column("tsn")), [1_700_000_000_123_456_789])
+    check("inserted ts", ns_values(got.column("ts")), [1_709_251_200_000_001 * 1000])
+
+    # Many rows at once, NULLs, and binds of several types.
+    expect_done("INSERT INTO rt_w (ts, i, sym) VALUES ('2024-03-02', 1, 'a'), "
+                "('2024-03-03', NULL, NULL), ('2024-03-04', 3, 'a')", 2, 3)
+    expect_done("INSERT INTO rt_w (ts, l, v, d, u) VALUES ($1, $2, $3, $4, $5)", 2, 1,
+                binds=[dt.datetime(2024, 3, 5, tzinfo=dt.timezone.utc), 2**62, "bound ✓", 0.125,
+                       uuid.UUID("00000000-0000-0000-0000-0000000000ff")])
+    got = db.query("SELECT l, v, d, u FROM rt_w WHERE ts = '2024-03-05T00:00:00Z'").to_arrow()
+    check("bound row", [comparable(got.column(n))[0] for n in got.column_names],
+          [2**62, "bound ✓", 0.125, uuid.UUID("00000000-0000-0000-0000-0000000000ff")])
+    # INSERT ... SELECT, from the table into itself.
+    expect_done("INSERT INTO rt_w (ts, i, sym) SELECT ts + INTERVAL '10' DAY, i * 100, sym "
+                "FROM rt_w WHERE i IS NOT NULL", 10, 3)
+    got = db.query("SELECT i, sym FROM rt_w WHERE ts >= '2024-03-10' ORDER BY ts").to_arrow()
+    check("INSERT SELECT i", got.column("i").to_pylist(), [-700, 100, 300])
+    check("INSERT SELECT sym", comparable(got.column("sym")), ["σύμβολο", "a", "a"])
+
+    # Failed statements change nothing.
+    before = db.query("SELECT count(*) AS n FROM rt_w").to_arrow().column("n").to_pylist()
+    expect_error("INSERT INTO rt_w (ts, by) VALUES ('2024-04-01', 1), ('2024-04-02', 300)", "by")
+    expect_error("INSERT INTO rt_w (ts, ip) VALUES ('2024-04-01', 'not an address')", "ipv4")
+    expect_error("INSERT INTO rt_w (ts) VALUES (NULL)", "designated timestamp")
+    expect_error("INSERT INTO rt_w (i) VALUES (1)", "designated timestamp")
+    expect_error("INSERT INTO rt_w (ts, nope) VALUES ('2024-04-01', 1)", "nope")
+    expect_error("INSERT INTO no_such (x) VALUES (1)", "no_such")
+    expect_error("DROP TABLE rt_w", "DROP TABLE")
+    expect_error("CREATE TABLE rt_bad (x WIDGET)", "WIDGET")
+    after = db.query("SELECT count(*) AS n FROM rt_w").to_arrow().column("n").to_pylist()
+    check("rows after failed statements", after, before)
+
+    # Ingest into a SQL-made table; SQL into an ingested table.
+    db.dataframe(pd.DataFrame({"i": [11], "sym": ["from ingest"],
+                               "ts": pd.to_datetime(["2024-05-01"], utc=True)}),
+                 table_name="rt_w", at="ts")
+    got = db.query("SELECT i, sym FROM rt_w WHERE ts = '2024-05-01T00:00:00Z'").to_arrow()
+    check("ingest into SQL table", [got.column("i").to_pylist(), comparable(got.column("sym"))],
+          [[11], ["from ingest"]])
+    db.dataframe(pd.DataFrame({"v": [1.5], "ts": pd.to_datetime(["2024-05-01"], utc=True)}),
+                 table_name="rt_ingested", at="ts")
+    expect_done("INSERT INTO rt_ingested VALUES (2.5, '2024-05-02')", 2, 1)
+    got = db.query("SELECT v FROM rt_ingested").to_arrow()
+    check("SQL into ingested table", got.column("v").to_pylist(), [1.5, 2.5])
+
+
 def case_errors(db):
     def expect_error(sql, fragment):
         try:
@@ -301,7 +413,7 @@ def case_errors(db):
 
 with questdb.connect(conf) as db:
     {"types": case_types, "large": case_large, "sql": case_sql, "binds": case_binds,
-     "errors": case_errors}[case](db)
+     "writes": case_writes, "errors": case_errors}[case](db)
 
 if failures:
     for f in failures:

@@ -158,9 +158,10 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
         projected.push(concat_batches(&read_schema, &pending)?);
     }
     let segments_dir = table.dir.join("segments");
+    // Every unit but NONE is written in day directories (see `PartitionBy`).
     let pieces = match (schema.partition_by, &ts_col) {
-        (PartitionBy::Day, Some(name)) => split_by_day(projected, name, MAX_DAYS_PER_SEAL),
-        _ => vec![(None, projected)],
+        (PartitionBy::None, _) | (_, None) => vec![(None, projected)],
+        (_, Some(name)) => split_by_day(projected, name, MAX_DAYS_PER_SEAL),
     };
     let single = pieces.len() == 1;
     let mut written = Vec::with_capacity(pieces.len());
