@@ -3,6 +3,8 @@
 //!
 //! | request | response |
 //! |---|---|
+//! | `GET /exec?query=...` | the SQL's result as QuestDB's JSON (see [`crate::sql_http`]) |
+//! | `GET /exp?query=...` | the SQL's result as CSV |
 //! | `GET /ping` | 204; 503 + `{"status":"unhealthy","reason":...}` once storage refuses writes after a failure |
 //! | `GET /read/v1` with a valid upgrade | 101 + `X-QWP-Version: 1` (`X-QWP-Content-Encoding: zstd;level=N` when the client accepts zstd), then QWP egress: SQL queries |
 //! | `GET /write/v4`, `GET /api/v4/write` with a valid upgrade | 101 + `X-QWP-Version: 1`, `X-QWP-Max-Batch-Size`, `X-QWP-Durable-Ack: enabled` when asked |
@@ -15,7 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
 use hyper::service::service_fn;
@@ -31,6 +34,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::egress::{EgressOptions, EgressSession};
 use crate::ingest::{IngestSession, SessionOptions};
+use crate::sql_http::{self, Endpoint};
+
+/// Response bodies: whole (`Full`) or streamed (`/exec`, `/exp`); an
+/// error breaks the transfer off.
+pub type Body = BoxBody<Bytes, std::io::Error>;
 use quiver_sql::QueryEngine;
 
 /// What every connection shares.
@@ -58,7 +66,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Server
     let state_stop = state.stop.clone();
     let service = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(route(req, peer, state)) }
+        async move { Ok::<_, Infallible>(route(req, peer, state).await) }
     });
     let mut stop = state_stop.clone();
     let conn = hyper::server::conn::http1::Builder::new()
@@ -90,7 +98,23 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     r
 }
 
-fn route(req: Request<Incoming>, peer: SocketAddr, state: ServerState) -> Response<Full<Bytes>> {
+async fn route(req: Request<Incoming>, peer: SocketAddr, state: ServerState) -> Response<Body> {
+    let endpoint = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/exec") => Some(Endpoint::Exec),
+        (&Method::GET, "/exp") => Some(Endpoint::Export),
+        _ => None,
+    };
+    if let Some(endpoint) = endpoint {
+        return sql_http::handle(endpoint, req.uri().query(), state.engine.clone()).await;
+    }
+    route_whole(req, peer, state).map(|b| b.map_err(|never| match never {}).boxed())
+}
+
+fn route_whole(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    state: ServerState,
+) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET | &Method::HEAD, "/ping") => match state.db.health() {
             None => {
@@ -114,7 +138,7 @@ fn route(req: Request<Incoming>, peer: SocketAddr, state: ServerState) -> Respon
         },
         (&Method::GET, "/write/v4" | "/api/v4/write") => upgrade_ingest(req, peer, state),
         (&Method::GET, "/read/v1") => upgrade_egress(req, peer, state),
-        (_, "/write/v4" | "/api/v4/write" | "/read/v1" | "/ping") => {
+        (_, "/write/v4" | "/api/v4/write" | "/read/v1" | "/ping" | "/exec" | "/exp") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
         }
         (_, path) => text(

@@ -18,6 +18,7 @@
 pub mod egress;
 pub mod http;
 pub mod ingest;
+pub mod sql_http;
 pub mod tools;
 
 use std::future::Future;
