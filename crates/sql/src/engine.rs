@@ -38,6 +38,17 @@ use crate::scan::SnapshotTable;
 use crate::write::WriteStatement;
 use crate::write::insert::{InsertTarget, insert_rows};
 
+/// The SQL statement inside `statement` (an EXPLAIN's too).
+fn sql_statement(
+    statement: &mut Statement,
+) -> Option<&mut datafusion::sql::sqlparser::ast::Statement> {
+    match statement {
+        Statement::Statement(s) => Some(s.as_mut()),
+        Statement::Explain(e) => sql_statement(e.statement.as_mut()),
+        _ => None,
+    }
+}
+
 /// What running a statement produced, on the query runtime.
 enum Planned {
     /// Rows to stream.
@@ -152,7 +163,7 @@ impl QueryEngine {
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(CooperativeEverywhere))
             .build();
-        dialect::register(&mut state);
+        dialect::register(&mut state, &self.db);
         state
     }
 
@@ -312,7 +323,12 @@ impl QueryEngine {
                 WriteStatement::CreateTable(create) => self.create_table(create).await,
             };
         }
-        let statement = Self::parse(sql)?;
+        let mut statement = Self::parse(sql)?;
+        if let Statement::Statement(s) = &statement
+            && let Some(query) = dialect::catalog::show_as_query(s)
+        {
+            statement = Self::parse(&query)?;
+        }
         if let Statement::Statement(s) = &statement
             && let Sql::Insert(insert) = s.as_ref()
         {
@@ -369,6 +385,10 @@ impl QueryEngine {
         statement: Statement,
         binds: Vec<ScalarAndMetadata>,
     ) -> Result<SendableRecordBatchStream, QueryError> {
+        let mut statement = statement;
+        if let Some(s) = sql_statement(&mut statement) {
+            dialect::rewrite::rewrite(s);
+        }
         let state = self.session();
         let mut references = state.resolve_table_references(&statement)?;
         references.sort_by_key(|r| r.to_string());
@@ -377,6 +397,7 @@ impl QueryEngine {
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (_lsn, snapshots) = self.db.snapshots(&name_refs);
         let ctx = SessionContext::new_with_state(state);
+        let mut columns: Vec<String> = Vec::new();
         for (reference, snapshot) in references.into_iter().zip(snapshots) {
             // Table functions (`long_sequence(10)`) come back as references
             // too; a stored table of the same name wins.
@@ -389,7 +410,15 @@ impl QueryEngine {
                     format!("table does not exist [table={}]", reference.table()),
                 ));
             };
+            columns.extend(snapshot.schema().columns.iter().map(|c| c.name.clone()));
             ctx.register_table(reference, Arc::new(SnapshotTable::new(snapshot)))?;
+        }
+        if let Some(s) = sql_statement(&mut statement) {
+            let names = columns.iter().map(String::as_str);
+            dialect::rewrite::resolve_names(
+                s,
+                names.chain(dialect::catalog::COLUMNS.iter().copied()),
+            );
         }
         let plan = ctx.state().statement_to_plan(statement).await?;
         let plan = Self::bind(plan, binds)?;

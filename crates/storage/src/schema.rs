@@ -91,6 +91,18 @@ impl ColumnType {
         }
     }
 
+    /// The name QuestDB shows for the type (`IPv4`, `GEOHASH(8c)` when the
+    /// bits are a multiple of 5); [`ColumnType::name`] otherwise.
+    pub fn questdb_name(&self) -> String {
+        match self {
+            ColumnType::Ipv4 => "IPv4".to_string(),
+            ColumnType::Geohash(bits) if bits.is_multiple_of(5) => {
+                format!("GEOHASH({}c)", bits / 5)
+            }
+            other => other.name(),
+        }
+    }
+
     /// The type a name from [`ColumnType::name`] stands for (also without
     /// the `b` of a GEOHASH precision; ASCII case is ignored).
     pub fn from_name(name: &str) -> Option<ColumnType> {

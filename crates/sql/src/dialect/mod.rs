@@ -1,17 +1,37 @@
 //! QuestDB's SQL dialect on DataFusion: the functions, table functions and
 //! statement forms QuestDB users send that DataFusion lacks. Each lives in
 //! its own module and is registered on every statement's session by
-//! [`register`]; nothing here reads storage directly.
+//! [`register`]. Only the catalog functions read the database, and only
+//! its catalog (names, columns, types), never rows.
 
+pub mod cast;
+pub mod catalog;
+mod clock;
 mod long_sequence;
+pub mod rewrite;
 
 use std::sync::Arc;
 
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionState;
+use quiver_storage::Database;
 
 /// Adds the dialect's functions to a statement's session.
-pub fn register(state: &mut SessionState) {
+pub fn register(state: &mut SessionState, db: &Arc<Database>) {
+    use datafusion::logical_expr::ScalarUDF;
     state.register_udtf("long_sequence", Arc::new(long_sequence::LongSequence));
+    state.register_udtf("tables", Arc::new(catalog::Tables(Arc::clone(db))));
+    state.register_udtf(
+        "table_columns",
+        Arc::new(catalog::TableColumns(Arc::clone(db))),
+    );
+    for udf in [
+        ScalarUDF::new_from_impl(cast::QuestdbCast::new()),
+        ScalarUDF::new_from_impl(clock::Clock::now()),
+        ScalarUDF::new_from_impl(clock::Clock::systimestamp()),
+    ] {
+        let _ = state.register_udf(Arc::new(udf));
+    }
 }
 
 /// Whether `name` is a table function (so a statement naming it reads no

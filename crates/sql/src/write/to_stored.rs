@@ -1,6 +1,6 @@
 //! Values a statement computed (Arrow arrays of whatever type DataFusion
-//! gave them) turned into a table column's stored type, the way QuestDB
-//! converts on INSERT: text into IPV4, UUID, LONG256, CHAR, GEOHASH and
+//! gave them) turned into a QuestDB type, the way QuestDB converts on INSERT
+//! and in `::` casts: text into IPV4, UUID, LONG256, CHAR, GEOHASH and
 //! timestamps; integers into timestamps as their raw units; SYMBOL text
 //! interned in the table's dictionary; numbers narrowed only when they fit
 //! (an overflow is an error naming the column, never a wrapped value).
@@ -14,19 +14,39 @@ use arrow::array::{
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::DataType;
 use arrow::util::display::FormatOptions;
-use quiver_storage::{ColumnSchema, ColumnType, Table};
+use quiver_storage::{ColumnSchema, ColumnType, SymbolTable, Table};
 
 use crate::error::{QueryError, QueryErrorKind};
 
-fn cannot(column: &ColumnSchema, detail: impl std::fmt::Display) -> QueryError {
-    QueryError::new(
-        QueryErrorKind::Invalid,
-        format!(
+/// Where converted values go, for messages and SYMBOL keys.
+pub enum Target<'a> {
+    /// A table column: SYMBOL text is interned in its dictionary and the
+    /// result has the stored type.
+    Column(&'a ColumnSchema, Option<Arc<SymbolTable>>),
+    /// A `::` cast: the result has the read type (SYMBOL as a dictionary
+    /// array of its own).
+    Cast(ColumnType),
+}
+
+impl Target<'_> {
+    fn column_type(&self) -> ColumnType {
+        match self {
+            Target::Column(c, _) => c.column_type,
+            Target::Cast(t) => *t,
+        }
+    }
+}
+
+fn cannot(target: &Target<'_>, detail: impl std::fmt::Display) -> QueryError {
+    let message = match target {
+        Target::Column(column, _) => format!(
             "cannot insert into column {} of type {}: {detail}",
             column.name,
             column.column_type.name()
         ),
-    )
+        Target::Cast(t) => format!("cannot cast to {}: {detail}", t.name()),
+    };
+    QueryError::new(QueryErrorKind::Invalid, message)
 }
 
 /// Arrow's cast that fails on overflow and on unparsable text instead of
@@ -34,7 +54,7 @@ fn cannot(column: &ColumnSchema, detail: impl std::fmt::Display) -> QueryError {
 fn strict_cast(
     array: &ArrayRef,
     to: &DataType,
-    column: &ColumnSchema,
+    column: &Target<'_>,
 ) -> Result<ArrayRef, QueryError> {
     let options = CastOptions {
         safe: false,
@@ -49,7 +69,7 @@ fn strict_cast(
 }
 
 /// The values as text, for the conversions that parse text.
-fn as_text(array: &ArrayRef, column: &ColumnSchema) -> Result<StringArray, QueryError> {
+fn as_text(array: &ArrayRef, column: &Target<'_>) -> Result<StringArray, QueryError> {
     Ok(strict_cast(array, &DataType::Utf8, column)?
         .as_string::<i32>()
         .clone())
@@ -69,20 +89,37 @@ pub fn to_stored(
     column: &ColumnSchema,
     table: &Table,
 ) -> Result<ArrayRef, QueryError> {
-    let target = column.column_type.stored_type();
+    convert(array, &Target::Column(column, table.symbols(&column.name)))
+}
+
+/// `array` converted for `target_of` (see the module docs).
+pub fn convert(array: &ArrayRef, target_of: &Target<'_>) -> Result<ArrayRef, QueryError> {
+    let column = target_of;
+    let column_type = target_of.column_type();
+    let target = match target_of {
+        Target::Column(..) => column_type.stored_type(),
+        Target::Cast(_) => column_type.read_type(),
+    };
     let from = array.data_type();
-    if from == &target && column.column_type != ColumnType::Symbol {
+    // A stored SYMBOL's keys belong to its table: never taken as they are.
+    let stored_symbol =
+        column_type == ColumnType::Symbol && matches!(target_of, Target::Column(..));
+    if from == &target && !stored_symbol {
         return Ok(Arc::clone(array));
     }
     if from == &DataType::Null {
         return Ok(arrow::array::new_null_array(&target, array.len()));
     }
     let text = is_text(from);
-    match column.column_type {
+    match column_type {
+        ColumnType::Symbol if !stored_symbol => {
+            let strings: ArrayRef = Arc::new(as_text(array, column)?);
+            strict_cast(&strings, &target, column)
+        }
         ColumnType::Symbol => {
-            let symbols = table
-                .symbols(&column.name)
-                .ok_or_else(|| cannot(column, "the column has no dictionary"))?;
+            let Target::Column(_, Some(symbols)) = target_of else {
+                return Err(cannot(column, "the column has no dictionary"));
+            };
             let strings = as_text(array, column)?;
             let keys: Result<UInt32Array, QueryError> = strings
                 .iter()
@@ -111,6 +148,36 @@ pub fn to_stored(
         }
         ColumnType::Uuid if text => fixed_from_text(array, column, 16, parse_uuid),
         ColumnType::Long256 if text => fixed_from_text(array, column, 32, parse_long256),
+        ColumnType::Long256
+            if matches!(
+                from,
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            ) =>
+        {
+            // A `0x...` literal: big-endian bytes of the number.
+            let bytes = strict_cast(array, &DataType::Binary, column)?;
+            let bytes = bytes.as_binary::<i32>();
+            let mut b = FixedSizeBinaryBuilder::with_capacity(bytes.len(), 32);
+            for v in bytes {
+                match v {
+                    Some(v) if v.len() <= 32 => {
+                        let mut le = [0u8; 32];
+                        for (i, byte) in v.iter().rev().enumerate() {
+                            le[i] = *byte;
+                        }
+                        b.append_value(le).map_err(|e| cannot(column, e))?;
+                    }
+                    Some(v) => {
+                        return Err(cannot(
+                            column,
+                            format!("{} bytes is longer than 32", v.len()),
+                        ));
+                    }
+                    None => b.append_null(),
+                }
+            }
+            Ok(Arc::new(b.finish()))
+        }
         ColumnType::Long256 if from.is_integer() => {
             let values = strict_cast(array, &DataType::Int64, column)?;
             let values = values.as_primitive::<arrow::datatypes::Int64Type>();
@@ -172,7 +239,7 @@ pub fn to_stored(
 
 fn fixed_from_text(
     array: &ArrayRef,
-    column: &ColumnSchema,
+    column: &Target<'_>,
     width: i32,
     parse: fn(&str) -> Option<Vec<u8>>,
 ) -> Result<ArrayRef, QueryError> {
@@ -185,7 +252,7 @@ fn fixed_from_text(
                 let bytes = parse(s).ok_or_else(|| {
                     cannot(
                         column,
-                        format!("'{s}' is not a {}", column.column_type.name()),
+                        format!("'{s}' is not a {}", column.column_type().name()),
                     )
                 })?;
                 b.append_value(bytes).map_err(|e| cannot(column, e))?;
