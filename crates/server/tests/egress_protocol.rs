@@ -3,7 +3,10 @@
 //! (`X-QWP-Max-Batch-Rows`), batch sequence numbers and RESULT_END counts,
 //! CREDIT flow control, CANCEL, a second query while one streams, the
 //! symbol dictionary across queries and its reset, zstd bodies, refused
-//! binds and statements, malformed client frames and the query memory limit.
+//! binds and statements, malformed client frames and the query memory limit;
+//! a 10,000,000-row result within a fixed bound of server memory (peak RSS);
+//! queries while ingest commits, each seeing whole transactions of both
+//! tables it reads.
 //!
 //! The data (`t`: `sym` SYMBOL with `SYMBOLS` values round-robin, `v` LONG
 //! = row number, `timestamp`) is loaded through the raw ingest client; every
@@ -298,6 +301,34 @@ impl RawReader {
         }
     }
 
+    /// Reads `request_id`'s batches up to RESULT_END without keeping their
+    /// values; returns (rows, WebSocket payload bytes).
+    fn count(&mut self, request_id: i64) -> (u64, u64) {
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        loop {
+            let payload = match self.ws.read() {
+                Ok(Message::Binary(b)) => b,
+                Ok(Message::Close(f)) => panic!("closed while counting: {f:?}"),
+                Ok(_) => continue,
+                Err(e) => panic!("read while counting: {e}"),
+            };
+            bytes += payload.len() as u64;
+            let mut scratch = Vec::new();
+            match self.decoder.decode(&payload, &mut scratch).unwrap() {
+                ServerMessage::ResultBatch(b) => {
+                    assert_eq!(b.request_id, request_id);
+                    rows += u64::from(b.row_count);
+                }
+                ServerMessage::ResultEnd { total_rows, .. } => {
+                    assert_eq!(total_rows, rows);
+                    return (rows, bytes);
+                }
+                ServerMessage::CacheReset { .. } => {}
+                other => panic!("while counting: {other:?}"),
+            }
+        }
+    }
+
     /// Makes reads give up after `ms` (`Silent`).
     fn read_timeout(&mut self, ms: u64) {
         self.ws
@@ -332,6 +363,16 @@ fn rows_of(b: &Frame) -> u32 {
         Frame::Batch { rows, .. } => *rows,
         other => panic!("not a batch: {other:?}"),
     }
+}
+
+/// A `/proc/PID/status` field in KiB (`VmHWM`: peak resident memory).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 /// User + system CPU seconds of a process, from `/proc/PID/stat`.
@@ -848,4 +889,97 @@ fn a_query_past_its_timeout_fails_with_query_timeout() {
     let id = r.query("SELECT count(*) FROM t", 0, timeout(60_000));
     let (batches, _) = r.drain(id);
     assert_eq!(column(&batches, 0), vec![ROWS.to_string()]);
+}
+
+#[test]
+fn a_ten_million_row_result_streams_in_bounded_server_memory() {
+    let server = TestServer::start();
+    let mut r = RawReader::connect(&server, &[]);
+    let sql = |n: u64| format!("SELECT x, x * 2.5 AS d, 'row-' || x AS s FROM long_sequence({n})");
+    // The same plan once at a small size: threads, pools and buffers exist
+    // before the peak is read.
+    let id = r.query(&sql(300_000), 0, None);
+    assert_eq!(r.count(id).0, 300_000);
+    let before = status_kib(server.pid(), "VmHWM");
+    let id = r.query(&sql(10_000_000), 0, None);
+    let (rows, bytes) = r.count(id);
+    let after = status_kib(server.pid(), "VmHWM");
+    assert_eq!(rows, 10_000_000);
+    // The result is far larger than what the server may hold for it.
+    assert!(bytes > 250_000_000, "only {bytes} bytes of result");
+    let grown_mib = after.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 128,
+        "peak RSS grew by {grown_mib} MiB ({before} -> {after} KiB) streaming {bytes} bytes"
+    );
+}
+
+#[test]
+fn queries_during_ingest_each_see_one_committed_state() {
+    const TXNS: i64 = 150;
+    const PER_TXN: i64 = 1_000;
+    let server = TestServer::start();
+    // Every transaction adds PER_TXN rows to both tables, v = its number.
+    let txn = |client: &mut RawClient, k: i64| {
+        let rows = || (0..PER_TXN).map(move |i| 1_700_000_000_000_000 + k * PER_TXN + i);
+        let blocks = vec![
+            block(
+                "a",
+                vec![("v", longs(rows().map(|_| k))), ("", timestamps(rows()))],
+            ),
+            block(
+                "b",
+                vec![("v", longs(rows().map(|_| k))), ("", timestamps(rows()))],
+            ),
+        ];
+        let (delta, _) = client.register(&[]);
+        client.send(&message(delta, false, blocks)).unwrap();
+        match client.read_ack() {
+            Ok(Ack::Ok(..)) => {}
+            other => panic!("ingest: {other:?}"),
+        }
+    };
+    let mut client = RawClient::connect(&server.addr(), false);
+    txn(&mut client, 0);
+    let writer = std::thread::spawn(move || {
+        for k in 1..TXNS {
+            txn(&mut client, k);
+        }
+    });
+    let mut r = RawReader::connect(&server, &[]);
+    let mut last = 0i64;
+    let mut states = std::collections::BTreeSet::new();
+    loop {
+        let finished = writer.is_finished();
+        let id = r.query(
+            "SELECT (SELECT count(*) FROM a) AS na, (SELECT count(*) FROM b) AS nb, \
+             (SELECT sum(v) FROM a) AS sa, (SELECT sum(v) FROM b) AS sb",
+            0,
+            None,
+        );
+        let (batches, _) = r.drain(id);
+        let cell = |c: usize| column(&batches, c)[0].parse::<i64>().unwrap();
+        let (na, nb, sa, sb) = (cell(0), cell(1), cell(2), cell(3));
+        // Whole transactions only, the same ones in both tables, and never
+        // fewer than a query before saw.
+        assert_eq!(na, nb, "row counts of a and b differ");
+        assert_eq!(na % PER_TXN, 0, "a half transaction: {na} rows");
+        let k = na / PER_TXN;
+        assert_eq!(
+            sa,
+            PER_TXN * k * (k - 1) / 2,
+            "a holds other rows than 0..{k}"
+        );
+        assert_eq!(sb, sa);
+        assert!(na >= last, "rows went from {last} to {na}");
+        last = na;
+        states.insert(na);
+        if finished {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(last, TXNS * PER_TXN);
+    // The queries ran while rows arrived, not only before or after.
+    assert!(states.len() > 2, "queries saw only {states:?}");
 }

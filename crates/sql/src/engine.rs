@@ -87,6 +87,8 @@ pub enum StatementKind {
     Query,
     /// `CREATE TABLE`.
     CreateTable,
+    /// `ALTER TABLE`.
+    AlterTable,
     /// `INSERT INTO ... VALUES`.
     Insert,
     /// `INSERT INTO ... SELECT`.
@@ -316,11 +318,12 @@ impl QueryEngine {
             if !binds.is_empty() {
                 return Err(QueryError::new(
                     QueryErrorKind::Invalid,
-                    "CREATE TABLE takes no bind values",
+                    "DDL takes no bind values",
                 ));
             }
             return match write {
                 WriteStatement::CreateTable(create) => self.create_table(create).await,
+                WriteStatement::AddColumns(add) => self.add_columns(add).await,
             };
         }
         let mut statement = Self::parse(sql)?;
@@ -373,6 +376,57 @@ impl QueryEngine {
         let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
         self.db
             .create_table(create.schema)
+            .await
+            .map_err(|_| closed())??;
+        self.db.sync().await.map_err(|_| closed())??;
+        Ok(done)
+    }
+
+    /// Adds columns to a table, durably.
+    async fn add_columns(
+        &self,
+        add: crate::write::alter_table::AddColumns,
+    ) -> Result<Planned, QueryError> {
+        let table = self.db.table(&add.table).ok_or_else(|| {
+            QueryError::new(
+                QueryErrorKind::Invalid,
+                format!("table does not exist [table={}]", add.table),
+            )
+        })?;
+        let schema = table.schema();
+        let mut columns = Vec::new();
+        for c in add.columns {
+            let exists = schema.column_index(&c.name).is_some()
+                || columns
+                    .iter()
+                    .any(|o: &quiver_storage::ColumnSchema| o.name.eq_ignore_ascii_case(&c.name));
+            match (exists, add.if_not_exists) {
+                (false, _) => columns.push(c),
+                (true, true) => {}
+                (true, false) => {
+                    return Err(QueryError::new(
+                        QueryErrorKind::Invalid,
+                        format!(
+                            "column already exists [table={}, column={}]",
+                            schema.name, c.name
+                        ),
+                    ));
+                }
+            }
+        }
+        let done = Planned::Done {
+            kind: StatementKind::AlterTable,
+            rows: 0,
+        };
+        if columns.is_empty() {
+            return Ok(done);
+        }
+        let mut check = (*schema).clone();
+        check.columns.extend(columns.iter().cloned());
+        check.validate()?;
+        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
+        self.db
+            .add_columns(table, columns)
             .await
             .map_err(|_| closed())??;
         self.db.sync().await.map_err(|_| closed())??;

@@ -31,6 +31,7 @@ pub mod dialect;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod prune;
 pub mod scan;
 pub mod write;
 

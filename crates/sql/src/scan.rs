@@ -5,8 +5,10 @@
 //! The scan runs on tokio's blocking pool (segments are files) and hands
 //! batches over a channel of two: memory is bounded by the batch size, and
 //! dropping the stream stops the reader at the next batch. Rows come in
-//! row-id order (segments, then memtable rows). Projection and limit are
-//! applied in the scan; filters are applied above it by DataFusion.
+//! row-id order (segments, then memtable rows). Only the projected columns
+//! are read; filters on the designated timestamp ([`crate::prune`]) skip
+//! segments and memtable batches outside their range (shown by `EXPLAIN`),
+//! and DataFusion still applies every filter above the scan.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
@@ -25,7 +27,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use quiver_storage::TableSnapshot;
+use quiver_storage::{ScanRequest, TableSnapshot};
 
 /// One table's snapshot as a DataFusion table.
 #[derive(Debug, Clone)]
@@ -35,6 +37,13 @@ pub struct SnapshotTable {
 }
 
 impl SnapshotTable {
+    /// The designated timestamp's name and type.
+    fn designated_timestamp(&self) -> Option<(String, quiver_storage::ColumnType)> {
+        let schema = self.snapshot.schema();
+        let c = schema.columns.get(schema.designated_timestamp?)?;
+        Some((c.name.clone(), c.column_type))
+    }
+
     /// The table as `snapshot` shows it.
     pub fn new(snapshot: TableSnapshot) -> Self {
         let schema = snapshot.read_schema(false);
@@ -55,19 +64,41 @@ impl TableProvider for SnapshotTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        let ts = self.designated_timestamp();
+        Ok(filters
+            .iter()
+            .map(|f| match &ts {
+                Some((name, _)) if crate::prune::is_bound(f, name) => {
+                    TableProviderFilterPushDown::Inexact
+                }
+                _ => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let ts_range = self
+            .designated_timestamp()
+            .and_then(|(name, t)| crate::prune::timestamp_range(filters, &name, t));
+        let request = ScanRequest {
+            columns: projection.cloned(),
+            ts_range,
+        };
         Ok(Arc::new(SnapshotScanExec::new(
             Arc::clone(&self.snapshot),
-            Arc::clone(&self.schema),
-            projection.cloned(),
+            request,
             limit,
-        )?))
+        )))
     }
 }
 
@@ -75,36 +106,28 @@ impl TableProvider for SnapshotTable {
 #[derive(Debug)]
 pub struct SnapshotScanExec {
     snapshot: Arc<TableSnapshot>,
-    projection: Option<Vec<usize>>,
+    request: Arc<ScanRequest>,
     limit: Option<usize>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
 
 impl SnapshotScanExec {
-    fn new(
-        snapshot: Arc<TableSnapshot>,
-        full: SchemaRef,
-        projection: Option<Vec<usize>>,
-        limit: Option<usize>,
-    ) -> Result<Self> {
-        let schema = match &projection {
-            Some(p) => Arc::new(full.project(p)?),
-            None => full,
-        };
+    fn new(snapshot: Arc<TableSnapshot>, request: ScanRequest, limit: Option<usize>) -> Self {
+        let schema = snapshot.request_schema(&request);
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Ok(SnapshotScanExec {
+        SnapshotScanExec {
             snapshot,
-            projection,
+            request: Arc::new(request),
             limit,
             schema,
             properties: Arc::new(properties),
-        })
+        }
     }
 }
 
@@ -112,13 +135,19 @@ impl DisplayAs for SnapshotScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = &self.snapshot.schema().name;
         match t {
-            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
-                f,
-                "SnapshotScanExec: table={name}, rows={}, segments={}, limit={:?}",
-                self.snapshot.row_count(),
-                self.snapshot.segments().len(),
-                self.limit
-            ),
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "SnapshotScanExec: table={name}, rows={}, segments={} of {}",
+                    self.snapshot.row_count(),
+                    self.snapshot.segments_for(&self.request),
+                    self.snapshot.segments().len(),
+                )?;
+                if let Some((lo, hi)) = self.request.ts_range {
+                    write!(f, ", timestamp in [{lo}, {hi}]")?;
+                }
+                write!(f, ", limit={:?}", self.limit)
+            }
             DisplayFormatType::TreeRender => write!(f, "table={name}"),
         }
     }
@@ -169,18 +198,14 @@ impl ExecutionPlan for SnapshotScanExec {
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
         let tx = builder.tx();
         let snapshot = Arc::clone(&self.snapshot);
-        let projection = self.projection.clone();
+        let request = Arc::clone(&self.request);
         let mut left = self.limit.unwrap_or(usize::MAX);
         builder.spawn_blocking(move || {
-            for batch in snapshot.scan(false) {
+            for batch in snapshot.scan_request(&request) {
                 if left == 0 {
                     break;
                 }
                 let batch = batch.map_err(|e| DataFusionError::External(Box::new(e)))?;
-                let batch = match &projection {
-                    Some(p) => batch.project(p)?,
-                    None => batch,
-                };
                 let batch = match batch.num_rows() > left {
                     true => batch.slice(0, left),
                     false => batch,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::Int64Type;
 use futures_util::StreamExt;
 use quiver_sql::{QueryEngine, QueryErrorKind, QueryOptions, QueryOutput};
@@ -124,5 +124,94 @@ fn errors_name_what_is_wrong() {
         assert_eq!(e.kind, QueryErrorKind::Invalid, "{e}");
         let e = engine.execute("SELECT 1; SELECT 2").await.unwrap_err();
         assert!(e.message.contains("one statement"), "{e}");
+    });
+}
+
+#[test]
+fn timestamp_filters_skip_segments_and_keep_results_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        Options {
+            seal_rows: 100,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = db
+        .create_table(schema("t"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    // v = 0..400, timestamp = v ms, sealed 100 rows at a time into four
+    // segments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for i in 0..4 {
+        commit(&db, &t, i * 100..(i + 1) * 100);
+        while db.snapshot("t").unwrap().segments().len() <= i as usize {
+            assert!(std::time::Instant::now() < deadline, "rows were not sealed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let segments = db.snapshot("t").unwrap().segments().len();
+    let engine = QueryEngine::new(db.clone(), &QueryOptions::default()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let plan_line = |batches: Vec<RecordBatch>| {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    let col = b.column(1).as_string::<i32>().clone();
+                    (0..col.len()).map(move |i| col.value(i).to_string())
+                })
+                .flat_map(|p| p.lines().map(str::to_string).collect::<Vec<_>>())
+                .find(|l| l.contains("SnapshotScanExec"))
+                .unwrap()
+        };
+        for (filter, want) in [
+            ("timestamp >= '1970-01-01T00:00:00.300Z'", 300..400),
+            ("timestamp < '1970-01-01T00:00:00.050Z'", 0..50),
+            (
+                "timestamp BETWEEN '1970-01-01T00:00:00.120Z' AND '1970-01-01T00:00:00.129999Z'",
+                120..130,
+            ),
+            ("timestamp = '1970-01-01T00:00:00.333Z'", 333..334),
+            (
+                "timestamp > '1970-01-01T00:00:00.150Z' AND v < 160",
+                151..160,
+            ),
+        ] {
+            let got = rows(
+                &engine,
+                &format!("SELECT v FROM t WHERE {filter} ORDER BY v"),
+            )
+            .await;
+            assert_eq!(longs(&got, 0), want.collect::<Vec<_>>(), "{filter}");
+            let plan =
+                plan_line(rows(&engine, &format!("EXPLAIN SELECT v FROM t WHERE {filter}")).await);
+            let read: usize = plan
+                .split("segments=")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{plan}"));
+            assert!(
+                read < segments,
+                "{filter}: read {read} of {segments} segments: {plan}"
+            );
+            assert!(plan.contains("timestamp in ["), "{plan}");
+        }
+        // Without a bound every segment is read.
+        let plan = plan_line(rows(&engine, "EXPLAIN SELECT v FROM t WHERE v > 5").await);
+        assert!(
+            plan.contains(&format!("segments={segments} of {segments}")),
+            "{plan}"
+        );
+        let all = rows(
+            &engine,
+            "SELECT count(*) FROM t WHERE timestamp >= '1970-01-01'",
+        )
+        .await;
+        assert_eq!(longs(&all, 0), vec![400]);
     });
 }

@@ -66,6 +66,38 @@ impl Segment {
     }
 }
 
+impl Segment {
+    /// Reads the segment's batches with only the columns named in
+    /// `columns` that it holds (ASCII case ignored; no row ids): the other
+    /// columns' bytes are not read.
+    pub fn read_columns(
+        &self,
+        fs: &dyn FileSystem,
+        columns: &[String],
+    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
+        let open = || {
+            fs.open_read(&self.path)
+                .map_err(StorageError::io("open", &self.path))
+        };
+        let schema = FileReader::try_new(open()?, None)?.schema();
+        let mut indices: Vec<usize> = columns
+            .iter()
+            .filter_map(|name| {
+                schema
+                    .fields()
+                    .iter()
+                    .position(|f| f.name().eq_ignore_ascii_case(name) && f.name() != ROW_ID_COLUMN)
+            })
+            .collect();
+        if indices.is_empty() {
+            // The row ids carry the row count when no column is read.
+            indices.push(0);
+        }
+        let reader = FileReader::try_new(open()?, Some(indices))?;
+        Ok(reader.map(|b| b.map_err(StorageError::from)))
+    }
+}
+
 /// Writes `batches` (read form, without row ids, consecutive rows starting
 /// at `first_row_id`) as a segment file in `dir`. Not yet durable: see
 /// [`Segment::sync`]; no manifest may list it before.

@@ -431,6 +431,146 @@ impl TableSnapshot {
         segment_batches.chain(memtable_batches)
     }
 
+    /// The schema of [`TableSnapshot::scan_request`] batches: the requested
+    /// columns in the read form, in the order asked.
+    pub fn request_schema(&self, request: &ScanRequest) -> SchemaRef {
+        let full = self.schema.read_schema();
+        match &request.columns {
+            None => full,
+            Some(columns) => Arc::new(Schema::new(
+                columns
+                    .iter()
+                    .filter_map(|&i| full.fields().get(i).cloned())
+                    .collect::<Vec<_>>(),
+            )),
+        }
+    }
+
+    /// Segments [`TableSnapshot::scan_request`] reads for `request`.
+    pub fn segments_for(&self, request: &ScanRequest) -> usize {
+        self.segments
+            .iter()
+            .filter(|s| request.may_hold(s.min_ts, s.max_ts))
+            .count()
+    }
+
+    /// The visible rows `request` asks for, in row-id order, as batches of
+    /// [`TableSnapshot::request_schema`]: only the requested columns are
+    /// read from segment files, and segments (and memtable batches) whose
+    /// designated timestamps all lie outside the requested range are
+    /// skipped. Rows in a read segment or batch are not filtered: the
+    /// range prunes, the caller filters.
+    pub fn scan_request<'a>(
+        &'a self,
+        request: &'a ScanRequest,
+    ) -> impl Iterator<Item = Result<RecordBatch>> + 'a {
+        let schema = self.request_schema(request);
+        let columns: Vec<usize> = match &request.columns {
+            Some(c) => c.clone(),
+            None => (0..self.schema.columns.len()).collect(),
+        };
+        let names: Vec<String> = columns
+            .iter()
+            .filter_map(|&i| self.schema.columns.get(i).map(|c| c.name.clone()))
+            .collect();
+        let columns2 = columns.clone();
+        let schema2 = schema.clone();
+        let from_segments = self
+            .segments
+            .iter()
+            .filter(move |s| request.may_hold(s.min_ts, s.max_ts))
+            .flat_map(move |seg| match seg.read_columns(&*self.fs, &names) {
+                Ok(batches) => Box::new(batches) as Box<dyn Iterator<Item = Result<RecordBatch>>>,
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            })
+            .map(move |b| self.project_columns(&b?, &columns2, &schema2));
+        let ts_name = self
+            .schema
+            .designated_timestamp
+            .and_then(|i| self.schema.columns.get(i))
+            .map(|c| c.name.clone());
+        let from_memtable = self
+            .batches
+            .iter()
+            .filter(move |s| match (&request.ts_range, &ts_name) {
+                (Some(_), Some(name)) => match s
+                    .batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .position(|f| f.name().eq_ignore_ascii_case(name))
+                    .and_then(|i| timestamp_range(s.batch.column(i)))
+                {
+                    Some((lo, hi)) => request.may_hold(lo, hi),
+                    None => false,
+                },
+                _ => true,
+            })
+            .map(move |s| self.project_columns(&s.batch, &columns, &schema));
+        from_segments.chain(from_memtable)
+    }
+
+    /// A stored or sealed batch as `columns` of the read schema.
+    fn project_columns(
+        &self,
+        batch: &RecordBatch,
+        columns: &[usize],
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let source = batch.schema();
+        let mut out: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+        for &i in columns {
+            let c = &self.schema.columns[i];
+            let found = source
+                .fields()
+                .iter()
+                .position(|f| f.name().eq_ignore_ascii_case(&c.name))
+                .map(|i| batch.column(i).clone());
+            out.push(self.read_column(c, found, n)?);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            out,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
+    }
+
+    /// One column in the read form: NULL when the batch predates it,
+    /// SYMBOL keys as a dictionary over the snapshot's values.
+    fn read_column(
+        &self,
+        c: &crate::schema::ColumnSchema,
+        found: Option<ArrayRef>,
+        n: usize,
+    ) -> Result<ArrayRef> {
+        let read_type = c.column_type.read_type();
+        Ok(match found {
+            None => new_null_array(&read_type, n),
+            Some(a) if c.column_type == ColumnType::Symbol => {
+                let values = self
+                    .symbols
+                    .get(&c.name.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_else(|| new_null_array(&DataType::Utf8, 0));
+                let keys = match a.data_type() {
+                    DataType::UInt32 => a.as_any().downcast_ref::<UInt32Array>().cloned(),
+                    DataType::Dictionary(_, _) => a
+                        .as_any()
+                        .downcast_ref::<DictionaryArray<UInt32Type>>()
+                        .map(|d| d.keys().clone()),
+                    _ => None,
+                }
+                .ok_or_else(|| StorageError::InvalidBatch {
+                    table: self.schema.name.clone(),
+                    reason: format!("SYMBOL column {} holds {}", c.name, a.data_type()),
+                })?;
+                Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, values)?)
+            }
+            Some(a) => a,
+        })
+    }
+
     /// The same table view over other memtable rows and no segments (the
     /// sealer projects the rows it seals through this).
     pub(crate) fn with_batches(&self, batches: Vec<StoredBatch>) -> TableSnapshot {
@@ -465,39 +605,35 @@ impl TableSnapshot {
         }
         let source = batch.schema();
         for c in &self.schema.columns {
-            let read_type = c.column_type.read_type();
             let found = source
                 .fields()
                 .iter()
                 .position(|f| f.name().eq_ignore_ascii_case(&c.name))
                 .map(|i| batch.column(i).clone());
-            let array = match found {
-                None => new_null_array(&read_type, n),
-                Some(a) if c.column_type == ColumnType::Symbol => {
-                    let values = self
-                        .symbols
-                        .get(&c.name.to_ascii_lowercase())
-                        .cloned()
-                        .unwrap_or_else(|| new_null_array(&DataType::Utf8, 0));
-                    let keys = match a.data_type() {
-                        DataType::UInt32 => a.as_any().downcast_ref::<UInt32Array>().cloned(),
-                        DataType::Dictionary(_, _) => a
-                            .as_any()
-                            .downcast_ref::<DictionaryArray<UInt32Type>>()
-                            .map(|d| d.keys().clone()),
-                        _ => None,
-                    }
-                    .ok_or_else(|| StorageError::InvalidBatch {
-                        table: self.schema.name.clone(),
-                        reason: format!("SYMBOL column {} holds {}", c.name, a.data_type()),
-                    })?;
-                    Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, values)?)
-                }
-                Some(a) => a,
-            };
-            columns.push(array);
+            columns.push(self.read_column(c, found, n)?);
         }
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+}
+
+/// What a scan of a snapshot reads ([`TableSnapshot::scan_request`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanRequest {
+    /// Columns to read, as indices into the table's columns (`None`: all).
+    pub columns: Option<Vec<usize>>,
+    /// Only rows whose designated timestamp may lie in `lo..=hi` (raw
+    /// values in the column's unit) are needed (`None`: every row).
+    pub ts_range: Option<(i64, i64)>,
+}
+
+impl ScanRequest {
+    /// Whether rows with designated timestamps in `min..=max` may be
+    /// needed.
+    fn may_hold(&self, min: i64, max: i64) -> bool {
+        match self.ts_range {
+            None => true,
+            Some((lo, hi)) => min <= hi && max >= lo,
+        }
     }
 }
 

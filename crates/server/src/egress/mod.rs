@@ -135,6 +135,7 @@ fn status_of(kind: QueryErrorKind) -> StatusCode {
 fn op_type_of(kind: StatementKind) -> u8 {
     match kind {
         StatementKind::Insert => 2,
+        StatementKind::AlterTable => 4,
         StatementKind::CreateTable => 9,
         StatementKind::InsertSelect => 10,
         // A query streams rows and never ends with EXEC_DONE.

@@ -10,7 +10,8 @@ difference is printed and the script exits non-zero. It prints
 
   types    one row group of every column type the DataFrame path sends
            (pyarrow), with NULLs; SELECT * must return the same values in
-           the QuestDB types the client maps them to; to_pandas() too.
+           the QuestDB types the client maps them to, through to_arrow(),
+           to_pandas(), to_polars() and iter_rows().
   large    200,000 rows with a symbol column: SELECT * (many RESULT_BATCH
            frames, the symbol dictionary growing across them) in row
            order, iter_arrow() batches, a projection with a filter.
@@ -32,6 +33,7 @@ difference is printed and the script exits non-zero. It prints
            the same pooled connection then serves a good query.
 """
 import datetime as dt
+import ipaddress
 import sys
 import uuid
 from decimal import Decimal
@@ -152,6 +154,51 @@ def case_types(db):
     check("pandas sym", [None if pd.isna(v) else v for v in df["sym"]], ["alpha", "βeta", None, "alpha"])
     check("pandas t_us", [None if pd.isna(v) else v.value for v in df["t_us"]],
           [1_700_000_000_000_001_000, 0, None, 1_000_000])
+
+    # to_polars(): the same values as sent, SYMBOL as Categorical and
+    # timestamps as UTC Datetime.
+    import polars as pl
+    frame = db.query("SELECT * FROM rt_types").to_polars()
+    check("polars columns", frame.columns, got.column_names)
+    check("polars sym dtype", isinstance(frame.schema["sym"], pl.Categorical), True)
+    check("polars t_us dtype", frame.schema["t_us"], pl.Datetime("us", "UTC"))
+    check("polars t_ns dtype", frame.schema["t_ns"], pl.Datetime("ns", "UTC"))
+    as_arrow = frame.to_arrow()
+    for name in sent.column_names:
+        got_name = "timestamp" if name == "ts" else name
+        s_col, p_col = sent.column(name), as_arrow.column(got_name)
+        if pa.types.is_timestamp(s_col.type) or pa.types.is_date32(s_col.type):
+            check(f"polars {name}", ns_values(p_col), ns_values(s_col))
+        elif name in ("sym", "s", "ls"):
+            check(f"polars {name}", comparable(p_col.cast(pa.large_string())), comparable(s_col))
+        elif name == "u":
+            def as_uuid(v):
+                return v if v is None or isinstance(v, uuid.UUID) else uuid.UUID(bytes=bytes(v))
+            check(f"polars {name}", [as_uuid(v) for v in comparable(p_col)],
+                  [as_uuid(v) for v in comparable(s_col)])
+        else:
+            check(f"polars {name}", comparable(p_col), comparable(s_col))
+
+    # iter_rows(): Python objects per row, as the client maps each type.
+    cols = ["i64", "f64", "flag", "s", "sym", "t_us", "u", "ip", "ch", "l256", "dec", "bin"]
+    rows = list(db.query(f"SELECT {', '.join(cols)} FROM rt_types").iter_rows())
+    utc = dt.timezone.utc
+    want_rows = []
+    for i in range(sent.num_rows):
+        def v(name):
+            return sent.column(name)[i].as_py()
+        t_us = v("t_us")
+        u = v("u")
+        l256 = v("l256")
+        want_rows.append((
+            v("i64"), v("f64"), v("flag"), v("s"), v("sym"),
+            None if t_us is None else t_us.astimezone(utc),
+            None if u is None else uuid.UUID(bytes=bytes(u)) if isinstance(u, bytes) else u,
+            None if v("ip") is None else ipaddress.IPv4Address(v("ip")),
+            chr(v("ch")), None if l256 is None else int.from_bytes(l256, "little"),
+            v("dec"), v("bin"),
+        ))
+    check("iter_rows", [tuple(r) for r in rows], want_rows)
 
 
 def frame_large():

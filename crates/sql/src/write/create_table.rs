@@ -13,10 +13,10 @@
 //! naming it. Nothing here touches storage: the result is a checked
 //! [`TableSchema`].
 
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::Token;
 use quiver_storage::{ColumnSchema, ColumnType, PartitionBy, TableSchema};
 
+use super::tokens::{Tokens, describe, invalid};
 use crate::error::{QueryError, QueryErrorKind};
 
 /// A parsed `CREATE TABLE`.
@@ -26,108 +26,6 @@ pub struct CreateTable {
     pub schema: TableSchema,
     /// `IF NOT EXISTS` was given: an existing table is not an error.
     pub if_not_exists: bool,
-}
-
-fn invalid(message: impl Into<String>) -> QueryError {
-    QueryError::new(QueryErrorKind::Invalid, message)
-}
-
-/// Tokens without whitespace and comments.
-struct Tokens {
-    tokens: Vec<Token>,
-    pos: usize,
-}
-
-impl Tokens {
-    fn new(sql: &str) -> Result<Self, QueryError> {
-        let tokens = Tokenizer::new(&GenericDialect {}, sql)
-            .tokenize()
-            .map_err(|e| invalid(e.to_string()))?
-            .into_iter()
-            .filter(|t| !matches!(t, Token::Whitespace(_)))
-            .collect();
-        Ok(Tokens { tokens, pos: 0 })
-    }
-
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.pos)
-    }
-
-    fn next(&mut self) -> Option<Token> {
-        let t = self.tokens.get(self.pos).cloned();
-        self.pos += 1;
-        t
-    }
-
-    /// Consumes the next token if it is the keyword `word`.
-    fn keyword(&mut self, word: &str) -> bool {
-        match self.peek() {
-            Some(Token::Word(w))
-                if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word) =>
-            {
-                self.pos += 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn expect_keyword(&mut self, word: &str) -> Result<(), QueryError> {
-        match self.keyword(word) {
-            true => Ok(()),
-            false => Err(invalid(format!(
-                "expected {word}, found {}",
-                self.describe_next()
-            ))),
-        }
-    }
-
-    fn token(&mut self, want: &Token) -> bool {
-        match self.peek() {
-            Some(t) if t == want => {
-                self.pos += 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn expect(&mut self, want: &Token) -> Result<(), QueryError> {
-        match self.token(want) {
-            true => Ok(()),
-            false => Err(invalid(format!(
-                "expected '{want}', found {}",
-                self.describe_next()
-            ))),
-        }
-    }
-
-    /// A (possibly quoted) name.
-    fn name(&mut self, what: &str) -> Result<String, QueryError> {
-        match self.next() {
-            Some(Token::Word(w)) => Ok(w.value),
-            Some(Token::SingleQuotedString(s) | Token::DoubleQuotedString(s)) => Ok(s),
-            other => Err(invalid(format!(
-                "expected a {what} name, found {}",
-                describe(other.as_ref())
-            ))),
-        }
-    }
-
-    fn describe_next(&self) -> String {
-        describe(self.peek())
-    }
-
-    fn at_end(&self) -> bool {
-        matches!(self.peek(), None | Some(Token::EOF))
-    }
-}
-
-fn describe(t: Option<&Token>) -> String {
-    match t {
-        None | Some(Token::EOF) => "the end of the statement".to_string(),
-        Some(t) => format!("'{t}'"),
-    }
 }
 
 /// Parses a QuestDB `CREATE TABLE` (see the module docs).
@@ -226,7 +124,7 @@ pub fn parse_create_table(sql: &str) -> Result<CreateTable, QueryError> {
 
 /// A column type: QuestDB's names and their common SQL aliases,
 /// `GEOHASH(8c)`/`GEOHASH(40b)`, `DECIMAL(p, s)` and `[]` array ranks.
-fn parse_type(t: &mut Tokens, column: &str) -> Result<ColumnType, QueryError> {
+pub(crate) fn parse_type(t: &mut Tokens, column: &str) -> Result<ColumnType, QueryError> {
     let name = match t.next() {
         Some(Token::Word(w)) => w.value.to_ascii_uppercase(),
         other => {
@@ -346,7 +244,7 @@ fn decimal(args: &[String], column: &str) -> Result<ColumnType, QueryError> {
 }
 
 /// SYMBOL's `CAPACITY n`, `CACHE`/`NOCACHE` and `INDEX [CAPACITY n]`.
-fn skip_symbol_options(t: &mut Tokens) -> Result<(), QueryError> {
+pub(crate) fn skip_symbol_options(t: &mut Tokens) -> Result<(), QueryError> {
     loop {
         if t.keyword("CAPACITY") {
             match t.next() {

@@ -1,16 +1,18 @@
-//! Statements that change the database: `CREATE TABLE` and `INSERT`.
-//! Each goes through storage's WAL and commit path, as ingest does, and
-//! answers only once durable. The DDL QuestDB has beyond these (`DROP`,
-//! `TRUNCATE`, `ALTER`, `RENAME`) is recognised and refused by name until
-//! storage can log it.
+//! Statements that change the database: `CREATE TABLE`, `ALTER TABLE ...
+//! ADD COLUMN` and `INSERT`. Each goes through storage's WAL and commit
+//! path, as ingest does, and answers only once durable. The DDL QuestDB has
+//! beyond these (`DROP`, `TRUNCATE`, other `ALTER`s, `RENAME`) is
+//! recognised and refused by name until storage can log it.
 //!
 //! This module decides what a statement is ([`WriteStatement::classify`])
 //! and runs it; reading rows for `INSERT ... SELECT` goes through the
 //! engine's query path.
 
+pub mod alter_table;
 pub mod create_table;
 pub mod insert;
 pub mod to_stored;
+mod tokens;
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -22,6 +24,8 @@ use crate::error::{QueryError, QueryErrorKind};
 pub enum WriteStatement {
     /// QuestDB's `CREATE TABLE`.
     CreateTable(create_table::CreateTable),
+    /// `ALTER TABLE ... ADD COLUMN`.
+    AddColumns(alter_table::AddColumns),
 }
 
 impl WriteStatement {
@@ -46,6 +50,9 @@ impl WriteStatement {
         match first_two[..] {
             ["CREATE", "TABLE"] => Ok(Some(WriteStatement::CreateTable(
                 create_table::parse_create_table(sql)?,
+            ))),
+            ["ALTER", "TABLE"] => Ok(Some(WriteStatement::AddColumns(
+                alter_table::parse_alter_table(sql)?,
             ))),
             ["DROP" | "TRUNCATE" | "ALTER" | "RENAME", second] => Err(QueryError::new(
                 QueryErrorKind::Unsupported,
