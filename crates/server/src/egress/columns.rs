@@ -297,12 +297,20 @@ impl ResultDictionary {
 /// Why a column could not be encoded.
 pub type EncodeResult<T> = Result<T, String>;
 
-/// The QWP body of `array` as `wire` says (see the module docs).
-pub fn encode_column(
-    array: &ArrayRef,
+/// The QWP body of `array` as `wire` says (see the module docs). Values
+/// that go out as Arrow holds them (fixed-width numbers without NULLs,
+/// text whose NULL slots are empty) are borrowed from `array`, not
+/// copied: the frame encoder copies them once, into the frame.
+pub fn encode_column<'a>(
+    array: &'a ArrayRef,
     wire: &WireType,
     dictionary: &mut ResultDictionary,
-) -> EncodeResult<ColumnData<'static>> {
+) -> EncodeResult<ColumnData<'a>> {
+    if wire.cast.as_ref().is_none_or(|t| t == array.data_type())
+        && let Some(column) = borrowed_column(array, wire)?
+    {
+        return Ok(column);
+    }
     let array = wire.prepare(array)?;
     let rows = u32::try_from(array.len()).map_err(|_| "too many rows in a batch".to_string())?;
     let t = wire.type_code;
@@ -418,11 +426,12 @@ pub fn encode_column(
             // Each dictionary value is looked up once per batch.
             let mut ids: Vec<Option<u32>> = vec![None; values.len()];
             let mut out = Vec::with_capacity(array.len());
-            for i in 0..array.len() {
-                if array.is_null(i) {
+            let nulls = array.logical_nulls();
+            for (i, &k) in keys.values().iter().enumerate() {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     continue;
                 }
-                let k = keys.value(i) as usize;
+                let k = k as usize;
                 let id = match ids.get(k).copied().flatten() {
                     Some(id) => id,
                     None => {
@@ -499,6 +508,165 @@ fn var_len<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> (Vec<u8>, Vec<
         offsets.extend_from_slice(&end.to_le_bytes());
     }
     (offsets, data)
+}
+
+/// The column without copying its values, where the wire layout is
+/// Arrow's: fixed-width numbers without NULLs, and VARCHAR/BINARY whose
+/// NULL slots hold no bytes (the non-NULL values are then one contiguous
+/// run; only the offsets are rebuilt). `None`: take the general path.
+fn borrowed_column<'a>(
+    array: &'a ArrayRef,
+    wire: &WireType,
+) -> EncodeResult<Option<ColumnData<'a>>> {
+    use arrow::datatypes::{
+        Decimal64Type, Decimal128Type, Decimal256Type, Float32Type, Int32Type,
+        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    };
+    let t = wire.type_code;
+    let rows = u32::try_from(array.len()).map_err(|_| "too many rows in a batch".to_string())?;
+    let no_nulls = array.null_count() == 0;
+    let fixed: Option<&'a [u8]> = match (t, array.data_type()) {
+        _ if !no_nulls => None,
+        (TypeCode::Int, DataType::Int32) => Some(
+            array
+                .as_primitive::<Int32Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Long, DataType::Int64) => Some(
+            array
+                .as_primitive::<Int64Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Float, DataType::Float32) => Some(
+            array
+                .as_primitive::<Float32Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Double, DataType::Float64) => Some(
+            array
+                .as_primitive::<Float64Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Ipv4, DataType::UInt32) => Some(
+            array
+                .as_primitive::<UInt32Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Timestamp, DataType::Timestamp(TimeUnit::Microsecond, _)) => Some(
+            array
+                .as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::TimestampNanos, DataType::Timestamp(TimeUnit::Nanosecond, _)) => Some(
+            array
+                .as_primitive::<TimestampNanosecondType>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Date, DataType::Timestamp(TimeUnit::Millisecond, _)) => Some(
+            array
+                .as_primitive::<TimestampMillisecondType>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Decimal64, DataType::Decimal64(..)) => Some(
+            array
+                .as_primitive::<Decimal64Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Decimal128, DataType::Decimal128(..)) => Some(
+            array
+                .as_primitive::<Decimal128Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        (TypeCode::Decimal256, DataType::Decimal256(..)) => Some(
+            array
+                .as_primitive::<Decimal256Type>()
+                .values()
+                .inner()
+                .as_slice(),
+        ),
+        _ => None,
+    };
+    if let Some(bytes) = fixed {
+        let values = match t {
+            TypeCode::Timestamp | TypeCode::TimestampNanos | TypeCode::Date => {
+                Values::Timestamp(Timestamps::Raw(Cow::Borrowed(bytes)))
+            }
+            TypeCode::Decimal64 | TypeCode::Decimal128 | TypeCode::Decimal256 => Values::Decimal {
+                scale: wire.arg,
+                bytes: Cow::Borrowed(bytes),
+            },
+            _ => Values::Fixed(Cow::Borrowed(bytes)),
+        };
+        return ColumnData::try_new(t, rows, None, values)
+            .map(Some)
+            .map_err(|e| e.to_string());
+    }
+    let (offsets, data, nulls) = match (t, array.data_type()) {
+        (TypeCode::Varchar, DataType::Utf8) => {
+            let a = array.as_string::<i32>();
+            (a.value_offsets(), a.value_data(), a.nulls())
+        }
+        (TypeCode::Binary, DataType::Binary) => {
+            let a = array.as_binary::<i32>();
+            (a.value_offsets(), a.value_data(), a.nulls())
+        }
+        _ => return Ok(None),
+    };
+    let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+        return Ok(None);
+    };
+    let (Ok(first), Ok(last)) = (usize::try_from(first), usize::try_from(last)) else {
+        return Ok(None);
+    };
+    let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+    // NULL slots with bytes would break the contiguous run.
+    if let Some(n) = nulls
+        && n.null_count() > 0
+        && (0..array.len()).any(|i| !n.is_valid(i) && offsets[i + 1] != offsets[i])
+    {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity((array.len() + 1) * 4);
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for i in 0..array.len() {
+        if valid(i) {
+            let end = usize::try_from(offsets[i + 1]).unwrap_or(last) - first;
+            let end = u32::try_from(end).map_err(|_| "a batch's text is over 4 GiB".to_string())?;
+            out.extend_from_slice(&end.to_le_bytes());
+        }
+    }
+    let data = data.get(first..last).ok_or("text offsets out of range")?;
+    ColumnData::try_new(
+        t,
+        rows,
+        null_bitmap(array),
+        Values::VarLen {
+            offsets: Cow::Owned(out),
+            data: Cow::Borrowed(data),
+        },
+    )
+    .map(Some)
+    .map_err(|e| e.to_string())
 }
 
 /// Array columns: each row's shape and elements (arrays are rectangular).

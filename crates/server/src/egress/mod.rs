@@ -16,6 +16,7 @@
 //! Results are pulled batch by batch from the engine as the socket takes
 //! them, so server memory is bounded by a batch, not by the result.
 
+mod batcher;
 pub mod binds;
 pub mod columns;
 
@@ -23,8 +24,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use self::batcher::ResultBatcher;
 use arrow::array::RecordBatch;
-use arrow::compute::BatchCoalescer;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use quiver_qwp::egress::response::role;
@@ -89,7 +90,7 @@ struct Streaming {
     /// Joins the engine's batches (a memtable chunk can be a few rows)
     /// into RESULT_BATCHes of `max_batch_rows`, so a client sees few,
     /// full batches.
-    coalescer: BatchCoalescer,
+    coalescer: ResultBatcher,
     /// The query's stream ended (what the coalescer holds is the rest).
     exhausted: bool,
     wire: Vec<WireType>,
@@ -351,7 +352,7 @@ impl EgressSession {
                         let target = self.options.max_batch_rows.max(1);
                         self.state = SessionState::Streaming(Box::new(Streaming {
                             request_id: request.request_id,
-                            coalescer: BatchCoalescer::new(Arc::clone(&schema), target),
+                            coalescer: ResultBatcher::new(Arc::clone(&schema), target),
                             exhausted: false,
                             wire: schema.fields().iter().map(|f| WireType::of(f)).collect(),
                             names: schema.fields().iter().map(|f| f.name().clone()).collect(),
@@ -420,7 +421,7 @@ impl EgressSession {
             Some(b) => s.coalescer.push_batch(b),
             None => {
                 s.exhausted = true;
-                s.coalescer.finish_buffered_batch()
+                s.coalescer.finish()
             }
         };
         if let Err(e) = pushed {
@@ -516,7 +517,14 @@ impl EgressSession {
             }),
             columns,
         });
-        let mut frame = Vec::new();
+        // The columns' bytes and a little for headers and the delta.
+        let estimate = batch
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+            .sum::<usize>()
+            + 4096;
+        let mut frame = Vec::with_capacity(estimate.min(self.options.max_frame_len + 4096));
         let encoding = BatchEncoding {
             gorilla: true,
             zstd_level: self.options.zstd_level,
