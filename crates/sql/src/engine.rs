@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::execution::SessionStateBuilder;
@@ -51,8 +52,8 @@ fn sql_statement(
 
 /// What running a statement produced, on the query runtime.
 enum Planned {
-    /// Rows to stream.
-    Rows(SendableRecordBatchStream),
+    /// Rows to stream, and their schema (with QuestDB types restored).
+    Rows(SchemaRef, SendableRecordBatchStream),
     /// A statement without rows finished.
     Done { kind: StatementKind, rows: u64 },
 }
@@ -275,8 +276,8 @@ impl QueryEngine {
         // Two batches in flight: the task runs ahead by at most that much.
         let (tx, mut rx) = mpsc::channel(2);
         let task = self.executor.spawn(async move {
-            let mut stream = match engine.run(&sql, binds).await {
-                Ok(Planned::Rows(s)) => s,
+            let (schema, mut stream) = match engine.run(&sql, binds).await {
+                Ok(Planned::Rows(schema, s)) => (schema, s),
                 Ok(Planned::Done { kind, rows }) => {
                     let _ = tx.send(Ok(Item::Done { kind, rows })).await;
                     return;
@@ -286,7 +287,7 @@ impl QueryEngine {
                     return;
                 }
             };
-            if tx.send(Ok(Item::Schema(stream.schema()))).await.is_err() {
+            if tx.send(Ok(Item::Schema(schema))).await.is_err() {
                 return;
             }
             while let Some(batch) = stream.next().await {
@@ -347,12 +348,13 @@ impl QueryEngine {
                 _ => StatementKind::InsertSelect,
             };
             let query = Statement::Statement(Box::new(Sql::Query(source)));
-            let rows = self.query(query, binds).await?;
+            let (_, rows) = self.query(query, binds).await?;
             let rows = insert_rows(&self.db, &target, rows).await?;
             return Ok(Planned::Done { kind, rows });
         }
         Self::check_supported(&statement)?;
-        Ok(Planned::Rows(self.query(statement, binds).await?))
+        let (schema, stream) = self.query(statement, binds).await?;
+        Ok(Planned::Rows(schema, stream))
     }
 
     /// Creates a table, durably.
@@ -438,7 +440,7 @@ impl QueryEngine {
         &self,
         statement: Statement,
         binds: Vec<ScalarAndMetadata>,
-    ) -> Result<SendableRecordBatchStream, QueryError> {
+    ) -> Result<(SchemaRef, SendableRecordBatchStream), QueryError> {
         let mut statement = statement;
         if let Some(s) = sql_statement(&mut statement) {
             dialect::rewrite::rewrite(s);
@@ -476,7 +478,9 @@ impl QueryEngine {
         }
         let plan = ctx.state().statement_to_plan(statement).await?;
         let plan = Self::bind(plan, binds)?;
-        let frame = ctx.execute_logical_plan(plan).await?;
-        Ok(frame.execute_stream().await?)
+        let frame = ctx.execute_logical_plan(plan.clone()).await?;
+        let stream = frame.execute_stream().await?;
+        let schema = crate::result_types::restore(&plan, stream.schema());
+        Ok((schema, stream))
     }
 }

@@ -48,12 +48,29 @@ impl From<DataFusionError> for QueryError {
             | DataFusionError::SchemaError(..) => QueryErrorKind::Invalid,
             DataFusionError::NotImplemented(_) => QueryErrorKind::Unsupported,
             DataFusionError::ResourcesExhausted(_) => QueryErrorKind::Limit,
+            // A value that does not convert or compute (a bad cast, a
+            // division by zero) is the statement's fault, as in QuestDB.
+            DataFusionError::Execution(_) => QueryErrorKind::Invalid,
+            DataFusionError::ArrowError(e, _)
+                if matches!(
+                    **e,
+                    arrow::error::ArrowError::CastError(_)
+                        | arrow::error::ArrowError::ParseError(_)
+                        | arrow::error::ArrowError::DivideByZero
+                        | arrow::error::ArrowError::ArithmeticOverflow(_)
+                        | arrow::error::ArrowError::InvalidArgumentError(_)
+                ) =>
+            {
+                QueryErrorKind::Invalid
+            }
             _ => QueryErrorKind::Internal,
         };
         // DataFusion's messages carry a kind prefix ("Error during
         // planning: ...") that is noise to a client.
         let message = match e.find_root() {
-            DataFusionError::Plan(m) | DataFusionError::NotImplemented(m) => m.clone(),
+            DataFusionError::Plan(m)
+            | DataFusionError::NotImplemented(m)
+            | DataFusionError::Execution(m) => m.clone(),
             DataFusionError::SQL(e, _) => e.to_string(),
             DataFusionError::SchemaError(e, _) => e.to_string(),
             other => other.to_string(),

@@ -32,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod prune;
+pub mod result_types;
 pub mod scan;
 pub mod write;
 

@@ -74,8 +74,8 @@ pub use db::{
 };
 pub use error::{Result, StorageError};
 pub use schema::{
-    ColumnSchema, ColumnType, DESIGNATED_TIMESTAMP_NAME, PartitionBy, TYPE_METADATA_KEY,
-    TableSchema,
+    ColumnSchema, ColumnType, DESIGNATED_METADATA_KEY, DESIGNATED_TIMESTAMP_NAME, PartitionBy,
+    TYPE_METADATA_KEY, TableSchema,
 };
 pub use segment::{ROW_ID_COLUMN, Segment};
 pub use symbols::SymbolTable;

@@ -23,6 +23,8 @@ pub const MAX_NAME_LEN: usize = 127;
 pub const MAX_COLUMNS: usize = 2048;
 /// Field metadata key holding the column type name.
 pub const TYPE_METADATA_KEY: &str = "quiver.type";
+/// Field metadata key marking the designated timestamp in read schemas.
+pub const DESIGNATED_METADATA_KEY: &str = "quiver.designated";
 /// Name the designated timestamp gets when a client sends it unnamed.
 pub const DESIGNATED_TIMESTAMP_NAME: &str = "timestamp";
 
@@ -512,12 +514,25 @@ impl TableSchema {
         ))
     }
 
-    /// The Arrow schema readers see.
+    /// The Arrow schema readers see; the designated timestamp's field also
+    /// carries [`DESIGNATED_METADATA_KEY`].
     pub fn read_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
-                .map(ColumnSchema::read_field)
+                .enumerate()
+                .map(|(i, c)| {
+                    let field = c.read_field();
+                    match self.designated_timestamp == Some(i) {
+                        true => {
+                            let mut metadata = field.metadata().clone();
+                            metadata
+                                .insert(DESIGNATED_METADATA_KEY.to_string(), "true".to_string());
+                            field.with_metadata(metadata)
+                        }
+                        false => field,
+                    }
+                })
                 .collect::<Vec<_>>(),
         ))
     }

@@ -9,7 +9,8 @@
 //! | `timings=true` | `/exec`: adds `timings` (nanoseconds to plan, to execute) |
 //!
 //! `/exec` answers a query with
-//! `{"query","columns":[{"name","type"}],"timestamp":-1,"dataset":[[..],..],"count"}`,
+//! `{"query","columns":[{"name","type"}],"timestamp","dataset":[[..],..],"count"}`
+//! (`timestamp`: the index of the designated timestamp column, -1 without),
 //! `CREATE TABLE` with `{"ddl":"OK"}`, `INSERT` with `{"dml":"OK"}`, and
 //! an error with HTTP 400 (500 for a server fault) and
 //! `{"query","error","position"}`. Both endpoints stream: rows are printed
@@ -32,6 +33,7 @@ use hyper::body::{Bytes, Frame};
 use hyper::header::HeaderValue;
 use hyper::{Response, StatusCode};
 use quiver_sql::{QueryEngine, QueryErrorKind, QueryOutput, QueryStream, StatementKind};
+use quiver_storage::DESIGNATED_METADATA_KEY;
 use tokio::sync::mpsc;
 
 use self::cells::{Column, Syntax, json_string};
@@ -188,7 +190,7 @@ pub async fn handle(
             return error_response(status, &params.query, &e.message);
         }
     };
-    let stream = match output {
+    let mut stream = match output {
         QueryOutput::Rows(stream) => stream,
         QueryOutput::Done { kind, .. } => {
             let body = match kind {
@@ -197,6 +199,19 @@ pub async fn handle(
             };
             return json_response(StatusCode::OK, body.to_string());
         }
+    };
+    // Most failures come with the first batch (a cast that does not
+    // convert, a limit): they still get a 400 before anything is sent.
+    let first = match stream.next().await {
+        Some(Err(e)) => {
+            let status = match e.kind {
+                QueryErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return error_response(status, &params.query, &e.message);
+        }
+        Some(Ok(batch)) => Some(batch),
+        None => None,
     };
     let planned = started.elapsed();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -208,7 +223,7 @@ pub async fn handle(
             planned_ns: planned.as_nanos(),
             started,
         };
-        printer.run(stream).await;
+        printer.run(first, stream).await;
     });
     let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item.map(Frame::data), rx))
@@ -256,7 +271,7 @@ impl Printer {
         Ok(())
     }
 
-    async fn run(self, mut stream: QueryStream) {
+    async fn run(self, first: Option<arrow::array::RecordBatch>, mut stream: QueryStream) {
         let schema = stream.schema();
         let wire: Vec<WireType> = schema.fields().iter().map(|f| WireType::of(f)).collect();
         let mut out = String::with_capacity(CHUNK + 4096);
@@ -275,7 +290,13 @@ impl Printer {
                     json_string(&mut out, &w.questdb_name());
                     out.push('}');
                 }
-                out.push_str("],\"timestamp\":-1,\"dataset\":[");
+                // The designated timestamp, when the result still has it.
+                let timestamp = schema
+                    .fields()
+                    .iter()
+                    .position(|f| f.metadata().contains_key(DESIGNATED_METADATA_KEY))
+                    .map_or(-1, |i| i64::try_from(i).unwrap_or(-1));
+                out.push_str(&format!("],\"timestamp\":{timestamp},\"dataset\":["));
                 Syntax::Json
             }
             Endpoint::Export => {
@@ -295,7 +316,15 @@ impl Printer {
         let mut seen = 0u64;
         let mut sent = 0u64;
         let mut failure = None;
-        while let Some(batch) = stream.next().await {
+        let mut first = first.map(Ok);
+        loop {
+            let batch = match first.take() {
+                Some(b) => b,
+                None => match stream.next().await {
+                    Some(b) => b,
+                    None => break,
+                },
+            };
             let batch = match batch {
                 Ok(b) => b,
                 Err(e) => {

@@ -6,7 +6,8 @@ usage: sql_http.py PORT
 Writes rows of every QuestDB type (SQL through /exec itself, and a
 DataFrame through the official client), then checks, value by value
 against text computed here from the values written: /exec's JSON shape
-(query, columns with QuestDB type names, dataset, count, timings), limit=n
+(query, columns with QuestDB type names, the designated timestamp's
+index, dataset, count, timings), limit=n
 and limit=lo,hi, count=true, errors as HTTP 400 with error and position,
 DDL and INSERT answers; /exp's CSV (header, quoting, NULLs) read with the
 csv module; a 3,000,000-row export streamed (chunked) to the end, one
@@ -96,7 +97,7 @@ status, body = exec_json("SELECT * FROM h")
 check("SELECT status", status, 200)
 check("query echo", body.get("query"), "SELECT * FROM h")
 check("columns", body.get("columns"), [{"name": n, "type": t} for n, t in zip(names, want_types)])
-check("timestamp", body.get("timestamp"), -1)
+check("timestamp (index of ts)", body.get("timestamp"), names.index("ts"))
 check("count", body.get("count"), 2)
 dataset = body.get("dataset", [])
 check("row 0", dataset[0] if dataset else None, want_row0)
@@ -105,6 +106,9 @@ check("row 1", dataset[1] if len(dataset) > 1 else None, want_row1)
 # limit, count and timings over long_sequence.
 status, body = exec_json("SELECT x FROM long_sequence(100)", limit="5")
 check("limit=5", (body["dataset"], body["count"]), ([[i] for i in range(1, 6)], 5))
+check("no designated timestamp", body["timestamp"], -1)
+status, body = exec_json("SELECT i, ts AS t2 FROM h")
+check("designated timestamp under an alias", body["timestamp"], 1)
 status, body = exec_json("SELECT x FROM long_sequence(100)", limit="10,13", count="true")
 check("limit=10,13 count=true", (body["dataset"], body["count"]), ([[11], [12], [13]], 100))
 status, body = exec_json("SELECT x * 2 AS y FROM long_sequence(3)", timings="true")
@@ -114,7 +118,9 @@ check("timings are numbers", all(isinstance(v, int) and v >= 0 for v in t.values
 
 # Errors: 400 with the query, the message and a position.
 for query, fragment in [("SELEC 1", "selec"), ("SELECT * FROM nowhere", "nowhere"),
-                        ("SELECT nope FROM h", "nope"), ("DROP TABLE h", "DROP TABLE")]:
+                        ("SELECT nope FROM h", "nope"), ("DROP TABLE h", "DROP TABLE"),
+                        # Fails computing its first rows, not planning.
+                        ("SELECT 'nope'::ipv4", "not an IPv4 address")]:
     status, body = exec_json(query)
     check(f"{query!r} status", status, 400)
     check(f"{query!r} shape", sorted(body), ["error", "position", "query"])

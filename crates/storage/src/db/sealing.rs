@@ -76,6 +76,19 @@ pub(super) fn sealer_loop(
                     shared.sealed.notify_waiters();
                     // Waits while the seal syncer is behind.
                     let _ = sealed.send(job);
+                    // Commits that arrived while this seal ran were not
+                    // handed over (the table was sealing): if they are
+                    // due a seal themselves, seal again now rather than
+                    // wait for a commit that may never come.
+                    let due = {
+                        let s = table.state();
+                        !s.is_sealing()
+                            && (s.unsealed_rows() >= shared.options.seal_rows
+                                || s.memtable_bytes() >= shared.options.seal_bytes)
+                    };
+                    if due && !queue.iter().any(|t| Arc::ptr_eq(t, &table)) {
+                        queue.push(Arc::clone(&table));
+                    }
                     // Rows committed while this seal ran may keep memory
                     // over the limit with no commit left to notice (ingest
                     // is waiting): seal again until it is under.
