@@ -12,7 +12,8 @@
 //! Every expectation is computed from the constants that were sent; stored
 //! rows are read back through `quiver-storage` (read-only). Every table is
 //! then read back with `SELECT *` through the client's reader at default
-//! settings (`/read/v1`), which must return the stored types and values.
+//! settings (`/read/v1`), as Arrow batches and as native batch views
+//! (`ColumnView` per column), which must return the stored types and values.
 
 mod common;
 
@@ -351,9 +352,204 @@ fn cells(array: &ArrayRef) -> Vec<String> {
         .collect()
 }
 
+/// A stored array cell as `shape:values` (rectangular nested lists,
+/// row-major), `NULL` for a NULL row.
+fn stored_array_cells(array: &ArrayRef) -> Vec<String> {
+    fn flatten(
+        a: &dyn Array,
+        row: usize,
+        shape: &mut Vec<usize>,
+        depth: usize,
+        out: &mut Vec<String>,
+    ) {
+        match a.data_type() {
+            DataType::List(_) => {
+                let inner = a.as_list::<i32>().value(row);
+                if shape.len() <= depth {
+                    shape.push(inner.len());
+                }
+                for i in 0..inner.len() {
+                    flatten(inner.as_ref(), i, shape, depth + 1, out);
+                }
+            }
+            DataType::Float64 => {
+                out.push(format!("{:?}", a.as_primitive::<Float64Type>().value(row)))
+            }
+            DataType::Int64 => out.push(a.as_primitive::<Int64Type>().value(row).to_string()),
+            other => panic!("array leaf {other}"),
+        }
+    }
+    (0..array.len())
+        .map(|row| {
+            if array.is_null(row) {
+                return "NULL".to_string();
+            }
+            let (mut shape, mut values) = (Vec::new(), Vec::new());
+            flatten(array.as_ref(), row, &mut shape, 0, &mut values);
+            format!("{shape:?}:{values:?}")
+        })
+        .collect()
+}
+
+/// One column of a native `BatchView` as an Arrow array of the stored
+/// read type (so both sides print through [`cells`]), or as array cells.
+fn native_cells(
+    view: &questdb::egress::ColumnView<'_>,
+    rows: usize,
+    stored: &DataType,
+) -> Vec<String> {
+    use questdb::egress::ColumnView as V;
+    let arr: ArrayRef = match view {
+        V::Boolean(c) => Arc::new(BooleanArray::from_iter(
+            (0..rows).map(|r| Some(c.value(r) != 0)),
+        )),
+        V::Byte(c) => Arc::new(arrow::array::Int8Array::from_iter(
+            (0..rows).map(|r| Some(c.value(r))),
+        )),
+        V::Short(c) => Arc::new(arrow::array::Int16Array::from_iter(
+            (0..rows).map(|r| Some(c.value(r))),
+        )),
+        V::Char(c) => Arc::new(UInt16Array::from_iter((0..rows).map(|r| Some(c.value(r))))),
+        V::Int(c) => Arc::new(Int32Array::from_iter(
+            (0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r))),
+        )),
+        V::Long(c) | V::Timestamp(c) | V::TimestampNanos(c) | V::Date(c) => Arc::new(
+            Int64Array::from_iter((0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r)))),
+        ),
+        V::Float(c) => Arc::new(arrow::array::Float32Array::from_iter(
+            (0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r))),
+        )),
+        V::Double(c) => Arc::new(Float64Array::from_iter(
+            (0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r))),
+        )),
+        V::Ipv4(c) => Arc::new(UInt32Array::from_iter(
+            (0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r))),
+        )),
+        V::Symbol(c) => Arc::new(StringArray::from_iter((0..rows).map(|r| c.resolve(r)))),
+        V::Varchar(c) => Arc::new(StringArray::from_iter((0..rows).map(|r| c.value(r)))),
+        V::Binary(c) => Arc::new(arrow::array::BinaryArray::from_iter(
+            (0..rows).map(|r| c.value(r)),
+        )),
+        V::Uuid(c) => Arc::new(
+            FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                (0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r).to_vec())),
+                16,
+            )
+            .unwrap(),
+        ),
+        V::Long256(c) => Arc::new(
+            FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                (0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r).to_vec())),
+                32,
+            )
+            .unwrap(),
+        ),
+        V::Geohash(c) => {
+            Arc::new(Int64Array::from_iter((0..rows).map(|r| {
+                (!c.is_null(r)).then(|| i64::try_from(c.value(r)).unwrap())
+            })))
+        }
+        V::Decimal64(c) => {
+            let a = arrow::array::Decimal64Array::from_iter(
+                (0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r))),
+            );
+            Arc::new(a.with_data_type(stored.clone()))
+        }
+        V::Decimal128(c) => {
+            let a = arrow::array::Decimal128Array::from_iter(
+                (0..rows).map(|r| (!c.is_null(r)).then(|| c.value(r))),
+            );
+            Arc::new(a.with_data_type(stored.clone()))
+        }
+        V::Decimal256(c) => {
+            let a = arrow::array::Decimal256Array::from_iter(
+                (0..rows).map(|r| (!c.is_null(r)).then(|| i256::from_le_bytes(*c.value(r)))),
+            );
+            Arc::new(a.with_data_type(stored.clone()))
+        }
+        V::DoubleArray(c) => {
+            return (0..rows)
+                .map(|r| match c.shape(r) {
+                    None => "NULL".to_string(),
+                    Some(shape) => {
+                        let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+                        let values: Vec<String> = (0..c.element_count(r))
+                            .map(|i| format!("{:?}", c.element(r, i).unwrap()))
+                            .collect();
+                        format!("{shape:?}:{values:?}")
+                    }
+                })
+                .collect();
+        }
+        V::LongArray(c) => {
+            return (0..rows)
+                .map(|r| match c.shape(r) {
+                    None => "NULL".to_string(),
+                    Some(shape) => {
+                        let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+                        let values: Vec<String> = (0..c.element_count(r))
+                            .map(|i| c.element(r, i).unwrap().to_string())
+                            .collect();
+                        format!("{shape:?}:{values:?}")
+                    }
+                })
+                .collect();
+        }
+        other => panic!("a column view this test does not know: {:?}", other.kind()),
+    };
+    cells(&arr)
+}
+
+/// Reads `table` with `SELECT *` through the client's native batch views
+/// (`Cursor::next_batch`, one `ColumnView` per column) and asserts every
+/// value equals what storage holds.
+fn assert_native_views_match_storage(server: &TestServer, table: &str, stored: &Stored) {
+    let conf = format!("ws::addr={};", server.addr());
+    let db = QuestDb::connect(&conf).unwrap_or_else(|e| panic!("connect {conf}: {e}"));
+    let mut reader = db.borrow_reader().expect("borrow reader");
+    let mut cursor = reader
+        .execute(format!("SELECT * FROM {table}"))
+        .unwrap_or_else(|e| panic!("{table}: query: {e}"));
+    let names = stored.column_names();
+    let mut got: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+    while let Some(batch) = cursor.next_batch().expect("next_batch") {
+        assert_eq!(
+            batch.column_count(),
+            names.len(),
+            "{table}: native column count"
+        );
+        for (i, cells_of) in got.iter_mut().enumerate() {
+            let view = batch.column(i).expect("column view");
+            let stored_type = stored.col(&names[i]).data_type().clone();
+            cells_of.extend(native_cells(&view, batch.row_count(), &stored_type));
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        let want = match stored.ty(name) {
+            ColumnType::DoubleArray(_) | ColumnType::LongArray(_) => {
+                stored_array_cells(stored.col(name))
+            }
+            ColumnType::Boolean => cells(stored.col(name))
+                .into_iter()
+                .map(|c| if c == "NULL" { "false".into() } else { c })
+                .collect(),
+            ColumnType::Byte | ColumnType::Short | ColumnType::Char => cells(stored.col(name))
+                .into_iter()
+                .map(|c| if c == "NULL" { "0".into() } else { c })
+                .collect(),
+            _ => cells(stored.col(name)),
+        };
+        assert_eq!(got[i].len(), want.len(), "{table}.{name}: native rows");
+        for (row, (g, w)) in got[i].iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{table}.{name}[{row}]: native view vs stored");
+        }
+    }
+}
+
 /// Reads `table` back with `SELECT *` through the client's pooled reader
 /// (default settings) and asserts the same columns, in the same order,
-/// with the QuestDB types and the values storage holds.
+/// with the QuestDB types and the values storage holds, through its Arrow
+/// batches and through its native batch views.
 fn assert_query_matches_storage(server: &TestServer, table: &str) {
     let stored = read_table(server, table);
     let conf = format!("ws::addr={};", server.addr());
@@ -385,6 +581,7 @@ fn assert_query_matches_storage(server: &TestServer, table: &str) {
             assert_eq!(g, w, "{table}.{name}[{row}]: queried vs stored");
         }
     }
+    assert_native_views_match_storage(server, table, &stored);
 }
 
 // ---------------------------------------------------------------------------
