@@ -623,7 +623,12 @@ fn refused_statements_get_a_query_error_and_the_connection_goes_on() {
         ),
         ("SELECT nope FROM t".into(), vec![], "nope"),
         ("INSERT INTO t VALUES (1)".into(), vec![], "INSERT"),
-        ("DROP TABLE t".into(), vec![], "DROP"),
+        ("TRUNCATE TABLE t".into(), vec![], "TRUNCATE"),
+        (
+            "DROP TABLE nope".into(),
+            vec![],
+            "table does not exist [table=nope]",
+        ),
         ("SELECT 1; SELECT 2".into(), vec![], "one statement"),
         (
             "SELECT v FROM t WHERE v = $1 OR v = $2".into(),

@@ -90,6 +90,8 @@ pub enum StatementKind {
     CreateTable,
     /// `ALTER TABLE`.
     AlterTable,
+    /// `DROP TABLE`.
+    DropTable,
     /// `INSERT INTO ... VALUES`.
     Insert,
     /// `INSERT INTO ... SELECT`.
@@ -325,6 +327,9 @@ impl QueryEngine {
             return match write {
                 WriteStatement::CreateTable(create) => self.create_table(create).await,
                 WriteStatement::AddColumns(add) => self.add_columns(add).await,
+                WriteStatement::DropTable { table, if_exists } => {
+                    self.drop_table(&table, if_exists).await
+                }
             };
         }
         let mut statement = Self::parse(sql)?;
@@ -382,6 +387,26 @@ impl QueryEngine {
             .map_err(|_| closed())??;
         self.db.sync().await.map_err(|_| closed())??;
         Ok(done)
+    }
+
+    /// Drops a table, durably.
+    async fn drop_table(&self, table: &str, if_exists: bool) -> Result<Planned, QueryError> {
+        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
+        match self.db.drop_table(table) {
+            Some(done) => done.await.map_err(|_| closed())??,
+            None if if_exists => {}
+            None => {
+                return Err(QueryError::new(
+                    QueryErrorKind::Invalid,
+                    format!("table does not exist [table={table}]"),
+                ));
+            }
+        }
+        self.db.sync().await.map_err(|_| closed())??;
+        Ok(Planned::Done {
+            kind: StatementKind::DropTable,
+            rows: 0,
+        })
     }
 
     /// Adds columns to a table, durably.

@@ -50,12 +50,17 @@ pub struct Table {
     /// SYMBOL dictionaries by lower-cased column name.
     symbols: RwLock<HashMap<String, Arc<SymbolTable>>>,
     state: RwLock<TableState>,
+    /// Set when a DROP TABLE is applied: nothing more is committed to or
+    /// sealed from it, and its files go at the next open.
+    dropped: std::sync::atomic::AtomicBool,
 }
 
 /// A table's committed data. The methods are its legal transitions; each
 /// checks the invariants in the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct TableState {
+    /// Dropped: nothing more is sealed and the memtable is let go.
+    dropped: bool,
     next_row_id: u64,
     sealed_row_end: u64,
     /// Rows below this are in segments a durable manifest lists.
@@ -144,7 +149,7 @@ impl TableState {
     /// Starts a seal of the memtable rows visible at `visible_lsn`
     /// (invariant 3); `None` if one is running or there is nothing to seal.
     pub(crate) fn begin_seal(&mut self, visible_lsn: u64) -> Option<SealInput> {
-        if self.sealing {
+        if self.sealing || self.dropped {
             return None;
         }
         let batches: Vec<StoredBatch> = self
@@ -184,6 +189,23 @@ impl TableState {
         debug_assert!(self.sealed_row_end <= self.next_row_id, "invariant 1");
         self.segments.extend(segments.iter().cloned());
         self.sealing = false;
+        if self.dropped {
+            // Dropped while this seal ran: the rest leaves memory too.
+            freed += self.drop_rows();
+        }
+        freed
+    }
+
+    /// The table was dropped: its memtable rows leave memory now (or when
+    /// a running seal ends) and no seal begins. Returns the bytes freed.
+    pub(crate) fn drop_rows(&mut self) -> usize {
+        self.dropped = true;
+        if self.sealing {
+            return 0;
+        }
+        let freed = self.memtable_bytes;
+        self.memtable.clear();
+        self.memtable_bytes = 0;
         freed
     }
 
@@ -227,6 +249,7 @@ impl Table {
             schema: RwLock::new(Arc::new(schema)),
             symbols: RwLock::new(HashMap::new()),
             state: RwLock::new(TableState::default()),
+            dropped: std::sync::atomic::AtomicBool::new(false),
         };
         t.ensure_symbol_tables();
         t
@@ -240,6 +263,16 @@ impl Table {
     /// The current schema.
     pub fn schema(&self) -> Arc<TableSchema> {
         read_lock(&self.schema).clone()
+    }
+
+    /// Whether the table was dropped.
+    pub fn is_dropped(&self) -> bool {
+        self.dropped.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_dropped(&self) {
+        self.dropped
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn set_schema(&self, schema: TableSchema) {

@@ -743,3 +743,70 @@ fn a_failed_seal_is_retried_while_ingest_waits_for_memory() {
     assert_eq!(db.snapshot("t").unwrap().segments().len(), 1);
     assert_eq!(rows(&db, "t"), expected(2000));
 }
+
+#[test]
+fn a_dropped_table_leaves_at_once_and_its_files_go_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        seal_rows: 100,
+        ..Options::default()
+    };
+    let (old_id, keep_rows) = {
+        let db = Database::open(dir.path(), options.clone()).unwrap();
+        let t = create(&db, "t");
+        let keep = create(&db, "keep");
+        for i in 0..5 {
+            commit(&db, vec![(t.clone(), batch(&t, i * 60, 60))], false);
+        }
+        commit(&db, vec![(keep.clone(), batch(&keep, 0, 7))], true);
+        // Some of t is sealed into its directory.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while db.snapshot("t").unwrap().segments().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "t was not sealed");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // A query that took its snapshot before the drop still reads it.
+        let before = db.snapshot("t").unwrap();
+        db.drop_table("T")
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert!(db.table("t").is_none());
+        assert!(db.snapshot("t").is_none());
+        assert!(db.drop_table("t").is_none());
+        assert_eq!(before.row_count(), 300);
+        // Writes to the dropped table fail; other tables go on.
+        let mut txn = Transaction::new();
+        txn.add(t.clone(), batch(&t, 300, 1)).unwrap();
+        let err = db.commit(txn, false).committed.blocking_recv().unwrap();
+        assert!(
+            err.unwrap_err().to_string().contains("dropped"),
+            "a commit to a dropped table must fail"
+        );
+        commit(&db, vec![(keep.clone(), batch(&keep, 7, 3))], true);
+        // The name is free again, for a new table with its own id.
+        let again = create(&db, "t");
+        assert_ne!(again.id(), t.id());
+        commit(&db, vec![(again.clone(), batch(&again, 0, 4))], true);
+        assert_eq!(rows(&db, "t"), expected(4));
+        db.close();
+        (t.id(), 10)
+    };
+    for _ in 0..2 {
+        let db = Database::open(dir.path(), options.clone()).unwrap();
+        assert_eq!(
+            rows(&db, "t"),
+            expected(4),
+            "the new t, not the dropped one"
+        );
+        assert_eq!(rows(&db, "keep"), expected(keep_rows));
+        assert!(
+            !dir.path().join("tables").join(old_id.to_string()).exists(),
+            "the dropped table's files are removed at open"
+        );
+        let names: Vec<String> = db.tables().iter().map(|t| t.schema.name.clone()).collect();
+        assert_eq!(names, ["keep", "t"]);
+        db.close();
+    }
+}

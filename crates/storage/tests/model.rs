@@ -2,8 +2,8 @@
 //! database (on a simulated disk) and against a plain in-memory model of
 //! what the ack contract promises, compared after every step.
 //!
-//! The model is the list of committed transactions in commit order and how
-//! many of them were durably acknowledged. After a clean reopen the
+//! The model is the log of committed transactions and table drops in
+//! commit order and how many of its entries were durably acknowledged. After a clean reopen the
 //! database must hold exactly the model; after a power cut it must hold a
 //! prefix of it at least as long as the durable part (durability is a
 //! prefix of the log), which then becomes the model.
@@ -31,6 +31,8 @@ enum Op {
     Abandon { table: usize, rows: i64 },
     /// A column added to a table.
     AddColumn { table: usize, column: usize },
+    /// A table dropped (a later commit creates it again, empty).
+    Drop { table: usize },
     /// Close and open again.
     Reopen,
     /// Cut the power and open again.
@@ -43,20 +45,32 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(parts, staged, durable)| Op::Commit { staged: staged.min(parts.len()), parts, durable }),
         1 => (0usize..3, 1i64..20).prop_map(|(table, rows)| Op::Abandon { table, rows }),
         1 => (0usize..3, 0usize..3).prop_map(|(table, column)| Op::AddColumn { table, column }),
+        1 => (0usize..3).prop_map(|table| Op::Drop { table }),
         1 => Just(Op::Reopen),
         1 => prop::option::of(any::<u64>()).prop_map(|scramble| Op::PowerCut { scramble }),
     ]
 }
 
+/// One entry of the committed log.
+#[derive(Debug, Clone)]
+enum Entry {
+    /// A transaction: its id and rows per table.
+    Txn(i64, BTreeMap<usize, i64>),
+    /// A table dropped: its rows so far are gone.
+    Drop(usize),
+}
+
 /// What the contract promises.
 #[derive(Debug, Default, Clone)]
 struct Model {
-    /// Committed transactions in commit order: id → rows per table.
-    committed: Vec<(i64, BTreeMap<usize, i64>)>,
+    /// Committed entries in commit order.
+    committed: Vec<Entry>,
     /// How many of them are durable.
     durable: usize,
-    /// Columns added, per table.
+    /// Columns the tables have now.
     columns: BTreeMap<usize, BTreeSet<String>>,
+    /// Columns ever added, per table (a lost drop brings them back).
+    ever: BTreeMap<usize, BTreeSet<String>>,
 }
 
 fn name(t: usize) -> String {
@@ -75,11 +89,16 @@ fn observed(db: &Database) -> BTreeMap<(usize, i64), i64> {
     out
 }
 
-fn expected(committed: &[(i64, BTreeMap<usize, i64>)]) -> BTreeMap<(usize, i64), i64> {
+fn expected(committed: &[Entry]) -> BTreeMap<(usize, i64), i64> {
     let mut out = BTreeMap::new();
-    for (txn, parts) in committed {
-        for (t, n) in parts {
-            out.insert((*t, *txn), *n);
+    for entry in committed {
+        match entry {
+            Entry::Txn(txn, parts) => {
+                for (t, n) in parts {
+                    out.insert((*t, *txn), *n);
+                }
+            }
+            Entry::Drop(t) => out.retain(|(table, _), _| table != t),
         }
     }
     out
@@ -127,7 +146,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 let r = db.commit(txn, durable);
                 r.committed.blocking_recv().unwrap().unwrap();
-                model.committed.push((id, per_table));
+                model.committed.push(Entry::Txn(id, per_table));
                 if let Some(d) = r.durable {
                     d.blocking_recv().unwrap().unwrap();
                     model.durable = model.committed.len();
@@ -146,7 +165,30 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .blocking_recv()
                     .unwrap()
                     .unwrap();
-                model.columns.entry(table).or_default().insert(column);
+                model
+                    .columns
+                    .entry(table)
+                    .or_default()
+                    .insert(column.clone());
+                model.ever.entry(table).or_default().insert(column);
+            }
+            Op::Drop { table } => {
+                let dropped = match db.drop_table(&name(table)) {
+                    Some(done) => {
+                        done.blocking_recv().unwrap().unwrap();
+                        true
+                    }
+                    None => false,
+                };
+                prop_assert!(
+                    db.table(&name(table)).is_none(),
+                    "step {}: still there",
+                    step
+                );
+                if dropped {
+                    model.committed.push(Entry::Drop(table));
+                    model.columns.remove(&table);
+                }
             }
             Op::Reopen => {
                 db.close();
@@ -190,7 +232,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.durable = model.committed.len();
                 for t in 0..3 {
                     let have = columns(&db, t);
-                    let added = model.columns.get(&t).cloned().unwrap_or_default();
+                    let added = model.ever.get(&t).cloned().unwrap_or_default();
                     prop_assert!(
                         have.is_subset(&added),
                         "step {}: a column nobody added",

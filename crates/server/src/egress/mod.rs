@@ -137,6 +137,7 @@ fn op_type_of(kind: StatementKind) -> u8 {
     match kind {
         StatementKind::Insert => 2,
         StatementKind::AlterTable => 4,
+        StatementKind::DropTable => 7,
         StatementKind::CreateTable => 9,
         StatementKind::InsertSelect => 10,
         // A query streams rows and never ends with EXEC_DONE.

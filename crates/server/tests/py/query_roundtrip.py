@@ -26,7 +26,8 @@ difference is printed and the script exits non-zero. It prints
            each execute() answers EXEC_DONE with QuestDB's op type and
            row count, rows read back as written, and failed statements
            (bad values, a NULL designated timestamp, DDL not supported
-           yet) change nothing.
+           yet) change nothing; DROP TABLE, then the name reused by
+           ingest.
   errors   a syntax error, an unknown table and an unknown column each
            raise QuestDBError with the server's message, a query past its
            timeout= raises, cancel() stops a 10^9-row result mid-stream, and
@@ -403,7 +404,8 @@ def case_writes(db):
     expect_error("INSERT INTO rt_w (i) VALUES (1)", "designated timestamp")
     expect_error("INSERT INTO rt_w (ts, nope) VALUES ('2024-04-01', 1)", "nope")
     expect_error("INSERT INTO no_such (x) VALUES (1)", "no_such")
-    expect_error("DROP TABLE rt_w", "DROP TABLE")
+    expect_error("TRUNCATE TABLE rt_w", "TRUNCATE TABLE")
+    expect_error("DROP TABLE no_such", "no_such")
     expect_error("CREATE TABLE rt_bad (x WIDGET)", "WIDGET")
     after = db.query("SELECT count(*) AS n FROM rt_w").to_arrow().column("n").to_pylist()
     check("rows after failed statements", after, before)
@@ -420,6 +422,16 @@ def case_writes(db):
     expect_done("INSERT INTO rt_ingested VALUES (2.5, '2024-05-02')", 2, 1)
     got = db.query("SELECT v FROM rt_ingested").to_arrow()
     check("SQL into ingested table", got.column("v").to_pylist(), [1.5, 2.5])
+
+    # DROP TABLE: gone at once; the name takes a new table, by SQL or ingest.
+    expect_done("DROP TABLE rt_ingested", 7, 0)
+    expect_error("SELECT * FROM rt_ingested", "rt_ingested")
+    expect_done("DROP TABLE IF EXISTS rt_ingested", 7, 0)
+    db.dataframe(pd.DataFrame({"w": [7], "ts": pd.to_datetime(["2024-06-01"], utc=True)}),
+                 table_name="rt_ingested", at="ts")
+    got = db.query("SELECT * FROM rt_ingested").to_arrow()
+    check("a new table under a dropped name", got.column_names, ["w", "timestamp"])
+    check("its rows", got.column("w").to_pylist(), [7])
 
 
 def case_errors(db):

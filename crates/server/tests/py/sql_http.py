@@ -77,6 +77,11 @@ status, body = exec_json(
     "(false, 0, 'a', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
     "NULL, NULL, NULL, NULL, '2024-01-03T00:00:00Z')")
 check("INSERT answer", (status, body), (200, {"dml": "OK"}))
+status, body = exec_json("CREATE TABLE gone (x INT)")
+status, body = exec_json("DROP TABLE gone")
+check("DROP TABLE answer", (status, body), (200, {"ddl": "OK"}))
+status, body = exec_json("SELECT * FROM gone")
+check("a dropped table is gone", status, 400)
 
 b32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 geo10 = b32.index("d") * 32 + b32.index("r")
@@ -118,7 +123,7 @@ check("timings are numbers", all(isinstance(v, int) and v >= 0 for v in t.values
 
 # Errors: 400 with the query, the message and a position.
 for query, fragment in [("SELEC 1", "selec"), ("SELECT * FROM nowhere", "nowhere"),
-                        ("SELECT nope FROM h", "nope"), ("DROP TABLE h", "DROP TABLE"),
+                        ("SELECT nope FROM h", "nope"), ("TRUNCATE TABLE h", "TRUNCATE TABLE"),
                         # Fails computing its first rows, not planning.
                         ("SELECT 'nope'::ipv4", "not an IPv4 address")]:
     status, body = exec_json(query)

@@ -1,7 +1,7 @@
 //! Statements that change the database: `CREATE TABLE`, `ALTER TABLE ...
-//! ADD COLUMN` and `INSERT`. Each goes through storage's WAL and commit
-//! path, as ingest does, and answers only once durable. The DDL QuestDB has
-//! beyond these (`DROP`, `TRUNCATE`, other `ALTER`s, `RENAME`) is
+//! ADD COLUMN`, `DROP TABLE` and `INSERT`. Each goes through storage's WAL
+//! and commit path, as ingest does, and answers only once durable. The DDL
+//! QuestDB has beyond these (`TRUNCATE`, other `ALTER`s, `RENAME`) is
 //! recognised and refused by name until storage can log it.
 //!
 //! This module decides what a statement is ([`WriteStatement::classify`])
@@ -26,6 +26,13 @@ pub enum WriteStatement {
     CreateTable(create_table::CreateTable),
     /// `ALTER TABLE ... ADD COLUMN`.
     AddColumns(alter_table::AddColumns),
+    /// `DROP TABLE [IF EXISTS] t`.
+    DropTable {
+        /// The table.
+        table: String,
+        /// `IF EXISTS`: a missing table is not an error.
+        if_exists: bool,
+    },
 }
 
 impl WriteStatement {
@@ -51,6 +58,7 @@ impl WriteStatement {
             ["CREATE", "TABLE"] => Ok(Some(WriteStatement::CreateTable(
                 create_table::parse_create_table(sql)?,
             ))),
+            ["DROP", "TABLE"] => parse_drop_table(sql).map(Some),
             ["ALTER", "TABLE"] => Ok(Some(WriteStatement::AddColumns(
                 alter_table::parse_alter_table(sql)?,
             ))),
@@ -64,6 +72,26 @@ impl WriteStatement {
             _ => Ok(None),
         }
     }
+}
+
+/// `DROP TABLE [IF EXISTS] name [;]`.
+fn parse_drop_table(sql: &str) -> Result<WriteStatement, QueryError> {
+    let mut t = tokens::Tokens::new(sql)?;
+    t.expect_keyword("DROP")?;
+    t.expect_keyword("TABLE")?;
+    let if_exists = t.keyword("IF");
+    if if_exists {
+        t.expect_keyword("EXISTS")?;
+    }
+    let table = t.name("table")?;
+    t.token(&Token::SemiColon);
+    if !t.at_end() {
+        return Err(tokens::invalid(format!(
+            "unexpected {} after the table name: DROP TABLE drops one table",
+            t.describe_next()
+        )));
+    }
+    Ok(WriteStatement::DropTable { table, if_exists })
 }
 
 #[cfg(test)]
@@ -81,10 +109,18 @@ mod tests {
             WriteStatement::classify("INSERT INTO t VALUES (1)").unwrap(),
             None
         );
-        let e = WriteStatement::classify("drop table t").unwrap_err();
+        assert_eq!(
+            WriteStatement::classify("drop table if exists \"My T\";").unwrap(),
+            Some(WriteStatement::DropTable {
+                table: "My T".into(),
+                if_exists: true
+            })
+        );
+        assert!(WriteStatement::classify("DROP TABLE a, b").is_err());
+        let e = WriteStatement::classify("truncate table t").unwrap_err();
         assert_eq!(e.kind, QueryErrorKind::Unsupported);
         assert!(
-            e.message.starts_with("DROP TABLE is not supported"),
+            e.message.starts_with("TRUNCATE TABLE is not supported"),
             "{}",
             e.message
         );

@@ -25,8 +25,8 @@ use super::recovery::table_dir;
 use super::sealing::force_seal_biggest;
 use super::*;
 use crate::format::records::{
-    PartRecord, PartRows, SYMBOLS_PER_RECORD_BYTES, SchemaRecord, SymbolsRecord, TransactionRecord,
-    TxnPart,
+    DropTableRecord, PartRecord, PartRows, SYMBOLS_PER_RECORD_BYTES, SchemaRecord, SymbolsRecord,
+    TransactionRecord, TxnPart,
 };
 use crate::format::wal::RecordKind;
 use crate::limits::MAX_TABLES;
@@ -70,6 +70,10 @@ enum Outcome {
         /// The new schema; `None` when nothing changed.
         schema: Option<TableSchema>,
     },
+    Dropped {
+        reply: oneshot::Sender<Result<()>>,
+        table: Arc<Table>,
+    },
     Sync(oneshot::Sender<Result<()>>),
     Staged(Vec<u64>),
     Abandoned(Vec<u64>),
@@ -88,6 +92,9 @@ impl Outcome {
                 }
             }
             Outcome::Table { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Outcome::Dropped { reply, .. } => {
                 let _ = reply.send(Err(err()));
             }
             Outcome::Schema { reply, .. } => {
@@ -114,15 +121,30 @@ struct Group {
     row_ids: HashMap<u32, u64>,
     /// Symbol keys logged by the group so far, per (table id, column).
     logged: HashMap<(u32, String), usize>,
+    /// Tables the group drops.
+    dropped: Vec<u32>,
     wants_sync: bool,
 }
 
 impl Group {
+    /// Whether `table` is dropped, by an applied drop or by this group.
+    fn is_dropped(&self, table: &Table) -> bool {
+        table.is_dropped() || self.dropped.contains(&table.id)
+    }
+
     fn push(&mut self, record: RecordToWrite) -> u64 {
         let lsn = self.next_lsn;
         self.next_lsn += 1;
         self.records.push(record);
         lsn
+    }
+}
+
+/// The error for a write to a dropped table.
+fn dropped_error(table: &Table) -> StorageError {
+    StorageError::InvalidBatch {
+        table: table.schema().name.clone(),
+        reason: "the table was dropped".into(),
     }
 }
 
@@ -146,6 +168,9 @@ fn fail_request(request: Request, err: &StorageError) {
             let _ = reply.send(Err(e()));
         }
         Request::AddColumns { reply, .. } => {
+            let _ = reply.send(Err(e()));
+        }
+        Request::DropTable { reply, .. } => {
             let _ = reply.send(Err(e()));
         }
         Request::Sync { reply } => {
@@ -213,6 +238,7 @@ impl Committer {
                 schemas: HashMap::new(),
                 row_ids: HashMap::new(),
                 logged: HashMap::new(),
+                dropped: Vec::new(),
                 wants_sync: self.shared.options.sync_every_commit,
             }
         };
@@ -273,6 +299,12 @@ impl Committer {
                     table,
                     created,
                 }),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Request::DropTable { table, reply } => match Self::frame_drop(g, &table) {
+                Ok(()) => g.outcomes.push(Outcome::Dropped { reply, table }),
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -369,6 +401,7 @@ impl Committer {
             let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
             catalog.get(&schema.name).cloned()
         }
+        .filter(|t| !g.is_dropped(t))
         .or_else(|| {
             g.new_tables
                 .iter()
@@ -415,6 +448,20 @@ impl Committer {
         Ok((table, true))
     }
 
+    /// Frames a drop of `table` (refused when it is dropped already).
+    fn frame_drop(g: &mut Group, table: &Arc<Table>) -> Result<()> {
+        if g.is_dropped(table) {
+            return Err(dropped_error(table));
+        }
+        let body = DropTableRecord { table_id: table.id }.encode()?;
+        g.push(RecordToWrite {
+            kind: RecordKind::DropTable,
+            body: vec![Chunk::Owned(body)],
+        });
+        g.dropped.push(table.id);
+        Ok(())
+    }
+
     /// The schema after adding the columns `table` lacks (`None` if it has
     /// them all, under whatever type).
     fn frame_add_columns(
@@ -422,6 +469,9 @@ impl Committer {
         table: &Arc<Table>,
         columns: Vec<ColumnSchema>,
     ) -> Result<Option<TableSchema>> {
+        if g.is_dropped(table) {
+            return Err(dropped_error(table));
+        }
         let mut schema = g
             .schemas
             .get(&table.id)
@@ -459,6 +509,9 @@ impl Committer {
         g: &mut Group,
         parts: Vec<Part>,
     ) -> Result<(u64, Vec<Applied>, Vec<String>)> {
+        if let Some(p) = parts.iter().find(|p| g.is_dropped(&p.table)) {
+            return Err(dropped_error(&p.table));
+        }
         if let Some(p) = parts
             .iter()
             .find(|p| p.staged.is_some_and(|id| self.failed_parts.contains(&id)))
@@ -567,6 +620,20 @@ impl Committer {
                     }
                     let _ = reply.send(Ok(table));
                 }
+                Outcome::Dropped { reply, table } => {
+                    ddl = true;
+                    shared
+                        .tables
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(table.id);
+                    table.mark_dropped();
+                    let freed = table.state_mut().drop_rows();
+                    shared.unsealed_bytes.fetch_sub(freed, Ordering::AcqRel);
+                    lock(&shared.wal_files).forget_table(table.id);
+                    tracing::info!(table = %table.schema().name, id = table.id, "table dropped; its files go at the next open");
+                    let _ = reply.send(Ok(()));
+                }
                 Outcome::Schema {
                     reply,
                     table,
@@ -665,7 +732,8 @@ impl Committer {
         for (t, force) in touched {
             let due = {
                 let s = t.state();
-                !s.is_sealing()
+                !t.is_dropped()
+                    && !s.is_sealing()
                     && (force
                         || s.unsealed_rows() >= options.seal_rows
                         || s.memtable_bytes() >= options.seal_bytes)

@@ -291,6 +291,10 @@ enum Request {
         columns: Vec<ColumnSchema>,
         reply: oneshot::Sender<Result<Arc<TableSchema>>>,
     },
+    DropTable {
+        table: Arc<Table>,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Sync {
         reply: oneshot::Sender<Result<()>>,
     },
@@ -390,6 +394,16 @@ impl Catalog {
 
     fn get(&self, name: &str) -> Option<&Arc<Table>> {
         self.by_name.get(&name.to_ascii_lowercase())
+    }
+
+    /// Takes table `id` out (a drop).
+    fn remove(&mut self, id: u32) -> Option<Arc<Table>> {
+        let table = self.by_id.remove(&id)?;
+        let name = table.schema().name.to_ascii_lowercase();
+        if self.by_name.get(&name).is_some_and(|t| t.id == id) {
+            self.by_name.remove(&name);
+        }
+        Some(table)
     }
 }
 
@@ -707,6 +721,21 @@ impl Database {
             return rx;
         }
         rx
+    }
+
+    /// Drops a table (logged in the WAL): it leaves the catalog at once,
+    /// later commits to it fail, queries already reading it finish, and its
+    /// files are removed at the next open. `None` when no table of that
+    /// name (ignoring ASCII case) exists.
+    pub fn drop_table(&self, name: &str) -> Option<oneshot::Receiver<Result<()>>> {
+        let table = self.table(name)?;
+        let (reply, rx) = oneshot::channel();
+        if let Err(e) = self.send(Request::DropTable { table, reply }) {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(e));
+            return Some(rx);
+        }
+        Some(rx)
     }
 
     /// Commits `txn`: one WAL record, all its rows or none.

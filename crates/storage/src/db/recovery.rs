@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use super::*;
 use crate::format::catalog::CatalogFile;
 use crate::format::manifest::{MANIFEST_FILE, Manifest};
-use crate::format::records::{PartRecord, PartRows, SchemaRecord, SymbolsRecord, TransactionRead};
+use crate::format::records::{
+    DropTableRecord, PartRecord, PartRows, SchemaRecord, SymbolsRecord, TransactionRead,
+};
 use crate::format::wal::{FILE_MAGIC, RecordKind};
 use crate::rows::decode_rows;
 use crate::segment::write_durably;
@@ -44,6 +46,12 @@ struct Replayer<'a> {
     max_part_id: u64,
     wal_files: WalFiles,
     last_lsn: u64,
+    /// The checkpoint's next table id and tables: an id below it that the
+    /// checkpoint lacks was dropped before the checkpoint was stored.
+    checkpoint_next_id: u32,
+    checkpoint_ids: std::collections::HashSet<u32>,
+    /// Tables dropped by replayed records.
+    dropped: std::collections::HashSet<u32>,
 }
 
 impl Database {
@@ -76,6 +84,9 @@ impl Database {
                     .map(|f| (f.path.clone(), f.header.first_lsn)),
             ),
             last_lsn: 0,
+            checkpoint_next_id: checkpoint.next_id,
+            checkpoint_ids: checkpoint.tables.iter().map(|(id, _)| *id).collect(),
+            dropped: std::collections::HashSet::new(),
         };
         for (id, schema) in checkpoint.tables {
             let table = Arc::new(Table::new(id, table_dir(dir, id), schema, fs.clone()));
@@ -94,6 +105,7 @@ impl Database {
                 "WAL replayed"
             );
         }
+        let lsn_floor = checkpoint.lsn_floor;
         let unsealed_bytes = r
             .catalog
             .by_id
@@ -118,6 +130,9 @@ impl Database {
             closing: AtomicBool::new(false),
             last_ddl_lsn: AtomicU64::new(0),
         };
+        if !options.read_only {
+            remove_dropped_tables(&shared, lsn_floor)?;
+        }
         Ok((shared, scan.end))
     }
 }
@@ -157,6 +172,13 @@ impl Replayer<'_> {
         Ok(())
     }
 
+    /// Whether table `id`, unknown to the catalog, was dropped (rather
+    /// than never created: a damaged log).
+    fn was_dropped(&self, id: u32) -> bool {
+        self.dropped.contains(&id)
+            || (id < self.checkpoint_next_id && !self.checkpoint_ids.contains(&id))
+    }
+
     fn source(&self, record: &ReplayedRecord) -> String {
         self.scan.files[record.file].path.display().to_string()
     }
@@ -166,8 +188,26 @@ impl Replayer<'_> {
         let file_lsn = self.scan.files[record.file].header.first_lsn;
         match record.kind {
             RecordKind::SyncMark => {}
+            RecordKind::DropTable => {
+                let r = DropTableRecord::decode(&record.body, &source, record.body_offset)?;
+                match self.catalog.remove(r.table_id) {
+                    Some(t) => {
+                        t.mark_dropped();
+                        t.state_mut().drop_rows();
+                    }
+                    None if self.was_dropped(r.table_id) => {}
+                    None => {
+                        return Err(corrupt_at(&record, &source, "an unknown table dropped"));
+                    }
+                }
+                self.dropped.insert(r.table_id);
+                self.wal_files.forget_table(r.table_id);
+            }
             RecordKind::Symbols => {
                 let r = SymbolsRecord::decode(&record.body, &source, record.body_offset)?;
+                if !self.catalog.by_id.contains_key(&r.table_id) && self.was_dropped(r.table_id) {
+                    return Ok(());
+                }
                 let table =
                     self.catalog.by_id.get(&r.table_id).ok_or_else(|| {
                         corrupt_at(&record, &source, "symbols of an unknown table")
@@ -198,6 +238,10 @@ impl Replayer<'_> {
                 match self.catalog.by_id.get(&r.table_id) {
                     Some(t) if t.schema().version >= r.schema.version => {}
                     Some(t) => t.set_schema(r.schema),
+                    // Created, then dropped before the checkpoint was
+                    // stored: its files may be gone; none of its records
+                    // apply.
+                    None if self.was_dropped(r.table_id) => {}
                     None if record.kind == RecordKind::CreateTable => {
                         let t = Arc::new(Table::new(
                             r.table_id,
@@ -219,12 +263,15 @@ impl Replayer<'_> {
             RecordKind::Transaction => {
                 let txn = TransactionRead::decode(&record.body, &source, record.body_offset)?;
                 for part in txn.parts {
-                    let table = self
-                        .catalog
-                        .by_id
-                        .get(&part.table_id)
-                        .cloned()
-                        .ok_or_else(|| corrupt_at(&record, &source, "rows of an unknown table"))?;
+                    let Some(table) = self.catalog.by_id.get(&part.table_id).cloned() else {
+                        if self.was_dropped(part.table_id) {
+                            if let PartRows::Staged(id) = part.rows {
+                                self.staged.remove(&id);
+                            }
+                            continue;
+                        }
+                        return Err(corrupt_at(&record, &source, "rows of an unknown table"));
+                    };
                     let end = part.first_row_id + part.row_count;
                     self.wal_files.record_rows(file_lsn, table.id, end);
                     let rows = match part.rows {
@@ -406,6 +453,62 @@ pub(super) fn store_catalog(shared: &Shared, lsn_floor: u64) -> Result<()> {
     };
     let bytes = file.encode()?;
     write_durably(&*shared.fs, &shared.dir, CATALOG_FILE, &bytes)
+}
+
+/// Removes the directories of dropped tables: every `tables/<id>` whose
+/// id the catalog (after replay) does not hold. The catalog checkpoint is
+/// stored first, without them: a later open then knows them dropped and
+/// skips their records still in the WAL instead of rebuilding them from
+/// rows whose segments are gone.
+fn remove_dropped_tables(shared: &Shared, lsn_floor: u64) -> Result<()> {
+    let fs = &*shared.fs;
+    let tables_dir = shared.dir.join("tables");
+    let Ok(entries) = fs.read_dir(&tables_dir) else {
+        return Ok(());
+    };
+    let gone: Vec<PathBuf> = {
+        let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .filter(|e| {
+                e.path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|id| !catalog.by_id.contains_key(&id))
+            })
+            .map(|e| e.path)
+            .collect()
+    };
+    if gone.is_empty() {
+        return Ok(());
+    }
+    store_catalog(shared, lsn_floor)?;
+    for path in gone {
+        tracing::info!(path = %path.display(), "removing a dropped table's files");
+        remove_tree(fs, &path)?;
+    }
+    Ok(())
+}
+
+/// Removes `path` and everything under it.
+fn remove_tree(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    for entry in fs
+        .read_dir(path)
+        .map_err(StorageError::io("read_dir", path))?
+    {
+        if entry.is_dir {
+            remove_tree(fs, &entry.path)?;
+        } else {
+            fs.remove_file(&entry.path)
+                .map_err(StorageError::io("remove", &entry.path))?;
+        }
+    }
+    fs.remove_dir(path)
+        .map_err(StorageError::io("remove", path))?;
+    fs.sync_dir(path.parent().unwrap_or(path))
+        .map_err(StorageError::io("sync_dir", path))
 }
 
 pub(super) fn remove_orphan_segments(

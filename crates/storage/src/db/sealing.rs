@@ -127,6 +127,11 @@ pub(super) fn sealer_loop(
 /// make durable, or `None` when there was nothing to seal.
 pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedRows>> {
     shared.check_healthy()?;
+    // A dropped table's rows are never sealed (its files go at the next
+    // open).
+    if table.is_dropped() {
+        return Ok(None);
+    }
     let visible = shared.visible_lsn.load(Ordering::Acquire);
     let Some(input) = table.state_mut().begin_seal(visible) else {
         return Ok(None);

@@ -88,6 +88,13 @@ impl WalFiles {
 
     /// A staged part was written to `file`: it pins the file until its
     /// transaction commits or is abandoned.
+    /// Forgets the rows of a dropped table: they pin no file any more.
+    pub(super) fn forget_table(&mut self, table: u32) {
+        for f in &mut self.files {
+            f.row_end.remove(&table);
+        }
+    }
+
     pub(super) fn stage(&mut self, file: u64, part: u64) {
         if let Some(f) = self.file_mut(file) {
             f.open_parts += 1;

@@ -24,6 +24,12 @@
 //! u8 version (1) | u32 table id | schema (`TableSchema` encoding)
 //! ```
 //!
+//! Table dropped (kind 7):
+//!
+//! ```text
+//! u8 version (1) | u32 table id
+//! ```
+//!
 //! Symbols (kind 6), new entries of one SYMBOL column's dictionary, written
 //! before the first transaction whose rows use them (in the same commit
 //! group), in records of at most [`SYMBOLS_PER_RECORD_BYTES`] each so no
@@ -314,6 +320,32 @@ impl SchemaRecord {
     }
 }
 
+/// A table dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropTableRecord {
+    /// Table id.
+    pub table_id: u32,
+}
+
+impl DropTableRecord {
+    /// The body.
+    pub fn encode(&self) -> Result<Vec<u8>, Overflow> {
+        let mut e = Encoder::with_capacity(8);
+        e.u8(VERSION);
+        e.u32(self.table_id);
+        e.finish()
+    }
+
+    /// Decodes a body.
+    pub fn decode(body: &[u8], source: &str, base: u64) -> Result<DropTableRecord> {
+        let mut d = Decoder::at(body, source, base);
+        check_version(&mut d)?;
+        let table_id = d.u32()?;
+        d.finish()?;
+        Ok(DropTableRecord { table_id })
+    }
+}
+
 /// Joins chunks (tests, and decoding what was just encoded).
 pub fn join(chunks: &[Chunk]) -> Vec<u8> {
     let mut out = Vec::with_capacity(chunks.iter().map(Chunk::len).sum());
@@ -451,5 +483,21 @@ mod tests {
         body.extend_from_slice(&0u32.to_le_bytes());
         body.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(SymbolsRecord::decode(&body, "t", 0).is_err());
+    }
+
+    #[test]
+    fn drop_table_record_round_trips_and_refuses_damage() {
+        let r = DropTableRecord { table_id: 7 };
+        let body = r.encode().unwrap();
+        assert_eq!(DropTableRecord::decode(&body, "t", 0).unwrap(), r);
+        for cut in 0..body.len() {
+            assert!(DropTableRecord::decode(&body[..cut], "t", 0).is_err());
+        }
+        let mut longer = body.clone();
+        longer.push(0);
+        assert!(DropTableRecord::decode(&longer, "t", 0).is_err());
+        let mut other_version = body;
+        other_version[0] = 9;
+        assert!(DropTableRecord::decode(&other_version, "t", 0).is_err());
     }
 }

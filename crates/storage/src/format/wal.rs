@@ -19,7 +19,7 @@
 //! 0       4     magic "QWAL"
 //! 4       4     header crc: crc32c of the file's salt (8 bytes LE), then
 //!               bytes 8 .. 40
-//! 8       1     kind (1 transaction, 2 table created, 3 columns added,
+//! 8       1     kind (1 transaction, 2 table created, 3 columns added, 7 table dropped,
 //!                     4 part staged ahead of its transaction, 5 sync mark,
 //!                     6 symbols)
 //! 9       1     flags: bit 0 = last record of its commit group
@@ -75,6 +75,8 @@ pub enum RecordKind {
     SyncMark = 5,
     /// New entries of a SYMBOL column's dictionary.
     Symbols = 6,
+    /// A table dropped.
+    DropTable = 7,
 }
 
 impl RecordKind {
@@ -86,6 +88,7 @@ impl RecordKind {
             4 => Some(RecordKind::Part),
             5 => Some(RecordKind::SyncMark),
             6 => Some(RecordKind::Symbols),
+            7 => Some(RecordKind::DropTable),
             _ => None,
         }
     }
@@ -228,6 +231,7 @@ mod tests {
             Just(RecordKind::Transaction),
             Just(RecordKind::CreateTable),
             Just(RecordKind::AddColumns),
+            Just(RecordKind::DropTable),
             Just(RecordKind::Part),
             Just(RecordKind::SyncMark),
             Just(RecordKind::Symbols),

@@ -649,6 +649,28 @@ impl FileSystem for SimulatedDisk {
         }
     }
 
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        if s.begin(Op::Remove, path)?.is_some() {
+            return Err(eio("remove_dir"));
+        }
+        let key = normalize(path);
+        match s.dirs.get(&key) {
+            None => return Err(not_found(path)),
+            Some(d) if !d.live.is_empty() => {
+                return Err(io::Error::other("directory not empty"));
+            }
+            Some(_) => {}
+        }
+        let (parent, name) = DiskState::parent_and_name(path)?;
+        match s.dirs.get_mut(&parent).map(|d| d.live.remove(&name)) {
+            // The (empty) directory's own state stays: a power loss
+            // before the parent is synced brings the entry back.
+            Some(Some(Node::Dir)) => Ok(()),
+            _ => Err(not_found(path)),
+        }
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
         if s.begin(Op::SyncDir, path)?.is_some() {
