@@ -92,6 +92,10 @@ pub enum StatementKind {
     AlterTable,
     /// `DROP TABLE`.
     DropTable,
+    /// `TRUNCATE TABLE`.
+    TruncateTable,
+    /// `RENAME TABLE`.
+    RenameTable,
     /// `INSERT INTO ... VALUES`.
     Insert,
     /// `INSERT INTO ... SELECT`.
@@ -330,6 +334,10 @@ impl QueryEngine {
                 WriteStatement::DropTable { table, if_exists } => {
                     self.drop_table(&table, if_exists).await
                 }
+                WriteStatement::RenameTable { from, to } => self.rename_table(&from, &to).await,
+                WriteStatement::TruncateTable { table, if_exists } => {
+                    self.truncate_table(&table, if_exists).await
+                }
             };
         }
         let mut statement = Self::parse(sql)?;
@@ -405,6 +413,45 @@ impl QueryEngine {
         self.db.sync().await.map_err(|_| closed())??;
         Ok(Planned::Done {
             kind: StatementKind::DropTable,
+            rows: 0,
+        })
+    }
+
+    /// Renames a table, durably.
+    async fn rename_table(&self, from: &str, to: &str) -> Result<Planned, QueryError> {
+        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
+        let Some(done) = self.db.rename_table(from, to) else {
+            return Err(QueryError::new(
+                QueryErrorKind::Invalid,
+                format!("table does not exist [table={from}]"),
+            ));
+        };
+        done.await.map_err(|_| closed())??;
+        self.db.sync().await.map_err(|_| closed())??;
+        Ok(Planned::Done {
+            kind: StatementKind::RenameTable,
+            rows: 0,
+        })
+    }
+
+    /// Empties a table, durably.
+    async fn truncate_table(&self, table: &str, if_exists: bool) -> Result<Planned, QueryError> {
+        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
+        match self.db.truncate_table(table) {
+            Some(done) => {
+                done.await.map_err(|_| closed())??;
+            }
+            None if if_exists => {}
+            None => {
+                return Err(QueryError::new(
+                    QueryErrorKind::Invalid,
+                    format!("table does not exist [table={table}]"),
+                ));
+            }
+        }
+        self.db.sync().await.map_err(|_| closed())??;
+        Ok(Planned::Done {
+            kind: StatementKind::TruncateTable,
             rows: 0,
         })
     }

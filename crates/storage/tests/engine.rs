@@ -810,3 +810,45 @@ fn a_dropped_table_leaves_at_once_and_its_files_go_at_the_next_open() {
         db.close();
     }
 }
+
+#[test]
+fn truncate_empties_a_table_in_one_step_that_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        seal_rows: 100,
+        ..Options::default()
+    };
+    {
+        let db = Database::open(dir.path(), options.clone()).unwrap();
+        let t = create(&db, "t");
+        for i in 0..3 {
+            commit(&db, vec![(t.clone(), batch(&t, i * 80, 80))], false);
+        }
+        let empty = db
+            .truncate_table("t")
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert_ne!(empty.id(), t.id());
+        assert_eq!(*empty.schema(), *t.schema());
+        assert_eq!(rows(&db, "t"), expected(0));
+        // The old table takes no more rows; the new one does, from row 0.
+        let mut txn = Transaction::new();
+        txn.add(t.clone(), batch(&t, 240, 1)).unwrap();
+        assert!(
+            db.commit(txn, false)
+                .committed
+                .blocking_recv()
+                .unwrap()
+                .is_err()
+        );
+        commit(&db, vec![(empty.clone(), batch(&empty, 0, 6))], true);
+        assert_eq!(rows(&db, "t"), expected(6));
+        assert!(db.truncate_table("nope").is_none());
+        db.close();
+    }
+    let db = Database::open(dir.path(), options).unwrap();
+    assert_eq!(rows(&db, "t"), expected(6));
+    assert_eq!(db.tables().len(), 1);
+}

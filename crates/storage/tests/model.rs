@@ -33,6 +33,10 @@ enum Op {
     AddColumn { table: usize, column: usize },
     /// A table dropped (a later commit creates it again, empty).
     Drop { table: usize },
+    /// A table emptied (its columns stay).
+    Truncate { table: usize },
+    /// A table renamed (when the new name is free).
+    Rename { from: usize, to: usize },
     /// Close and open again.
     Reopen,
     /// Cut the power and open again.
@@ -46,6 +50,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..3, 1i64..20).prop_map(|(table, rows)| Op::Abandon { table, rows }),
         1 => (0usize..3, 0usize..3).prop_map(|(table, column)| Op::AddColumn { table, column }),
         1 => (0usize..3).prop_map(|table| Op::Drop { table }),
+        1 => (0usize..3).prop_map(|table| Op::Truncate { table }),
+        1 => (0usize..3, 0usize..3).prop_map(|(from, to)| Op::Rename { from, to }),
         1 => Just(Op::Reopen),
         1 => prop::option::of(any::<u64>()).prop_map(|scramble| Op::PowerCut { scramble }),
     ]
@@ -58,6 +64,8 @@ enum Entry {
     Txn(i64, BTreeMap<usize, i64>),
     /// A table dropped: its rows so far are gone.
     Drop(usize),
+    /// A table renamed: its rows are the new name's.
+    Rename(usize, usize),
 }
 
 /// What the contract promises.
@@ -99,6 +107,17 @@ fn expected(committed: &[Entry]) -> BTreeMap<(usize, i64), i64> {
                 }
             }
             Entry::Drop(t) => out.retain(|(table, _), _| table != t),
+            Entry::Rename(from, to) => {
+                let moved: Vec<((usize, i64), i64)> = out
+                    .iter()
+                    .filter(|((t, _), _)| t == from)
+                    .map(|(k, v)| (*k, *v))
+                    .collect();
+                for ((_, txn), n) in moved {
+                    out.remove(&(*from, txn));
+                    out.insert((*to, txn), n);
+                }
+            }
         }
     }
     out
@@ -188,6 +207,29 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if dropped {
                     model.committed.push(Entry::Drop(table));
                     model.columns.remove(&table);
+                }
+            }
+            Op::Truncate { table } => {
+                if let Some(done) = db.truncate_table(&name(table)) {
+                    done.blocking_recv().unwrap().unwrap();
+                    // Its rows are gone as a drop's are; the columns stay.
+                    model.committed.push(Entry::Drop(table));
+                }
+            }
+            Op::Rename { from, to } => {
+                let free = db.table(&name(to)).is_none();
+                match db.rename_table(&name(from), &name(to)) {
+                    Some(done) => {
+                        let answer = done.blocking_recv().unwrap();
+                        prop_assert_eq!(answer.is_ok(), free || from == to, "step {}", step);
+                        if answer.is_ok() && from != to {
+                            model.committed.push(Entry::Rename(from, to));
+                            let moved = model.columns.remove(&from).unwrap_or_default();
+                            model.columns.insert(to, moved.clone());
+                            model.ever.entry(to).or_default().extend(moved);
+                        }
+                    }
+                    None => prop_assert!(db.table(&name(from)).is_none()),
                 }
             }
             Op::Reopen => {

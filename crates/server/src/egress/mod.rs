@@ -136,10 +136,12 @@ fn status_of(kind: QueryErrorKind) -> StatusCode {
 fn op_type_of(kind: StatementKind) -> u8 {
     match kind {
         StatementKind::Insert => 2,
+        StatementKind::TruncateTable => 3,
         StatementKind::AlterTable => 4,
         StatementKind::DropTable => 7,
         StatementKind::CreateTable => 9,
         StatementKind::InsertSelect => 10,
+        StatementKind::RenameTable => 12,
         // A query streams rows and never ends with EXEC_DONE.
         _ => 1,
     }

@@ -27,7 +27,7 @@ difference is printed and the script exits non-zero. It prints
            row count, rows read back as written, and failed statements
            (bad values, a NULL designated timestamp, DDL not supported
            yet) change nothing; DROP TABLE, then the name reused by
-           ingest.
+           ingest; TRUNCATE TABLE; RENAME TABLE.
   errors   a syntax error, an unknown table and an unknown column each
            raise QuestDBError with the server's message, a query past its
            timeout= raises, cancel() stops a 10^9-row result mid-stream, and
@@ -404,7 +404,7 @@ def case_writes(db):
     expect_error("INSERT INTO rt_w (i) VALUES (1)", "designated timestamp")
     expect_error("INSERT INTO rt_w (ts, nope) VALUES ('2024-04-01', 1)", "nope")
     expect_error("INSERT INTO no_such (x) VALUES (1)", "no_such")
-    expect_error("TRUNCATE TABLE rt_w", "TRUNCATE TABLE")
+    expect_error("ALTER TABLE rt_w DROP COLUMN i", "DROP COLUMN")
     expect_error("DROP TABLE no_such", "no_such")
     expect_error("CREATE TABLE rt_bad (x WIDGET)", "WIDGET")
     after = db.query("SELECT count(*) AS n FROM rt_w").to_arrow().column("n").to_pylist()
@@ -432,6 +432,20 @@ def case_writes(db):
     got = db.query("SELECT * FROM rt_ingested").to_arrow()
     check("a new table under a dropped name", got.column_names, ["w", "timestamp"])
     check("its rows", got.column("w").to_pylist(), [7])
+    # TRUNCATE TABLE: empty, same columns, takes rows again.
+    expect_done("TRUNCATE TABLE rt_ingested", 3, 0)
+    got = db.query("SELECT * FROM rt_ingested").to_arrow()
+    check("truncated", (got.column_names, got.num_rows), (["w", "timestamp"], 0))
+    expect_done("INSERT INTO rt_ingested VALUES (8, '2024-06-02')", 2, 1)
+    got = db.query("SELECT w FROM rt_ingested").to_arrow()
+    check("rows after truncate", got.column("w").to_pylist(), [8])
+    # RENAME TABLE: the rows go with the table; ingest by the new name.
+    expect_done("RENAME TABLE rt_ingested TO rt_renamed", 12, 0)
+    expect_error("SELECT * FROM rt_ingested", "rt_ingested")
+    db.dataframe(pd.DataFrame({"w": [9], "ts": pd.to_datetime(["2024-06-03"], utc=True)}),
+                 table_name="rt_renamed", at="ts")
+    got = db.query("SELECT w FROM rt_renamed").to_arrow()
+    check("rows after rename", got.column("w").to_pylist(), [8, 9])
 
 
 def case_errors(db):

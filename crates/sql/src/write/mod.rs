@@ -1,7 +1,8 @@
 //! Statements that change the database: `CREATE TABLE`, `ALTER TABLE ...
-//! ADD COLUMN`, `DROP TABLE` and `INSERT`. Each goes through storage's WAL
-//! and commit path, as ingest does, and answers only once durable. The DDL
-//! QuestDB has beyond these (`TRUNCATE`, other `ALTER`s, `RENAME`) is
+//! ADD COLUMN`, `DROP TABLE`, `TRUNCATE TABLE`, `RENAME TABLE` and
+//! `INSERT`. Each goes through storage's WAL and commit path, as ingest
+//! does, and answers only once durable. Other DDL QuestDB has (`ALTER
+//! TABLE ... DROP COLUMN` and the like, `DROP` of other objects) is
 //! recognised and refused by name until storage can log it.
 //!
 //! This module decides what a statement is ([`WriteStatement::classify`])
@@ -33,6 +34,20 @@ pub enum WriteStatement {
         /// `IF EXISTS`: a missing table is not an error.
         if_exists: bool,
     },
+    /// `RENAME TABLE a TO b`.
+    RenameTable {
+        /// The table.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
+    /// `TRUNCATE TABLE [IF EXISTS] t`.
+    TruncateTable {
+        /// The table.
+        table: String,
+        /// `IF EXISTS`: a missing table is not an error.
+        if_exists: bool,
+    },
 }
 
 impl WriteStatement {
@@ -58,14 +73,22 @@ impl WriteStatement {
             ["CREATE", "TABLE"] => Ok(Some(WriteStatement::CreateTable(
                 create_table::parse_create_table(sql)?,
             ))),
-            ["DROP", "TABLE"] => parse_drop_table(sql).map(Some),
+            ["DROP", "TABLE"] => {
+                let (table, if_exists) = parse_table_statement(sql, "DROP")?;
+                Ok(Some(WriteStatement::DropTable { table, if_exists }))
+            }
+            ["RENAME", "TABLE"] => parse_rename_table(sql).map(Some),
+            ["TRUNCATE", "TABLE"] => {
+                let (table, if_exists) = parse_table_statement(sql, "TRUNCATE")?;
+                Ok(Some(WriteStatement::TruncateTable { table, if_exists }))
+            }
             ["ALTER", "TABLE"] => Ok(Some(WriteStatement::AddColumns(
                 alter_table::parse_alter_table(sql)?,
             ))),
-            ["DROP" | "TRUNCATE" | "ALTER" | "RENAME", second] => Err(QueryError::new(
+            ["DROP" | "ALTER", second] => Err(QueryError::new(
                 QueryErrorKind::Unsupported,
                 format!(
-                    "{} {second} is not supported yet: tables can be created, inserted into and queried",
+                    "{} {second} is not supported (tables are: CREATE, DROP, TRUNCATE, RENAME, ALTER TABLE ... ADD COLUMN)",
                     first_two[0]
                 ),
             )),
@@ -74,10 +97,29 @@ impl WriteStatement {
     }
 }
 
-/// `DROP TABLE [IF EXISTS] name [;]`.
-fn parse_drop_table(sql: &str) -> Result<WriteStatement, QueryError> {
+/// `RENAME TABLE old TO new [;]`.
+fn parse_rename_table(sql: &str) -> Result<WriteStatement, QueryError> {
     let mut t = tokens::Tokens::new(sql)?;
-    t.expect_keyword("DROP")?;
+    t.expect_keyword("RENAME")?;
+    t.expect_keyword("TABLE")?;
+    let from = t.name("table")?;
+    t.expect_keyword("TO")?;
+    let to = t.name("table")?;
+    t.token(&Token::SemiColon);
+    if !t.at_end() {
+        return Err(tokens::invalid(format!(
+            "unexpected {} after the new name",
+            t.describe_next()
+        )));
+    }
+    Ok(WriteStatement::RenameTable { from, to })
+}
+
+/// `<VERB> TABLE [IF EXISTS] name [;]`: the name and whether IF EXISTS
+/// was given.
+fn parse_table_statement(sql: &str, verb: &str) -> Result<(String, bool), QueryError> {
+    let mut t = tokens::Tokens::new(sql)?;
+    t.expect_keyword(verb)?;
     t.expect_keyword("TABLE")?;
     let if_exists = t.keyword("IF");
     if if_exists {
@@ -87,11 +129,11 @@ fn parse_drop_table(sql: &str) -> Result<WriteStatement, QueryError> {
     t.token(&Token::SemiColon);
     if !t.at_end() {
         return Err(tokens::invalid(format!(
-            "unexpected {} after the table name: DROP TABLE drops one table",
+            "unexpected {} after the table name: {verb} TABLE takes one table",
             t.describe_next()
         )));
     }
-    Ok(WriteStatement::DropTable { table, if_exists })
+    Ok((table, if_exists))
 }
 
 #[cfg(test)]
@@ -117,12 +159,22 @@ mod tests {
             })
         );
         assert!(WriteStatement::classify("DROP TABLE a, b").is_err());
-        let e = WriteStatement::classify("truncate table t").unwrap_err();
-        assert_eq!(e.kind, QueryErrorKind::Unsupported);
-        assert!(
-            e.message.starts_with("TRUNCATE TABLE is not supported"),
-            "{}",
-            e.message
+        assert_eq!(
+            WriteStatement::classify("truncate table t").unwrap(),
+            Some(WriteStatement::TruncateTable {
+                table: "t".into(),
+                if_exists: false
+            })
         );
+        assert_eq!(
+            WriteStatement::classify("rename table 't' to \"U u\"").unwrap(),
+            Some(WriteStatement::RenameTable {
+                from: "t".into(),
+                to: "U u".into()
+            })
+        );
+        assert!(WriteStatement::classify("RENAME TABLE t u").is_err());
+        let e = WriteStatement::classify("alter table t drop column x").unwrap_err();
+        assert_eq!(e.kind, QueryErrorKind::Unsupported);
     }
 }

@@ -173,6 +173,12 @@ fn fail_request(request: Request, err: &StorageError) {
         Request::DropTable { reply, .. } => {
             let _ = reply.send(Err(e()));
         }
+        Request::TruncateTable { reply, .. } => {
+            let _ = reply.send(Err(e()));
+        }
+        Request::RenameTable { reply, .. } => {
+            let _ = reply.send(Err(e()));
+        }
         Request::Sync { reply } => {
             let _ = reply.send(Err(e()));
         }
@@ -299,6 +305,36 @@ impl Committer {
                     table,
                     created,
                 }),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Request::RenameTable { table, name, reply } => {
+                match self.frame_rename(g, &table, name) {
+                    Ok(schema) => g.outcomes.push(Outcome::Schema {
+                        reply,
+                        table,
+                        schema: Some(schema),
+                    }),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Request::TruncateTable { table, reply } => match self.frame_truncate(g, &table) {
+                Ok(new) => {
+                    // The drop's own answer is the truncate's.
+                    let (dropped, _) = oneshot::channel();
+                    g.outcomes.push(Outcome::Dropped {
+                        reply: dropped,
+                        table,
+                    });
+                    g.outcomes.push(Outcome::Table {
+                        reply,
+                        table: new,
+                        created: true,
+                    });
+                }
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -462,6 +498,75 @@ impl Committer {
         Ok(())
     }
 
+    /// Frames a rename of `table` to `name`: refused when another table
+    /// (or one this group creates or renames) has the name.
+    fn frame_rename(&self, g: &mut Group, table: &Arc<Table>, name: String) -> Result<TableSchema> {
+        if g.is_dropped(table) {
+            return Err(dropped_error(table));
+        }
+        let taken = {
+            let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
+            catalog
+                .get(&name)
+                .is_some_and(|t| t.id != table.id && !g.is_dropped(t))
+        } || g
+            .new_tables
+            .iter()
+            .any(|t| t.schema().name.eq_ignore_ascii_case(&name))
+            || g.schemas
+                .iter()
+                .any(|(id, s)| *id != table.id && s.name.eq_ignore_ascii_case(&name));
+        if taken {
+            return Err(StorageError::InvalidName {
+                table: table.schema().name.clone(),
+                name,
+                reason: "another table has this name",
+            });
+        }
+        let mut schema = g
+            .schemas
+            .get(&table.id)
+            .cloned()
+            .unwrap_or_else(|| (*table.schema()).clone());
+        schema.name = name;
+        schema.version += 1;
+        schema.validate()?;
+        let body = SchemaRecord {
+            table_id: table.id,
+            schema: schema.clone(),
+        }
+        .encode()?;
+        g.push(RecordToWrite {
+            kind: RecordKind::AlterSchema,
+            body: vec![Chunk::Owned(body)],
+        });
+        g.schemas.insert(table.id, schema.clone());
+        Ok(schema)
+    }
+
+    /// Frames a truncate: the drop of `table` and the creation of an empty
+    /// table of its name and schema, both or neither.
+    fn frame_truncate(&mut self, g: &mut Group, table: &Arc<Table>) -> Result<Arc<Table>> {
+        let records = g.records.len();
+        Self::frame_drop(g, table)?;
+        match self.frame_create(g, (*table.schema()).clone()) {
+            Ok((new, true)) => Ok(new),
+            other => {
+                // Take the drop back out of the group.
+                g.records.truncate(records);
+                g.next_lsn -= 1;
+                g.dropped.pop();
+                Err(match other {
+                    Err(e) => e,
+                    Ok(_) => StorageError::InvalidBatch {
+                        table: table.schema().name.clone(),
+                        reason: "another table of its name exists".into(),
+                    },
+                })
+            }
+        }
+    }
+
     /// The schema after adding the columns `table` lacks (`None` if it has
     /// them all, under whatever type).
     fn frame_add_columns(
@@ -494,7 +599,7 @@ impl Committer {
         }
         .encode()?;
         g.push(RecordToWrite {
-            kind: RecordKind::AddColumns,
+            kind: RecordKind::AlterSchema,
             body: vec![Chunk::Owned(body)],
         });
         g.schemas.insert(table.id, schema.clone());
@@ -641,8 +746,17 @@ impl Committer {
                 } => {
                     if let Some(s) = schema {
                         ddl = true;
-                        tracing::info!(table = %s.name, version = s.version, "columns added");
+                        let old = table.schema().name.clone();
+                        tracing::info!(table = %s.name, version = s.version, "schema altered");
                         table.set_schema(s);
+                        if !old.eq_ignore_ascii_case(&table.schema().name) {
+                            tracing::info!(from = %old, to = %table.schema().name, "table renamed");
+                            shared
+                                .tables
+                                .write()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .rename(&table, &old);
+                        }
                     }
                     let _ = reply.send(Ok(table.schema()));
                 }

@@ -295,6 +295,15 @@ enum Request {
         table: Arc<Table>,
         reply: oneshot::Sender<Result<()>>,
     },
+    TruncateTable {
+        table: Arc<Table>,
+        reply: oneshot::Sender<Result<Arc<Table>>>,
+    },
+    RenameTable {
+        table: Arc<Table>,
+        name: String,
+        reply: oneshot::Sender<Result<Arc<TableSchema>>>,
+    },
     Sync {
         reply: oneshot::Sender<Result<()>>,
     },
@@ -394,6 +403,19 @@ impl Catalog {
 
     fn get(&self, name: &str) -> Option<&Arc<Table>> {
         self.by_name.get(&name.to_ascii_lowercase())
+    }
+
+    /// Files `table` under its schema's (new) name.
+    fn rename(&mut self, table: &Arc<Table>, old: &str) {
+        if self
+            .by_name
+            .get(&old.to_ascii_lowercase())
+            .is_some_and(|t| t.id == table.id)
+        {
+            self.by_name.remove(&old.to_ascii_lowercase());
+        }
+        self.by_name
+            .insert(table.schema().name.to_ascii_lowercase(), table.clone());
     }
 
     /// Takes table `id` out (a drop).
@@ -731,6 +753,45 @@ impl Database {
         let table = self.table(name)?;
         let (reply, rx) = oneshot::channel();
         if let Err(e) = self.send(Request::DropTable { table, reply }) {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(e));
+            return Some(rx);
+        }
+        Some(rx)
+    }
+
+    /// Empties a table: one commit group drops it and creates a table of
+    /// the same name and schema in its place (a new id, empty symbol
+    /// dictionaries), so after a crash there is either the old table or
+    /// the empty one. Returns the new table; `None` when no table of that
+    /// name exists.
+    pub fn truncate_table(&self, name: &str) -> Option<oneshot::Receiver<Result<Arc<Table>>>> {
+        let table = self.table(name)?;
+        let (reply, rx) = oneshot::channel();
+        if let Err(e) = self.send(Request::TruncateTable { table, reply }) {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(e));
+            return Some(rx);
+        }
+        Some(rx)
+    }
+
+    /// Renames a table (logged in the WAL); its files stay where they are
+    /// (directories are named by table id). Refused when another table has
+    /// the new name. `None` when no table is called `from`.
+    pub fn rename_table(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Option<oneshot::Receiver<Result<Arc<TableSchema>>>> {
+        let table = self.table(from)?;
+        let (reply, rx) = oneshot::channel();
+        let request = Request::RenameTable {
+            table,
+            name: to.to_string(),
+            reply,
+        };
+        if let Err(e) = self.send(request) {
             let (tx, rx) = oneshot::channel();
             let _ = tx.send(Err(e));
             return Some(rx);

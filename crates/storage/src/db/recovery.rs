@@ -233,11 +233,17 @@ impl Replayer<'_> {
                     },
                 );
             }
-            RecordKind::CreateTable | RecordKind::AddColumns => {
+            RecordKind::CreateTable | RecordKind::AlterSchema => {
                 let r = SchemaRecord::decode(&record.body, &source, record.body_offset)?;
                 match self.catalog.by_id.get(&r.table_id) {
                     Some(t) if t.schema().version >= r.schema.version => {}
-                    Some(t) => t.set_schema(r.schema),
+                    Some(t) => {
+                        let (t, old) = (t.clone(), t.schema().name.clone());
+                        t.set_schema(r.schema);
+                        if !old.eq_ignore_ascii_case(&t.schema().name) {
+                            self.catalog.rename(&t, &old);
+                        }
+                    }
                     // Created, then dropped before the checkpoint was
                     // stored: its files may be gone; none of its records
                     // apply.

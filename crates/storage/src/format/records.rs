@@ -18,7 +18,8 @@
 //! u8 version (1) | u64 part id | u32 table id | u64 row count | rows (the rest)
 //! ```
 //!
-//! Table created (kind 2) and columns added (kind 3):
+//! Table created (kind 2) and schema altered (kind 3: columns added or the
+//! table renamed):
 //!
 //! ```text
 //! u8 version (1) | u32 table id | schema (`TableSchema` encoding)

@@ -19,7 +19,7 @@
 //! 0       4     magic "QWAL"
 //! 4       4     header crc: crc32c of the file's salt (8 bytes LE), then
 //!               bytes 8 .. 40
-//! 8       1     kind (1 transaction, 2 table created, 3 columns added, 7 table dropped,
+//! 8       1     kind (1 transaction, 2 table created, 3 schema altered, 7 table dropped,
 //!                     4 part staged ahead of its transaction, 5 sync mark,
 //!                     6 symbols)
 //! 9       1     flags: bit 0 = last record of its commit group
@@ -65,8 +65,8 @@ pub enum RecordKind {
     Transaction = 1,
     /// A new table.
     CreateTable = 2,
-    /// New columns on a table.
-    AddColumns = 3,
+    /// A table's new schema: columns added, or the table renamed.
+    AlterSchema = 3,
     /// Rows written ahead of the transaction that will commit them.
     Part = 4,
     /// No body: written after an fsync (at open and at close) so its
@@ -84,7 +84,7 @@ impl RecordKind {
         match b {
             1 => Some(RecordKind::Transaction),
             2 => Some(RecordKind::CreateTable),
-            3 => Some(RecordKind::AddColumns),
+            3 => Some(RecordKind::AlterSchema),
             4 => Some(RecordKind::Part),
             5 => Some(RecordKind::SyncMark),
             6 => Some(RecordKind::Symbols),
@@ -230,7 +230,7 @@ mod tests {
         prop_oneof![
             Just(RecordKind::Transaction),
             Just(RecordKind::CreateTable),
-            Just(RecordKind::AddColumns),
+            Just(RecordKind::AlterSchema),
             Just(RecordKind::DropTable),
             Just(RecordKind::Part),
             Just(RecordKind::SyncMark),
