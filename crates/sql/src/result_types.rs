@@ -69,6 +69,12 @@ fn column_type(plan: &LogicalPlan, i: usize) -> Option<String> {
         LogicalPlan::Projection(p) => expr_type(p.expr.get(i)?, &p.input),
         LogicalPlan::Aggregate(a) => {
             let groups = a.group_expr.len();
+            // GROUPING SETS / ROLLUP / CUBE output more columns than the
+            // expressions listed (every grouping column and an id): no
+            // simple correspondence, no restored types.
+            if schema.fields().len() != groups + a.aggr_expr.len() {
+                return None;
+            }
             match i < groups {
                 true => expr_type(&a.group_expr[i], &a.input),
                 false => expr_type(a.aggr_expr.get(i - groups)?, &a.input),
@@ -100,7 +106,7 @@ fn column_type(plan: &LogicalPlan, i: usize) -> Option<String> {
         | LogicalPlan::Sort(_)
         | LogicalPlan::Limit(_)
         | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Distinct(_)
+        | LogicalPlan::Distinct(datafusion::logical_expr::Distinct::All(_))
         | LogicalPlan::Repartition(_) => column_type(plan.inputs().first()?, i),
         _ => None,
     }

@@ -215,3 +215,47 @@ fn timestamp_filters_skip_segments_and_keep_results_exact() {
         assert_eq!(longs(&all, 0), vec![400]);
     });
 }
+
+#[test]
+fn an_insert_of_many_small_batches_is_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let src = db
+        .create_table(schema("src"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    db.create_table(schema("dst"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    // 300 commits of one row: 300 memtable batches, far more than one
+    // commit chunk's table blocks.
+    for v in 0..300 {
+        commit(&db, &src, v..v + 1);
+    }
+    let engine = QueryEngine::new(db.clone(), &QueryOptions::default()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // The last row has no designated timestamp: the whole statement fails.
+        let e = engine
+            .execute(
+                "INSERT INTO dst SELECT v, CASE WHEN v = 299 THEN NULL ELSE timestamp END FROM src",
+            )
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("cannot be NULL"), "{e}");
+        let n = rows(&engine, "SELECT count(*) FROM dst").await;
+        assert_eq!(longs(&n, 0), vec![0], "a failed INSERT left rows behind");
+        match engine
+            .execute("INSERT INTO dst SELECT v, timestamp FROM src")
+            .await
+            .unwrap()
+        {
+            QueryOutput::Done { rows, .. } => assert_eq!(rows, 300),
+            other => panic!("{other:?}"),
+        }
+        let n = rows(&engine, "SELECT count(*) FROM dst").await;
+        assert_eq!(longs(&n, 0), vec![300]);
+    });
+}

@@ -209,9 +209,14 @@ impl TableState {
         freed
     }
 
-    /// Ends a seal that failed: the rows stay in memory.
-    pub(crate) fn abort_seal(&mut self) {
+    /// Ends a seal that failed: the rows stay in memory, unless the table
+    /// was dropped meanwhile. Returns the bytes freed.
+    pub(crate) fn abort_seal(&mut self) -> usize {
         self.sealing = false;
+        match self.dropped {
+            true => self.drop_rows(),
+            false => 0,
+        }
     }
 
     /// Records that a manifest listing the segments below `sealed_row_end`

@@ -19,6 +19,7 @@
 mod batcher;
 pub mod binds;
 pub mod columns;
+mod outbox;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use self::batcher::ResultBatcher;
 use arrow::array::RecordBatch;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use quiver_qwp::egress::response::role;
 use quiver_qwp::{
@@ -82,6 +83,8 @@ impl Default for EgressOptions {
 const MAX_DICTIONARY_BYTES: usize = 8 << 20;
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+use self::outbox::Outbox;
 
 /// A result being sent.
 struct Streaming {
@@ -181,7 +184,9 @@ impl EgressSession {
     }
 
     /// Serves the connection until the client leaves or the server stops.
-    pub async fn run(mut self, mut ws: Ws, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, ws: Ws, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+        let (sink, mut incoming) = ws.split();
+        let mut ws = Outbox::start(sink);
         let wall_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .ok()
@@ -224,7 +229,7 @@ impl EgressSession {
                 biased;
                 _ = stop.changed() => Event::Stop,
                 _ = sleep_until(deadline) => Event::TimedOut,
-                msg = ws.next() => Event::Frame(msg),
+                msg = incoming.next() => Event::Frame(msg),
                 _ = std::future::ready(()), if ready => Event::Ready,
                 _ = std::future::ready(()), if finished => Event::Finished,
                 batch = async {
@@ -277,11 +282,12 @@ impl EgressSession {
                 Ok(false) | Err(_) => break,
             }
         }
+        ws.finish().await;
         tracing::debug!(%peer, queries = self.queries, "egress session ended");
     }
 
     /// Handles one client frame; `Ok(false)` ends the connection.
-    async fn handle_client_frame(&mut self, ws: &mut Ws, bytes: &[u8]) -> Result<bool, ()> {
+    async fn handle_client_frame(&mut self, ws: &mut Outbox, bytes: &[u8]) -> Result<bool, ()> {
         let message = match decode_client_message(bytes, &self.options.limits) {
             Ok(m) => m,
             Err(e) => {
@@ -416,7 +422,7 @@ impl EgressSession {
     /// Adds `batch` to the result's coalescer (`None`: the stream ended,
     /// flush what it holds), then sends one completed batch if credit is
     /// left (the loop sends the others as credit allows).
-    async fn coalesce(&mut self, ws: &mut Ws, batch: Option<RecordBatch>) -> Result<bool, ()> {
+    async fn coalesce(&mut self, ws: &mut Outbox, batch: Option<RecordBatch>) -> Result<bool, ()> {
         let SessionState::Streaming(s) = &mut self.state else {
             return Ok(true);
         };
@@ -437,7 +443,7 @@ impl EgressSession {
     }
 
     /// Sends the coalescer's next completed batch, if any.
-    async fn send_completed(&mut self, ws: &mut Ws) -> Result<bool, ()> {
+    async fn send_completed(&mut self, ws: &mut Outbox) -> Result<bool, ()> {
         let next = match &mut self.state {
             SessionState::Streaming(s) => s.coalescer.next_completed_batch(),
             SessionState::Idle => None,
@@ -449,7 +455,7 @@ impl EgressSession {
     }
 
     /// Sends `batch` as one or more RESULT_BATCH frames.
-    async fn send_rows(&mut self, ws: &mut Ws, batch: RecordBatch) -> Result<bool, ()> {
+    async fn send_rows(&mut self, ws: &mut Outbox, batch: RecordBatch) -> Result<bool, ()> {
         let mut offset = 0;
         let total = batch.num_rows();
         let mut chunk = self.options.max_batch_rows.max(1);
@@ -547,7 +553,7 @@ impl EgressSession {
 
     /// The stream ended: an empty batch if none went out (the schema), then
     /// RESULT_END.
-    async fn end_result(&mut self, ws: &mut Ws) -> Result<bool, ()> {
+    async fn end_result(&mut self, ws: &mut Outbox) -> Result<bool, ()> {
         if let SessionState::Streaming(s) = &self.state
             && s.batch_seq == 0
         {
@@ -578,7 +584,7 @@ impl EgressSession {
 
     async fn send_error(
         &mut self,
-        ws: &mut Ws,
+        ws: &mut Outbox,
         request_id: i64,
         status: StatusCode,
         message: &str,
@@ -591,14 +597,14 @@ impl EgressSession {
         self.send(ws, &error).await
     }
 
-    async fn send(&mut self, ws: &mut Ws, message: &ServerMessage<'_>) -> Result<(), ()> {
+    async fn send(&mut self, ws: &mut Outbox, message: &ServerMessage<'_>) -> Result<(), ()> {
         let mut frame = Vec::new();
         encode_server_message(message, &self.encoding(), &mut frame).map_err(|_| ())?;
         send_ws(ws, frame).await
     }
 
     /// Sends a RESULT_BATCH frame, after the CACHE_RESET owed (if any).
-    async fn send_batch_frame(&mut self, ws: &mut Ws, frame: Vec<u8>) -> Result<(), ()> {
+    async fn send_batch_frame(&mut self, ws: &mut Outbox, frame: Vec<u8>) -> Result<(), ()> {
         if std::mem::take(&mut self.reset_owed) {
             let reset = ServerMessage::CacheReset { reset_mask: 0x01 };
             self.send(ws, &reset).await?;
@@ -615,22 +621,17 @@ async fn sleep_until(deadline: Option<(tokio::time::Instant, u64)>) {
     }
 }
 
-/// How long sending one frame may take before the client is dropped.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-
-async fn send_ws(ws: &mut Ws, frame: Vec<u8>) -> Result<(), ()> {
-    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Binary(frame.into()))).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+async fn send_ws(ws: &mut Outbox, frame: Vec<u8>) -> Result<(), ()> {
+    ws.send(Message::Binary(frame.into())).await
 }
 
-async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
+/// Queues a close frame; the writer sends it after the frames before it.
+async fn close(ws: &mut Outbox, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: truncate(reason, 120).into(),
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(Some(frame))).await;
+    let _ = ws.send(Message::Close(Some(frame))).await;
 }
 
 fn truncate(s: &str, max: usize) -> String {

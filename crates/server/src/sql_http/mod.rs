@@ -78,6 +78,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
             b'%' => {
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| format!("bad percent escape at byte {i} of the query string"))?;
@@ -332,6 +333,11 @@ impl Printer {
                     break;
                 }
             };
+            // A client that went away stops the query even while nothing
+            // is printed (rows before `lo`, or counting past `hi`).
+            if self.tx.is_closed() {
+                return;
+            }
             let rows = batch.num_rows() as u64;
             let from = lo.saturating_sub(seen).min(rows);
             let to = hi.saturating_sub(seen).min(rows);

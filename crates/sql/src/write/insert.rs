@@ -23,7 +23,7 @@ use crate::error::{QueryError, QueryErrorKind};
 
 /// Rows held before a chunk of a large INSERT commits.
 pub const CHUNK_BYTES: usize = 64 << 20;
-/// Table blocks (source batches) held before a chunk commits.
+/// Table blocks (of up to [`PART_ROWS`] rows) held before a chunk commits.
 const CHUNK_PARTS: usize = 256;
 
 fn invalid(message: impl Into<String>) -> QueryError {
@@ -121,28 +121,67 @@ impl InsertTarget {
     }
 }
 
+/// Rows joined into one table block before it joins the transaction.
+const PART_ROWS: usize = 65_536;
+
 /// Streams `rows` into `target`; returns the rows inserted.
+///
+/// Rows held before their commit count against the server-wide budget for
+/// uncommitted rows ([`Database::reserve_uncommitted`]), as ingest's do:
+/// past it the statement fails with a limit error instead of growing
+/// memory. Small source batches are joined into blocks of
+/// [`PART_ROWS`] rows, so a statement commits in one transaction up to
+/// [`CHUNK_BYTES`] whatever the size of its batches.
 pub async fn insert_rows(
     db: &Database,
     target: &InsertTarget,
     mut rows: datafusion::physical_plan::SendableRecordBatchStream,
 ) -> Result<u64, QueryError> {
+    let busy = |e: quiver_storage::StorageError| {
+        QueryError::new(
+            QueryErrorKind::Limit,
+            format!("the server holds as many uncommitted rows as it may ({e}); retry later"),
+        )
+    };
+    let mut reservation = db.reserve_uncommitted(0).map_err(busy)?;
     let mut txn = Transaction::new();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0usize;
     let mut inserted = 0u64;
-    let mut pending = 0u64;
-    while let Some(batch) = rows.next().await {
-        let batch = target.convert(&batch?)?;
-        pending += batch.num_rows() as u64;
-        txn.add(Arc::clone(&target.table), batch)?;
-        if txn.memory_size() >= CHUNK_BYTES || txn.part_count() >= CHUNK_PARTS {
+    let mut uncommitted = 0u64;
+    loop {
+        let next = rows.next().await;
+        let done = next.is_none();
+        if let Some(batch) = next {
+            let batch = target.convert(&batch?)?;
+            reservation
+                .grow(batch.get_array_memory_size())
+                .map_err(busy)?;
+            pending_rows += batch.num_rows();
+            uncommitted += batch.num_rows() as u64;
+            pending.push(batch);
+        }
+        if !pending.is_empty() && (done || pending_rows >= PART_ROWS) {
+            let block = match pending.len() {
+                1 => pending.remove(0),
+                _ => arrow::compute::concat_batches(&pending[0].schema(), &pending)
+                    .map_err(|e| QueryError::new(QueryErrorKind::Internal, e.to_string()))?,
+            };
+            pending.clear();
+            pending_rows = 0;
+            txn.add(Arc::clone(&target.table), block)?;
+        }
+        let full = txn.memory_size() >= CHUNK_BYTES || txn.part_count() >= CHUNK_PARTS;
+        if !txn.is_empty() && (done || full) {
             commit(db, std::mem::take(&mut txn)).await?;
-            inserted += std::mem::take(&mut pending);
+            inserted += std::mem::take(&mut uncommitted);
+            // The committed rows are the database's now.
+            reservation = db.reserve_uncommitted(0).map_err(busy)?;
+        }
+        if done {
+            return Ok(inserted);
         }
     }
-    if !txn.is_empty() {
-        commit(db, txn).await?;
-    }
-    Ok(inserted + pending)
 }
 
 /// Commits `txn` and waits until it is durable.

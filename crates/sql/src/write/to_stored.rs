@@ -104,7 +104,10 @@ pub fn convert(array: &ArrayRef, target_of: &Target<'_>) -> Result<ArrayRef, Que
     // A stored SYMBOL's keys belong to its table: never taken as they are.
     let stored_symbol =
         column_type == ColumnType::Symbol && matches!(target_of, Target::Column(..));
-    if from == &target && !stored_symbol {
+    // A GEOHASH of another precision can hold the same Arrow type: checked
+    // below.
+    let geohash = matches!(column_type, ColumnType::Geohash(_));
+    if from == &target && !stored_symbol && !geohash {
         return Ok(Arc::clone(array));
     }
     if from == &DataType::Null {
@@ -225,6 +228,21 @@ pub fn convert(array: &ArrayRef, target_of: &Target<'_>) -> Result<ArrayRef, Que
             let values: ArrayRef = Arc::new(values?);
             strict_cast(&values, &target, column)
         }
+        ColumnType::Geohash(bits) if from.is_integer() => {
+            // An integer is the geohash's bits: it must fit the precision
+            // (a wider geohash is not cut silently).
+            let raw = strict_cast(array, &DataType::Int64, column)?;
+            let limit = 1i64 << bits;
+            if let Some(v) = raw
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .iter()
+                .flatten()
+                .find(|v| !(0..limit).contains(v))
+            {
+                return Err(cannot(column, format!("{v} does not fit in {bits} bits")));
+            }
+            strict_cast(&raw, &target, column)
+        }
         ColumnType::Timestamp | ColumnType::TimestampNanos | ColumnType::Date
             if from.is_integer() =>
         {
@@ -265,8 +283,16 @@ fn fixed_from_text(
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (dashes optional) as 16 bytes in
 /// text order.
 pub fn parse_uuid(s: &str) -> Option<Vec<u8>> {
+    // 32 hex digits, with the four dashes in their places or none.
+    let dashed = s.len() == 36
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (b == b'-'));
+    if !(dashed || s.len() == 32) {
+        return None;
+    }
     let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
-    if hex.len() != 32 || s.len() > 36 {
+    if hex.len() != 32 || !hex.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     hex.chunks(2)
@@ -326,6 +352,9 @@ mod tests {
             ]
         );
         assert_eq!(parse_uuid("123e4567"), None);
+        assert_eq!(parse_uuid("+23e4567-e89b-12d3-a456-426614174000"), None);
+        assert_eq!(parse_uuid("123e4567e-89b-12d3-a456-426614174000"), None);
+        assert!(parse_uuid("123e4567e89b12d3a456426614174000").is_some());
         assert_eq!(parse_uuid("zz3e4567-e89b-12d3-a456-426614174000"), None);
         let l = parse_long256("0x1ff").unwrap();
         assert_eq!(&l[..3], &[0xff, 0x01, 0x00]);

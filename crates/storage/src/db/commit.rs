@@ -435,7 +435,21 @@ impl Committer {
     fn frame_create(&mut self, g: &mut Group, schema: TableSchema) -> Result<(Arc<Table>, bool)> {
         let existing = {
             let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
-            catalog.get(&schema.name).cloned()
+            // A rename earlier in this group moves a name: the table it
+            // goes to has it, the one it leaves does not.
+            let renamed_to = g.schemas.iter().find_map(|(id, s)| {
+                s.name
+                    .eq_ignore_ascii_case(&schema.name)
+                    .then(|| catalog.by_id.get(id).cloned())
+                    .flatten()
+            });
+            renamed_to.or_else(|| {
+                catalog.get(&schema.name).cloned().filter(|t| {
+                    g.schemas
+                        .get(&t.id)
+                        .is_none_or(|s| s.name.eq_ignore_ascii_case(&schema.name))
+                })
+            })
         }
         .filter(|t| !g.is_dropped(t))
         .or_else(|| {
@@ -548,8 +562,14 @@ impl Committer {
     /// table of its name and schema, both or neither.
     fn frame_truncate(&mut self, g: &mut Group, table: &Arc<Table>) -> Result<Arc<Table>> {
         let records = g.records.len();
+        // Columns added or a rename earlier in this group are part of it.
+        let schema = g
+            .schemas
+            .get(&table.id)
+            .cloned()
+            .unwrap_or_else(|| (*table.schema()).clone());
         Self::frame_drop(g, table)?;
-        match self.frame_create(g, (*table.schema()).clone()) {
+        match self.frame_create(g, schema) {
             Ok((new, true)) => Ok(new),
             other => {
                 // Take the drop back out of the group.
@@ -707,6 +727,24 @@ impl Committer {
         let mut durable_waits = Vec::new();
         let mut max_lsn = None;
         let mut ddl = false;
+        // A DDL's lsn is published before the catalog changes, so a
+        // checkpoint built meanwhile knows to wait for it (see
+        // `store_durable_catalog`).
+        if outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::Table { created: true, .. }
+                    | Outcome::Schema {
+                        schema: Some(_),
+                        ..
+                    }
+                    | Outcome::Dropped { .. }
+            )
+        }) {
+            shared
+                .last_ddl_lsn
+                .store(self.wal.next_lsn() - 1, Ordering::Release);
+        }
         for o in outcomes {
             match o {
                 Outcome::Table {
@@ -734,7 +772,11 @@ impl Committer {
                         .remove(table.id);
                     table.mark_dropped();
                     let freed = table.state_mut().drop_rows();
-                    shared.unsealed_bytes.fetch_sub(freed, Ordering::AcqRel);
+                    let _ = shared.unsealed_bytes.fetch_update(
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                        |b| Some(b.saturating_sub(freed)),
+                    );
                     lock(&shared.wal_files).forget_table(table.id);
                     tracing::info!(table = %table.schema().name, id = table.id, "table dropped; its files go at the next open");
                     let _ = reply.send(Ok(()));

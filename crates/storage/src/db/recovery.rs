@@ -443,7 +443,28 @@ pub(super) fn load_manifest(fs: &dyn FileSystem, table_dir: &Path) -> Result<Opt
 /// Stores the catalog checkpoint (every table's schema and the log's lsn
 /// floor) durably.
 pub(super) fn store_catalog(shared: &Shared, lsn_floor: u64) -> Result<()> {
-    let file = {
+    let bytes = catalog_file(shared, lsn_floor).encode()?;
+    write_durably(&*shared.fs, &shared.dir, CATALOG_FILE, &bytes)
+}
+
+/// Stores the catalog checkpoint holding only DDL the WAL holds durably:
+/// waits until the last applied DDL record is durable, and builds the file
+/// again if more DDL was applied meanwhile (the committer publishes a
+/// DDL's lsn before it changes the catalog).
+pub(super) fn store_durable_catalog(shared: &Shared, lsn_floor: u64) -> Result<()> {
+    loop {
+        let ddl = shared.last_ddl_lsn.load(Ordering::Acquire);
+        shared.durability.wait_blocking(ddl)?;
+        let file = catalog_file(shared, lsn_floor);
+        if shared.last_ddl_lsn.load(Ordering::Acquire) == ddl {
+            let bytes = file.encode()?;
+            return write_durably(&*shared.fs, &shared.dir, CATALOG_FILE, &bytes);
+        }
+    }
+}
+
+fn catalog_file(shared: &Shared, lsn_floor: u64) -> CatalogFile {
+    {
         let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
         let mut tables: Vec<(u32, TableSchema)> = catalog
             .by_id
@@ -456,9 +477,7 @@ pub(super) fn store_catalog(shared: &Shared, lsn_floor: u64) -> Result<()> {
             lsn_floor,
             tables,
         }
-    };
-    let bytes = file.encode()?;
-    write_durably(&*shared.fs, &shared.dir, CATALOG_FILE, &bytes)
+    }
 }
 
 /// Removes the directories of dropped tables: every `tables/<id>` whose

@@ -9,7 +9,7 @@ use arrow::array::ArrayRef;
 use arrow::compute::concat_batches;
 use arrow::datatypes::DataType;
 
-use super::recovery::store_catalog;
+use super::recovery::store_durable_catalog;
 use super::*;
 use crate::format::manifest::{MANIFEST_FILE, Manifest};
 use crate::schema::PartitionBy;
@@ -102,7 +102,14 @@ pub(super) fn sealer_loop(
                     if !matches!(e, StorageError::Closed) {
                         tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
                     }
-                    table.state_mut().abort_seal();
+                    let freed = table.state_mut().abort_seal();
+                    if freed > 0 {
+                        let _ = shared.unsealed_bytes.fetch_update(
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                            |b| Some(b.saturating_sub(freed)),
+                        );
+                    }
                     // Ingest may be waiting for memory with no commit left
                     // to ask for another seal: retry after a pause (a full
                     // disk may get space back), unless the database is
@@ -492,10 +499,7 @@ pub(super) fn remove_sealed_wal_files(shared: &Shared) -> Result<()> {
         return Ok(());
     }
     // The checkpoint holds only DDL the WAL holds durably.
-    shared
-        .durability
-        .wait_blocking(shared.last_ddl_lsn.load(Ordering::Acquire))?;
-    store_catalog(shared, floor.unwrap_or(0))?;
+    store_durable_catalog(shared, floor.unwrap_or(0))?;
     let paths = lock(&shared.wal_files).oldest_paths(n);
     let wal_dir = shared.dir.join("wal");
     for path in &paths {

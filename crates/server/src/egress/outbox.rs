@@ -1,0 +1,75 @@
+//! The writing half of an egress connection, on its own task: the session
+//! encodes the next frame while the previous one is being written to the
+//! socket, on another thread. At most [`FRAMES_QUEUED`] frames wait between
+//! the two (a session's memory stays bounded); a frame the socket does not
+//! take within [`SEND_TIMEOUT`] ends the connection.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Ws;
+
+/// Frames that may wait for the socket.
+pub const FRAMES_QUEUED: usize = 2;
+/// How long sending one frame may take before the client is dropped.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the last frames (a close) may take once the session ends.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// See the module docs.
+pub struct Outbox {
+    tx: Option<mpsc::Sender<Message>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Outbox {
+    /// Starts the writer task over `sink`.
+    pub fn start(mut sink: SplitSink<Ws, Message>) -> Outbox {
+        let (tx, mut rx) = mpsc::channel::<Message>(FRAMES_QUEUED);
+        let writer = tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+                    Ok(Ok(())) => {}
+                    // The client is gone or stopped reading: the session's
+                    // next send fails and it ends.
+                    _ => return,
+                }
+            }
+            let _ = tokio::time::timeout(FINISH_TIMEOUT, sink.close()).await;
+        });
+        Outbox {
+            tx: Some(tx),
+            writer: Some(writer),
+        }
+    }
+
+    /// Queues `message` (waits while [`FRAMES_QUEUED`] frames wait); `Err`
+    /// when the connection can no longer be written.
+    pub async fn send(&mut self, message: Message) -> Result<(), ()> {
+        match &self.tx {
+            Some(tx) => tx.send(message).await.map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+
+    /// Lets the queued frames go out (a close last) and ends the writer.
+    pub async fn finish(&mut self) {
+        self.tx = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = tokio::time::timeout(SEND_TIMEOUT + FINISH_TIMEOUT, writer).await;
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+    }
+}
