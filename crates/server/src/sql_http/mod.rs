@@ -13,7 +13,8 @@
 //! (`timestamp`: the index of the designated timestamp column, -1 without),
 //! `CREATE TABLE` with `{"ddl":"OK"}`, `INSERT` with `{"dml":"OK"}`, and
 //! an error with HTTP 400 (500 for a server fault) and
-//! `{"query","error","position"}`. Both endpoints stream: rows are printed
+//! `{"query","error","position"}` (`position`: the character offset where
+//! the SQL parser stopped, 0 for other errors). Both endpoints stream: rows are printed
 //! a batch at a time into a channel of a few 64 KiB chunks, so a large
 //! result needs no more server memory than a small one; a client that
 //! goes away drops the query. A query that fails after its first rows went
@@ -166,8 +167,47 @@ fn error_response(status: StatusCode, query: &str, message: &str) -> Response<Bo
     json_string(&mut body, query);
     body.push_str(",\"error\":");
     json_string(&mut body, message);
-    body.push_str(",\"position\":0}");
+    body.push_str(&format!(
+        ",\"position\":{}}}",
+        error_position(query, message)
+    ));
     json_response(status, body)
+}
+
+/// Where in `query` (a character offset from 0) the SQL parser's message
+/// points (`... at Line: L, Column: C`, or the end for `found: EOF`); 0
+/// when it names no place.
+fn error_position(query: &str, message: &str) -> usize {
+    let Some(at) = message.rfind(" at Line: ") else {
+        // The parser ran out of statement: the error is at its end.
+        return match message.ends_with("found: EOF") {
+            true => query.chars().count(),
+            false => 0,
+        };
+    };
+    let rest = &message[at + " at Line: ".len()..];
+    let mut parts = rest.split(", Column: ");
+    let line = parts.next().and_then(|l| l.trim().parse::<usize>().ok());
+    let column = parts
+        .next()
+        .map(|c| {
+            c.trim_start()
+                .split(|ch: char| !ch.is_ascii_digit())
+                .next()
+                .unwrap_or("")
+        })
+        .and_then(|c| c.parse::<usize>().ok());
+    let (Some(line), Some(column)) = (line, column) else {
+        return 0;
+    };
+    let mut offset = 0usize;
+    for (i, text) in query.split('\n').enumerate() {
+        if i + 1 == line {
+            return offset + column.saturating_sub(1).min(text.chars().count());
+        }
+        offset += text.chars().count() + 1;
+    }
+    0
 }
 
 /// Runs `/exec` or `/exp` for a request's query string.
@@ -418,6 +458,37 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_positions() {
+        assert_eq!(
+            error_position(
+                "SELEC 1",
+                "sql parser error: Expected: an SQL statement, found: SELEC at Line: 1, Column: 1"
+            ),
+            0
+        );
+        assert_eq!(
+            error_position(
+                "SELECT 1 FROM",
+                "Expected: identifier, found: EOF at Line: 1, Column: 14"
+            ),
+            13
+        );
+        assert_eq!(
+            error_position("SELECT 1\nFROM x y z", "found: z at Line: 2, Column: 10"),
+            18
+        );
+        assert_eq!(
+            error_position("SELECT nope FROM t", "No field named nope"),
+            0
+        );
+        assert_eq!(error_position("x", "at Line: 9, Column: 9"), 0);
+        assert_eq!(
+            error_position("SELECT 1 FROM", "Expected: identifier, found: EOF"),
+            13
+        );
+    }
 
     #[test]
     fn query_string_parameters() {

@@ -131,6 +131,10 @@ for query, fragment in [("SELEC 1", "selec"), ("SELECT * FROM nowhere", "nowhere
     check(f"{query!r} shape", sorted(body), ["error", "position", "query"])
     if fragment.lower() not in str(body.get("error", "")).lower():
         failures.append(f"{query!r}: error {body.get('error')!r} lacks {fragment!r}")
+status, body = exec_json("SELECT 1\nFROM t t2 t3")
+check("position of a parse error", (status, body.get("position")), (400, 19))
+status, body = exec_json("SELECT 1 FROM")
+check("position of an unfinished statement", (status, body.get("position")), (400, 13))
 status, ctype, body = get("/exec")
 check("no query parameter", (status, "error" in json.loads(body)), (400, True))
 status, ctype, body = get("/exec", query="SELECT 1", limit="x")

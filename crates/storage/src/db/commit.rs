@@ -73,6 +73,9 @@ enum Outcome {
     Dropped {
         reply: oneshot::Sender<Result<()>>,
         table: Arc<Table>,
+        /// A TRUNCATE's empty table, filed under the name in the same
+        /// catalog update (no reader sees the name missing).
+        replacement: Option<Arc<Table>>,
     },
     Sync(oneshot::Sender<Result<()>>),
     Staged(Vec<u64>),
@@ -328,11 +331,12 @@ impl Committer {
                     g.outcomes.push(Outcome::Dropped {
                         reply: dropped,
                         table,
+                        replacement: Some(new.clone()),
                     });
                     g.outcomes.push(Outcome::Table {
                         reply,
                         table: new,
-                        created: true,
+                        created: false,
                     });
                 }
                 Err(e) => {
@@ -340,7 +344,11 @@ impl Committer {
                 }
             },
             Request::DropTable { table, reply } => match Self::frame_drop(g, &table) {
-                Ok(()) => g.outcomes.push(Outcome::Dropped { reply, table }),
+                Ok(()) => g.outcomes.push(Outcome::Dropped {
+                    reply,
+                    table,
+                    replacement: None,
+                }),
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -763,13 +771,20 @@ impl Committer {
                     }
                     let _ = reply.send(Ok(table));
                 }
-                Outcome::Dropped { reply, table } => {
+                Outcome::Dropped {
+                    reply,
+                    table,
+                    replacement,
+                } => {
                     ddl = true;
-                    shared
-                        .tables
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(table.id);
+                    {
+                        let mut catalog = shared.tables.write().unwrap_or_else(|p| p.into_inner());
+                        catalog.remove(table.id);
+                        if let Some(new) = &replacement {
+                            catalog.insert(new.clone());
+                            tracing::info!(table = %new.schema().name, id = new.id, "table truncated");
+                        }
+                    }
                     table.mark_dropped();
                     let freed = table.state_mut().drop_rows();
                     let _ = shared.unsealed_bytes.fetch_update(
