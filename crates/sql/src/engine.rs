@@ -88,6 +88,8 @@ pub enum StatementKind {
     Query,
     /// `CREATE TABLE`.
     CreateTable,
+    /// `CREATE TABLE ... AS (query)`.
+    CreateTableAs,
     /// `ALTER TABLE`.
     AlterTable,
     /// `DROP TABLE`.
@@ -322,13 +324,12 @@ impl QueryEngine {
     async fn run(&self, sql: &str, binds: Vec<ScalarAndMetadata>) -> Result<Planned, QueryError> {
         use datafusion::sql::sqlparser::ast::{SetExpr, Statement as Sql};
         if let Some(write) = WriteStatement::classify(sql)? {
-            if !binds.is_empty() {
-                return Err(QueryError::new(
+            return match write {
+                WriteStatement::CreateTableAs(c) => self.create_table_as(c, binds).await,
+                _ if !binds.is_empty() => Err(QueryError::new(
                     QueryErrorKind::Invalid,
                     "DDL takes no bind values",
-                ));
-            }
-            return match write {
+                )),
                 WriteStatement::CreateTable(create) => self.create_table(create).await,
                 WriteStatement::AddColumns(add) => self.add_columns(add).await,
                 WriteStatement::DropTable { table, if_exists } => {
@@ -454,6 +455,72 @@ impl QueryEngine {
             kind: StatementKind::TruncateTable,
             rows: 0,
         })
+    }
+
+    /// Creates a table from a query's result and fills it; if filling
+    /// fails the new table is dropped again.
+    async fn create_table_as(
+        &self,
+        create: crate::write::create_table::CreateTableAs,
+        binds: Vec<ScalarAndMetadata>,
+    ) -> Result<Planned, QueryError> {
+        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
+        if self.db.table(&create.name).is_some() {
+            return match create.if_not_exists {
+                true => Ok(Planned::Done {
+                    kind: StatementKind::CreateTableAs,
+                    rows: 0,
+                }),
+                false => Err(QueryError::new(
+                    QueryErrorKind::Invalid,
+                    format!("table already exists [table={}]", create.name),
+                )),
+            };
+        }
+        let statement = Self::parse(&create.query)?;
+        Self::check_supported(&statement)?;
+        let (schema, stream) = self.query(statement, binds).await?;
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                crate::write::create_as::column_type_of(f)
+                    .map(|t| quiver_storage::ColumnSchema::new(f.name(), t))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut table_schema = quiver_storage::TableSchema {
+            name: create.name.clone(),
+            columns,
+            designated_timestamp: None,
+            partition_by: quiver_storage::PartitionBy::None,
+            version: 0,
+        };
+        crate::write::create_table::apply_table_options(
+            &mut table_schema,
+            create.timestamp.as_deref(),
+            Some(create.partition_by),
+        )?;
+        let table = self
+            .db
+            .create_table(table_schema)
+            .await
+            .map_err(|_| closed())??;
+        let target = InsertTarget::all_columns(table);
+        match insert_rows(&self.db, &target, stream).await {
+            Ok(rows) => {
+                self.db.sync().await.map_err(|_| closed())??;
+                Ok(Planned::Done {
+                    kind: StatementKind::CreateTableAs,
+                    rows,
+                })
+            }
+            Err(e) => {
+                if let Some(done) = self.db.drop_table(&create.name) {
+                    let _ = done.await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Adds columns to a table, durably.

@@ -145,6 +145,7 @@ fn op_type_of(kind: StatementKind) -> u8 {
         StatementKind::CreateTable => 9,
         StatementKind::InsertSelect => 10,
         StatementKind::RenameTable => 12,
+        StatementKind::CreateTableAs => 21,
         // A query streams rows and never ends with EXEC_DONE.
         _ => 1,
     }

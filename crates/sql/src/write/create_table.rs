@@ -9,8 +9,8 @@
 //! ```
 //!
 //! SYMBOL options are accepted and have no effect (the dictionary grows as
-//! needed). `CREATE TABLE ... AS (SELECT ...)` is refused with a message
-//! naming it. Nothing here touches storage: the result is a checked
+//! needed). `CREATE TABLE t AS (query) [TIMESTAMP(col)] [PARTITION BY
+//! unit]` takes its columns from the query ([`CreateTableAs`]). Nothing here touches storage: the result is a checked
 //! [`TableSchema`].
 
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -28,8 +28,113 @@ pub struct CreateTable {
     pub if_not_exists: bool,
 }
 
+/// A parsed `CREATE TABLE ... AS (SELECT ...)`: the table's columns are
+/// the query's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateTableAs {
+    /// The table to create.
+    pub name: String,
+    /// `IF NOT EXISTS`: an existing table is left alone (nothing inserted).
+    pub if_not_exists: bool,
+    /// The query, as text.
+    pub query: String,
+    /// The designated timestamp's column name.
+    pub timestamp: Option<String>,
+    /// Partitioning.
+    pub partition_by: PartitionBy,
+}
+
+/// What a `CREATE TABLE` statement is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Create {
+    /// Columns listed.
+    Table(CreateTable),
+    /// Columns from a query.
+    As(CreateTableAs),
+}
+
+/// The clauses after the column list (or the query).
+struct TableOptions {
+    timestamp: Option<String>,
+    partition_by: Option<PartitionBy>,
+}
+
+fn parse_table_options(t: &mut Tokens) -> Result<TableOptions, QueryError> {
+    let mut options = TableOptions {
+        timestamp: None,
+        partition_by: None,
+    };
+    while !t.at_end() && !t.token(&Token::SemiColon) {
+        if t.keyword("TIMESTAMP") {
+            t.expect(&Token::LParen)?;
+            options.timestamp = Some(t.name("column")?);
+            t.expect(&Token::RParen)?;
+        } else if t.keyword("PARTITION") {
+            t.expect_keyword("BY")?;
+            let unit = t.name("partition unit")?;
+            options.partition_by = Some(PartitionBy::from_name(&unit).ok_or_else(|| {
+                invalid(format!(
+                    "unknown partition unit {unit}: one of NONE, HOUR, DAY, WEEK, MONTH, YEAR"
+                ))
+            })?);
+        } else if t.keyword("WAL") {
+        } else if t.keyword("BYPASS") {
+            t.expect_keyword("WAL")?;
+        } else {
+            return Err(QueryError::new(
+                QueryErrorKind::Unsupported,
+                format!(
+                    "unexpected {} after the column list: CREATE TABLE takes TIMESTAMP(col), PARTITION BY unit and WAL | BYPASS WAL",
+                    t.describe_next()
+                ),
+            ));
+        }
+    }
+    if !t.at_end() {
+        return Err(invalid("one statement per query"));
+    }
+    Ok(options)
+}
+
+/// Checks and applies the options to `schema`.
+pub(crate) fn apply_table_options(
+    schema: &mut TableSchema,
+    timestamp: Option<&str>,
+    partition_by: Option<PartitionBy>,
+) -> Result<(), QueryError> {
+    if let Some(column) = timestamp {
+        let index = schema.column_index(column).ok_or_else(|| {
+            invalid(format!(
+                "the designated timestamp is not a column of the table [table={}, column={column}]",
+                schema.name
+            ))
+        })?;
+        schema.designated_timestamp = Some(index);
+    }
+    if let Some(p) = partition_by {
+        if p != PartitionBy::None && schema.designated_timestamp.is_none() {
+            return Err(invalid(format!(
+                "PARTITION BY {} needs a designated timestamp: add TIMESTAMP(column) [table={}]",
+                p.name(),
+                schema.name
+            )));
+        }
+        schema.partition_by = p;
+    }
+    schema.validate()?;
+    Ok(())
+}
+
 /// Parses a QuestDB `CREATE TABLE` (see the module docs).
 pub fn parse_create_table(sql: &str) -> Result<CreateTable, QueryError> {
+    match parse_create(sql)? {
+        Create::Table(c) => Ok(c),
+        Create::As(_) => Err(invalid("CREATE TABLE ... AS has no column list")),
+    }
+}
+
+/// Parses a QuestDB `CREATE TABLE`, with a column list or `AS (query)`.
+pub fn parse_create(sql: &str) -> Result<Create, QueryError> {
     let mut t = Tokens::new(sql)?;
     t.expect_keyword("CREATE")?;
     t.expect_keyword("TABLE")?;
@@ -40,10 +145,19 @@ pub fn parse_create_table(sql: &str) -> Result<CreateTable, QueryError> {
     }
     let name = t.name("table")?;
     if t.keyword("AS") {
-        return Err(QueryError::new(
-            QueryErrorKind::Unsupported,
-            "CREATE TABLE ... AS (SELECT ...) is not supported yet; create the table, then INSERT INTO ... SELECT",
-        ));
+        t.expect(&Token::LParen)?;
+        let query = t.balanced_text()?;
+        let options = parse_table_options(&mut t)?;
+        if query.trim().is_empty() {
+            return Err(invalid("CREATE TABLE ... AS needs a query in parentheses"));
+        }
+        return Ok(Create::As(CreateTableAs {
+            name,
+            if_not_exists,
+            query,
+            timestamp: options.timestamp,
+            partition_by: options.partition_by.unwrap_or(PartitionBy::None),
+        }));
     }
     t.expect(&Token::LParen)?;
     let mut columns = Vec::new();
@@ -67,59 +181,16 @@ pub fn parse_create_table(sql: &str) -> Result<CreateTable, QueryError> {
         partition_by: PartitionBy::None,
         version: 0,
     };
-    let mut partitioned = false;
-    while !t.at_end() && !t.token(&Token::SemiColon) {
-        if t.keyword("TIMESTAMP") {
-            t.expect(&Token::LParen)?;
-            let column = t.name("column")?;
-            t.expect(&Token::RParen)?;
-            let index = schema.column_index(&column).ok_or_else(|| {
-                invalid(format!(
-                    "the designated timestamp is not a column of the table [table={}, column={column}]",
-                    schema.name
-                ))
-            })?;
-            schema.designated_timestamp = Some(index);
-        } else if t.keyword("PARTITION") {
-            t.expect_keyword("BY")?;
-            let unit = t.name("partition unit")?;
-            schema.partition_by = PartitionBy::from_name(&unit).ok_or_else(|| {
-                invalid(format!(
-                    "unknown partition unit {unit}: one of NONE, HOUR, DAY, WEEK, MONTH, YEAR"
-                ))
-            })?;
-            partitioned = true;
-        } else if t.keyword("WAL") {
-        } else if t.keyword("BYPASS") {
-            t.expect_keyword("WAL")?;
-        } else {
-            return Err(QueryError::new(
-                QueryErrorKind::Unsupported,
-                format!(
-                    "unexpected {} after the column list: CREATE TABLE takes TIMESTAMP(col), PARTITION BY unit and WAL | BYPASS WAL",
-                    t.describe_next()
-                ),
-            ));
-        }
-    }
-    if !t.at_end() {
-        return Err(invalid("one statement per query"));
-    }
-    if partitioned
-        && schema.partition_by != PartitionBy::None
-        && schema.designated_timestamp.is_none()
-    {
-        return Err(invalid(format!(
-            "PARTITION BY {} needs a designated timestamp: add TIMESTAMP(column) [table={}]",
-            schema.partition_by.name(),
-            schema.name
-        )));
-    }
-    schema.validate()?;
-    Ok(CreateTable {
+    let options = parse_table_options(&mut t)?;
+    apply_table_options(
+        &mut schema,
+        options.timestamp.as_deref(),
+        options.partition_by,
+    )?;
+    Ok(Create::Table(CreateTable {
         schema,
         if_not_exists,
-    })
+    }))
 }
 
 /// A column type: QuestDB's names and their common SQL aliases,
@@ -330,7 +401,7 @@ mod tests {
             ("CREATE TABLE t (x DECIMAL)", "DECIMAL needs"),
             ("CREATE TABLE t (x INT, X LONG)", "duplicate column"),
             ("CREATE TABLE t (x INT", "expected"),
-            ("CREATE TABLE t AS (SELECT 1)", "not supported"),
+            ("CREATE TABLE t AS SELECT 1", "expected '('"),
             ("CREATE TABLE t (x INT) DEDUP UPSERT KEYS(x)", "DEDUP"),
             ("CREATE TABLE t (x SYMBOL[])", "arrays of SYMBOL"),
         ] {

@@ -38,6 +38,12 @@ pub struct InsertTarget {
 }
 
 impl InsertTarget {
+    /// Every column of `table`, in order.
+    pub fn all_columns(table: Arc<Table>) -> Self {
+        let columns = (0..table.schema().columns.len()).collect();
+        InsertTarget { table, columns }
+    }
+
     /// Resolves the table and column list of `insert`.
     pub fn resolve(db: &Database, insert: &Insert) -> Result<Self, QueryError> {
         let name = match &insert.table {

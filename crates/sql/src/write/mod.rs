@@ -10,6 +10,7 @@
 //! engine's query path.
 
 pub mod alter_table;
+pub mod create_as;
 pub mod create_table;
 pub mod insert;
 pub mod to_stored;
@@ -25,6 +26,8 @@ use crate::error::{QueryError, QueryErrorKind};
 pub enum WriteStatement {
     /// QuestDB's `CREATE TABLE`.
     CreateTable(create_table::CreateTable),
+    /// `CREATE TABLE t AS (query)`.
+    CreateTableAs(create_table::CreateTableAs),
     /// `ALTER TABLE ... ADD COLUMN`.
     AddColumns(alter_table::AddColumns),
     /// `DROP TABLE [IF EXISTS] t`.
@@ -70,9 +73,10 @@ impl WriteStatement {
             .collect();
         let first_two: Vec<&str> = words.iter().map(String::as_str).collect();
         match first_two[..] {
-            ["CREATE", "TABLE"] => Ok(Some(WriteStatement::CreateTable(
-                create_table::parse_create_table(sql)?,
-            ))),
+            ["CREATE", "TABLE"] => Ok(Some(match create_table::parse_create(sql)? {
+                create_table::Create::Table(c) => WriteStatement::CreateTable(c),
+                create_table::Create::As(c) => WriteStatement::CreateTableAs(c),
+            })),
             ["DROP", "TABLE"] => {
                 let (table, if_exists) = parse_table_statement(sql, "DROP")?;
                 Ok(Some(WriteStatement::DropTable { table, if_exists }))

@@ -96,6 +96,29 @@ impl Tokens {
         describe(self.peek())
     }
 
+    /// The text of the tokens up to the `)` that closes an already
+    /// consumed `(` (consumed too), rebuilt with single spaces.
+    pub(crate) fn balanced_text(&mut self) -> Result<String, QueryError> {
+        let mut depth = 1usize;
+        let mut parts: Vec<String> = Vec::new();
+        loop {
+            match self.next() {
+                None | Some(Token::EOF) => return Err(invalid("a '(' is not closed")),
+                Some(Token::LParen) => depth += 1,
+                Some(Token::RParen) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(parts.join(" "));
+                    }
+                }
+                _ => {}
+            }
+            if let Some(t) = self.tokens.get(self.pos.saturating_sub(1)) {
+                parts.push(t.to_string());
+            }
+        }
+    }
+
     pub(crate) fn at_end(&self) -> bool {
         matches!(self.peek(), None | Some(Token::EOF))
     }
