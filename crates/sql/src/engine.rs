@@ -390,10 +390,13 @@ impl QueryEngine {
             };
         }
         let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
-        self.db
-            .create_table(create.schema)
-            .await
-            .map_err(|_| closed())??;
+        // Exclusive unless IF NOT EXISTS: a table another client created a
+        // moment ago is an error, not silently this statement's.
+        let created = match create.if_not_exists {
+            true => self.db.create_table(create.schema),
+            false => self.db.create_new_table(create.schema),
+        };
+        created.await.map_err(|_| closed())??;
         self.db.sync().await.map_err(|_| closed())??;
         Ok(done)
     }
@@ -500,12 +503,19 @@ impl QueryEngine {
             create.timestamp.as_deref(),
             Some(create.partition_by),
         )?;
-        let table = self
-            .db
-            .create_table(table_schema)
-            .await
-            .map_err(|_| closed())??;
-        let target = InsertTarget::all_columns(table);
+        // Exclusive: a table of the name created meanwhile by another
+        // client is never filled (nor dropped) by this statement.
+        let table = match self.db.create_new_table(table_schema).await {
+            Err(_) => return Err(closed()),
+            Ok(Err(quiver_storage::StorageError::TableExists { .. })) if create.if_not_exists => {
+                return Ok(Planned::Done {
+                    kind: StatementKind::CreateTableAs,
+                    rows: 0,
+                });
+            }
+            Ok(created) => created?,
+        };
+        let target = InsertTarget::all_columns(Arc::clone(&table));
         match insert_rows(&self.db, &target, stream).await {
             Ok(rows) => {
                 self.db.sync().await.map_err(|_| closed())??;
@@ -515,9 +525,10 @@ impl QueryEngine {
                 })
             }
             Err(e) => {
-                if let Some(done) = self.db.drop_table(&create.name) {
-                    let _ = done.await;
-                }
+                // This statement's table, whatever its name is now; made
+                // durable so a restart does not bring back a half-filled one.
+                let _ = self.db.drop_this_table(table).await;
+                let _ = self.db.sync().await;
                 Err(e)
             }
         }

@@ -45,6 +45,12 @@ pub enum StorageError {
         /// The type that was sent.
         sent: String,
     },
+    /// A table of that name exists (an exclusive create).
+    #[error("table already exists [table={table}]")]
+    TableExists {
+        /// Table.
+        table: String,
+    },
     /// A table or column name is not acceptable.
     #[error("invalid name {name:?} [table={table}]: {reason}")]
     InvalidName {
@@ -118,6 +124,7 @@ impl StorageError {
             self,
             StorageError::SchemaMismatch { .. }
                 | StorageError::InvalidName { .. }
+                | StorageError::TableExists { .. }
                 | StorageError::InvalidColumnType { .. }
                 | StorageError::LimitExceeded { .. }
                 | StorageError::TooManyColumns { .. }

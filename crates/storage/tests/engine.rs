@@ -852,3 +852,37 @@ fn truncate_empties_a_table_in_one_step_that_survives_reopen() {
     assert_eq!(rows(&db, "t"), expected(6));
     assert_eq!(db.tables().len(), 1);
 }
+
+#[test]
+fn exclusive_creates_and_drops_by_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let t = db
+        .create_new_table(schema("t"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    let again = db.create_new_table(schema("T")).blocking_recv().unwrap();
+    assert!(
+        matches!(again, Err(StorageError::TableExists { .. })),
+        "an exclusive create of an existing name must fail: {again:?}"
+    );
+    // The non-exclusive create answers with the existing table.
+    let same = create(&db, "t");
+    assert_eq!(same.id(), t.id());
+    // Dropping this table by identity follows it through a rename and
+    // leaves a new table of its old name alone.
+    db.rename_table("t", "u")
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    let newer = create(&db, "t");
+    db.drop_this_table(t.clone())
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    assert!(db.table("u").is_none());
+    assert_eq!(db.table("t").unwrap().id(), newer.id());
+    assert!(db.drop_this_table(t).blocking_recv().unwrap().is_err());
+}

@@ -626,13 +626,14 @@ async fn send_ws(ws: &mut Outbox, frame: Vec<u8>) -> Result<(), ()> {
     ws.send(Message::Binary(frame.into())).await
 }
 
-/// Queues a close frame; the writer sends it after the frames before it.
+/// Queues a close frame (the writer sends it after the frames before it),
+/// waiting at most a few seconds for room.
 async fn close(ws: &mut Outbox, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: truncate(reason, 120).into(),
     };
-    let _ = ws.send(Message::Close(Some(frame))).await;
+    ws.send_soon(Message::Close(Some(frame))).await;
 }
 
 fn truncate(s: &str, max: usize) -> String {

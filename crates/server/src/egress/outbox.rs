@@ -1,8 +1,10 @@
 //! The writing half of an egress connection, on its own task: the session
 //! encodes the next frame while the previous one is being written to the
 //! socket, on another thread. At most [`FRAMES_QUEUED`] frames wait between
-//! the two (a session's memory stays bounded); a frame the socket does not
-//! take within [`SEND_TIMEOUT`] ends the connection.
+//! the two, so a session holds at most three frames (encoding, queued,
+//! being written); a frame the socket does not take within
+//! [`SEND_TIMEOUT`] ends the connection, and at the end the writer gets
+//! [`FINISH_TIMEOUT`] to flush before it is aborted.
 
 use std::time::Duration;
 
@@ -14,8 +16,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::Ws;
 
-/// Frames that may wait for the socket.
-pub const FRAMES_QUEUED: usize = 2;
+/// Frames that may wait for the socket (besides the one being written and
+/// the one the session is encoding).
+pub const FRAMES_QUEUED: usize = 1;
 /// How long sending one frame may take before the client is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the last frames (a close) may take once the session ends.
@@ -35,9 +38,10 @@ impl Outbox {
             while let Some(message) = rx.recv().await {
                 match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
                     Ok(Ok(())) => {}
-                    // The client is gone or stopped reading: the session's
-                    // next send fails and it ends.
-                    _ => return,
+                    // The client is gone, stopped reading or closed the
+                    // connection: answer a close if it can still go out;
+                    // the session's next send fails and it ends.
+                    _ => break,
                 }
             }
             let _ = tokio::time::timeout(FINISH_TIMEOUT, sink.close()).await;
@@ -57,11 +61,25 @@ impl Outbox {
         }
     }
 
-    /// Lets the queued frames go out (a close last) and ends the writer.
+    /// Queues `message` unless the queue stays full for
+    /// [`FINISH_TIMEOUT`] (a close frame at shutdown: never held up by a
+    /// client that stopped reading).
+    pub async fn send_soon(&mut self, message: Message) {
+        if let Some(tx) = &self.tx {
+            let _ = tokio::time::timeout(FINISH_TIMEOUT, tx.send(message)).await;
+        }
+    }
+
+    /// Lets the queued frames go out (a close last) for up to
+    /// [`FINISH_TIMEOUT`], then ends the writer.
     pub async fn finish(&mut self) {
         self.tx = None;
-        if let Some(writer) = self.writer.take() {
-            let _ = tokio::time::timeout(SEND_TIMEOUT + FINISH_TIMEOUT, writer).await;
+        if let Some(mut writer) = self.writer.take()
+            && tokio::time::timeout(FINISH_TIMEOUT, &mut writer)
+                .await
+                .is_err()
+        {
+            writer.abort();
         }
     }
 }

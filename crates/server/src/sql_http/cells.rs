@@ -258,7 +258,7 @@ fn geohash(out: &mut String, value: i64, bits: u8) {
 fn iso(out: &mut String, seconds: i64, fraction: i64, digits: usize) {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = quiver_storage::calendar::civil_from_days(days);
     let _ = write!(
         out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{fraction:0digits$}Z",
@@ -266,25 +266,6 @@ fn iso(out: &mut String, seconds: i64, fraction: i64, digits: usize) {
         secs / 60 % 60,
         secs % 60
     );
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    // d is in 1..=31 and m in 1..=12 by construction.
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
 }
 
 /// A (nested) list value as `[..]`, NULL elements as `null`.

@@ -2,7 +2,7 @@
 //! for the statements parsed by hand here: QuestDB's DDL.
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
 
 use crate::error::{QueryError, QueryErrorKind};
 
@@ -10,21 +10,55 @@ pub(crate) fn invalid(message: impl Into<String>) -> QueryError {
     QueryError::new(QueryErrorKind::Invalid, message)
 }
 
-/// Tokens without whitespace and comments.
+/// Tokens without whitespace and comments, with where each starts and
+/// ends in the statement's text.
 pub(crate) struct Tokens {
+    sql: String,
     tokens: Vec<Token>,
+    /// Byte offsets of each token's start and end in `sql`.
+    spans: Vec<(usize, usize)>,
     pos: usize,
+}
+
+/// The byte offset of a tokenizer location (1-based line and column in
+/// characters) in `sql`.
+fn byte_offset(sql: &str, at: Location) -> Option<usize> {
+    let line = usize::try_from(at.line).ok()?.checked_sub(1)?;
+    let column = usize::try_from(at.column).ok()?.checked_sub(1)?;
+    let start = if line == 0 {
+        0
+    } else {
+        sql.match_indices('\n').nth(line - 1)?.0 + 1
+    };
+    let rest = &sql[start..];
+    match rest.char_indices().nth(column) {
+        Some((i, _)) => Some(start + i),
+        None => Some(sql.len()),
+    }
 }
 
 impl Tokens {
     pub(crate) fn new(sql: &str) -> Result<Self, QueryError> {
-        let tokens = Tokenizer::new(&GenericDialect {}, sql)
-            .tokenize()
+        let mut tokens = Vec::new();
+        let mut spans = Vec::new();
+        for t in Tokenizer::new(&GenericDialect {}, sql)
+            .tokenize_with_location()
             .map_err(|e| invalid(e.to_string()))?
-            .into_iter()
-            .filter(|t| !matches!(t, Token::Whitespace(_)))
-            .collect();
-        Ok(Tokens { tokens, pos: 0 })
+        {
+            if matches!(t.token, Token::Whitespace(_)) {
+                continue;
+            }
+            let start = byte_offset(sql, t.span.start).unwrap_or(sql.len());
+            let end = byte_offset(sql, t.span.end).unwrap_or(sql.len());
+            tokens.push(t.token);
+            spans.push((start, end.max(start)));
+        }
+        Ok(Tokens {
+            sql: sql.to_string(),
+            tokens,
+            spans,
+            pos: 0,
+        })
     }
 
     pub(crate) fn peek(&self) -> Option<&Token> {
@@ -96,25 +130,31 @@ impl Tokens {
         describe(self.peek())
     }
 
-    /// The text of the tokens up to the `)` that closes an already
-    /// consumed `(` (consumed too), rebuilt with single spaces.
+    /// The statement's text between an already consumed `(` and the `)`
+    /// that closes it (consumed too), exactly as written.
     pub(crate) fn balanced_text(&mut self) -> Result<String, QueryError> {
+        let open_end = self
+            .spans
+            .get(self.pos.saturating_sub(1))
+            .map_or(0, |s| s.1);
         let mut depth = 1usize;
-        let mut parts: Vec<String> = Vec::new();
         loop {
+            let at = self.pos;
             match self.next() {
                 None | Some(Token::EOF) => return Err(invalid("a '(' is not closed")),
                 Some(Token::LParen) => depth += 1,
                 Some(Token::RParen) => {
                     depth -= 1;
                     if depth == 0 {
-                        return Ok(parts.join(" "));
+                        let close_start = self.spans.get(at).map_or(self.sql.len(), |s| s.0);
+                        return self
+                            .sql
+                            .get(open_end..close_start)
+                            .map(str::to_string)
+                            .ok_or_else(|| invalid("the query's text could not be cut out"));
                     }
                 }
                 _ => {}
-            }
-            if let Some(t) = self.tokens.get(self.pos.saturating_sub(1)) {
-                parts.push(t.to_string());
             }
         }
     }
@@ -128,5 +168,26 @@ pub(crate) fn describe(t: Option<&Token>) -> String {
     match t {
         None | Some(Token::EOF) => "the end of the statement".to_string(),
         Some(t) => format!("'{t}'"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_text_is_the_text_as_written() {
+        let sql = "CREATE TABLE t AS (SELECT 'it''s', \"a\"\"b\", (1 + 2)\n FROM x -- note\n WHERE y = 'é') TIMESTAMP(ts)";
+        let mut t = Tokens::new(sql).unwrap();
+        while !matches!(t.next(), Some(Token::LParen)) {}
+        assert_eq!(
+            t.balanced_text().unwrap(),
+            "SELECT 'it''s', \"a\"\"b\", (1 + 2)\n FROM x -- note\n WHERE y = 'é'"
+        );
+        assert!(t.keyword("TIMESTAMP"));
+        let mut open = Tokens::new("AS (SELECT (1)").unwrap();
+        open.next();
+        open.next();
+        assert!(open.balanced_text().is_err());
     }
 }

@@ -302,7 +302,16 @@ impl Committer {
                 g.outcomes.push(Outcome::Sync(reply));
             }
             Request::Abandon { parts } => g.outcomes.push(Outcome::Abandoned(parts)),
-            Request::CreateTable { schema, reply } => match self.frame_create(g, schema) {
+            Request::CreateTable {
+                schema,
+                exclusive,
+                reply,
+            } => match self.frame_create(g, schema) {
+                Ok((table, false)) if exclusive => {
+                    let _ = reply.send(Err(StorageError::TableExists {
+                        table: table.schema().name.clone(),
+                    }));
+                }
                 Ok((table, created)) => g.outcomes.push(Outcome::Table {
                     reply,
                     table,
@@ -551,6 +560,12 @@ impl Committer {
             .cloned()
             .unwrap_or_else(|| (*table.schema()).clone());
         schema.name = name;
+        Self::push_schema(g, table, &mut schema)?;
+        Ok(schema)
+    }
+
+    /// Frames `schema` as `table`'s next version (an AlterSchema record).
+    fn push_schema(g: &mut Group, table: &Table, schema: &mut TableSchema) -> Result<()> {
         schema.version += 1;
         schema.validate()?;
         let body = SchemaRecord {
@@ -563,7 +578,7 @@ impl Committer {
             body: vec![Chunk::Owned(body)],
         });
         g.schemas.insert(table.id, schema.clone());
-        Ok(schema)
+        Ok(())
     }
 
     /// Frames a truncate: the drop of `table` and the creation of an empty
@@ -619,18 +634,7 @@ impl Committer {
         if schema.columns.len() == before {
             return Ok(None);
         }
-        schema.version += 1;
-        schema.validate()?;
-        let body = SchemaRecord {
-            table_id: table.id,
-            schema: schema.clone(),
-        }
-        .encode()?;
-        g.push(RecordToWrite {
-            kind: RecordKind::AlterSchema,
-            body: vec![Chunk::Owned(body)],
-        });
-        g.schemas.insert(table.id, schema.clone());
+        Self::push_schema(g, table, &mut schema)?;
         Ok(Some(schema))
     }
 

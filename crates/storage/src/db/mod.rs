@@ -284,6 +284,8 @@ enum Request {
     },
     CreateTable {
         schema: TableSchema,
+        /// A table of the name existing is an error, not the answer.
+        exclusive: bool,
         reply: oneshot::Sender<Result<Arc<Table>>>,
     },
     AddColumns {
@@ -704,9 +706,29 @@ impl Database {
     /// Creates a table (logged in the WAL) and returns it; if a table of
     /// that name (ignoring ASCII case) exists, returns the existing one.
     pub fn create_table(&self, schema: TableSchema) -> oneshot::Receiver<Result<Arc<Table>>> {
+        self.create(schema, false)
+    }
+
+    /// Creates a table (logged in the WAL) and returns it; fails with
+    /// [`StorageError::TableExists`] if a table of that name exists, also
+    /// one another client created a moment before.
+    pub fn create_new_table(&self, schema: TableSchema) -> oneshot::Receiver<Result<Arc<Table>>> {
+        self.create(schema, true)
+    }
+
+    fn create(
+        &self,
+        schema: TableSchema,
+        exclusive: bool,
+    ) -> oneshot::Receiver<Result<Arc<Table>>> {
         let (reply, rx) = oneshot::channel();
         if let Some(t) = self.table(&schema.name) {
-            let _ = reply.send(Ok(t));
+            let _ = reply.send(match exclusive {
+                true => Err(StorageError::TableExists {
+                    table: t.schema().name.clone(),
+                }),
+                false => Ok(t),
+            });
             return rx;
         }
         if let Err(e) = schema.validate() {
@@ -714,7 +736,11 @@ impl Database {
             return rx;
         }
         let (tx2, rx2) = oneshot::channel();
-        match self.send(Request::CreateTable { schema, reply: tx2 }) {
+        match self.send(Request::CreateTable {
+            schema,
+            exclusive,
+            reply: tx2,
+        }) {
             Ok(()) => rx2,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -750,14 +776,19 @@ impl Database {
     /// files are removed at the next open. `None` when no table of that
     /// name (ignoring ASCII case) exists.
     pub fn drop_table(&self, name: &str) -> Option<oneshot::Receiver<Result<()>>> {
-        let table = self.table(name)?;
+        Some(self.drop_this_table(self.table(name)?))
+    }
+
+    /// Drops `table` itself (whatever name it has now): fails if it was
+    /// dropped already.
+    pub fn drop_this_table(&self, table: Arc<Table>) -> oneshot::Receiver<Result<()>> {
         let (reply, rx) = oneshot::channel();
         if let Err(e) = self.send(Request::DropTable { table, reply }) {
             let (tx, rx) = oneshot::channel();
             let _ = tx.send(Err(e));
-            return Some(rx);
+            return rx;
         }
-        Some(rx)
+        rx
     }
 
     /// Empties a table: one commit group drops it and creates a table of
