@@ -240,11 +240,12 @@ fn hex_number(out: &mut String, bytes: impl Iterator<Item = u8>) {
 }
 
 fn geohash(out: &mut String, value: i64, bits: u8) {
-    const ALPHABET: &[u8] = b"0123456789bcdefghjkmnpqrstuvwxyz";
     if bits.is_multiple_of(5) {
         for i in (0..bits / 5).rev() {
             let digit = (value >> (u32::from(i) * 5)) & 31;
-            out.push(char::from(ALPHABET[digit as usize]));
+            out.push(char::from(
+                quiver_sql::write::to_stored::GEOHASH_ALPHABET[digit as usize],
+            ));
         }
     } else {
         for i in (0..bits).rev() {

@@ -314,9 +314,11 @@ pub fn parse_long256(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Geohash's base-32 digits, in value order.
+pub const GEOHASH_ALPHABET: &[u8; 32] = b"0123456789bcdefghjkmnpqrstuvwxyz";
+
 /// A base-32 geohash of at least `bits` bits, cut to `bits`.
 pub fn parse_geohash(s: &str, bits: u8) -> Result<i64, String> {
-    const ALPHABET: &[u8] = b"0123456789bcdefghjkmnpqrstuvwxyz";
     let s = s.strip_prefix('#').unwrap_or(s);
     let mut value: u64 = 0;
     let mut have = 0u32;
@@ -324,7 +326,7 @@ pub fn parse_geohash(s: &str, bits: u8) -> Result<i64, String> {
         if have >= u32::from(bits) {
             break;
         }
-        let digit = ALPHABET
+        let digit = GEOHASH_ALPHABET
             .iter()
             .position(|a| *a == c.to_ascii_lowercase())
             .ok_or_else(|| format!("'{s}' is not a geohash"))?;
