@@ -623,7 +623,11 @@ fn refused_statements_get_a_query_error_and_the_connection_goes_on() {
         ),
         ("SELECT nope FROM t".into(), vec![], "nope"),
         ("INSERT INTO t VALUES (1)".into(), vec![], "INSERT"),
-        ("ALTER TABLE t DROP COLUMN v".into(), vec![], "DROP COLUMN"),
+        (
+            "ALTER TABLE t ALTER COLUMN v ADD INDEX".into(),
+            vec![],
+            "ALTER COLUMN",
+        ),
         (
             "DROP TABLE nope".into(),
             vec![],

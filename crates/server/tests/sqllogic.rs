@@ -171,3 +171,8 @@ fn casts() {
 fn select() {
     run_file("select.slt");
 }
+
+#[test]
+fn alter() {
+    run_file("alter.slt");
+}

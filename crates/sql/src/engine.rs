@@ -331,7 +331,7 @@ impl QueryEngine {
                     "DDL takes no bind values",
                 )),
                 WriteStatement::CreateTable(create) => self.create_table(create).await,
-                WriteStatement::AddColumns(add) => self.add_columns(add).await,
+                WriteStatement::AlterTable(alter) => self.alter_table(alter).await,
                 WriteStatement::DropTable { table, if_exists } => {
                     self.drop_table(&table, if_exists).await
                 }
@@ -497,6 +497,7 @@ impl QueryEngine {
             designated_timestamp: None,
             partition_by: quiver_storage::PartitionBy::None,
             version: 0,
+            has_dropped_columns: false,
         };
         crate::write::create_table::apply_table_options(
             &mut table_schema,
@@ -534,55 +535,69 @@ impl QueryEngine {
         }
     }
 
-    /// Adds columns to a table, durably.
-    async fn add_columns(
+    /// Changes a table's columns (ADD, DROP or RENAME COLUMN), durably.
+    async fn alter_table(
         &self,
-        add: crate::write::alter_table::AddColumns,
+        alter: crate::write::alter_table::AlterTable,
     ) -> Result<Planned, QueryError> {
-        let table = self.db.table(&add.table).ok_or_else(|| {
+        use crate::write::alter_table::AlterAction;
+        use quiver_storage::ColumnChange;
+        let table = self.db.table(&alter.table).ok_or_else(|| {
             QueryError::new(
                 QueryErrorKind::Invalid,
-                format!("table does not exist [table={}]", add.table),
+                format!("table does not exist [table={}]", alter.table),
             )
         })?;
         let schema = table.schema();
-        let mut columns = Vec::new();
-        for c in add.columns {
-            let exists = schema.column_index(&c.name).is_some()
-                || columns
-                    .iter()
-                    .any(|o: &quiver_storage::ColumnSchema| o.name.eq_ignore_ascii_case(&c.name));
-            match (exists, add.if_not_exists) {
-                (false, _) => columns.push(c),
-                (true, true) => {}
-                (true, false) => {
-                    return Err(QueryError::new(
-                        QueryErrorKind::Invalid,
-                        format!(
-                            "column already exists [table={}, column={}]",
-                            schema.name, c.name
-                        ),
-                    ));
+        let change = match alter.action {
+            AlterAction::AddColumns {
+                columns: wanted,
+                if_not_exists,
+            } => {
+                let mut columns = Vec::new();
+                for c in wanted {
+                    let exists = schema.column_index(&c.name).is_some()
+                        || columns.iter().any(|o: &quiver_storage::ColumnSchema| {
+                            o.name.eq_ignore_ascii_case(&c.name)
+                        });
+                    match (exists, if_not_exists) {
+                        (false, _) => columns.push(c),
+                        (true, true) => {}
+                        (true, false) => {
+                            return Err(QueryError::new(
+                                QueryErrorKind::Invalid,
+                                format!(
+                                    "column already exists [table={}, column={}]",
+                                    schema.name, c.name
+                                ),
+                            ));
+                        }
+                    }
                 }
+                ColumnChange::Add(columns)
             }
-        }
-        let done = Planned::Done {
-            kind: StatementKind::AlterTable,
-            rows: 0,
+            AlterAction::DropColumns { names, if_exists } => {
+                ColumnChange::Drop { names, if_exists }
+            }
+            AlterAction::RenameColumn { from, to } => ColumnChange::Rename { from, to },
         };
-        if columns.is_empty() {
-            return Ok(done);
-        }
-        let mut check = (*schema).clone();
-        check.columns.extend(columns.iter().cloned());
-        check.validate()?;
+        // Checked here too, so a refused change is not sent to storage.
+        let Some(_) = schema.change_columns(change.clone())? else {
+            return Ok(Planned::Done {
+                kind: StatementKind::AlterTable,
+                rows: 0,
+            });
+        };
         let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
         self.db
-            .add_columns(table, columns)
+            .alter_columns(table, change)
             .await
             .map_err(|_| closed())??;
         self.db.sync().await.map_err(|_| closed())??;
-        Ok(done)
+        Ok(Planned::Done {
+            kind: StatementKind::AlterTable,
+            rows: 0,
+        })
     }
 
     /// Snapshots the tables `statement` reads and plans it.

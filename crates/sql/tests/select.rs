@@ -21,6 +21,7 @@ fn schema(name: &str) -> TableSchema {
         designated_timestamp: Some(1),
         partition_by: PartitionBy::Day,
         version: 0,
+        has_dropped_columns: false,
     }
 }
 

@@ -65,6 +65,7 @@ fn schema() -> TableSchema {
         designated_timestamp: Some(2),
         partition_by: PartitionBy::Day,
         version: 2,
+        has_dropped_columns: false,
     }
 }
 

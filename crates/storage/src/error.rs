@@ -61,6 +61,16 @@ pub enum StorageError {
         /// Why.
         reason: &'static str,
     },
+    /// A column change (drop, rename) that the table's columns refuse.
+    #[error("{reason} [table={table}, column={column}]")]
+    InvalidColumnChange {
+        /// Table.
+        table: String,
+        /// The column named.
+        column: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A column type's parameter is out of range.
     #[error("invalid column type [table={table}, column={column}]: {reason}")]
     InvalidColumnType {
@@ -124,6 +134,7 @@ impl StorageError {
             self,
             StorageError::SchemaMismatch { .. }
                 | StorageError::InvalidName { .. }
+                | StorageError::InvalidColumnChange { .. }
                 | StorageError::TableExists { .. }
                 | StorageError::InvalidColumnType { .. }
                 | StorageError::LimitExceeded { .. }

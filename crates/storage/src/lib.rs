@@ -35,6 +35,7 @@
 //!     designated_timestamp: Some(1),
 //!     partition_by: PartitionBy::Day,
 //!     version: 0,
+//!     has_dropped_columns: false,
 //! };
 //! let table = db.create_table(schema).blocking_recv().unwrap().unwrap();
 //! let batch = RecordBatch::try_new(
@@ -75,8 +76,8 @@ pub use db::{
 };
 pub use error::{Result, StorageError};
 pub use schema::{
-    ColumnSchema, ColumnType, DESIGNATED_METADATA_KEY, DESIGNATED_TIMESTAMP_NAME, PartitionBy,
-    TYPE_METADATA_KEY, TableSchema,
+    ColumnChange, ColumnSchema, ColumnType, DESIGNATED_METADATA_KEY, DESIGNATED_TIMESTAMP_NAME,
+    PartitionBy, TYPE_METADATA_KEY, TableSchema,
 };
 pub use segment::{ROW_ID_COLUMN, Segment};
 pub use symbols::SymbolTable;

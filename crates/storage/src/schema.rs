@@ -325,33 +325,72 @@ pub struct ColumnSchema {
     pub name: String,
     /// Column type.
     pub column_type: ColumnType,
+    /// The name its values are stored under in WAL records, memtables,
+    /// segment files and symbol dictionaries: the name it was created
+    /// with, kept through renames, so stored data never needs rewriting.
+    /// A column added after a column was dropped gets `name/version`
+    /// (no column name can hold a `/`), so it never picks up a dropped
+    /// column's data. Set by the storage engine; callers pass
+    /// [`ColumnSchema::new`]'s default.
+    pub stored_name: String,
 }
 
 impl ColumnSchema {
-    /// A column.
+    /// A column (stored under its name).
     pub fn new(name: impl Into<String>, column_type: ColumnType) -> Self {
+        let name = name.into();
         ColumnSchema {
-            name: name.into(),
+            stored_name: name.clone(),
+            name,
             column_type,
         }
     }
 
-    fn field(&self, data_type: DataType) -> Field {
-        Field::new(&self.name, data_type, true).with_metadata(HashMap::from([(
+    fn field(&self, name: &str, data_type: DataType) -> Field {
+        Field::new(name, data_type, true).with_metadata(HashMap::from([(
             TYPE_METADATA_KEY.to_string(),
             self.column_type.name(),
         )]))
     }
 
-    /// The stored Arrow field.
+    /// The Arrow field of stored batches (WAL records, memtables): the
+    /// stored type under the stored name.
     pub fn stored_field(&self) -> Field {
-        self.field(self.column_type.stored_type())
+        self.field(&self.stored_name, self.column_type.stored_type())
+    }
+
+    /// The Arrow field of segment files: the read type under the stored
+    /// name.
+    pub fn sealed_field(&self) -> Field {
+        self.field(&self.stored_name, self.column_type.read_type())
     }
 
     /// The Arrow field readers see.
     pub fn read_field(&self) -> Field {
-        self.field(self.column_type.read_type())
+        self.field(&self.name, self.column_type.read_type())
     }
+}
+
+/// A change to a table's columns ([`TableSchema::change_columns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnChange {
+    /// Adds the columns the table lacks (one it has under any type is left
+    /// as it is).
+    Add(Vec<ColumnSchema>),
+    /// Drops columns; the data stays in the files it is in, unread.
+    Drop {
+        /// The columns.
+        names: Vec<String>,
+        /// Names the table lacks are skipped rather than refused.
+        if_exists: bool,
+    },
+    /// Renames a column; its data stays where it is.
+    Rename {
+        /// The column.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
 }
 
 /// How a table is partitioned by its designated timestamp (QuestDB's
@@ -428,8 +467,8 @@ impl PartitionBy {
     }
 }
 
-/// A table's columns, designated timestamp and partitioning. Columns are
-/// only ever appended; `version` counts the changes.
+/// A table's columns, designated timestamp and partitioning; `version`
+/// counts the changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSchema {
     /// Table name.
@@ -440,8 +479,11 @@ pub struct TableSchema {
     pub designated_timestamp: Option<usize>,
     /// Partitioning.
     pub partition_by: PartitionBy,
-    /// Incremented by every column addition; 0 at creation.
+    /// Incremented by every change; 0 at creation.
     pub version: u32,
+    /// A column was ever dropped: columns added since get `name/version`
+    /// stored names (see [`ColumnSchema::stored_name`]).
+    pub has_dropped_columns: bool,
 }
 
 impl TableSchema {
@@ -477,6 +519,19 @@ impl TableSchema {
                     reason: "duplicate column name",
                 });
             }
+            let stored_ok = !c.stored_name.is_empty()
+                && c.stored_name.len() <= MAX_NAME_LEN + 11
+                && !c.stored_name.chars().any(|ch| ch.is_control())
+                && !self.columns[..i]
+                    .iter()
+                    .any(|o| o.stored_name.eq_ignore_ascii_case(&c.stored_name));
+            if !stored_ok {
+                return Err(StorageError::InvalidName {
+                    table: self.name.clone(),
+                    name: c.stored_name.clone(),
+                    reason: "a stored column name that is empty, too long or not unique",
+                });
+            }
         }
         if let Some(ts) = self.designated_timestamp {
             let ok = self
@@ -504,12 +559,109 @@ impl TableSchema {
             .position(|c| c.name.eq_ignore_ascii_case(name))
     }
 
+    /// The column stored under `stored_name`, ignoring ASCII case.
+    pub fn stored_column_index(&self, stored_name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.stored_name.eq_ignore_ascii_case(stored_name))
+    }
+
+    /// The schema after `change` (its version one higher), or `None` when
+    /// it changes nothing (every column to add or drop with IF EXISTS is
+    /// there or gone already). Refuses, naming table and column: dropping
+    /// an unknown column, the designated timestamp or the last column;
+    /// renaming an unknown column or to a name another column has.
+    pub fn change_columns(&self, change: ColumnChange) -> Result<Option<TableSchema>> {
+        let mut next = self.clone();
+        next.version = self
+            .version
+            .checked_add(1)
+            .ok_or(StorageError::LimitExceeded {
+                what: "schema versions",
+                value: u64::from(self.version) + 1,
+                limit: u64::from(u32::MAX),
+            })?;
+        let refuse = |column: &str, reason: &'static str| StorageError::InvalidColumnChange {
+            table: self.name.clone(),
+            column: column.to_string(),
+            reason,
+        };
+        match change {
+            ColumnChange::Add(columns) => {
+                for c in columns {
+                    if next.column_index(&c.name).is_some() {
+                        continue;
+                    }
+                    // A plain stored name only while it cannot meet data
+                    // of another column: no column was ever dropped and no
+                    // column (renamed away) is stored under it.
+                    let plain =
+                        !next.has_dropped_columns && next.stored_column_index(&c.name).is_none();
+                    let stored_name = match plain {
+                        true => c.name.clone(),
+                        false => format!("{}/{}", c.name, next.version),
+                    };
+                    next.columns.push(ColumnSchema { stored_name, ..c });
+                }
+                if next.columns.len() == self.columns.len() {
+                    return Ok(None);
+                }
+            }
+            ColumnChange::Drop { names, if_exists } => {
+                for name in &names {
+                    let Some(i) = next.column_index(name) else {
+                        match if_exists {
+                            true => continue,
+                            false => return Err(refuse(name, "column does not exist")),
+                        }
+                    };
+                    match next.designated_timestamp {
+                        Some(ts) if ts == i => {
+                            return Err(refuse(name, "the designated timestamp cannot be dropped"));
+                        }
+                        Some(ts) if ts > i => next.designated_timestamp = Some(ts - 1),
+                        _ => {}
+                    }
+                    if next.columns.len() == 1 {
+                        return Err(refuse(name, "a table keeps at least one column"));
+                    }
+                    next.columns.remove(i);
+                    next.has_dropped_columns = true;
+                }
+                if next.columns.len() == self.columns.len() {
+                    return Ok(None);
+                }
+            }
+            ColumnChange::Rename { from, to } => {
+                let i = next
+                    .column_index(&from)
+                    .ok_or_else(|| refuse(&from, "column does not exist"))?;
+                if next.column_index(&to).is_some_and(|j| j != i) {
+                    return Err(refuse(&to, "another column has this name"));
+                }
+                next.columns[i].name = to;
+            }
+        }
+        next.validate()?;
+        Ok(Some(next))
+    }
+
     /// The Arrow schema of stored batches with every column.
     pub fn stored_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
                 .map(ColumnSchema::stored_field)
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The Arrow schema of segment files: read types under stored names.
+    pub fn sealed_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(ColumnSchema::sealed_field)
                 .collect::<Vec<_>>(),
         ))
     }
@@ -540,14 +692,18 @@ impl TableSchema {
     /// Appends the schema's encoding:
     ///
     /// ```text
-    /// str name | u32 version | u8 partitioning (0 none, 1 day, 2 hour, 3 week, 4 month, 5 year)
+    /// str name | u32 version
+    /// u8 partitioning (0 none, 1 day, 2 hour, 3 week, 4 month, 5 year)
+    ///    | 0x80 when a column was ever dropped
     /// u32 designated timestamp column index (u32::MAX: none)
-    /// u32 column count (at most MAX_COLUMNS), each: str name | u8 type code | u8 type argument
+    /// u32 column count (at most MAX_COLUMNS), each:
+    ///    str name | u8 type code (| 0x80: a stored name follows) | u8 type argument
+    ///    [str stored name, when it is not the name]
     /// ```
     pub(crate) fn encode(&self, e: &mut Encoder) {
         e.str("table name", &self.name);
         e.u32(self.version);
-        e.u8(self.partition_by.code());
+        e.u8(self.partition_by.code() | if self.has_dropped_columns { FLAG } else { 0 });
         match self.designated_timestamp {
             Some(i) => e.bounded_u32("designated timestamp index", i, MAX_COLUMNS),
             None => e.u32(u32::MAX),
@@ -556,8 +712,12 @@ impl TableSchema {
         for c in &self.columns {
             e.str("column name", &c.name);
             let (code, arg) = c.column_type.code();
-            e.u8(code);
+            let renamed = c.stored_name != c.name;
+            e.u8(code | if renamed { FLAG } else { 0 });
             e.u8(arg);
+            if renamed {
+                e.str("stored column name", &c.stored_name);
+            }
         }
     }
 
@@ -565,8 +725,9 @@ impl TableSchema {
     pub(crate) fn decode(d: &mut Decoder<'_>) -> Result<TableSchema> {
         let name = d.str()?.to_string();
         let version = d.u32()?;
-        let partition_by =
-            PartitionBy::from_code(d.u8()?).ok_or_else(|| d.corrupt("unknown partitioning"))?;
+        let partitioning = d.u8()?;
+        let partition_by = PartitionBy::from_code(partitioning & !FLAG)
+            .ok_or_else(|| d.corrupt("unknown partitioning"))?;
         let ts = d.u32()?;
         // A column takes at least 6 bytes.
         let n = d.count(MAX_COLUMNS, 6)?;
@@ -574,9 +735,17 @@ impl TableSchema {
         for _ in 0..n {
             let name = d.str()?.to_string();
             let (code, arg) = (d.u8()?, d.u8()?);
-            let column_type =
-                ColumnType::from_code(code, arg).ok_or_else(|| d.corrupt("unknown column type"))?;
-            columns.push(ColumnSchema { name, column_type });
+            let column_type = ColumnType::from_code(code & !FLAG, arg)
+                .ok_or_else(|| d.corrupt("unknown column type"))?;
+            let stored_name = match code & FLAG != 0 {
+                true => d.str()?.to_string(),
+                false => name.clone(),
+            };
+            columns.push(ColumnSchema {
+                name,
+                column_type,
+                stored_name,
+            });
         }
         let schema = TableSchema {
             name,
@@ -584,6 +753,7 @@ impl TableSchema {
             designated_timestamp: (ts != u32::MAX).then_some(ts as usize),
             partition_by,
             version,
+            has_dropped_columns: partitioning & FLAG != 0,
         };
         schema
             .validate()
@@ -591,6 +761,10 @@ impl TableSchema {
         Ok(schema)
     }
 }
+
+/// The flag bit of the partitioning and type code bytes in a schema's
+/// encoding.
+const FLAG: u8 = 0x80;
 
 /// Checks a table or column name.
 pub fn validate_name(name: &str, what: &'static str, table: &str) -> Result<()> {
@@ -684,6 +858,7 @@ mod tests {
             designated_timestamp: Some(1),
             partition_by: PartitionBy::Day,
             version: 3,
+            has_dropped_columns: false,
         };
         schema.validate().unwrap();
         let mut w = Encoder::default();
@@ -717,5 +892,140 @@ mod tests {
         let mut s = schema.clone();
         s.designated_timestamp = Some(0);
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn column_changes_keep_stored_names_apart() {
+        let schema = TableSchema {
+            name: "t".into(),
+            columns: vec![
+                ColumnSchema::new("a", ColumnType::Long),
+                ColumnSchema::new("ts", ColumnType::Timestamp),
+                ColumnSchema::new("b", ColumnType::Symbol),
+            ],
+            designated_timestamp: Some(1),
+            partition_by: PartitionBy::Day,
+            version: 0,
+            has_dropped_columns: false,
+        };
+        let change = |s: &TableSchema, c: ColumnChange| s.change_columns(c).unwrap().unwrap();
+        // A rename keeps the stored name; a new column takes a plain one
+        // while no data can meet it, a `/version` one once it could.
+        let s1 = change(
+            &schema,
+            ColumnChange::Rename {
+                from: "A".into(),
+                to: "c".into(),
+            },
+        );
+        assert_eq!(
+            (
+                s1.columns[0].name.as_str(),
+                s1.columns[0].stored_name.as_str()
+            ),
+            ("c", "a")
+        );
+        let s2 = change(
+            &s1,
+            ColumnChange::Add(vec![ColumnSchema::new("a", ColumnType::Double)]),
+        );
+        assert_eq!(s2.columns[3].stored_name, "a/2");
+        let s2b = change(
+            &s1,
+            ColumnChange::Add(vec![ColumnSchema::new("d", ColumnType::Double)]),
+        );
+        assert_eq!(s2b.columns[3].stored_name, "d");
+        let s3 = change(
+            &s2,
+            ColumnChange::Drop {
+                names: vec!["c".into()],
+                if_exists: false,
+            },
+        );
+        assert!(s3.has_dropped_columns);
+        assert_eq!(s3.designated_timestamp, Some(0));
+        assert_eq!(s3.columns[0].name, "ts");
+        let s4 = change(
+            &s3,
+            ColumnChange::Add(vec![ColumnSchema::new("c", ColumnType::Int)]),
+        );
+        assert_eq!(s4.columns[3].stored_name, "c/4");
+        assert_eq!(s4.version, 4);
+        // Nothing to do: None.
+        assert_eq!(
+            s4.change_columns(ColumnChange::Add(vec![ColumnSchema::new(
+                "C",
+                ColumnType::Long
+            )]))
+            .unwrap(),
+            None
+        );
+        assert_eq!(
+            s4.change_columns(ColumnChange::Drop {
+                names: vec!["nope".into()],
+                if_exists: true
+            })
+            .unwrap(),
+            None
+        );
+        // Refusals name the column.
+        for (c, reason) in [
+            (
+                ColumnChange::Drop {
+                    names: vec!["ts".into()],
+                    if_exists: false,
+                },
+                "designated timestamp",
+            ),
+            (
+                ColumnChange::Drop {
+                    names: vec!["nope".into()],
+                    if_exists: false,
+                },
+                "does not exist",
+            ),
+            (
+                ColumnChange::Rename {
+                    from: "b".into(),
+                    to: "TS".into(),
+                },
+                "another column",
+            ),
+            (
+                ColumnChange::Rename {
+                    from: "b".into(),
+                    to: "x/y".into(),
+                },
+                "path separator",
+            ),
+        ] {
+            let e = s4.change_columns(c).unwrap_err().to_string();
+            assert!(e.contains(reason), "{e}");
+        }
+        // A rename to another case of the same name is allowed.
+        assert_eq!(
+            change(
+                &s4,
+                ColumnChange::Rename {
+                    from: "b".into(),
+                    to: "B".into()
+                }
+            )
+            .columns[1]
+                .name,
+            "B"
+        );
+        // Stored names and the dropped flag survive the codec.
+        let mut w = Encoder::default();
+        s4.encode(&mut w);
+        let bytes = w.finish().unwrap();
+        assert_eq!(
+            TableSchema::decode(&mut Decoder::new(&bytes, "test")).unwrap(),
+            s4
+        );
+        // Stored names must stay unique.
+        let mut bad = s4.clone();
+        bad.columns[3].stored_name = "B".into();
+        assert!(bad.validate().is_err());
     }
 }

@@ -10,8 +10,11 @@
 //!    the durable end only.
 //! 3. At most one seal of a table runs at a time, and it takes the oldest
 //!    memtable rows.
-//! 4. Columns are only appended to the schema; a stored batch has a subset of
-//!    the table's columns under their table names, in their stored types.
+//! 4. A stored batch (and a segment file) names columns by their stored
+//!    names ([`crate::ColumnSchema::stored_name`]), which never change and
+//!    are never reused: a column renamed keeps its data, one dropped
+//!    leaves data no column reads. A committed batch holds a subset of the
+//!    table's columns at its commit, in their stored types.
 //! 5. Every SYMBOL key in a visible batch is below its dictionary's length.
 
 use std::collections::{HashMap, VecDeque};
@@ -25,7 +28,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 
 use crate::error::{Result, StorageError};
 use crate::io::FileSystem;
-use crate::schema::{ColumnType, TableSchema};
+use crate::schema::{ColumnSchema, ColumnType, TableSchema};
 use crate::segment::{ROW_ID_COLUMN, Segment};
 use crate::symbols::SymbolTable;
 
@@ -47,7 +50,7 @@ pub struct Table {
     pub(crate) dir: PathBuf,
     fs: Arc<dyn FileSystem>,
     schema: RwLock<Arc<TableSchema>>,
-    /// SYMBOL dictionaries by lower-cased column name.
+    /// SYMBOL dictionaries by lower-cased stored column name.
     symbols: RwLock<HashMap<String, Arc<SymbolTable>>>,
     state: RwLock<TableState>,
     /// Set when a DROP TABLE is applied: nothing more is committed to or
@@ -291,23 +294,37 @@ impl Table {
         for c in &schema.columns {
             if c.column_type == ColumnType::Symbol {
                 symbols
-                    .entry(c.name.to_ascii_lowercase())
+                    .entry(c.stored_name.to_ascii_lowercase())
                     .or_insert_with(|| Arc::new(SymbolTable::new()));
             }
         }
     }
 
-    /// The dictionary of SYMBOL column `column`.
+    /// The dictionary of the SYMBOL column called `column` now.
     pub fn symbols(&self, column: &str) -> Option<Arc<SymbolTable>> {
+        let schema = self.schema();
+        let c = &schema.columns[schema.column_index(column)?];
+        self.stored_symbols(&c.stored_name)
+    }
+
+    /// The dictionary of SYMBOL column `column` (of any version of the
+    /// schema: a rename does not change it).
+    pub fn column_symbols(&self, column: &ColumnSchema) -> Option<Arc<SymbolTable>> {
+        self.stored_symbols(&column.stored_name)
+    }
+
+    /// The dictionary of the SYMBOL column stored under `stored_name`.
+    pub(crate) fn stored_symbols(&self, stored_name: &str) -> Option<Arc<SymbolTable>> {
         read_lock(&self.symbols)
-            .get(&column.to_ascii_lowercase())
+            .get(&stored_name.to_ascii_lowercase())
             .cloned()
     }
 
-    pub(crate) fn replace_symbols(&self, column: &str, table: SymbolTable) {
-        write_lock(&self.symbols).insert(column.to_ascii_lowercase(), Arc::new(table));
+    pub(crate) fn replace_symbols(&self, stored_name: &str, table: SymbolTable) {
+        write_lock(&self.symbols).insert(stored_name.to_ascii_lowercase(), Arc::new(table));
     }
 
+    /// The dictionaries of the table's SYMBOL columns by stored name.
     pub(crate) fn all_symbols(&self) -> Vec<(String, Arc<SymbolTable>)> {
         let schema = self.schema();
         let symbols = read_lock(&self.symbols);
@@ -316,8 +333,8 @@ impl Table {
             .iter()
             .filter_map(|c| {
                 symbols
-                    .get(&c.name.to_ascii_lowercase())
-                    .map(|s| (c.name.clone(), s.clone()))
+                    .get(&c.stored_name.to_ascii_lowercase())
+                    .map(|s| (c.stored_name.clone(), s.clone()))
             })
             .collect()
     }
@@ -338,11 +355,11 @@ impl Table {
     }
 
     /// Checks a batch against the schema: every column exists under its
-    /// table name with its stored type.
+    /// stored name with its stored type.
     pub(crate) fn check_batch(&self, batch: &RecordBatch) -> Result<()> {
         let schema = self.schema();
         for f in batch.schema().fields() {
-            let Some(i) = schema.column_index(f.name()) else {
+            let Some(i) = schema.stored_column_index(f.name()) else {
                 return Err(StorageError::InvalidBatch {
                     table: schema.name.clone(),
                     reason: format!("column {} is not in the table", f.name()),
@@ -359,6 +376,28 @@ impl Table {
             }
         }
         Ok(())
+    }
+
+    /// `batch` without the columns the schema does not store, when the
+    /// table ever dropped one (replay under a schema newer than the rows:
+    /// those are dropped columns); `batch` as it is otherwise.
+    pub(crate) fn without_dropped_columns(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let schema = self.schema();
+        if !schema.has_dropped_columns {
+            return Ok(batch);
+        }
+        let keep: Vec<usize> = batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| schema.stored_column_index(f.name()).is_some())
+            .map(|(i, _)| i)
+            .collect();
+        match keep.len() == batch.num_columns() {
+            true => Ok(batch),
+            false => Ok(batch.project(&keep)?),
+        }
     }
 
     /// A consistent view of the rows committed at or before `visible_lsn`.
@@ -509,7 +548,7 @@ impl TableSnapshot {
         };
         let names: Vec<String> = columns
             .iter()
-            .filter_map(|&i| self.schema.columns.get(i).map(|c| c.name.clone()))
+            .filter_map(|&i| self.schema.columns.get(i).map(|c| c.stored_name.clone()))
             .collect();
         let columns2 = columns.clone();
         let schema2 = schema.clone();
@@ -526,7 +565,7 @@ impl TableSnapshot {
             .schema
             .designated_timestamp
             .and_then(|i| self.schema.columns.get(i))
-            .map(|c| c.name.clone());
+            .map(|c| c.stored_name.clone());
         let from_memtable = self
             .batches
             .iter()
@@ -563,7 +602,7 @@ impl TableSnapshot {
             let found = source
                 .fields()
                 .iter()
-                .position(|f| f.name().eq_ignore_ascii_case(&c.name))
+                .position(|f| f.name().eq_ignore_ascii_case(&c.stored_name))
                 .map(|i| batch.column(i).clone());
             out.push(self.read_column(c, found, n)?);
         }
@@ -588,7 +627,7 @@ impl TableSnapshot {
             Some(a) if c.column_type == ColumnType::Symbol => {
                 let values = self
                     .symbols
-                    .get(&c.name.to_ascii_lowercase())
+                    .get(&c.stored_name.to_ascii_lowercase())
                     .cloned()
                     .unwrap_or_else(|| new_null_array(&DataType::Utf8, 0));
                 let keys = match a.data_type() {
@@ -622,6 +661,16 @@ impl TableSnapshot {
         }
     }
 
+    /// The memtable rows in the form segment files hold them: every
+    /// column under its stored name, in its read type (the sealer writes
+    /// these).
+    pub(crate) fn sealed_batches(&self) -> impl Iterator<Item = Result<RecordBatch>> + '_ {
+        let schema = self.schema.sealed_schema();
+        self.batches
+            .iter()
+            .map(move |s| self.project(&s.batch, None, &schema, false))
+    }
+
     /// Every visible row as one list of batches (tests, small tables).
     pub fn collect(&self, with_row_id: bool) -> Result<Vec<RecordBatch>> {
         self.scan(with_row_id).collect()
@@ -646,7 +695,7 @@ impl TableSnapshot {
             let found = source
                 .fields()
                 .iter()
-                .position(|f| f.name().eq_ignore_ascii_case(&c.name))
+                .position(|f| f.name().eq_ignore_ascii_case(&c.stored_name))
                 .map(|i| batch.column(i).clone());
             columns.push(self.read_column(c, found, n)?);
         }

@@ -28,6 +28,7 @@ fn schema(name: &str) -> TableSchema {
         designated_timestamp: Some(2),
         partition_by: PartitionBy::Day,
         version: 0,
+        has_dropped_columns: false,
     }
 }
 
@@ -45,7 +46,7 @@ fn batch(table: &Table, start: i64, n: i64) -> RecordBatch {
         .map(|i| symbols.intern(["a", "b", "ç"][(i % 3) as usize]).unwrap())
         .collect();
     RecordBatch::try_new(
-        table.schema().stored_schema(),
+        Arc::new(table.schema().stored_schema().project(&[0, 1, 2]).unwrap()),
         vec![
             Arc::new(UInt32Array::from(keys)),
             Arc::new(Int64Array::from_iter_values(start..start + n)),
@@ -885,4 +886,88 @@ fn exclusive_creates_and_drops_by_identity() {
     assert!(db.table("u").is_none());
     assert_eq!(db.table("t").unwrap().id(), newer.id());
     assert!(db.drop_this_table(t).blocking_recv().unwrap().is_err());
+}
+
+#[test]
+fn rows_of_a_column_dropped_since_replay_under_the_newer_schema() {
+    // t's rows stay in the WAL (no seal) while u's seal frees the first
+    // WAL file and stores a catalog in which t's column is dropped: the
+    // reopen replays t's rows, which still carry the column, under it.
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        seal_rows: 2000,
+        wal_roll_size: 4096,
+        max_wal_files: 1000,
+        ..Options::default()
+    };
+    let db = Database::open(dir.path(), options.clone()).unwrap();
+    let u = create(&db, "u");
+    commit(&db, vec![(u.clone(), batch(&u, 0, 300))], true);
+    let t = create(&db, "t");
+    let schema = db
+        .add_columns(
+            t.clone(),
+            vec![
+                ColumnSchema::new("x", ColumnType::Long),
+                ColumnSchema::new("s2", ColumnType::Symbol),
+            ],
+        )
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    let s2 = t.symbols("s2").unwrap();
+    let keys: Vec<u32> = ["p", "q", "p"]
+        .iter()
+        .map(|v| s2.intern(v).unwrap())
+        .collect();
+    let with_x = |start: i64| {
+        let b = batch(&t, start, 3);
+        let mut fields: Vec<_> = b.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(schema.columns[3].stored_field()));
+        fields.push(Arc::new(schema.columns[4].stored_field()));
+        let mut columns = b.columns().to_vec();
+        columns.push(Arc::new(Int64Array::from(vec![7, 8, 9])));
+        columns.push(Arc::new(UInt32Array::from(keys.clone())));
+        RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap()
+    };
+    commit(&db, vec![(t.clone(), with_x(0))], true);
+    db.alter_columns(
+        t.clone(),
+        quiver_storage::ColumnChange::Drop {
+            names: vec!["x".into(), "s2".into()],
+            if_exists: false,
+        },
+    )
+    .blocking_recv()
+    .unwrap()
+    .unwrap();
+    // A column of the same name again: the old values are not its.
+    let schema = db
+        .add_columns(t.clone(), vec![ColumnSchema::new("X", ColumnType::Long)])
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    assert_ne!(schema.columns[3].stored_name, "x");
+    // u's seal: the first WAL file goes, the catalog is stored.
+    commit(&db, vec![(u.clone(), batch(&u, 300, 2000))], true);
+    while db.snapshot("u").unwrap().segments().is_empty()
+        || std::fs::read_dir(dir.path().join("wal")).unwrap().count() > 2
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    db.close();
+    drop(db);
+    let db = Database::open(dir.path(), options).unwrap();
+    assert_eq!(rows(&db, "t"), expected(3));
+    let batches = db.snapshot("t").unwrap().collect(false).unwrap();
+    let x: Vec<Option<i64>> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(3)
+                .as_primitive::<Int64Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(x, [None, None, None]);
 }

@@ -67,6 +67,7 @@ fn table_schema() -> TableSchema {
         designated_timestamp: Some(1),
         partition_by: PartitionBy::Day,
         version: 0,
+        has_dropped_columns: false,
     }
 }
 

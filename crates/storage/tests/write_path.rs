@@ -92,6 +92,7 @@ fn one_column_table(
         designated_timestamp: None,
         partition_by: PartitionBy::None,
         version: 0,
+        has_dropped_columns: false,
     })
     .blocking_recv()
     .unwrap()

@@ -241,7 +241,7 @@ impl BlockConverter {
                 detail.as_deref(),
             )
         };
-        let symbols = table.symbols(&target.name).ok_or_else(|| {
+        let symbols = table.column_symbols(target).ok_or_else(|| {
             IngestError::new(
                 StatusCode::INTERNAL_ERROR,
                 "SYMBOL column without a dictionary",
@@ -254,7 +254,7 @@ impl BlockConverter {
                     Some(_) => 128,
                     None => ids.iter().max().map_or(0, |m| m as usize + 1),
                 };
-                let mut map = self.cache.map(table.id(), &target.name, used_len);
+                let mut map = self.cache.map(table.id(), &target.stored_name, used_len);
                 let mut intern = |id: u32| -> Result<(), IngestError> {
                     let slot = &mut map[id as usize];
                     if *slot == UNKNOWN {

@@ -329,6 +329,7 @@ fn new_table_schema(name: &str, block: &TableBlock<'_>) -> Result<TableSchema, I
         designated_timestamp: designated,
         partition_by: PartitionBy::Day,
         version: 0,
+        has_dropped_columns: false,
     })
 }
 

@@ -27,7 +27,8 @@ difference is printed and the script exits non-zero. It prints
            row count, rows read back as written, and failed statements
            (bad values, a NULL designated timestamp, DDL not supported
            yet) change nothing; DROP TABLE, then the name reused by
-           ingest; TRUNCATE TABLE; RENAME TABLE.
+           ingest; TRUNCATE TABLE; RENAME TABLE; RENAME and DROP COLUMN
+           with ingest after them.
   errors   a syntax error, an unknown table and an unknown column each
            raise QuestDBError with the server's message, a query past its
            timeout= raises, cancel() stops a 10^9-row result mid-stream, and
@@ -404,7 +405,8 @@ def case_writes(db):
     expect_error("INSERT INTO rt_w (i) VALUES (1)", "designated timestamp")
     expect_error("INSERT INTO rt_w (ts, nope) VALUES ('2024-04-01', 1)", "nope")
     expect_error("INSERT INTO no_such (x) VALUES (1)", "no_such")
-    expect_error("ALTER TABLE rt_w DROP COLUMN i", "DROP COLUMN")
+    expect_error("ALTER TABLE rt_w ALTER COLUMN sym ADD INDEX", "ALTER COLUMN")
+    expect_error("ALTER TABLE rt_w DROP COLUMN ts", "designated timestamp")
     expect_error("DROP TABLE no_such", "no_such")
     expect_error("CREATE TABLE rt_bad (x WIDGET)", "WIDGET")
     after = db.query("SELECT count(*) AS n FROM rt_w").to_arrow().column("n").to_pylist()
@@ -446,6 +448,21 @@ def case_writes(db):
                  table_name="rt_renamed", at="ts")
     got = db.query("SELECT w FROM rt_renamed").to_arrow()
     check("rows after rename", got.column("w").to_pylist(), [8, 9])
+    # RENAME and DROP COLUMN: values stay with their column, ingest uses
+    # the new names (a renamed SYMBOL keeps its dictionary), and a dropped
+    # column's name sent again makes a new, empty column.
+    db.dataframe(pd.DataFrame({"s": pd.Categorical(["x", "y"]), "n": [1, 2],
+                               "ts": pd.to_datetime(["2024-07-01", "2024-07-02"], utc=True)}),
+                 table_name="rt_cols", at="ts")
+    expect_done("ALTER TABLE rt_cols RENAME COLUMN s TO tag", 4, 0)
+    expect_done("ALTER TABLE rt_cols DROP COLUMN n", 4, 0)
+    db.dataframe(pd.DataFrame({"tag": pd.Categorical(["y", "z"]), "n": ["three", "four"],
+                               "ts": pd.to_datetime(["2024-07-03", "2024-07-04"], utc=True)}),
+                 table_name="rt_cols", at="ts")
+    got = db.query("SELECT * FROM rt_cols").to_arrow()
+    check("columns after changes", got.column_names, ["tag", "timestamp", "n"])
+    check("renamed SYMBOL", comparable(got.column("tag")), ["x", "y", "y", "z"])
+    check("column of a dropped name", got.column("n").to_pylist(), [None, None, "three", "four"])
 
 
 def case_errors(db):

@@ -1,6 +1,14 @@
-//! `ALTER TABLE t ADD COLUMN [IF NOT EXISTS] c TYPE [, c2 TYPE ...]`, the
-//! one ALTER that storage logs today; QuestDB's other ALTERs (`DROP
-//! COLUMN`, `RENAME COLUMN`, ...) are refused by name.
+//! `ALTER TABLE` forms that change columns, parsed by hand as QuestDB
+//! writes them:
+//!
+//! - `ALTER TABLE t ADD COLUMN [IF NOT EXISTS] c TYPE [, [ADD COLUMN] c2 TYPE ...]`
+//! - `ALTER TABLE t DROP COLUMN [IF EXISTS] c [, c2 ...]`
+//! - `ALTER TABLE t RENAME COLUMN a TO b`
+//!
+//! QuestDB's other ALTERs (`ALTER COLUMN ... ADD INDEX`, `DROP PARTITION`,
+//! `SET PARAM`, ...) are refused by name. Storage applies the change
+//! ([`quiver_storage::TableSchema::change_columns`]); this module only
+//! reads the statement.
 
 use datafusion::sql::sqlparser::tokenizer::Token;
 use quiver_storage::{ColumnSchema, ColumnType};
@@ -9,40 +17,80 @@ use super::create_table::{parse_type, skip_symbol_options};
 use super::tokens::{Tokens, invalid};
 use crate::error::{QueryError, QueryErrorKind};
 
-/// A parsed `ALTER TABLE ... ADD COLUMN`.
+/// A parsed `ALTER TABLE`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AddColumns {
+pub struct AlterTable {
     /// The table.
     pub table: String,
-    /// The new columns.
-    pub columns: Vec<ColumnSchema>,
-    /// `IF NOT EXISTS`: a column that exists already is not an error.
-    pub if_not_exists: bool,
+    /// What changes.
+    pub action: AlterAction,
+}
+
+/// What an `ALTER TABLE` does to the table's columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterAction {
+    /// `ADD COLUMN`.
+    AddColumns {
+        /// The new columns.
+        columns: Vec<ColumnSchema>,
+        /// `IF NOT EXISTS`: a column that exists already is not an error.
+        if_not_exists: bool,
+    },
+    /// `DROP COLUMN`.
+    DropColumns {
+        /// The columns.
+        names: Vec<String>,
+        /// `IF EXISTS`: a column that does not exist is not an error.
+        if_exists: bool,
+    },
+    /// `RENAME COLUMN from TO to`.
+    RenameColumn {
+        /// The column.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
 }
 
 /// Parses an `ALTER TABLE` statement (see the module docs).
-pub fn parse_alter_table(sql: &str) -> Result<AddColumns, QueryError> {
+pub fn parse_alter_table(sql: &str) -> Result<AlterTable, QueryError> {
     let mut t = Tokens::new(sql)?;
     t.expect_keyword("ALTER")?;
     t.expect_keyword("TABLE")?;
     let table = t.name("table")?;
-    if !t.keyword("ADD") {
-        let what = match t.next() {
-            Some(Token::Word(w)) => {
-                let second = match t.peek() {
-                    Some(Token::Word(w2)) => format!(" {}", w2.value.to_ascii_uppercase()),
-                    _ => String::new(),
-                };
-                format!("{}{second}", w.value.to_ascii_uppercase())
-            }
-            _ => "this form".to_string(),
-        };
-        return Err(QueryError::new(
-            QueryErrorKind::Unsupported,
-            format!("ALTER TABLE ... {what} is not supported yet: ALTER TABLE ... ADD COLUMN is"),
-        ));
+    let action = if t.keyword("ADD") {
+        t.expect_keyword("COLUMN")?;
+        parse_add(&mut t)?
+    } else if t.keyword("DROP") && t.keyword("COLUMN") {
+        let if_exists = t.keyword("IF");
+        if if_exists {
+            t.expect_keyword("EXISTS")?;
+        }
+        let mut names = vec![t.name("column")?];
+        while t.token(&Token::Comma) {
+            names.push(t.name("column")?);
+        }
+        AlterAction::DropColumns { names, if_exists }
+    } else if t.keyword("RENAME") && t.keyword("COLUMN") {
+        let from = t.name("column")?;
+        t.expect_keyword("TO")?;
+        let to = t.name("column")?;
+        AlterAction::RenameColumn { from, to }
+    } else {
+        return Err(unsupported(sql));
+    };
+    t.token(&Token::SemiColon);
+    if !t.at_end() {
+        return Err(invalid(format!(
+            "unexpected {} at the end of ALTER TABLE",
+            t.describe_next()
+        )));
     }
-    t.expect_keyword("COLUMN")?;
+    Ok(AlterTable { table, action })
+}
+
+/// The columns of `ADD COLUMN` (after those two words).
+fn parse_add(t: &mut Tokens) -> Result<AlterAction, QueryError> {
     let if_not_exists = t.keyword("IF");
     if if_not_exists {
         t.expect_keyword("NOT")?;
@@ -51,9 +99,9 @@ pub fn parse_alter_table(sql: &str) -> Result<AddColumns, QueryError> {
     let mut columns = Vec::new();
     loop {
         let name = t.name("column")?;
-        let column_type = parse_type(&mut t, &name)?;
+        let column_type = parse_type(t, &name)?;
         if column_type == ColumnType::Symbol {
-            skip_symbol_options(&mut t)?;
+            skip_symbol_options(t)?;
         }
         columns.push(ColumnSchema::new(name, column_type));
         if !t.token(&Token::Comma) {
@@ -64,18 +112,39 @@ pub fn parse_alter_table(sql: &str) -> Result<AddColumns, QueryError> {
             t.expect_keyword("COLUMN")?;
         }
     }
-    t.token(&Token::SemiColon);
-    if !t.at_end() {
-        return Err(invalid(format!(
-            "unexpected {} after the new columns",
-            t.describe_next()
-        )));
-    }
-    Ok(AddColumns {
-        table,
+    Ok(AlterAction::AddColumns {
         columns,
         if_not_exists,
     })
+}
+
+/// The error for an ALTER this module does not read, naming the two words
+/// after the table name.
+fn unsupported(sql: &str) -> QueryError {
+    let words: Vec<String> = Tokens::new(sql)
+        .map(|mut all| {
+            // Past `ALTER TABLE name`.
+            for _ in 0..3 {
+                all.next();
+            }
+            std::iter::from_fn(|| match all.next() {
+                Some(Token::Word(w)) => Some(w.value.to_ascii_uppercase()),
+                _ => None,
+            })
+            .take(2)
+            .collect()
+        })
+        .unwrap_or_default();
+    let what = match words.is_empty() {
+        true => "this form".to_string(),
+        false => words.join(" "),
+    };
+    QueryError::new(
+        QueryErrorKind::Unsupported,
+        format!(
+            "ALTER TABLE ... {what} is not supported yet: ADD COLUMN, DROP COLUMN and RENAME COLUMN are"
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -89,25 +158,86 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.table, "t");
-        assert!(!a.if_not_exists);
-        let types: Vec<ColumnType> = a.columns.iter().map(|c| c.column_type).collect();
+        let AlterAction::AddColumns {
+            columns,
+            if_not_exists,
+        } = a.action
+        else {
+            panic!("{:?}", a.action)
+        };
+        assert!(!if_not_exists);
+        let types: Vec<ColumnType> = columns.iter().map(|c| c.column_type).collect();
         assert_eq!(
             types,
             [ColumnType::Int, ColumnType::Symbol, ColumnType::Geohash(10)]
         );
-        assert!(
+        assert!(matches!(
             parse_alter_table("alter table t add column if not exists x long")
                 .unwrap()
-                .if_not_exists
-        );
-        let e = parse_alter_table("ALTER TABLE t DROP COLUMN x").unwrap_err();
-        assert!(
-            e.message
-                .contains("ALTER TABLE ... DROP COLUMN is not supported yet"),
-            "{}",
-            e.message
-        );
+                .action,
+            AlterAction::AddColumns {
+                if_not_exists: true,
+                ..
+            }
+        ));
         assert!(parse_alter_table("ALTER TABLE t ADD COLUMN x WIDGET").is_err());
         assert!(parse_alter_table("ALTER TABLE t ADD COLUMN x INT y").is_err());
+    }
+
+    #[test]
+    fn drop_and_rename_column_forms() {
+        assert_eq!(
+            parse_alter_table("ALTER TABLE t DROP COLUMN a, \"B c\";")
+                .unwrap()
+                .action,
+            AlterAction::DropColumns {
+                names: vec!["a".into(), "B c".into()],
+                if_exists: false
+            }
+        );
+        assert_eq!(
+            parse_alter_table("alter table t drop column if exists a")
+                .unwrap()
+                .action,
+            AlterAction::DropColumns {
+                names: vec!["a".into()],
+                if_exists: true
+            }
+        );
+        assert_eq!(
+            parse_alter_table("ALTER TABLE t RENAME COLUMN a TO b")
+                .unwrap()
+                .action,
+            AlterAction::RenameColumn {
+                from: "a".into(),
+                to: "b".into()
+            }
+        );
+        for bad in [
+            "ALTER TABLE t DROP COLUMN",
+            "ALTER TABLE t DROP COLUMN a b",
+            "ALTER TABLE t RENAME COLUMN a b",
+            "ALTER TABLE t RENAME COLUMN a TO",
+        ] {
+            assert_eq!(
+                parse_alter_table(bad).unwrap_err().kind,
+                QueryErrorKind::Invalid,
+                "{bad}"
+            );
+        }
+        for (sql, named) in [
+            (
+                "ALTER TABLE t ALTER COLUMN s ADD INDEX",
+                "ALTER TABLE ... ALTER COLUMN is not supported yet",
+            ),
+            (
+                "ALTER TABLE t DROP PARTITION LIST '2026-01-01'",
+                "ALTER TABLE ... DROP PARTITION is not supported yet",
+            ),
+        ] {
+            let e = parse_alter_table(sql).unwrap_err();
+            assert_eq!(e.kind, QueryErrorKind::Unsupported);
+            assert!(e.message.contains(named), "{}", e.message);
+        }
     }
 }

@@ -180,6 +180,7 @@ pub fn parse_create(sql: &str) -> Result<Create, QueryError> {
         designated_timestamp: None,
         partition_by: PartitionBy::None,
         version: 0,
+        has_dropped_columns: false,
     };
     let options = parse_table_options(&mut t)?;
     apply_table_options(

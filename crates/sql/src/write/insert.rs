@@ -16,7 +16,7 @@ use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::Schema;
 use datafusion::sql::sqlparser::ast::{Insert, TableObject};
 use futures_util::StreamExt;
-use quiver_storage::{Database, Table, Transaction};
+use quiver_storage::{Database, Table, TableSchema, Transaction};
 
 use super::to_stored::to_stored;
 use crate::error::{QueryError, QueryErrorKind};
@@ -30,18 +30,25 @@ fn invalid(message: impl Into<String>) -> QueryError {
     QueryError::new(QueryErrorKind::Invalid, message)
 }
 
-/// What an INSERT writes: the table and which of its columns, in the
-/// order the source produces values.
+/// What an INSERT writes: the table and which of its columns (of the
+/// schema it was planned with, so a column change meanwhile cannot shift
+/// them), in the order the source produces values.
 pub struct InsertTarget {
     table: Arc<Table>,
+    schema: Arc<TableSchema>,
     columns: Vec<usize>,
 }
 
 impl InsertTarget {
     /// Every column of `table`, in order.
     pub fn all_columns(table: Arc<Table>) -> Self {
-        let columns = (0..table.schema().columns.len()).collect();
-        InsertTarget { table, columns }
+        let schema = table.schema();
+        let columns = (0..schema.columns.len()).collect();
+        InsertTarget {
+            table,
+            schema,
+            columns,
+        }
     }
 
     /// Resolves the table and column list of `insert`.
@@ -94,12 +101,16 @@ impl InsertTarget {
                 schema.columns[ts].name, schema.name
             )));
         }
-        Ok(InsertTarget { table, columns })
+        Ok(InsertTarget {
+            table,
+            schema,
+            columns,
+        })
     }
 
     /// Converts one source batch to the table's stored columns.
     fn convert(&self, batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
-        let schema = self.table.schema();
+        let schema = &self.schema;
         if batch.num_columns() != self.columns.len() {
             return Err(invalid(format!(
                 "INSERT names {} columns of {} but the source gives {} values per row",

@@ -1,9 +1,9 @@
 //! Statements that change the database: `CREATE TABLE`, `ALTER TABLE ...
-//! ADD COLUMN`, `DROP TABLE`, `TRUNCATE TABLE`, `RENAME TABLE` and
-//! `INSERT`. Each goes through storage's WAL and commit path, as ingest
-//! does, and answers only once durable. Other DDL QuestDB has (`ALTER
-//! TABLE ... DROP COLUMN` and the like, `DROP` of other objects) is
-//! recognised and refused by name until storage can log it.
+//! ADD | DROP | RENAME COLUMN`, `DROP TABLE`, `TRUNCATE TABLE`, `RENAME
+//! TABLE` and `INSERT`. Each goes through storage's WAL and commit path, as
+//! ingest does, and answers only once durable. Other DDL QuestDB has
+//! (`ALTER TABLE ... DROP PARTITION` and the like, `DROP` of other
+//! objects) is recognised and refused by name.
 //!
 //! This module decides what a statement is ([`WriteStatement::classify`])
 //! and runs it; reading rows for `INSERT ... SELECT` goes through the
@@ -28,8 +28,8 @@ pub enum WriteStatement {
     CreateTable(create_table::CreateTable),
     /// `CREATE TABLE t AS (query)`.
     CreateTableAs(create_table::CreateTableAs),
-    /// `ALTER TABLE ... ADD COLUMN`.
-    AddColumns(alter_table::AddColumns),
+    /// `ALTER TABLE ... ADD | DROP | RENAME COLUMN`.
+    AlterTable(alter_table::AlterTable),
     /// `DROP TABLE [IF EXISTS] t`.
     DropTable {
         /// The table.
@@ -86,13 +86,13 @@ impl WriteStatement {
                 let (table, if_exists) = parse_table_statement(sql, "TRUNCATE")?;
                 Ok(Some(WriteStatement::TruncateTable { table, if_exists }))
             }
-            ["ALTER", "TABLE"] => Ok(Some(WriteStatement::AddColumns(
+            ["ALTER", "TABLE"] => Ok(Some(WriteStatement::AlterTable(
                 alter_table::parse_alter_table(sql)?,
             ))),
             ["DROP" | "ALTER", second] => Err(QueryError::new(
                 QueryErrorKind::Unsupported,
                 format!(
-                    "{} {second} is not supported (tables are: CREATE, DROP, TRUNCATE, RENAME, ALTER TABLE ... ADD COLUMN)",
+                    "{} {second} is not supported (tables are: CREATE, DROP, TRUNCATE, RENAME, ALTER TABLE ... ADD | DROP | RENAME COLUMN)",
                     first_two[0]
                 ),
             )),
@@ -178,7 +178,13 @@ mod tests {
             })
         );
         assert!(WriteStatement::classify("RENAME TABLE t u").is_err());
-        let e = WriteStatement::classify("alter table t drop column x").unwrap_err();
+        assert!(matches!(
+            WriteStatement::classify("alter table t drop column x"),
+            Ok(Some(WriteStatement::AlterTable(_)))
+        ));
+        let e = WriteStatement::classify("alter table t set param x = 1").unwrap_err();
+        assert_eq!(e.kind, QueryErrorKind::Unsupported);
+        let e = WriteStatement::classify("alter user u set password 'p'").unwrap_err();
         assert_eq!(e.kind, QueryErrorKind::Unsupported);
     }
 }

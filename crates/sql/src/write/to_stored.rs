@@ -89,7 +89,7 @@ pub fn to_stored(
     column: &ColumnSchema,
     table: &Table,
 ) -> Result<ArrayRef, QueryError> {
-    convert(array, &Target::Column(column, table.symbols(&column.name)))
+    convert(array, &Target::Column(column, table.column_symbols(column)))
 }
 
 /// `array` converted for `target_of` (see the module docs).

@@ -170,7 +170,7 @@ fn fail_request(request: Request, err: &StorageError) {
         Request::CreateTable { reply, .. } => {
             let _ = reply.send(Err(e()));
         }
-        Request::AddColumns { reply, .. } => {
+        Request::AlterColumns { reply, .. } => {
             let _ = reply.send(Err(e()));
         }
         Request::DropTable { reply, .. } => {
@@ -362,11 +362,11 @@ impl Committer {
                     let _ = reply.send(Err(e));
                 }
             },
-            Request::AddColumns {
+            Request::AlterColumns {
                 table,
-                columns,
+                change,
                 reply,
-            } => match Self::frame_add_columns(g, &table, columns) {
+            } => match Self::frame_alter_columns(g, &table, change) {
                 Ok(schema) => g.outcomes.push(Outcome::Schema {
                     reply,
                     table,
@@ -449,7 +449,16 @@ impl Committer {
         }
     }
 
-    fn frame_create(&mut self, g: &mut Group, schema: TableSchema) -> Result<(Arc<Table>, bool)> {
+    fn frame_create(
+        &mut self,
+        g: &mut Group,
+        mut schema: TableSchema,
+    ) -> Result<(Arc<Table>, bool)> {
+        // A new table has no stored data to keep apart.
+        schema.has_dropped_columns = false;
+        for c in &mut schema.columns {
+            c.stored_name.clone_from(&c.name);
+        }
         let existing = {
             let catalog = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
             // A rename earlier in this group moves a name: the table it
@@ -560,13 +569,13 @@ impl Committer {
             .cloned()
             .unwrap_or_else(|| (*table.schema()).clone());
         schema.name = name;
-        Self::push_schema(g, table, &mut schema)?;
+        schema.version += 1;
+        Self::push_schema(g, table, &schema)?;
         Ok(schema)
     }
 
     /// Frames `schema` as `table`'s next version (an AlterSchema record).
-    fn push_schema(g: &mut Group, table: &Table, schema: &mut TableSchema) -> Result<()> {
-        schema.version += 1;
+    fn push_schema(g: &mut Group, table: &Table, schema: &TableSchema) -> Result<()> {
         schema.validate()?;
         let body = SchemaRecord {
             table_id: table.id,
@@ -610,32 +619,24 @@ impl Committer {
         }
     }
 
-    /// The schema after adding the columns `table` lacks (`None` if it has
-    /// them all, under whatever type).
-    fn frame_add_columns(
+    /// The schema after `change` to `table`'s columns, as the group left
+    /// it (`None` when nothing changes).
+    fn frame_alter_columns(
         g: &mut Group,
         table: &Arc<Table>,
-        columns: Vec<ColumnSchema>,
+        change: ColumnChange,
     ) -> Result<Option<TableSchema>> {
         if g.is_dropped(table) {
             return Err(dropped_error(table));
         }
-        let mut schema = g
-            .schemas
-            .get(&table.id)
-            .cloned()
-            .unwrap_or_else(|| (*table.schema()).clone());
-        let before = schema.columns.len();
-        for c in columns {
-            if schema.column_index(&c.name).is_none() {
-                schema.columns.push(c);
-            }
+        let schema = match g.schemas.get(&table.id) {
+            Some(s) => s.change_columns(change)?,
+            None => table.schema().change_columns(change)?,
+        };
+        if let Some(s) = &schema {
+            Self::push_schema(g, table, s)?;
         }
-        if schema.columns.len() == before {
-            return Ok(None);
-        }
-        Self::push_schema(g, table, &mut schema)?;
-        Ok(Some(schema))
+        Ok(schema)
     }
 
     /// Frames a transaction: row ids, the symbol entries its tables have
@@ -872,7 +873,11 @@ impl Committer {
         if !logged.is_empty() {
             let catalog = shared.tables.read().unwrap_or_else(|p| p.into_inner());
             for ((table, column), end) in logged {
-                if let Some(s) = catalog.by_id.get(&table).and_then(|t| t.symbols(&column)) {
+                if let Some(s) = catalog
+                    .by_id
+                    .get(&table)
+                    .and_then(|t| t.stored_symbols(&column))
+                {
                     s.mark_logged(end);
                 }
             }

@@ -71,7 +71,7 @@ use crate::error::{Result, StorageError};
 use crate::io::FileSystem;
 use crate::limits::{MAX_PART_ROWS, MAX_RECORD_BODY_LEN, MAX_TRANSACTION_PARTS};
 use crate::rows::EncodedRows;
-use crate::schema::{ColumnSchema, TableSchema};
+use crate::schema::{ColumnChange, ColumnSchema, TableSchema};
 use crate::table::{Table, TableSnapshot};
 use crate::wal::{self, WalWriter};
 
@@ -288,9 +288,9 @@ enum Request {
         exclusive: bool,
         reply: oneshot::Sender<Result<Arc<Table>>>,
     },
-    AddColumns {
+    AlterColumns {
         table: Arc<Table>,
-        columns: Vec<ColumnSchema>,
+        change: ColumnChange,
         reply: oneshot::Sender<Result<Arc<TableSchema>>>,
     },
     DropTable {
@@ -758,10 +758,24 @@ impl Database {
         table: Arc<Table>,
         columns: Vec<ColumnSchema>,
     ) -> oneshot::Receiver<Result<Arc<TableSchema>>> {
+        self.alter_columns(table, ColumnChange::Add(columns))
+    }
+
+    /// Changes a table's columns (logged in the WAL) and returns its schema
+    /// after it: adds, drops or renames columns as
+    /// [`TableSchema::change_columns`] does. Stored data is not rewritten:
+    /// a renamed column keeps its stored name, a dropped column's data
+    /// stays in place, unread. Queries already running keep the schema
+    /// they started with.
+    pub fn alter_columns(
+        &self,
+        table: Arc<Table>,
+        change: ColumnChange,
+    ) -> oneshot::Receiver<Result<Arc<TableSchema>>> {
         let (reply, rx) = oneshot::channel();
-        if let Err(e) = self.send(Request::AddColumns {
+        if let Err(e) = self.send(Request::AlterColumns {
             table,
-            columns,
+            change,
             reply,
         }) {
             let (tx, rx) = oneshot::channel();

@@ -212,9 +212,18 @@ impl Replayer<'_> {
                     self.catalog.by_id.get(&r.table_id).ok_or_else(|| {
                         corrupt_at(&record, &source, "symbols of an unknown table")
                     })?;
-                let symbols = table.symbols(r.column).ok_or_else(|| {
-                    corrupt_at(&record, &source, "symbols for a non-SYMBOL column")
-                })?;
+                let Some(symbols) = table.stored_symbols(r.column) else {
+                    // A column dropped since (the checkpoint's schema is
+                    // newer than the record) needs no dictionary.
+                    if table.schema().has_dropped_columns {
+                        return Ok(());
+                    }
+                    return Err(corrupt_at(
+                        &record,
+                        &source,
+                        "symbols for a non-SYMBOL column",
+                    ));
+                };
                 symbols
                     .apply_logged(r.first_key, &r.entries)
                     .map_err(|reason| corrupt_at(&record, &source, reason))?;
@@ -359,10 +368,12 @@ impl Replayer<'_> {
                 &owned
             }
         };
-        let mut batch = decode_rows(bytes).map_err(|e| {
+        let batch = decode_rows(bytes).map_err(|e| {
             tracing::error!(error = %e, "undecodable rows in a WAL record");
             corrupt_at(record, source, "undecodable rows")
         })?;
+        // Columns dropped since the rows were committed are left out.
+        let mut batch = table.without_dropped_columns(batch)?;
         if batch.num_rows() as u64 != row_count || table.check_batch(&batch).is_err() {
             return Err(corrupt_at(
                 record,

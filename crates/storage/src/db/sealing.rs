@@ -145,11 +145,12 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
     };
     let started = Instant::now();
     let snapshot = table.snapshot(visible);
-    let read_schema = snapshot.read_schema(false);
-    let schema = table.schema();
+    let schema = snapshot.schema().clone();
+    // Segment files name columns by their stored names.
+    let sealed_schema = schema.sealed_schema();
     let ts_col = schema
         .designated_timestamp
-        .map(|i| schema.columns[i].name.clone());
+        .map(|i| schema.columns[i].stored_name.clone());
     let mut projected = Vec::new();
     let mut pending = Vec::new();
     let mut pending_rows = 0usize;
@@ -157,7 +158,7 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
     let chunk = shared.options.segment_batch_rows.max(1);
     // Project the memtable rows through a one-part snapshot scan.
     let part_snapshot = snapshot.with_batches(input.batches.clone());
-    for b in part_snapshot.scan(false) {
+    for b in part_snapshot.sealed_batches() {
         let b = b?;
         if let Some(name) = &ts_col
             && let Some(col) = b.column_by_name(name)
@@ -174,13 +175,13 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
         pending_rows += b.num_rows();
         pending.push(b);
         if pending_rows >= chunk {
-            projected.push(concat_batches(&read_schema, &pending)?);
+            projected.push(concat_batches(&sealed_schema, &pending)?);
             pending.clear();
             pending_rows = 0;
         }
     }
     if !pending.is_empty() {
-        projected.push(concat_batches(&read_schema, &pending)?);
+        projected.push(concat_batches(&sealed_schema, &pending)?);
     }
     let segments_dir = table.dir.join("segments");
     // Every unit but NONE is written in day directories (see `PartitionBy`).
@@ -210,7 +211,7 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
             &*shared.fs,
             &dir,
             &schema.name,
-            &read_schema,
+            &sealed_schema,
             next_row_id,
             &piece,
             range,

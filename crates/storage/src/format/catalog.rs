@@ -85,6 +85,7 @@ mod tests {
             designated_timestamp: Some(columns),
             partition_by: PartitionBy::Day,
             version: 1,
+            has_dropped_columns: false,
         }
     }
 

@@ -446,6 +446,7 @@ mod tests {
                     designated_timestamp: Some(1),
                     partition_by: PartitionBy::Day,
                     version,
+                    has_dropped_columns: false,
                 },
             };
             let body = schema.encode().unwrap();

@@ -52,6 +52,7 @@ pub fn schema(name: &str) -> TableSchema {
         designated_timestamp: Some(3),
         partition_by: PartitionBy::Day,
         version: 0,
+        has_dropped_columns: false,
     }
 }
 
