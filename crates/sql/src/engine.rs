@@ -172,6 +172,7 @@ impl QueryEngine {
             .with_config(self.config.clone())
             .with_runtime_env(Arc::clone(&self.runtime))
             .with_default_features()
+            .with_analyzer_rules(dialect::analyzer_rules())
             .with_physical_optimizer_rule(Arc::new(CooperativeEverywhere))
             .build();
         dialect::register(&mut state, &self.db);

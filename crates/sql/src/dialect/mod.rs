@@ -9,6 +9,9 @@ pub mod catalog;
 mod clock;
 mod long_sequence;
 pub mod rewrite;
+mod timestamp_integers;
+
+pub use timestamp_integers::analyzer_rules;
 
 use std::sync::Arc;
 
@@ -25,6 +28,7 @@ pub fn register(state: &mut SessionState, db: &Arc<Database>) {
         "table_columns",
         Arc::new(catalog::TableColumns(Arc::clone(db))),
     );
+    let _ = state.register_expr_planner(Arc::new(timestamp_integers::TimestampIntegerPlanner));
     for udf in [
         ScalarUDF::new_from_impl(cast::QuestdbCast::new()),
         ScalarUDF::new_from_impl(clock::Clock::now()),
