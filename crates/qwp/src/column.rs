@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use crate::bitmap::NullBitmap;
 use crate::error::{DecodeErrorKind, DecodeResult, EncodeError};
-use crate::gorilla::{GorillaTimestamps, encode_gorilla, prefers_gorilla};
+use crate::gorilla::{GorillaTimestamps, encode_gorilla_if_smaller};
 use crate::limits::Limits;
 use crate::symbols::{StringList, SymbolIds};
 use crate::types::{Direction, Layout, TypeCode};
@@ -469,6 +469,30 @@ impl<'a> ColumnData<'a> {
         nulls: Option<NullBitmap<'a>>,
         values: Values<'a>,
     ) -> Result<Self, EncodeError> {
+        Self::build(type_code, row_count, nulls, values, true)
+    }
+
+    /// [`ColumnData::try_new`] for VARCHAR text known to be UTF-8 with
+    /// every offset on a character boundary (it comes from an Arrow
+    /// `StringArray`, which guarantees both): every check but that one.
+    /// Text that breaks the promise makes a frame the peer refuses, nothing
+    /// worse.
+    pub fn try_new_utf8_checked(
+        type_code: TypeCode,
+        row_count: u32,
+        nulls: Option<NullBitmap<'a>>,
+        values: Values<'a>,
+    ) -> Result<Self, EncodeError> {
+        Self::build(type_code, row_count, nulls, values, false)
+    }
+
+    fn build(
+        type_code: TypeCode,
+        row_count: u32,
+        nulls: Option<NullBitmap<'a>>,
+        values: Values<'a>,
+        check_text: bool,
+    ) -> Result<Self, EncodeError> {
         let bad = |reason: &'static str| EncodeError::InvalidValue {
             what: type_code.name(),
             reason,
@@ -511,7 +535,10 @@ impl<'a> ColumnData<'a> {
                 if end as usize != data.len() {
                     return Err(bad("last offset must equal the data length"));
                 }
-                if type_code == TypeCode::Varchar && check_utf8(offsets, data).is_err() {
+                if check_text
+                    && type_code == TypeCode::Varchar
+                    && check_utf8(offsets, data).is_err()
+                {
                     return Err(bad("VARCHAR data is not UTF-8 on every offset"));
                 }
                 true
@@ -711,12 +738,14 @@ impl<'a> ColumnData<'a> {
             Values::Timestamp(ts) => {
                 if rules.gorilla && self.type_code.has_timestamp_encoding(rules.direction) {
                     let values = ts.to_vec();
-                    if prefers_gorilla(&values) {
-                        out.push(1);
-                        encode_gorilla(&values, out);
-                    } else {
-                        out.push(0);
-                        values.iter().for_each(|v| v.put_le(out));
+                    let flag = out.len();
+                    out.push(1);
+                    if !encode_gorilla_if_smaller(&values, out) {
+                        out[flag] = 0;
+                        match ts.raw_bytes() {
+                            Some(b) => out.extend_from_slice(b),
+                            None => values.iter().for_each(|v| v.put_le(out)),
+                        }
                     }
                 } else {
                     match ts.raw_bytes() {

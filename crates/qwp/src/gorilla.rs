@@ -274,6 +274,26 @@ pub fn encode_gorilla(values: &[i64], out: &mut Vec<u8>) -> bool {
     if gorilla_encoded_len(values).is_none() {
         return false;
     }
+    write_gorilla(values, out);
+    true
+}
+
+/// Appends the Gorilla encoding of `values` when the encoder should pick
+/// it ([`prefers_gorilla`]), measuring it once; `false` (nothing written)
+/// otherwise.
+pub fn encode_gorilla_if_smaller(values: &[i64], out: &mut Vec<u8>) -> bool {
+    match gorilla_encoded_len(values) {
+        Some(len) if values.len() >= 3 && len < values.len() * 8 => {
+            out.reserve(len);
+            write_gorilla(values, out);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The encoding, for values whose delta-of-deltas all fit `i32`.
+fn write_gorilla(values: &[i64], out: &mut Vec<u8>) {
     for v in values.iter().take(2) {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -300,12 +320,33 @@ pub fn encode_gorilla(values: &[i64], out: &mut Vec<u8>) -> bool {
         }
     }
     w.finish();
-    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_one_pass_choice_matches_the_rule() {
+        let cases: [&[i64]; 6] = [
+            &[],
+            &[1, 2],
+            &[10, 20, 30, 40, 50],
+            &[0, i64::MAX, 0, i64::MAX],
+            &[5, 1 << 40, 3, 1 << 41, 7],
+            &[1_700_000_000_000_000, 1_700_000_000_000_001, 1_700_000_000_000_003],
+        ];
+        for values in cases {
+            let mut one_pass = Vec::new();
+            let chosen = encode_gorilla_if_smaller(values, &mut one_pass);
+            assert_eq!(chosen, prefers_gorilla(values), "{values:?}");
+            let mut two_pass = Vec::new();
+            if chosen {
+                assert!(encode_gorilla(values, &mut two_pass));
+            }
+            assert_eq!(one_pass, two_pass, "{values:?}");
+        }
+    }
 
     fn round_trip(values: &[i64]) -> Vec<u8> {
         let mut bytes = Vec::new();

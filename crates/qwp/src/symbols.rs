@@ -277,6 +277,37 @@ impl<'a> SymbolIds<'a> {
         })
     }
 
+    /// Ids from a slice (for encoding): one pass to find the largest, then
+    /// one byte per id when every id is below 128 (the common case: a
+    /// result's dictionary is small), varints otherwise.
+    pub fn from_id_slice(ids: &[u32]) -> SymbolIds<'static> {
+        let max_id = ids.iter().copied().max();
+        let count = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        match max_id {
+            Some(m) if m >= 0x80 => SymbolIds::from_ids(ids.iter().copied()),
+            _ => SymbolIds {
+                // Every id is below 128: its varint is the id's one byte.
+                bytes: Cow::Owned(ids.iter().map(|&id| id as u8).collect()),
+                count,
+                max_id,
+            },
+        }
+    }
+
+    /// Ids that are each one byte below 128 (their own varints), or `None`
+    /// if one is not.
+    pub fn from_small_ids(ids: Vec<u8>) -> Option<SymbolIds<'static>> {
+        let max_id = ids.iter().copied().max();
+        if max_id.is_some_and(|m| m >= 0x80) {
+            return None;
+        }
+        Some(SymbolIds {
+            count: u32::try_from(ids.len()).ok()?,
+            max_id: max_id.map(u32::from),
+            bytes: Cow::Owned(ids),
+        })
+    }
+
     /// Ids from values (for encoding).
     pub fn from_ids(ids: impl IntoIterator<Item = u32>) -> SymbolIds<'static> {
         let mut bytes = Vec::new();
@@ -550,6 +581,29 @@ mod tests {
         assert_eq!(d.get(4), None);
         d.clear();
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn ids_from_a_slice_encode_as_from_an_iterator() {
+        for ids in [
+            &[][..],
+            &[5, 0, 127, 5],
+            &[0, 127, 128, 300],
+            &[u32::MAX, 1],
+        ] {
+            let a = SymbolIds::from_id_slice(ids);
+            let b = SymbolIds::from_ids(ids.iter().copied());
+            assert_eq!(a.encoded(), b.encoded(), "{ids:?}");
+            assert_eq!((a.len(), a.max_id()), (b.len(), b.max_id()), "{ids:?}");
+            let small: Option<Vec<u8>> = ids.iter().map(|&i| u8::try_from(i).ok()).collect();
+            match small.and_then(SymbolIds::from_small_ids) {
+                Some(c) => {
+                    assert_eq!(c.encoded(), b.encoded(), "{ids:?}");
+                    assert_eq!((c.len(), c.max_id()), (b.len(), b.max_id()), "{ids:?}");
+                }
+                None => assert!(ids.iter().any(|&i| i >= 0x80), "{ids:?}"),
+            }
+        }
     }
 
     #[test]

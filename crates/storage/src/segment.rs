@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::buffer::Buffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::ipc::reader::FileReader;
+use arrow::ipc::reader::{FileDecoder, read_footer_length};
 use arrow::ipc::writer::FileWriter;
 
 use crate::error::{Result, StorageError};
@@ -58,32 +59,23 @@ impl Segment {
 
     /// Reads the segment's batches (row-id column first).
     pub fn read(&self, fs: &dyn FileSystem) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
-        let file = fs
-            .open_read(&self.path)
-            .map_err(StorageError::io("open", &self.path))?;
-        let reader = FileReader::try_new(file, None)?;
-        Ok(reader.map(|b| b.map_err(StorageError::from)))
+        let file = SegmentFile::open(fs, &self.path)?;
+        Ok(file.batches(None))
     }
-}
 
-impl Segment {
     /// Reads the segment's batches with only the columns named in
-    /// `columns` that it holds (ASCII case ignored; no row ids): the other
-    /// columns' bytes are not read.
+    /// `columns` that it holds (stored names, ASCII case ignored; no row
+    /// ids): the other columns' bytes are not read.
     pub fn read_columns(
         &self,
         fs: &dyn FileSystem,
         columns: &[String],
     ) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
-        let open = || {
-            fs.open_read(&self.path)
-                .map_err(StorageError::io("open", &self.path))
-        };
-        let schema = FileReader::try_new(open()?, None)?.schema();
+        let file = SegmentFile::open(fs, &self.path)?;
         let mut indices: Vec<usize> = columns
             .iter()
             .filter_map(|name| {
-                schema
+                file.schema
                     .fields()
                     .iter()
                     .position(|f| f.name().eq_ignore_ascii_case(name) && f.name() != ROW_ID_COLUMN)
@@ -93,9 +85,150 @@ impl Segment {
             // The row ids carry the row count when no column is read.
             indices.push(0);
         }
-        let reader = FileReader::try_new(open()?, Some(indices))?;
-        Ok(reader.map(|b| b.map_err(StorageError::from)))
+        Ok(file.batches(Some(indices)))
     }
+}
+
+/// A segment file's bytes ([`FileSystem::map_read`]: mapped, not copied,
+/// on the operating system's file system) with its footer read and its
+/// dictionaries decoded. Record batches decode from the bytes in place:
+/// column data is never copied, and the pages of columns not read are
+/// never touched. Every block the footer names is checked to lie inside the
+/// file before it is sliced, so a damaged file is an error.
+struct SegmentFile {
+    path: PathBuf,
+    data: Buffer,
+    schema: SchemaRef,
+    version: arrow::ipc::MetadataVersion,
+    /// Record batch blocks: (start, length) of each in `data`, and its
+    /// block entry.
+    blocks: Vec<(usize, usize, arrow::ipc::Block)>,
+    dictionaries: Vec<(usize, usize, arrow::ipc::Block)>,
+}
+
+impl SegmentFile {
+    /// `ARROW1` plus padding at the start, footer length and `ARROW1` at the end.
+    const HEADER: usize = 8;
+    const TRAILER: usize = 10;
+
+    fn open(fs: &dyn FileSystem, path: &Path) -> Result<SegmentFile> {
+        let bytes = fs.map_read(path).map_err(StorageError::io("read", path))?;
+        let corrupt = |offset: usize, reason: &'static str| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        };
+        let data = Buffer::from(bytes);
+        let len = data.len();
+        if len < Self::HEADER + Self::TRAILER
+            || &data[..6] != b"ARROW1"
+            || &data[len - 6..] != b"ARROW1"
+        {
+            return Err(corrupt(
+                0,
+                "not an Arrow IPC file (no ARROW1 magic at both ends)",
+            ));
+        }
+        let trailer: [u8; 10] = data[len - Self::TRAILER..]
+            .try_into()
+            .map_err(|_| corrupt(len, "short trailer"))?;
+        let footer_end = len - Self::TRAILER;
+        let footer_len = read_footer_length(trailer)?;
+        let footer_start = footer_end
+            .checked_sub(footer_len)
+            .filter(|&s| s >= Self::HEADER)
+            .ok_or_else(|| corrupt(footer_end, "footer longer than the file"))?;
+        let footer = arrow::ipc::root_as_footer(&data[footer_start..footer_end])
+            .map_err(|_| corrupt(footer_start, "undecodable footer"))?;
+        let fb_schema = footer
+            .schema()
+            .ok_or_else(|| corrupt(footer_start, "footer without a schema"))?;
+        let schema = guarded(|| Ok(arrow::ipc::convert::fb_to_schema(fb_schema)))
+            .map_err(|_| corrupt(footer_start, "undecodable schema"))?;
+        let schema = Arc::new(schema);
+        let block = |b: &arrow::ipc::Block| -> Result<(usize, usize, arrow::ipc::Block)> {
+            let start = usize::try_from(b.offset()).ok();
+            let length = usize::try_from(b.metaDataLength())
+                .ok()
+                .zip(usize::try_from(b.bodyLength()).ok())
+                .and_then(|(m, b)| m.checked_add(b));
+            match (start, length) {
+                (Some(start), Some(length))
+                    if start >= Self::HEADER
+                        && start
+                            .checked_add(length)
+                            .is_some_and(|end| end <= footer_start) =>
+                {
+                    Ok((start, length, *b))
+                }
+                _ => Err(corrupt(footer_start, "a block that lies outside the file")),
+            }
+        };
+        let blocks = footer
+            .recordBatches()
+            .into_iter()
+            .flatten()
+            .map(&block)
+            .collect::<Result<Vec<_>>>()?;
+        let dictionaries = footer
+            .dictionaries()
+            .into_iter()
+            .flatten()
+            .map(block)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SegmentFile {
+            path: path.to_path_buf(),
+            version: footer.version(),
+            data,
+            schema,
+            blocks,
+            dictionaries,
+        })
+    }
+
+    /// The record batches, with only the fields `projection` lists (all
+    /// when `None`).
+    fn batches(self, projection: Option<Vec<usize>>) -> impl Iterator<Item = Result<RecordBatch>> {
+        let mut decoder = FileDecoder::new(self.schema.clone(), self.version);
+        if let Some(p) = projection {
+            decoder = decoder.with_projection(p);
+        }
+        let dictionaries: Result<()> = self.dictionaries.iter().try_for_each(|(start, len, b)| {
+            guarded(|| decoder.read_dictionary(b, &self.data.slice_with_length(*start, *len)))
+                .map_err(StorageError::from)
+        });
+        let failed = dictionaries.err();
+        let path = self.path.clone();
+        let blocks = match failed {
+            Some(_) => Vec::new(),
+            None => self.blocks.clone(),
+        };
+        failed
+            .map(Err)
+            .into_iter()
+            .chain(blocks.into_iter().map(move |(start, len, b)| {
+                guarded(|| decoder.read_record_batch(&b, &self.data.slice_with_length(start, len)))
+                    .map_err(StorageError::from)?
+                    .ok_or_else(|| StorageError::Corrupt {
+                        path: path.clone(),
+                        offset: start as u64,
+                        reason: "a record batch block holds no record batch",
+                    })
+            }))
+    }
+}
+
+/// Runs an Arrow decode step, turning a panic (Arrow asserts on some
+/// malformed input) into an error: a damaged segment file is an error for
+/// the query that reads it, never a crash.
+fn guarded<T>(
+    f: impl FnOnce() -> std::result::Result<T, arrow::error::ArrowError>,
+) -> std::result::Result<T, arrow::error::ArrowError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(arrow::error::ArrowError::IpcError(
+            "the segment's Arrow data is malformed".into(),
+        ))
+    })
 }
 
 /// Writes `batches` (read form, without row ids, consecutive rows starting
@@ -223,5 +356,57 @@ mod tests {
         assert_eq!(ids.value(0), 12);
         assert_eq!(batches[0].schema().metadata()["quiver.first_row_id"], "10");
         assert_eq!(batches[0].column(1).len(), 2);
+        // Only the columns asked for, without row ids.
+        let v: Vec<_> = seg
+            .read_columns(&fs, &["V".to_string()])
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(v[0].num_columns(), 1);
+        assert_eq!(
+            v[1].column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0),
+            3
+        );
+        // No column: the row ids carry the count.
+        let none: Vec<_> = seg
+            .read_columns(&fs, &[])
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn damaged_segment_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFileSystem;
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
+            .unwrap();
+        let seg = write_segment(&fs, dir.path(), "t", &schema, 0, &[b], (0, 0)).unwrap();
+        let good = std::fs::read(&seg.path).unwrap();
+        let read_all = |bytes: &[u8]| {
+            std::fs::write(&seg.path, bytes).unwrap();
+            seg.read(&fs).and_then(|it| it.collect::<Result<Vec<_>>>())
+        };
+        assert!(read_all(&good).is_ok());
+        let len = good.len();
+        // Truncated, garbage, a footer length past the start, every single
+        // byte of the footer and trailer flipped: errors, never a panic.
+        assert!(read_all(&good[..len / 2]).is_err());
+        assert!(read_all(&[7u8; 64]).is_err());
+        let mut bad = good.clone();
+        bad[len - 10..len - 6].copy_from_slice(&i32::MAX.to_le_bytes());
+        assert!(read_all(&bad).is_err());
+        for i in (0..len).rev().take(400) {
+            let mut bad = good.clone();
+            bad[i] ^= 0xff;
+            // Some flips land in padding and change nothing; none may panic.
+            let _ = read_all(&bad);
+        }
     }
 }

@@ -19,7 +19,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, GenericListArray, OffsetSizeTrait};
+use arrow::array::{
+    Array, ArrayRef, AsArray, GenericListArray, OffsetSizeTrait, StringArray, UInt32Array,
+};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, TimeUnit, UInt32Type};
 use quiver_qwp::bitmap::null_bitmap_from_validity;
@@ -423,32 +425,12 @@ pub fn encode_column<'a>(
             let values = cast_with_options(dict.values(), &DataType::Utf8, &CastOptions::default())
                 .map_err(|e| e.to_string())?;
             let values = values.as_string::<i32>();
-            // Each dictionary value is looked up once per batch.
-            let mut ids: Vec<Option<u32>> = vec![None; values.len()];
-            let mut out = Vec::with_capacity(array.len());
-            let nulls = array.logical_nulls();
-            for (i, &k) in keys.values().iter().enumerate() {
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                    continue;
-                }
-                let k = k as usize;
-                let id = match ids.get(k).copied().flatten() {
-                    Some(id) => id,
-                    None => {
-                        let id = dictionary.id(values.value(k));
-                        if let Some(slot) = ids.get_mut(k) {
-                            *slot = Some(id);
-                        }
-                        id
-                    }
-                };
-                out.push(id);
-            }
+            let ids = symbol_ids(keys, values, array.logical_nulls().as_ref(), dictionary);
             ColumnData::try_new(
                 t,
                 rows,
                 null_bitmap(&array),
-                Values::Symbol(Symbols::Global(SymbolIds::from_ids(out))),
+                Values::Symbol(Symbols::Global(ids)),
             )
         }
         TypeCode::DoubleArray | TypeCode::LongArray => {
@@ -456,6 +438,61 @@ pub fn encode_column<'a>(
         }
     };
     column.map_err(|e| e.to_string())
+}
+
+/// The result-dictionary ids of the non-NULL rows of a dictionary column:
+/// each dictionary value the rows use is looked up once (in key order), and
+/// a row costs one table lookup; one byte per row while the ids stay below
+/// 128. Values no row uses never enter the result's dictionary.
+fn symbol_ids(
+    keys: &UInt32Array,
+    values: &StringArray,
+    nulls: Option<&arrow::buffer::NullBuffer>,
+    dictionary: &mut ResultDictionary,
+) -> SymbolIds<'static> {
+    // Keys of a valid dictionary array are below `values.len()`; a key past
+    // it (never expected) is left out, and the count check of the column
+    // then refuses the batch.
+    let nulls = nulls.filter(|n| n.null_count() > 0);
+    let rows = || {
+        keys.values()
+            .iter()
+            .enumerate()
+            .filter(move |&(i, _)| nulls.is_none_or(|n| n.is_valid(i)))
+            .map(|(_, &k)| k as usize)
+    };
+    let mut used = vec![false; values.len()];
+    for k in rows() {
+        if let Some(u) = used.get_mut(k) {
+            *u = true;
+        }
+    }
+    let table: Vec<u32> = used
+        .iter()
+        .enumerate()
+        .map(|(k, &u)| match u {
+            true => dictionary.id(values.value(k)),
+            false => 0,
+        })
+        .collect();
+    if table.iter().all(|&id| id < 0x80) {
+        let small: Vec<u8> = match nulls {
+            // One byte per key through the table: no per-row branch.
+            None => keys
+                .values()
+                .iter()
+                .map(|&k| table.get(k as usize).map_or(0x80, |&id| id as u8))
+                .collect(),
+            Some(_) => rows()
+                .map(|k| table.get(k).map_or(0x80, |&id| id as u8))
+                .collect(),
+        };
+        if let Some(ids) = SymbolIds::from_small_ids(small) {
+            return ids;
+        }
+    }
+    let ids: Vec<u32> = rows().filter_map(|k| table.get(k).copied()).collect();
+    SymbolIds::from_id_slice(&ids)
 }
 
 /// The NULL bitmap of `array` (`None` without NULLs).
@@ -638,33 +675,61 @@ fn borrowed_column<'a>(
     let (Ok(first), Ok(last)) = (usize::try_from(first), usize::try_from(last)) else {
         return Ok(None);
     };
-    let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+    let nulls = nulls.filter(|n| n.null_count() > 0);
     // NULL slots with bytes would break the contiguous run.
     if let Some(n) = nulls
-        && n.null_count() > 0
         && (0..array.len()).any(|i| !n.is_valid(i) && offsets[i + 1] != offsets[i])
     {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity((array.len() + 1) * 4);
-    out.extend_from_slice(&0u32.to_le_bytes());
-    for i in 0..array.len() {
-        if valid(i) {
-            let end = usize::try_from(offsets[i + 1]).unwrap_or(last) - first;
-            let end = u32::try_from(end).map_err(|_| "a batch's text is over 4 GiB".to_string())?;
-            out.extend_from_slice(&end.to_le_bytes());
-        }
+    if u32::try_from(last - first).is_err() {
+        return Err("a batch's text is over 4 GiB".to_string());
     }
+    // Arrow's offsets are non-negative and ascending, so rebased on the
+    // first they fit the wire's u32 (checked above); without NULLs and
+    // starting at 0 they already are the wire's bytes.
+    let out: Cow<'a, [u8]> = match (nulls, first) {
+        (None, 0) => Cow::Borrowed(
+            array
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .map(|a| a.offsets().inner().inner().as_slice())
+                .or_else(|| {
+                    array
+                        .as_any()
+                        .downcast_ref::<arrow::array::BinaryArray>()
+                        .map(|a| a.offsets().inner().inner().as_slice())
+                })
+                .ok_or("not a string or binary array")?,
+        ),
+        (None, _) => Cow::Owned(
+            offsets
+                .iter()
+                .flat_map(|&o| ((o as usize - first) as u32).to_le_bytes())
+                .collect(),
+        ),
+        (Some(n), _) => {
+            let mut out = Vec::with_capacity((array.len() + 1) * 4);
+            out.extend_from_slice(&0u32.to_le_bytes());
+            for i in 0..array.len() {
+                if n.is_valid(i) {
+                    let end = (offsets[i + 1] as usize - first) as u32;
+                    out.extend_from_slice(&end.to_le_bytes());
+                }
+            }
+            Cow::Owned(out)
+        }
+    };
     let data = data.get(first..last).ok_or("text offsets out of range")?;
-    ColumnData::try_new(
-        t,
-        rows,
-        null_bitmap(array),
-        Values::VarLen {
-            offsets: Cow::Owned(out),
-            data: Cow::Borrowed(data),
-        },
-    )
+    let values = Values::VarLen {
+        offsets: out,
+        data: Cow::Borrowed(data),
+    };
+    match t {
+        // Arrow guarantees UTF-8 split on character boundaries.
+        TypeCode::Varchar => ColumnData::try_new_utf8_checked(t, rows, null_bitmap(array), values),
+        _ => ColumnData::try_new(t, rows, null_bitmap(array), values),
+    }
     .map(Some)
     .map_err(|e| e.to_string())
 }

@@ -68,6 +68,15 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// The bytes of a file that never changes once written (a sealed
+    /// segment): memory-mapped where the file system can map files, so
+    /// reading them copies nothing and only the pages touched are read
+    /// from disk. The default reads the whole file.
+    fn map_read(&self, path: &Path) -> io::Result<bytes::Bytes> {
+        let mut out = Vec::new();
+        self.open_read(path)?.read_to_end(&mut out)?;
+        Ok(bytes::Bytes::from(out))
+    }
 }
 
 /// A file open for writing. Writes append; handles are shared between
@@ -211,6 +220,32 @@ impl FileSystem for OsFileSystem {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+
+    // Measured (`bench/egress`, 10M rows from segments): reading segments
+    // through `read` spent about a tenth of the server's CPU copying page
+    // cache into freshly zeroed buffers; mapped, the column bytes are used
+    // where they are.
+    #[allow(unsafe_code)]
+    fn map_read(&self, path: &Path) -> io::Result<bytes::Bytes> {
+        let file = File::open(path)?;
+        // SAFETY: the mapping is read-only and private. What it relies on
+        // is that nobody modifies or truncates the file while it is mapped:
+        // this is only called for sealed segments, which the engine writes
+        // to a temp file, fsyncs and renames into place, and never opens for
+        // writing again (a dropped table's files are deleted, which leaves a
+        // live mapping on the old inode). Every read of the bytes is bounds
+        // checked against the length mapped here (`SegmentFile::open`), so a
+        // file shorter than expected is an error, not a read past the end.
+        // A third party truncating the file in place would still fault
+        // (SIGBUS); that is the one thing no check here can catch. Tested by
+        // the segment round trips in `segment.rs` and every storage and
+        // query test that reads sealed rows.
+        let map = unsafe { memmap2::Mmap::map(&file) }?;
+        // Scans read a segment front to back: more read-ahead. Advisory.
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(bytes::Bytes::from_owner(map))
     }
 }
 
