@@ -332,15 +332,14 @@ fn upgrade_egress(
                 return;
             }
         };
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(state.max_message_len))
-            .max_frame_size(Some(state.max_message_len));
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
         tracing::debug!(%peer, "egress session started");
         EgressSession::new(state.engine.clone(), options)
-            .run(ws, peer, state.stop.clone())
+            .run(
+                TokioIo::new(upgraded),
+                state.max_message_len,
+                peer,
+                state.stop.clone(),
+            )
             .await;
     });
     response

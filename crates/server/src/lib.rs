@@ -20,6 +20,7 @@ pub mod http;
 pub mod ingest;
 pub mod sql_http;
 pub mod tools;
+pub mod websocket;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -28,7 +28,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use self::batcher::ResultBatcher;
 use arrow::array::RecordBatch;
 use futures_util::StreamExt;
-use hyper_util::rt::TokioIo;
 use quiver_qwp::egress::response::role;
 use quiver_qwp::{
     BatchEncoding, ClientMessage, ColumnDef, Limits, ResultBatch, ServerInfo, ServerMessage,
@@ -37,11 +36,10 @@ use quiver_qwp::{
 use quiver_sql::{
     QueryEngine, QueryError, QueryErrorKind, QueryOutput, QueryStream, StatementKind,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::websocket::{ClientMessage as WsMessage, FrameError, FrameReader, close_code};
 
 use columns::{ResultDictionary, WireType, encode_column};
 
@@ -82,9 +80,7 @@ impl Default for EgressOptions {
 /// Bytes of dictionary strings past which it is reset before a query.
 const MAX_DICTIONARY_BYTES: usize = 8 << 20;
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
-
-use self::outbox::Outbox;
+use self::outbox::{OutFrame, Outbox};
 
 /// A result being sent.
 struct Streaming {
@@ -153,7 +149,7 @@ fn op_type_of(kind: StatementKind) -> u8 {
 
 /// What the session does next.
 enum Event {
-    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Frame(Result<Option<WsMessage>, FrameError>),
     /// The coalescer holds a completed batch and credit is left.
     Ready,
     /// The query is exhausted and every batch went out.
@@ -185,9 +181,18 @@ impl EgressSession {
     }
 
     /// Serves the connection until the client leaves or the server stops.
-    pub async fn run(mut self, ws: Ws, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
-        let (sink, mut incoming) = ws.split();
-        let mut ws = Outbox::start(sink);
+    pub async fn run<S>(
+        mut self,
+        io: S,
+        max_message_len: usize,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (read, write) = tokio::io::split(io);
+        let mut incoming = FrameReader::new(read, max_message_len);
+        let mut ws = Outbox::start(write);
         let wall_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .ok()
@@ -242,18 +247,33 @@ impl EgressSession {
             };
             let outcome = match event {
                 Event::Stop => {
-                    close(&mut ws, CloseCode::Away, "server shutting down").await;
+                    close(&mut ws, close_code::AWAY, "server shutting down").await;
                     break;
                 }
-                Event::Frame(None) | Event::Frame(Some(Err(_))) => break,
-                Event::Frame(Some(Ok(msg))) => match msg {
-                    Message::Binary(bytes) => self.handle_client_frame(&mut ws, &bytes).await,
-                    Message::Close(_) => break,
-                    Message::Text(_) => {
-                        close(&mut ws, CloseCode::Unsupported, "QWP is binary").await;
+                Event::Frame(Ok(None)) | Event::Frame(Err(FrameError::Io(_))) => break,
+                Event::Frame(Err(e @ FrameError::TooLarge { .. })) => {
+                    close(&mut ws, close_code::TOO_BIG, &e.to_string()).await;
+                    break;
+                }
+                Event::Frame(Err(e @ FrameError::Protocol(_))) => {
+                    close(&mut ws, close_code::PROTOCOL, &e.to_string()).await;
+                    break;
+                }
+                Event::Frame(Ok(Some(msg))) => match msg {
+                    WsMessage::Binary(bytes) => self.handle_client_frame(&mut ws, &bytes).await,
+                    WsMessage::Close(_) => {
+                        // The closing handshake: answer it, then go.
+                        close(&mut ws, close_code::NORMAL, "").await;
                         break;
                     }
-                    _ => Ok(true),
+                    WsMessage::Text => {
+                        close(&mut ws, close_code::UNSUPPORTED, "QWP is binary").await;
+                        break;
+                    }
+                    WsMessage::Ping(payload) => {
+                        ws.send(OutFrame::Pong(payload.into())).await.map(|_| true)
+                    }
+                    WsMessage::Pong => Ok(true),
                 },
                 Event::Ready => self.send_completed(&mut ws).await,
                 Event::Batch(Some(Ok(batch))) => self.coalesce(&mut ws, Some(batch)).await,
@@ -293,7 +313,7 @@ impl EgressSession {
             Ok(m) => m,
             Err(e) => {
                 tracing::debug!(error = %e, "malformed egress frame; closing");
-                close(ws, CloseCode::Protocol, &e.to_string()).await;
+                close(ws, close_code::PROTOCOL, &e.to_string()).await;
                 return Ok(false);
             }
         };
@@ -623,17 +643,14 @@ async fn sleep_until(deadline: Option<(tokio::time::Instant, u64)>) {
 }
 
 async fn send_ws(ws: &mut Outbox, frame: Vec<u8>) -> Result<(), ()> {
-    ws.send(Message::Binary(frame.into())).await
+    ws.send(OutFrame::Binary(frame.into())).await
 }
 
 /// Queues a close frame (the writer sends it after the frames before it),
 /// waiting at most a few seconds for room.
-async fn close(ws: &mut Outbox, code: CloseCode, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: truncate(reason, 120).into(),
-    };
-    ws.send_soon(Message::Close(Some(frame))).await;
+async fn close(ws: &mut Outbox, code: u16, reason: &str) {
+    ws.send_soon(OutFrame::Close(code, truncate(reason, 120)))
+        .await;
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -9,13 +9,23 @@
 
 use std::time::Duration;
 
-use futures_util::SinkExt;
-use futures_util::stream::SplitSink;
+use hyper::body::Bytes;
+use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::Ws;
+use crate::websocket::{FrameWriter, Opcode};
+
+/// A frame for the writer.
+#[derive(Debug)]
+pub enum OutFrame {
+    /// A binary message (a QWP frame).
+    Binary(Bytes),
+    /// The answer to a client's ping.
+    Pong(Bytes),
+    /// A close frame: status code and reason; the last frame.
+    Close(u16, String),
+}
 
 /// Frames that may wait for the socket (besides the one being written and
 /// the one the session is encoding). One is measurably slower (the
@@ -29,25 +39,34 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// See the module docs.
 pub struct Outbox {
-    tx: Option<mpsc::Sender<Message>>,
+    tx: Option<mpsc::Sender<OutFrame>>,
     writer: Option<JoinHandle<()>>,
 }
 
 impl Outbox {
-    /// Starts the writer task over `sink`.
-    pub fn start(mut sink: SplitSink<Ws, Message>) -> Outbox {
-        let (tx, mut rx) = mpsc::channel::<Message>(FRAMES_QUEUED);
+    /// Starts the writer task over `io`.
+    pub fn start<W: AsyncWrite + Unpin + Send + 'static>(io: W) -> Outbox {
+        let (tx, mut rx) = mpsc::channel::<OutFrame>(FRAMES_QUEUED);
         let writer = tokio::spawn(async move {
-            while let Some(message) = rx.recv().await {
-                match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
-                    Ok(Ok(())) => {}
-                    // The client is gone, stopped reading or closed the
-                    // connection: answer a close if it can still go out;
-                    // the session's next send fails and it ends.
+            let mut w = FrameWriter::new(io);
+            while let Some(frame) = rx.recv().await {
+                let last = matches!(frame, OutFrame::Close(..));
+                let written = async {
+                    match &frame {
+                        OutFrame::Binary(b) => w.write(Opcode::Binary, b).await,
+                        OutFrame::Pong(b) => w.write(Opcode::Pong, b).await,
+                        OutFrame::Close(code, reason) => w.close(*code, reason).await,
+                    }
+                };
+                match tokio::time::timeout(SEND_TIMEOUT, written).await {
+                    Ok(Ok(())) if !last => {}
+                    // Closed, or the client is gone, stopped reading or
+                    // closed the connection: the session's next send fails
+                    // and it ends.
                     _ => break,
                 }
             }
-            let _ = tokio::time::timeout(FINISH_TIMEOUT, sink.close()).await;
+            let _ = tokio::time::timeout(FINISH_TIMEOUT, w.shutdown()).await;
         });
         Outbox {
             tx: Some(tx),
@@ -57,7 +76,7 @@ impl Outbox {
 
     /// Queues `message` (waits while [`FRAMES_QUEUED`] frames wait); `Err`
     /// when the connection can no longer be written.
-    pub async fn send(&mut self, message: Message) -> Result<(), ()> {
+    pub async fn send(&mut self, message: OutFrame) -> Result<(), ()> {
         match &self.tx {
             Some(tx) => tx.send(message).await.map_err(|_| ()),
             None => Err(()),
@@ -67,7 +86,7 @@ impl Outbox {
     /// Queues `message` unless the queue stays full for
     /// [`FINISH_TIMEOUT`] (a close frame at shutdown: never held up by a
     /// client that stopped reading).
-    pub async fn send_soon(&mut self, message: Message) {
+    pub async fn send_soon(&mut self, message: OutFrame) {
         if let Some(tx) = &self.tx {
             let _ = tokio::time::timeout(FINISH_TIMEOUT, tx.send(message)).await;
         }
