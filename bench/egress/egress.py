@@ -3,9 +3,10 @@
 
 usage: egress.py QUIVER_BINARY ROWS
 
-Ingests ROWS S1-narrow rows into a fresh `quiver serve`, then times (best of 3,
+Ingests ROWS S1-narrow rows into a fresh `quiver serve`, then times (best of 9,
 wall clock, connection already open) `db.query("SELECT * FROM s1").to_arrow()`
-against:
+against quiver and the replay peer taking turns (so both see the same machine:
+this VM's speed drifts by a quarter between minutes), and:
 
 * quiver;
 * a null egress peer (replay_peer.py, its own process) that answers each query
@@ -44,7 +45,7 @@ binary, rows = sys.argv[1], int(sys.argv[2])
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE = "s1"
 SQL = f"SELECT * FROM {TABLE}"
-RUNS = 7
+RUNS = 9
 
 
 def log(msg):
@@ -89,26 +90,34 @@ def proc_mem(pid):
     return kb("VmRSS") / 1024, kb("VmHWM") / 1024
 
 
-def time_to_arrow(port, label, server_pid=None):
-    """Best of RUNS `to_arrow()` of SQL over one pooled connection: returns
-    (seconds, client CPU s, server CPU s or None) of the best run, and the
-    first run's table."""
-    best, first = None, None
-    with questdb.connect(f"ws::addr=127.0.0.1:{port};") as db:
+def time_interleaved(q_port, r_port, server_pid):
+    """RUNS `to_arrow()` of SQL from quiver and from the replay peer, taking
+    turns (quiver, peer, quiver, ...) over one pooled connection each, so
+    both see the same machine (this VM's speed drifts by a quarter between
+    minutes). Returns, per side, (seconds, client CPU s, server CPU s or
+    None) of its best run and its first run's table."""
+    sides = {"quiver": (q_port, server_pid), "replay": (r_port, None)}
+    best, first = {}, {}
+    dbs = {k: questdb.connect(f"ws::addr=127.0.0.1:{port};") for k, (port, _) in sides.items()}
+    try:
         for i in range(RUNS):
-            s0 = proc_cpu(server_pid) if server_pid else 0.0
-            c0, t0 = time.process_time(), time.perf_counter()
-            table = db.query(SQL).to_arrow()
-            secs, cpu = time.perf_counter() - t0, time.process_time() - c0
-            server_cpu = proc_cpu(server_pid) - s0 if server_pid else None
-            if table.num_rows != rows:
-                raise SystemExit(f"{label}: got {table.num_rows:,} rows, expected {rows:,}")
-            log(f"  {label} run {i + 1}: {secs:.3f} s")
-            if best is None or secs < best[0]:
-                best = (secs, cpu, server_cpu)
-            if first is None:
-                first = table
-            del table
+            for label, db in dbs.items():
+                pid = sides[label][1]
+                s0 = proc_cpu(pid) if pid else 0.0
+                c0, t0 = time.process_time(), time.perf_counter()
+                table = db.query(SQL).to_arrow()
+                secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+                server_cpu = proc_cpu(pid) - s0 if pid else None
+                if table.num_rows != rows:
+                    raise SystemExit(f"{label}: got {table.num_rows:,} rows, expected {rows:,}")
+                log(f"  {label} run {i + 1}: {secs:.3f} s")
+                if label not in best or secs < best[label][0]:
+                    best[label] = (secs, cpu, server_cpu)
+                first.setdefault(label, table)
+                del table
+    finally:
+        for db in dbs.values():
+            db.close()
     return best, first
 
 
@@ -211,18 +220,17 @@ def main():
         del df
         os.sync()  # no writeback of the ingest left to compete with the reads
 
-        log("to_arrow() from quiver...")
-        (q_secs, q_cpu, q_server_cpu), q_table = time_to_arrow(port, "quiver", server.pid)
-
         log("recording quiver's frames...")
         frames_path = os.path.join(tmp, "frames.bin")
         wire, nframes, rec_secs = record(port, frames_path)
         log(f"  {wire:,} wire bytes in {nframes} frames ({rec_secs:.3f} s)")
-        rss, hwm = proc_mem(server.pid)
 
-        log("to_arrow() from the replay peer...")
+        log("to_arrow() from quiver and from the replay peer, taking turns...")
         peer, peer_port = start_replay_peer(frames_path)
-        (r_secs, r_cpu, _), r_table = time_to_arrow(peer_port, "replay")
+        best, first = time_interleaved(port, peer_port, server.pid)
+        (q_secs, q_cpu, q_server_cpu), q_table = best["quiver"], first["quiver"]
+        (r_secs, r_cpu, _), r_table = best["replay"], first["replay"]
+        rss, hwm = proc_mem(server.pid)
         if not r_table.equals(q_table):
             raise SystemExit("the replay peer's result differs from quiver's")
         del r_table
