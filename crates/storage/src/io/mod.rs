@@ -33,7 +33,7 @@ use std::io::{self, IoSlice, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use simulated::{Fault, Op, PowerLoss, SimulatedDisk};
+pub use simulated::{Fault, Hold, Op, PowerLoss, SimulatedDisk};
 
 /// A directory entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

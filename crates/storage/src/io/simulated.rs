@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::{self, Cursor, IoSlice};
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{DirEntry, FileSystem, ReadableFile, WritableFile};
 
@@ -108,6 +108,49 @@ struct DiskState {
     targeted: Vec<(Op, PathBuf, Fault)>,
     /// Operations fail until restart.
     off: bool,
+    /// Operations to hold before they run ([`SimulatedDisk::hold_next`]).
+    holds: Vec<Hold>,
+}
+
+/// An operation held before it runs, until released: lets a test line up
+/// requests behind a committer that is inside a write
+/// ([`SimulatedDisk::hold_next`]).
+#[derive(Debug, Clone)]
+pub struct Hold(Arc<HoldState>);
+
+#[derive(Debug)]
+struct HoldState {
+    op: Op,
+    prefix: PathBuf,
+    /// (reached, released).
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+impl Hold {
+    /// Blocks until the held operation has started (it waits for
+    /// [`Hold::release`]).
+    pub fn wait_until_reached(&self) {
+        let mut s = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !s.0 {
+            s = self.0.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Lets the held operation run (also before it is reached).
+    pub fn release(&self) {
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.0.changed.notify_all();
+    }
+
+    fn wait_for_release(&self) {
+        let mut s = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 = true;
+        self.0.changed.notify_all();
+        while !s.1 {
+            s = self.0.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 /// An in-memory disk with fault injection and power cuts (see the module
@@ -381,6 +424,36 @@ impl SimulatedDisk {
         self.lock().targeted.push((op, normalize(prefix), fault));
     }
 
+    /// Holds the next operation of kind `op` on a path under `prefix`
+    /// before it runs, until the returned [`Hold`] is released (the rest of
+    /// the disk stays usable meanwhile). Only file writes, fsyncs and
+    /// length changes can be held.
+    pub fn hold_next(&self, op: Op, prefix: &Path) -> Hold {
+        let hold = Hold(Arc::new(HoldState {
+            op,
+            prefix: normalize(prefix),
+            state: Mutex::new((false, false)),
+            changed: Condvar::new(),
+        }));
+        self.lock().holds.push(hold.clone());
+        hold
+    }
+
+    /// Waits if a hold matches this operation (outside the disk's lock).
+    fn wait_if_held(&self, op: Op, path: &Path) {
+        let hold = {
+            let mut s = self.lock();
+            let path = normalize(path);
+            s.holds
+                .iter()
+                .position(|h| h.0.op == op && path.starts_with(&h.0.prefix))
+                .map(|i| s.holds.remove(i))
+        };
+        if let Some(h) = hold {
+            h.wait_for_release();
+        }
+    }
+
     /// Mutating operations so far.
     pub fn ops(&self) -> u64 {
         self.lock().ops
@@ -445,6 +518,7 @@ impl SimHandle {
         op: Op,
         f: impl FnOnce(&mut SimFile, Option<Fault>) -> io::Result<T>,
     ) -> io::Result<T> {
+        self.disk.wait_if_held(op, &self.path);
         let mut s = self.disk.lock();
         let fault = s.begin(op, &self.path)?;
         let inode = self.inode;
