@@ -127,7 +127,11 @@ struct Header {
 /// Reads the client's frames (see the module docs).
 pub struct FrameReader<R> {
     io: R,
+    /// Bytes read; `buf[pos..]` are not consumed yet. Consumed bytes are
+    /// dropped once per read, not once per frame (many small frames would
+    /// otherwise move the rest of the buffer each time).
     buf: Vec<u8>,
+    pos: usize,
     max_message: usize,
     /// A fragmented message being joined: whether it is binary, and its
     /// bytes so far.
@@ -140,6 +144,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         FrameReader {
             io,
             buf: Vec::with_capacity(4096),
+            pos: 0,
             max_message,
             partial: None,
         }
@@ -151,6 +156,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         loop {
             if let Some(message) = self.parse()? {
                 return Ok(Some(message));
+            }
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            if self.buf.is_empty() && self.buf.capacity() > 1 << 16 {
+                // After a large frame: give the memory back.
+                self.buf = Vec::with_capacity(4096);
             }
             self.buf.reserve(4096);
             if self.io.read_buf(&mut self.buf).await? == 0 {
@@ -170,14 +181,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let Some(h) = self.header()? else {
                 return Ok(None);
             };
-            let end = h.header_len + h.len;
+            let start = self.pos + h.header_len;
+            let end = start + h.len;
             if self.buf.len() < end {
-                // The whole frame must fit the buffer: make room once.
-                self.buf.reserve(end - self.buf.len());
+                // The whole frame must fit the buffer: room for the part
+                // still to come (once it is under way: a bare header
+                // reserves nothing).
+                if self.buf.len() > start {
+                    self.buf.reserve(end - self.buf.len());
+                }
                 return Ok(None);
             }
-            let mut payload: Vec<u8> = self.buf[h.header_len..end].to_vec();
-            self.buf.drain(..end);
+            let mut payload: Vec<u8> = self.buf[start..end].to_vec();
+            self.pos = end;
             for (i, b) in payload.iter_mut().enumerate() {
                 *b ^= h.mask[i % 4];
             }
@@ -210,6 +226,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                             limit: self.max_message,
                         });
                     }
+                    joined.reserve_exact(payload.len());
                     joined.extend_from_slice(&payload);
                     if !h.fin {
                         self.partial = Some((binary, joined));
@@ -228,7 +245,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// The header at the front of the buffer, checked, or `None` when it
     /// is not all there yet.
     fn header(&self) -> Result<Option<Header>, FrameError> {
-        let b = &self.buf;
+        let b = &self.buf[self.pos..];
         if b.len() < 2 {
             return Ok(None);
         }

@@ -97,7 +97,10 @@ impl Segment {
 /// file before it is sliced, so a damaged file is an error.
 struct SegmentFile {
     path: PathBuf,
-    data: Buffer,
+    /// The whole file. Each block is handed to Arrow as its own buffer
+    /// ([`SegmentFile::block`]): an array's buffer then reports the block's
+    /// size, not the file's, to memory accounting (DataFusion's pools).
+    data: bytes::Bytes,
     schema: SchemaRef,
     version: arrow::ipc::MetadataVersion,
     /// Record batch blocks: (start, length) of each in `data`, and its
@@ -118,7 +121,7 @@ impl SegmentFile {
             offset: offset as u64,
             reason,
         };
-        let data = Buffer::from(bytes);
+        let data = bytes;
         let len = data.len();
         if len < Self::HEADER + Self::TRAILER
             || &data[..6] != b"ARROW1"
@@ -186,6 +189,12 @@ impl SegmentFile {
         })
     }
 
+    /// Bytes `start .. start + len` (checked at open) as a buffer of their
+    /// own, sharing the file's memory.
+    fn block(&self, start: usize, len: usize) -> Buffer {
+        Buffer::from(self.data.slice(start..start + len))
+    }
+
     /// The record batches, with only the fields `projection` lists (all
     /// when `None`).
     fn batches(self, projection: Option<Vec<usize>>) -> impl Iterator<Item = Result<RecordBatch>> {
@@ -194,7 +203,7 @@ impl SegmentFile {
             decoder = decoder.with_projection(p);
         }
         let dictionaries: Result<()> = self.dictionaries.iter().try_for_each(|(start, len, b)| {
-            guarded(|| decoder.read_dictionary(b, &self.data.slice_with_length(*start, *len)))
+            guarded(|| decoder.read_dictionary(b, &self.block(*start, *len)))
                 .map_err(StorageError::from)
         });
         let failed = dictionaries.err();
@@ -207,7 +216,7 @@ impl SegmentFile {
             .map(Err)
             .into_iter()
             .chain(blocks.into_iter().map(move |(start, len, b)| {
-                guarded(|| decoder.read_record_batch(&b, &self.data.slice_with_length(start, len)))
+                guarded(|| decoder.read_record_batch(&b, &self.block(start, len)))
                     .map_err(StorageError::from)?
                     .ok_or_else(|| StorageError::Corrupt {
                         path: path.clone(),
@@ -378,6 +387,36 @@ mod tests {
             .collect::<Result<_>>()
             .unwrap();
         assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn a_read_batch_accounts_for_its_block_not_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFileSystem;
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let batches: Vec<RecordBatch> = (0..8)
+            .map(|i| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int64Array::from_iter_values(
+                        i * 10_000..(i + 1) * 10_000,
+                    ))],
+                )
+                .unwrap()
+            })
+            .collect();
+        let seg = write_segment(&fs, dir.path(), "t", &schema, 0, &batches, (0, 0)).unwrap();
+        let file_len = std::fs::metadata(&seg.path).unwrap().len() as usize;
+        for b in seg.read_columns(&fs, &["v".to_string()]).unwrap() {
+            let b = b.unwrap();
+            // DataFusion's memory pools count this: a block (row ids and
+            // values of 10,000 rows), not the 8-block file.
+            let counted = b.get_array_memory_size();
+            assert!(
+                counted < file_len / 4,
+                "{counted} of a {file_len}-byte file"
+            );
+        }
     }
 
     #[test]

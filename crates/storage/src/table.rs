@@ -422,10 +422,15 @@ impl Table {
                 .iter()
                 .map(|b| b.batch.num_rows() as u64)
                 .sum::<u64>();
-        let symbols = self
-            .all_symbols()
-            .into_iter()
-            .map(|(name, s)| (name.to_ascii_lowercase(), s.values(usize::MAX)))
+        // The dictionaries of this schema's columns (not of a schema a
+        // concurrent column change made since).
+        let symbols = schema
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let s = self.stored_symbols(&c.stored_name)?;
+                Some((c.stored_name.to_ascii_lowercase(), s.values(usize::MAX)))
+            })
             .collect();
         TableSnapshot {
             fs: self.fs.clone(),

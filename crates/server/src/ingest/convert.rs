@@ -124,12 +124,17 @@ impl BlockConverter {
                     .await
                     .map_err(|_| storage_stopped())??,
             };
-            // The table may have existed after all (created meanwhile):
-            // add whatever planned columns it lacks.
+            // Add the columns this frame brings that the table lacks now:
+            // for a table that existed, only the frame's new columns (a
+            // column dropped or renamed since the frame was planned is not
+            // brought back); for one it created (or that another client
+            // created meanwhile), the frame's columns.
             let schema = table.schema();
-            let missing: Vec<ColumnSchema> = tp
-                .schema
-                .columns
+            let wanted = match tp.existing {
+                Some(_) => &tp.new_columns,
+                None => &tp.schema.columns,
+            };
+            let missing: Vec<ColumnSchema> = wanted
                 .iter()
                 .filter(|c| schema.column_index(&c.name).is_none())
                 .cloned()

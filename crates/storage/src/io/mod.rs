@@ -237,14 +237,14 @@ impl FileSystem for OsFileSystem {
         // live mapping on the old inode). Every read of the bytes is bounds
         // checked against the length mapped here (`SegmentFile::open`), so a
         // file shorter than expected is an error, not a read past the end.
-        // A third party truncating the file in place would still fault
-        // (SIGBUS); that is the one thing no check here can catch. Tested by
-        // the segment round trips in `segment.rs` and every storage and
-        // query test that reads sealed rows.
+        // What no check here can catch: a third party truncating the file
+        // in place, or the disk failing to read a page, raises SIGBUS where
+        // `read` would have returned an error (a failing data disk stops the
+        // server either way). Tested by the segment round trips and damaged
+        // files in `segment.rs` and every storage and query test that reads
+        // sealed rows. No access-pattern advice: projected scans read some
+        // columns' ranges, not the file front to back.
         let map = unsafe { memmap2::Mmap::map(&file) }?;
-        // Scans read a segment front to back: more read-ahead. Advisory.
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
         Ok(bytes::Bytes::from_owner(map))
     }
 }
