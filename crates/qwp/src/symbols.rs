@@ -287,7 +287,11 @@ impl<'a> SymbolIds<'a> {
             Some(m) if m >= 0x80 => SymbolIds::from_ids(ids.iter().copied()),
             _ => SymbolIds {
                 // Every id is below 128: its varint is the id's one byte.
-                bytes: Cow::Owned(ids.iter().map(|&id| id as u8).collect()),
+                bytes: Cow::Owned(
+                    ids.iter()
+                        .map(|&id| u8::try_from(id).unwrap_or(0x7F))
+                        .collect(),
+                ),
                 count,
                 max_id,
             },

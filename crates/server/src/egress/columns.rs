@@ -481,11 +481,9 @@ fn symbol_ids(
             None => keys
                 .values()
                 .iter()
-                .map(|&k| table.get(k as usize).map_or(0x80, |&id| id as u8))
+                .map(|&k| small_id(&table, k as usize))
                 .collect(),
-            Some(_) => rows()
-                .map(|k| table.get(k).map_or(0x80, |&id| id as u8))
-                .collect(),
+            Some(_) => rows().map(|k| small_id(&table, k)).collect(),
         };
         if let Some(ids) = SymbolIds::from_small_ids(small) {
             return ids;
@@ -493,6 +491,15 @@ fn symbol_ids(
     }
     let ids: Vec<u32> = rows().filter_map(|k| table.get(k).copied()).collect();
     SymbolIds::from_id_slice(&ids)
+}
+
+/// Key `k`'s id as one byte, or 0x80 (refused by
+/// `SymbolIds::from_small_ids`) for a key past the table.
+fn small_id(table: &[u32], k: usize) -> u8 {
+    table
+        .get(k)
+        .and_then(|&id| u8::try_from(id).ok())
+        .unwrap_or(0x80)
 }
 
 /// The NULL bitmap of `array` (`None` without NULLs).
@@ -705,16 +712,16 @@ fn borrowed_column<'a>(
         (None, _) => Cow::Owned(
             offsets
                 .iter()
-                .flat_map(|&o| ((o as usize - first) as u32).to_le_bytes())
-                .collect(),
+                .map(|&o| rebase(o, first))
+                .collect::<EncodeResult<Vec<[u8; 4]>>>()?
+                .concat(),
         ),
         (Some(n), _) => {
             let mut out = Vec::with_capacity((array.len() + 1) * 4);
             out.extend_from_slice(&0u32.to_le_bytes());
             for i in 0..array.len() {
                 if n.is_valid(i) {
-                    let end = (offsets[i + 1] as usize - first) as u32;
-                    out.extend_from_slice(&end.to_le_bytes());
+                    out.extend_from_slice(&rebase(offsets[i + 1], first)?);
                 }
             }
             Cow::Owned(out)
@@ -732,6 +739,16 @@ fn borrowed_column<'a>(
     }
     .map(Some)
     .map_err(|e| e.to_string())
+}
+
+/// An Arrow offset rebased on the batch's first as the wire's u32.
+fn rebase(offset: i32, first: usize) -> EncodeResult<[u8; 4]> {
+    usize::try_from(offset)
+        .ok()
+        .and_then(|o| o.checked_sub(first))
+        .and_then(|o| u32::try_from(o).ok())
+        .map(u32::to_le_bytes)
+        .ok_or_else(|| "text offsets out of range".to_string())
 }
 
 /// Array columns: each row's shape and elements (arrays are rectangular).
