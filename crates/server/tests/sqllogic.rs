@@ -176,3 +176,8 @@ fn select() {
 fn alter() {
     run_file("alter.slt");
 }
+
+#[test]
+fn time_functions() {
+    run_file("time_functions.slt");
+}

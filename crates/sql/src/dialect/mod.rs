@@ -9,6 +9,7 @@ pub mod catalog;
 mod clock;
 mod long_sequence;
 pub mod rewrite;
+mod time_arithmetic;
 mod timestamp_integers;
 
 pub use timestamp_integers::analyzer_rules;
@@ -33,6 +34,8 @@ pub fn register(state: &mut SessionState, db: &Arc<Database>) {
         ScalarUDF::new_from_impl(cast::QuestdbCast::new()),
         ScalarUDF::new_from_impl(clock::Clock::now()),
         ScalarUDF::new_from_impl(clock::Clock::systimestamp()),
+        ScalarUDF::new_from_impl(time_arithmetic::TimestampFloor::new()),
+        ScalarUDF::new_from_impl(time_arithmetic::DateAdd::new()),
     ] {
         let _ = state.register_udf(Arc::new(udf));
     }

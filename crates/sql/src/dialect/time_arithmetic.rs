@@ -1,0 +1,496 @@
+//! QuestDB's timestamp arithmetic by calendar unit:
+//! `timestamp_floor(unit, ts)` and `dateadd(unit, n, ts)`.
+//!
+//! Units, as QuestDB spells them: `y` years, `M` months, `w` weeks, `d`
+//! days, `h` hours, `m` minutes, `s` seconds, `T` milliseconds, `U`
+//! microseconds, `n` nanoseconds (TIMESTAMP_NS only). `timestamp_floor`
+//! also takes a stride (`'15m'`, `'3M'`): fixed-length units floor to
+//! multiples since the epoch, weeks to Mondays (ISO weeks), months and
+//! years to calendar months and years counted from 1970. `dateadd` adds
+//! calendar months and years keeping the time of day and cutting the day
+//! to the month's length (Jan 31 + 1 month is Feb 28 or 29). Both keep the
+//! timestamp's Arrow type (its unit and time zone); a result past the
+//! type's range is NULL. The unit must be a constant; a bad one is an
+//! error naming it.
+
+use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Int64Type, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
+use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+use quiver_storage::calendar::{civil_from_days, days_from_civil, days_in_month};
+
+/// A calendar unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Year,
+    Month,
+    Week,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Milli,
+    Micro,
+    Nano,
+}
+
+impl Unit {
+    fn from_char(c: char) -> Option<Unit> {
+        Some(match c {
+            'y' => Unit::Year,
+            'M' => Unit::Month,
+            'w' => Unit::Week,
+            'd' => Unit::Day,
+            'h' => Unit::Hour,
+            'm' => Unit::Minute,
+            's' => Unit::Second,
+            'T' => Unit::Milli,
+            'U' => Unit::Micro,
+            'n' => Unit::Nano,
+            _ => return None,
+        })
+    }
+
+    /// Its length in nanoseconds (fixed-length units).
+    fn nanos(self) -> Option<i64> {
+        Some(match self {
+            Unit::Week => 7 * 86_400 * 1_000_000_000,
+            Unit::Day => 86_400 * 1_000_000_000,
+            Unit::Hour => 3_600 * 1_000_000_000,
+            Unit::Minute => 60 * 1_000_000_000,
+            Unit::Second => 1_000_000_000,
+            Unit::Milli => 1_000_000,
+            Unit::Micro => 1_000,
+            Unit::Nano => 1,
+            Unit::Year | Unit::Month => return None,
+        })
+    }
+}
+
+/// Ticks per second of a timestamp unit.
+fn ticks_per_second(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    }
+}
+
+/// `unit`'s length in ticks of `ticks`, or an error when the column's unit
+/// cannot hold it (nanoseconds of a microsecond timestamp).
+fn unit_ticks(unit: Unit, ticks: TimeUnit) -> Result<Option<i64>> {
+    let Some(nanos) = unit.nanos() else {
+        return Ok(None);
+    };
+    let per_tick = 1_000_000_000 / ticks_per_second(ticks);
+    if nanos % per_tick != 0 {
+        return plan_err!("the unit {unit:?} is finer than the timestamp's {ticks:?}");
+    }
+    Ok(Some(nanos / per_tick))
+}
+
+/// Parses `'[stride]unit'`, e.g. `'d'`, `'15m'`.
+fn parse_unit(text: &str, stride_allowed: bool) -> Result<(i64, Unit)> {
+    let bad = || {
+        plan_err!("invalid unit '{text}': expected [stride]y|M|w|d|h|m|s|T|U|n, e.g. 'd' or '15m'")
+    };
+    let Some(c) = text.chars().last() else {
+        return bad();
+    };
+    let Some(unit) = Unit::from_char(c) else {
+        return bad();
+    };
+    let digits = &text[..text.len() - c.len_utf8()];
+    let stride = match digits {
+        "" => 1,
+        _ if stride_allowed => match digits.parse::<i64>() {
+            Ok(n) if n > 0 => n,
+            _ => return bad(),
+        },
+        _ => return bad(),
+    };
+    Ok((stride, unit))
+}
+
+/// Months since 1970-01 of a day number, and the time of day in ticks.
+fn month_of(value: i64, day_ticks: i64) -> (i64, i64, u32, i64) {
+    let days = value.div_euclid(day_ticks);
+    let (y, m, d) = civil_from_days(days);
+    (
+        y,
+        (y - 1970) * 12 + i64::from(m) - 1,
+        d,
+        value.rem_euclid(day_ticks),
+    )
+}
+
+/// The start of month number `months` (since 1970-01) in ticks.
+fn month_start(months: i64, day_ticks: i64) -> Option<i64> {
+    let year = 1970 + months.div_euclid(12);
+    let month = u32::try_from(months.rem_euclid(12) + 1).ok()?;
+    days_from_civil(year, month, 1).checked_mul(day_ticks)
+}
+
+/// `value` floored to `stride` `unit`s.
+fn floor(value: i64, stride: i64, unit: Unit, ticks: TimeUnit) -> Result<Option<i64>> {
+    let day_ticks = 86_400 * ticks_per_second(ticks);
+    Ok(match unit_ticks(unit, ticks)? {
+        Some(len) => {
+            let step = len.checked_mul(stride);
+            // Weeks start on Mondays: 1970-01-01 was a Thursday.
+            let offset = match unit {
+                Unit::Week => 3 * day_ticks,
+                _ => 0,
+            };
+            step.and_then(|step| {
+                let shifted = value.checked_add(offset)?;
+                shifted
+                    .div_euclid(step)
+                    .checked_mul(step)?
+                    .checked_sub(offset)
+            })
+        }
+        None => {
+            let (_, months, _, _) = month_of(value, day_ticks);
+            let stride_months = match unit {
+                Unit::Year => stride.checked_mul(12),
+                _ => Some(stride),
+            };
+            stride_months.and_then(|s| month_start(months.div_euclid(s) * s, day_ticks))
+        }
+    })
+}
+
+/// `value` moved by `n` `unit`s.
+fn add(value: i64, n: i64, unit: Unit, ticks: TimeUnit) -> Result<Option<i64>> {
+    let day_ticks = 86_400 * ticks_per_second(ticks);
+    Ok(match unit_ticks(unit, ticks)? {
+        Some(len) => n.checked_mul(len).and_then(|d| value.checked_add(d)),
+        None => {
+            let (_, months, day, time) = month_of(value, day_ticks);
+            let delta = match unit {
+                Unit::Year => n.checked_mul(12),
+                _ => Some(n),
+            };
+            delta.and_then(|delta| {
+                let target = months.checked_add(delta)?;
+                let year = 1970 + target.div_euclid(12);
+                let month = u32::try_from(target.rem_euclid(12) + 1).ok()?;
+                let day = day.min(days_in_month(year, month));
+                days_from_civil(year, month, day)
+                    .checked_mul(day_ticks)?
+                    .checked_add(time)
+            })
+        }
+    })
+}
+
+/// The constant text of argument `i`.
+fn constant_unit(args: &ScalarFunctionArgs, i: usize, function: &str) -> Result<String> {
+    match args.args.get(i) {
+        Some(ColumnarValue::Scalar(ScalarValue::Utf8(Some(s))))
+        | Some(ColumnarValue::Scalar(ScalarValue::LargeUtf8(Some(s))))
+        | Some(ColumnarValue::Scalar(ScalarValue::Utf8View(Some(s)))) => Ok(s.clone()),
+        _ => exec_err!("{function}: the unit must be a constant text such as 'd'"),
+    }
+}
+
+/// `f` applied to every timestamp of `array` (NULL stays NULL, `None` is
+/// NULL), keeping its type.
+fn map_timestamps(array: &ArrayRef, f: impl Fn(i64) -> Option<i64>) -> Result<ArrayRef> {
+    fn go<T: ArrowPrimitiveType<Native = i64>>(
+        array: &ArrayRef,
+        f: impl Fn(i64) -> Option<i64>,
+    ) -> ArrayRef {
+        let out: PrimitiveArray<T> = array.as_primitive::<T>().unary_opt(f);
+        std::sync::Arc::new(out.with_data_type(array.data_type().clone()))
+    }
+    Ok(match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => go::<TimestampSecondType>(array, f),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => go::<TimestampMillisecondType>(array, f),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => go::<TimestampMicrosecondType>(array, f),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => go::<TimestampNanosecondType>(array, f),
+        other => return exec_err!("expected a timestamp, got {other}"),
+    })
+}
+
+/// The argument types these functions take: the unit as text, a count as
+/// LONG, the timestamp as it is (text and integers as TIMESTAMP, UTC).
+fn coerce(arg_types: &[DataType], name: &str, count: bool) -> Result<Vec<DataType>> {
+    let want = if count { 3 } else { 2 };
+    if arg_types.len() != want {
+        return plan_err!(
+            "{name} takes {want} arguments: {}",
+            if count {
+                "(unit, n, timestamp)"
+            } else {
+                "(unit, timestamp)"
+            }
+        );
+    }
+    let ts = match &arg_types[want - 1] {
+        t @ DataType::Timestamp(_, _) => t.clone(),
+        DataType::Null | DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        t if t.is_integer() => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        other => return plan_err!("{name} needs a timestamp, got {other}"),
+    };
+    let mut out = vec![DataType::Utf8];
+    if count {
+        if !(arg_types[1].is_integer() || arg_types[1] == DataType::Null) {
+            return plan_err!("{name} needs an integer count, got {}", arg_types[1]);
+        }
+        out.push(DataType::Int64);
+    }
+    out.push(ts);
+    Ok(out)
+}
+
+/// `timestamp_floor(unit, ts)` (see the module docs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TimestampFloor {
+    signature: Signature,
+}
+
+impl TimestampFloor {
+    /// The function.
+    pub fn new() -> Self {
+        TimestampFloor {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for TimestampFloor {
+    fn name(&self) -> &str {
+        "timestamp_floor"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce(arg_types, self.name(), false)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types[1].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (stride, unit) = parse_unit(&constant_unit(&args, 0, self.name())?, true)?;
+        let DataType::Timestamp(ticks, _) = args.args[1].data_type() else {
+            return exec_err!("timestamp_floor needs a timestamp");
+        };
+        // Checks the unit against the timestamp's once, not per row.
+        floor(0, stride, unit, ticks)?;
+        let array = args.args[1].to_array(args.number_rows)?;
+        let out = map_timestamps(&array, |v| floor(v, stride, unit, ticks).ok().flatten())?;
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// `dateadd(unit, n, ts)` (see the module docs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DateAdd {
+    signature: Signature,
+}
+
+impl DateAdd {
+    /// The function.
+    pub fn new() -> Self {
+        DateAdd {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for DateAdd {
+    fn name(&self) -> &str {
+        "dateadd"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce(arg_types, self.name(), true)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types[2].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (_, unit) = parse_unit(&constant_unit(&args, 0, self.name())?, false)?;
+        let DataType::Timestamp(ticks, _) = args.args[2].data_type() else {
+            return exec_err!("dateadd needs a timestamp");
+        };
+        add(0, 0, unit, ticks)?;
+        let counts = args.args[1].to_array(args.number_rows)?;
+        let counts = counts.as_primitive::<Int64Type>();
+        let stamps = args.args[2].to_array(args.number_rows)?;
+        let values: Vec<Option<i64>> = (0..stamps.len())
+            .map(|r| {
+                if stamps.is_null(r) || counts.is_null(r) {
+                    return None;
+                }
+                let v = timestamp_value(&stamps, r)?;
+                add(v, counts.value(r), unit, ticks).ok().flatten()
+            })
+            .collect();
+        let out = timestamps_of(stamps.data_type(), values)?;
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// A timestamp array of type `data_type` holding `values`.
+fn timestamps_of(data_type: &DataType, values: Vec<Option<i64>>) -> Result<ArrayRef> {
+    fn go<T: ArrowPrimitiveType<Native = i64>>(
+        data_type: &DataType,
+        values: Vec<Option<i64>>,
+    ) -> ArrayRef {
+        std::sync::Arc::new(
+            values
+                .into_iter()
+                .collect::<PrimitiveArray<T>>()
+                .with_data_type(data_type.clone()),
+        )
+    }
+    Ok(match data_type {
+        DataType::Timestamp(TimeUnit::Second, _) => go::<TimestampSecondType>(data_type, values),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            go::<TimestampMillisecondType>(data_type, values)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            go::<TimestampMicrosecondType>(data_type, values)
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            go::<TimestampNanosecondType>(data_type, values)
+        }
+        other => return exec_err!("expected a timestamp, got {other}"),
+    })
+}
+
+/// Row `r`'s raw value of a timestamp array.
+fn timestamp_value(array: &ArrayRef, r: usize) -> Option<i64> {
+    Some(match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            array.as_primitive::<TimestampSecondType>().value(r)
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            array.as_primitive::<TimestampMillisecondType>().value(r)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            array.as_primitive::<TimestampMicrosecondType>().value(r)
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            array.as_primitive::<TimestampNanosecondType>().value(r)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: TimeUnit = TimeUnit::Microsecond;
+
+    /// Microseconds of a UTC date and time.
+    fn at(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64) -> i64 {
+        (days_from_civil(y, mo, d) * 86_400 + h * 3_600 + mi * 60 + s) * 1_000_000
+    }
+
+    #[test]
+    fn floors_by_unit_and_stride() {
+        let t = at(2024, 2, 29, 13, 47, 31) + 123_456;
+        let f = |unit: &str| {
+            let (stride, u) = parse_unit(unit, true).unwrap();
+            floor(t, stride, u, US).unwrap().unwrap()
+        };
+        assert_eq!(f("y"), at(2024, 1, 1, 0, 0, 0));
+        assert_eq!(f("M"), at(2024, 2, 1, 0, 0, 0));
+        assert_eq!(f("3M"), at(2024, 1, 1, 0, 0, 0));
+        // 2024-02-29 is a Thursday: its week starts on Monday the 26th.
+        assert_eq!(f("w"), at(2024, 2, 26, 0, 0, 0));
+        assert_eq!(f("d"), at(2024, 2, 29, 0, 0, 0));
+        assert_eq!(f("h"), at(2024, 2, 29, 13, 0, 0));
+        assert_eq!(f("15m"), at(2024, 2, 29, 13, 45, 0));
+        assert_eq!(f("m"), at(2024, 2, 29, 13, 47, 0));
+        assert_eq!(f("s"), at(2024, 2, 29, 13, 47, 31));
+        assert_eq!(f("T"), at(2024, 2, 29, 13, 47, 31) + 123_000);
+        assert_eq!(f("U"), t);
+        // Before the epoch, floors go down.
+        let before = at(1969, 12, 31, 23, 59, 59);
+        assert_eq!(
+            floor(before, 1, Unit::Day, US).unwrap(),
+            Some(at(1969, 12, 31, 0, 0, 0))
+        );
+        assert_eq!(
+            floor(before, 1, Unit::Month, US).unwrap(),
+            Some(at(1969, 12, 1, 0, 0, 0))
+        );
+        assert_eq!(
+            floor(before, 1, Unit::Week, US).unwrap(),
+            Some(at(1969, 12, 29, 0, 0, 0))
+        );
+        // Nanoseconds of a microsecond timestamp, bad units and strides.
+        assert!(floor(t, 1, Unit::Nano, US).is_err());
+        for bad in ["", "x", "0d", "-1d", "1.5h", "dd"] {
+            assert!(parse_unit(bad, true).is_err(), "{bad}");
+        }
+        assert!(parse_unit("2d", false).is_err());
+    }
+
+    #[test]
+    fn adds_calendar_months_cutting_the_day() {
+        let jan31 = at(2024, 1, 31, 10, 0, 0);
+        assert_eq!(
+            add(jan31, 1, Unit::Month, US).unwrap(),
+            Some(at(2024, 2, 29, 10, 0, 0))
+        );
+        assert_eq!(
+            add(jan31, 13, Unit::Month, US).unwrap(),
+            Some(at(2025, 2, 28, 10, 0, 0))
+        );
+        assert_eq!(
+            add(jan31, -2, Unit::Month, US).unwrap(),
+            Some(at(2023, 11, 30, 10, 0, 0))
+        );
+        let leap = at(2024, 2, 29, 0, 0, 1);
+        assert_eq!(
+            add(leap, 1, Unit::Year, US).unwrap(),
+            Some(at(2025, 2, 28, 0, 0, 1))
+        );
+        assert_eq!(
+            add(leap, 4, Unit::Year, US).unwrap(),
+            Some(at(2028, 2, 29, 0, 0, 1))
+        );
+        assert_eq!(
+            add(leap, -1, Unit::Day, US).unwrap(),
+            Some(at(2024, 2, 28, 0, 0, 1))
+        );
+        assert_eq!(
+            add(leap, 2, Unit::Week, US).unwrap(),
+            Some(at(2024, 3, 14, 0, 0, 1))
+        );
+        assert_eq!(
+            add(leap, 90, Unit::Minute, US).unwrap(),
+            Some(at(2024, 2, 29, 1, 30, 1))
+        );
+        // Past the range: NULL.
+        assert_eq!(add(i64::MAX - 1, 1, Unit::Second, US).unwrap(), None);
+        assert_eq!(add(leap, i64::MAX, Unit::Year, US).unwrap(), None);
+    }
+}
