@@ -35,8 +35,22 @@ pub fn register(state: &mut SessionState, db: &Arc<Database>) {
         ScalarUDF::new_from_impl(clock::Clock::now()),
         ScalarUDF::new_from_impl(clock::Clock::systimestamp()),
         ScalarUDF::new_from_impl(time_arithmetic::TimestampFloor::new()),
+        ScalarUDF::new_from_impl(time_arithmetic::TimestampCeil::new()),
         ScalarUDF::new_from_impl(time_arithmetic::DateAdd::new()),
     ] {
+        let _ = state.register_udf(Arc::new(udf));
+    }
+    use time_arithmetic::Field;
+    for field in [
+        Field::Year,
+        Field::Month,
+        Field::Day,
+        Field::Hour,
+        Field::Minute,
+        Field::Second,
+        Field::DayOfWeek,
+    ] {
+        let udf = ScalarUDF::new_from_impl(time_arithmetic::CalendarField::new(field));
         let _ = state.register_udf(Arc::new(udf));
     }
 }

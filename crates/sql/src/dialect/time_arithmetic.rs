@@ -1,5 +1,8 @@
 //! QuestDB's timestamp arithmetic by calendar unit:
-//! `timestamp_floor(unit, ts)` and `dateadd(unit, n, ts)`.
+//! `timestamp_floor(unit, ts)`, `timestamp_ceil(unit, ts)` and
+//! `dateadd(unit, n, ts)`; and the calendar fields of a timestamp (UTC):
+//! `year`, `month`, `day`, `hour`, `minute`, `second` and `day_of_week`
+//! (1 = Monday .. 7 = Sunday), as INT.
 //!
 //! Units, as QuestDB spells them: `y` years, `M` months, `w` weeks, `d`
 //! days, `h` hours, `m` minutes, `s` seconds, `T` milliseconds, `U`
@@ -168,6 +171,25 @@ fn floor(value: i64, stride: i64, unit: Unit, ticks: TimeUnit) -> Result<Option<
     })
 }
 
+/// `value` rounded up to `stride` `unit`s (itself when on a boundary).
+fn ceil(value: i64, stride: i64, unit: Unit, ticks: TimeUnit) -> Result<Option<i64>> {
+    let Some(f) = floor(value, stride, unit, ticks)? else {
+        return Ok(None);
+    };
+    if f == value {
+        return Ok(Some(value));
+    }
+    let step = match unit {
+        Unit::Year => stride.checked_mul(12),
+        _ => Some(stride),
+    };
+    match (unit, step) {
+        (Unit::Year | Unit::Month, Some(months)) => add(f, months, Unit::Month, ticks),
+        (_, Some(n)) => add(f, n, unit, ticks),
+        (_, None) => Ok(None),
+    }
+}
+
 /// `value` moved by `n` `unit`s.
 fn add(value: i64, n: i64, unit: Unit, ticks: TimeUnit) -> Result<Option<i64>> {
     let day_ticks = 86_400 * ticks_per_second(ticks);
@@ -296,6 +318,156 @@ impl ScalarUDFImpl for TimestampFloor {
         let array = args.args[1].to_array(args.number_rows)?;
         let out = map_timestamps(&array, |v| floor(v, stride, unit, ticks).ok().flatten())?;
         Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// `timestamp_ceil(unit, ts)` (see the module docs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TimestampCeil {
+    signature: Signature,
+}
+
+impl TimestampCeil {
+    /// The function.
+    pub fn new() -> Self {
+        TimestampCeil {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for TimestampCeil {
+    fn name(&self) -> &str {
+        "timestamp_ceil"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce(arg_types, self.name(), false)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types[1].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (stride, unit) = parse_unit(&constant_unit(&args, 0, self.name())?, true)?;
+        let DataType::Timestamp(ticks, _) = args.args[1].data_type() else {
+            return exec_err!("timestamp_ceil needs a timestamp");
+        };
+        ceil(0, stride, unit, ticks)?;
+        let array = args.args[1].to_array(args.number_rows)?;
+        let out = map_timestamps(&array, |v| ceil(v, stride, unit, ticks).ok().flatten())?;
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// A calendar field of a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `year(ts)`.
+    Year,
+    /// `month(ts)`, 1..=12.
+    Month,
+    /// `day(ts)`, the day of the month.
+    Day,
+    /// `hour(ts)`, 0..=23.
+    Hour,
+    /// `minute(ts)`, 0..=59.
+    Minute,
+    /// `second(ts)`, 0..=59.
+    Second,
+    /// `day_of_week(ts)`, 1 = Monday .. 7 = Sunday.
+    DayOfWeek,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Year => "year",
+            Field::Month => "month",
+            Field::Day => "day",
+            Field::Hour => "hour",
+            Field::Minute => "minute",
+            Field::Second => "second",
+            Field::DayOfWeek => "day_of_week",
+        }
+    }
+
+    /// The field of raw value `value` in `ticks` (UTC).
+    fn of(self, value: i64, ticks: TimeUnit) -> Option<i32> {
+        let per_second = ticks_per_second(ticks);
+        let seconds = value.div_euclid(per_second);
+        let days = seconds.div_euclid(86_400);
+        let in_day = seconds.rem_euclid(86_400);
+        let n = match self {
+            Field::Year => civil_from_days(days).0,
+            Field::Month => i64::from(civil_from_days(days).1),
+            Field::Day => i64::from(civil_from_days(days).2),
+            Field::Hour => in_day / 3_600,
+            Field::Minute => in_day % 3_600 / 60,
+            Field::Second => in_day % 60,
+            // 1970-01-01 was a Thursday (4).
+            Field::DayOfWeek => (days + 3).rem_euclid(7) + 1,
+        };
+        i32::try_from(n).ok()
+    }
+}
+
+/// `year(ts)`, `hour(ts)`, `day_of_week(ts)`, ... (see the module docs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CalendarField {
+    field: Field,
+    signature: Signature,
+}
+
+impl CalendarField {
+    /// The function for `field`.
+    pub fn new(field: Field) -> Self {
+        CalendarField {
+            field,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for CalendarField {
+    fn name(&self) -> &str {
+        self.field.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let mut with_unit = vec![DataType::Utf8];
+        with_unit.extend_from_slice(arg_types);
+        let mut coerced = coerce(&with_unit, self.name(), false)?;
+        coerced.remove(0);
+        Ok(coerced)
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let DataType::Timestamp(ticks, _) = array.data_type() else {
+            return exec_err!("{} needs a timestamp", self.name());
+        };
+        let ticks = *ticks;
+        let out: arrow::array::Int32Array = (0..array.len())
+            .map(|r| match array.is_null(r) {
+                true => None,
+                false => timestamp_value(&array, r).and_then(|v| self.field.of(v, ticks)),
+            })
+            .collect();
+        Ok(ColumnarValue::Array(std::sync::Arc::new(out)))
     }
 }
 
@@ -451,6 +623,40 @@ mod tests {
             assert!(parse_unit(bad, true).is_err(), "{bad}");
         }
         assert!(parse_unit("2d", false).is_err());
+    }
+
+    #[test]
+    fn ceilings_and_calendar_fields() {
+        let t = at(2024, 2, 29, 13, 47, 31);
+        let c = |unit: &str, v: i64| {
+            let (stride, u) = parse_unit(unit, true).unwrap();
+            ceil(v, stride, u, US).unwrap().unwrap()
+        };
+        assert_eq!(c("d", t), at(2024, 3, 1, 0, 0, 0));
+        assert_eq!(c("M", t), at(2024, 3, 1, 0, 0, 0));
+        assert_eq!(c("y", t), at(2025, 1, 1, 0, 0, 0));
+        assert_eq!(c("15m", t), at(2024, 2, 29, 14, 0, 0));
+        assert_eq!(c("w", t), at(2024, 3, 4, 0, 0, 0));
+        // On a boundary: itself.
+        assert_eq!(c("h", at(2024, 2, 29, 13, 0, 0)), at(2024, 2, 29, 13, 0, 0));
+        let f = |field: Field| field.of(t, US).unwrap();
+        assert_eq!(
+            [
+                Field::Year,
+                Field::Month,
+                Field::Day,
+                Field::Hour,
+                Field::Minute,
+                Field::Second
+            ]
+            .map(f),
+            [2024, 2, 29, 13, 47, 31]
+        );
+        // 2024-02-29 was a Thursday; 2024-03-03 a Sunday; 1969-12-29 a Monday.
+        assert_eq!(f(Field::DayOfWeek), 4);
+        assert_eq!(Field::DayOfWeek.of(at(2024, 3, 3, 23, 0, 0), US), Some(7));
+        assert_eq!(Field::DayOfWeek.of(at(1969, 12, 29, 0, 0, 0), US), Some(1));
+        assert_eq!(Field::Hour.of(at(1969, 12, 31, 23, 0, 0), US), Some(23));
     }
 
     #[test]
