@@ -181,3 +181,8 @@ fn alter() {
 fn time_functions() {
     run_file("time_functions.slt");
 }
+
+#[test]
+fn time_ranges() {
+    run_file("time_ranges.slt");
+}

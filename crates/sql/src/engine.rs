@@ -324,6 +324,9 @@ impl QueryEngine {
     /// queries are planned and their stream returned.
     async fn run(&self, sql: &str, binds: Vec<ScalarAndMetadata>) -> Result<Planned, QueryError> {
         use datafusion::sql::sqlparser::ast::{SetExpr, Statement as Sql};
+        // `ts IN '2024-01'` is QuestDB's, not SQL: rewritten to bounds first.
+        let rewritten = dialect::time_ranges::rewrite(sql)?;
+        let sql = rewritten.as_deref().unwrap_or(sql);
         if let Some(write) = WriteStatement::classify(sql)? {
             return match write {
                 WriteStatement::CreateTableAs(c) => self.create_table_as(c, binds).await,

@@ -10,6 +10,7 @@ mod clock;
 mod long_sequence;
 pub mod rewrite;
 mod time_arithmetic;
+pub mod time_ranges;
 mod timestamp_integers;
 
 pub use timestamp_integers::analyzer_rules;

@@ -214,6 +214,14 @@ fn add(value: i64, n: i64, unit: Unit, ticks: TimeUnit) -> Result<Option<i64>> {
     })
 }
 
+/// Nanoseconds `value` moved by `n` units named by QuestDB's unit letter
+/// (`y M w d h m s T U n`); `None` for an unknown letter or out of range.
+pub fn add_nanos_by_unit(value: i64, n: i64, unit: char) -> Option<i64> {
+    add(value, n, Unit::from_char(unit)?, TimeUnit::Nanosecond)
+        .ok()
+        .flatten()
+}
+
 /// The constant text of argument `i`.
 fn constant_unit(args: &ScalarFunctionArgs, i: usize, function: &str) -> Result<String> {
     match args.args.get(i) {
