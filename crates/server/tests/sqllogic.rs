@@ -186,3 +186,8 @@ fn time_functions() {
 fn time_ranges() {
     run_file("time_ranges.slt");
 }
+
+#[test]
+fn aggregates() {
+    run_file("aggregates.slt");
+}

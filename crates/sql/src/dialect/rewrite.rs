@@ -8,6 +8,12 @@
 //! - unnamed result columns get QuestDB's names: an aggregate or other
 //!   function call is named after the function (`count`, `avg`; `min1` for
 //!   the second `min`), a cast `cast`;
+//! - QuestDB's aggregates that DataFusion has under other names become
+//!   those (after naming, so the column keeps QuestDB's name): `first(x)`
+//!   and `last(x)` are `first_value(x)` / `last_value(x)` over the rows in
+//!   scan order (row-id order: the designated timestamp's order for rows
+//!   ingested in order), `first_not_null` / `last_not_null` the same
+//!   `IGNORE NULLS`, and `count_distinct(x)` is `count(DISTINCT x)`;
 //! - names are case-insensitive, as in QuestDB ([`resolve_names`]): an
 //!   unquoted name that matches a column or a result alias in another case
 //!   is replaced by that spelling, quoted (DataFusion would otherwise
@@ -32,6 +38,35 @@ pub fn rewrite(statement: &mut Statement) {
     if let Statement::Query(q) = statement {
         name_query(q);
     }
+    rewrite_aggregates(statement);
+}
+
+/// QuestDB's aggregate names as DataFusion's (see the module docs).
+fn rewrite_aggregates(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{DuplicateTreatment, NullTreatment};
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Function(f) = expr
+            && f.over.is_none()
+            && let Some(ident) = f.name.0.last().and_then(|p| p.as_ident())
+        {
+            let (to, ignore_nulls, distinct) = match ident.value.to_ascii_lowercase().as_str() {
+                "first" => ("first_value", false, false),
+                "last" => ("last_value", false, false),
+                "first_not_null" => ("first_value", true, false),
+                "last_not_null" => ("last_value", true, false),
+                "count_distinct" => ("count", false, true),
+                _ => return ControlFlow::<()>::Continue(()),
+            };
+            f.name = ObjectName::from(vec![Ident::new(to)]);
+            if ignore_nulls {
+                f.null_treatment = Some(NullTreatment::IgnoreNulls);
+            }
+            if distinct && let FunctionArguments::List(list) = &mut f.args {
+                list.duplicate_treatment = Some(DuplicateTreatment::Distinct);
+            }
+        }
+        ControlFlow::Continue(())
+    });
 }
 
 /// The QuestDB type a cast names, when DataFusion would cast differently
@@ -274,6 +309,20 @@ mod tests {
             .remove(0);
         rewrite(&mut s);
         s.to_string()
+    }
+
+    #[test]
+    fn questdb_aggregates_become_datafusion_ones_keeping_their_names() {
+        assert_eq!(
+            rewritten(
+                "SELECT first(a), LAST(b), first_not_null(c), last_not_null(d), count_distinct(e) FROM t"
+            ),
+            "SELECT first_value(a) AS \"first\", last_value(b) AS \"last\", \
+             first_value(c) IGNORE NULLS AS \"first_not_null\", last_value(d) IGNORE NULLS AS \"last_not_null\", \
+             count(DISTINCT e) AS \"count_distinct\" FROM t"
+        );
+        // A window function of that name is left alone.
+        assert!(rewritten("SELECT first(a) OVER () FROM t").contains("first(a) OVER ()"));
     }
 
     #[test]
