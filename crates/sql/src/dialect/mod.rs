@@ -11,6 +11,7 @@ mod long_sequence;
 pub mod rewrite;
 mod time_arithmetic;
 pub mod time_ranges;
+mod time_zones;
 mod timestamp_integers;
 
 pub use timestamp_integers::analyzer_rules;
@@ -38,6 +39,8 @@ pub fn register(state: &mut SessionState, db: &Arc<Database>) {
         ScalarUDF::new_from_impl(time_arithmetic::TimestampFloor::new()),
         ScalarUDF::new_from_impl(time_arithmetic::TimestampCeil::new()),
         ScalarUDF::new_from_impl(time_arithmetic::DateAdd::new()),
+        ScalarUDF::new_from_impl(time_zones::ZoneConversion::to_timezone()),
+        ScalarUDF::new_from_impl(time_zones::ZoneConversion::to_utc()),
     ] {
         let _ = state.register_udf(Arc::new(udf));
     }

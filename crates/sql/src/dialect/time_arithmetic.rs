@@ -77,7 +77,7 @@ impl Unit {
 }
 
 /// Ticks per second of a timestamp unit.
-fn ticks_per_second(unit: TimeUnit) -> i64 {
+pub(super) fn ticks_per_second(unit: TimeUnit) -> i64 {
     match unit {
         TimeUnit::Second => 1,
         TimeUnit::Millisecond => 1_000,
@@ -234,7 +234,7 @@ fn constant_unit(args: &ScalarFunctionArgs, i: usize, function: &str) -> Result<
 
 /// `f` applied to every timestamp of `array` (NULL stays NULL, `None` is
 /// NULL), keeping its type.
-fn map_timestamps(array: &ArrayRef, f: impl Fn(i64) -> Option<i64>) -> Result<ArrayRef> {
+pub(super) fn map_timestamps(array: &ArrayRef, f: impl Fn(i64) -> Option<i64>) -> Result<ArrayRef> {
     fn go<T: ArrowPrimitiveType<Native = i64>>(
         array: &ArrayRef,
         f: impl Fn(i64) -> Option<i64>,
