@@ -39,6 +39,7 @@ pub fn register(state: &mut SessionState, db: &Arc<Database>) {
         ScalarUDF::new_from_impl(time_arithmetic::TimestampFloor::new()),
         ScalarUDF::new_from_impl(time_arithmetic::TimestampCeil::new()),
         ScalarUDF::new_from_impl(time_arithmetic::DateAdd::new()),
+        ScalarUDF::new_from_impl(time_arithmetic::DateDiff::new()),
         ScalarUDF::new_from_impl(time_zones::ZoneConversion::to_timezone()),
         ScalarUDF::new_from_impl(time_zones::ZoneConversion::to_utc()),
     ] {

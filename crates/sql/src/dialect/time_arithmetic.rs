@@ -1,6 +1,8 @@
 //! QuestDB's timestamp arithmetic by calendar unit:
 //! `timestamp_floor(unit, ts)`, `timestamp_ceil(unit, ts)` and
-//! `dateadd(unit, n, ts)`; and the calendar fields of a timestamp (UTC):
+//! `dateadd(unit, n, ts)`, `datediff(unit, a, b)` (whole units between
+//! two timestamps, as a positive LONG whichever comes first); and the
+//! calendar fields of a timestamp (UTC):
 //! `year`, `month`, `day`, `hour`, `minute`, `second` and `day_of_week`
 //! (1 = Monday .. 7 = Sunday), as INT.
 //!
@@ -188,6 +190,29 @@ fn ceil(value: i64, stride: i64, unit: Unit, ticks: TimeUnit) -> Result<Option<i
         (_, Some(n)) => add(f, n, unit, ticks),
         (_, None) => Ok(None),
     }
+}
+
+/// Whole `unit`s between `a` and `b` (never negative): fixed units by
+/// length, months and years by the calendar (a month is complete when the
+/// later timestamp's day and time of day reach the earlier one's).
+fn diff(a: i64, b: i64, unit: Unit, ticks: TimeUnit) -> Result<Option<i64>> {
+    let (lo, hi) = (a.min(b), a.max(b));
+    let day_ticks = 86_400 * ticks_per_second(ticks);
+    Ok(match unit_ticks(unit, ticks)? {
+        Some(len) => hi.checked_sub(lo).map(|d| d / len),
+        None => {
+            let (_, m_lo, d_lo, t_lo) = month_of(lo, day_ticks);
+            let (_, m_hi, d_hi, t_hi) = month_of(hi, day_ticks);
+            let mut months = m_hi - m_lo;
+            if (d_hi, t_hi) < (d_lo, t_lo) {
+                months -= 1;
+            }
+            Some(match unit {
+                Unit::Year => months / 12,
+                _ => months,
+            })
+        }
+    })
 }
 
 /// `value` moved by `n` `unit`s.
@@ -562,6 +587,70 @@ fn timestamps_of(data_type: &DataType, values: Vec<Option<i64>>) -> Result<Array
     })
 }
 
+/// `datediff(unit, a, b)` (see the module docs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DateDiff {
+    signature: Signature,
+}
+
+impl DateDiff {
+    /// The function.
+    pub fn new() -> Self {
+        DateDiff {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for DateDiff {
+    fn name(&self) -> &str {
+        "datediff"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [unit, a, b] = arg_types else {
+            return plan_err!("datediff takes 3 arguments: (unit, a, b)");
+        };
+        let a = coerce(&[unit.clone(), a.clone()], self.name(), false)?.remove(1);
+        let b = coerce(&[unit.clone(), b.clone()], self.name(), false)?.remove(1);
+        // Both in one type: the first's when they agree, microseconds UTC
+        // otherwise.
+        let both = match a == b {
+            true => a,
+            false => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        };
+        Ok(vec![DataType::Utf8, both.clone(), both])
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (_, unit) = parse_unit(&constant_unit(&args, 0, self.name())?, false)?;
+        let DataType::Timestamp(ticks, _) = args.args[1].data_type() else {
+            return exec_err!("datediff needs timestamps");
+        };
+        diff(0, 0, unit, ticks)?;
+        let a = args.args[1].to_array(args.number_rows)?;
+        let b = args.args[2].to_array(args.number_rows)?;
+        let out: arrow::array::Int64Array = (0..a.len())
+            .map(|r| {
+                let (x, y) = (timestamp_value(&a, r)?, timestamp_value(&b, r)?);
+                if a.is_null(r) || b.is_null(r) {
+                    return None;
+                }
+                diff(x, y, unit, ticks).ok().flatten()
+            })
+            .collect();
+        Ok(ColumnarValue::Array(std::sync::Arc::new(out)))
+    }
+}
+
 /// Row `r`'s raw value of a timestamp array.
 fn timestamp_value(array: &ArrayRef, r: usize) -> Option<i64> {
     Some(match array.data_type() {
@@ -665,6 +754,37 @@ mod tests {
         assert_eq!(Field::DayOfWeek.of(at(2024, 3, 3, 23, 0, 0), US), Some(7));
         assert_eq!(Field::DayOfWeek.of(at(1969, 12, 29, 0, 0, 0), US), Some(1));
         assert_eq!(Field::Hour.of(at(1969, 12, 31, 23, 0, 0), US), Some(23));
+    }
+
+    #[test]
+    fn whole_units_between_two_timestamps() {
+        let d = |unit: Unit, a: i64, b: i64| diff(a, b, unit, US).unwrap().unwrap();
+        let (a, b) = (at(2020, 1, 23, 0, 0, 0), at(2020, 1, 27, 0, 0, 0));
+        assert_eq!(d(Unit::Day, a, b), 4);
+        assert_eq!(d(Unit::Day, b, a), 4);
+        assert_eq!(d(Unit::Hour, a, b), 96);
+        assert_eq!(d(Unit::Week, a, at(2020, 2, 12, 0, 0, 0)), 2);
+        // A month is whole once the day and time reach the start's.
+        let jan31 = at(2024, 1, 31, 12, 0, 0);
+        assert_eq!(d(Unit::Month, jan31, at(2024, 2, 29, 23, 0, 0)), 0);
+        assert_eq!(d(Unit::Month, jan31, at(2024, 3, 31, 11, 0, 0)), 1);
+        assert_eq!(d(Unit::Month, jan31, at(2024, 3, 31, 12, 0, 0)), 2);
+        assert_eq!(
+            d(
+                Unit::Year,
+                at(2020, 2, 29, 0, 0, 0),
+                at(2024, 2, 28, 0, 0, 0)
+            ),
+            3
+        );
+        assert_eq!(
+            d(
+                Unit::Year,
+                at(2024, 2, 28, 0, 0, 0),
+                at(2020, 2, 29, 0, 0, 0)
+            ),
+            3
+        );
     }
 
     #[test]
