@@ -18,11 +18,8 @@
 //! type's range is NULL. The unit must be a constant; a bad one is an
 //! error naming it.
 
-use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
-use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Int64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, make_array};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
@@ -257,23 +254,33 @@ fn constant_unit(args: &ScalarFunctionArgs, i: usize, function: &str) -> Result<
     }
 }
 
+/// The raw `i64` values of a timestamp array (its buffers, not a copy).
+fn raw_values(array: &ArrayRef) -> Result<Int64Array> {
+    if !matches!(array.data_type(), DataType::Timestamp(_, _)) {
+        return exec_err!("expected a timestamp, got {}", array.data_type());
+    }
+    let data = array
+        .to_data()
+        .into_builder()
+        .data_type(DataType::Int64)
+        .build()?;
+    Ok(Int64Array::from(data))
+}
+
+/// Raw values as a timestamp array of `data_type`.
+fn as_timestamps(values: Int64Array, data_type: &DataType) -> Result<ArrayRef> {
+    let data = values
+        .into_data()
+        .into_builder()
+        .data_type(data_type.clone())
+        .build()?;
+    Ok(make_array(data))
+}
+
 /// `f` applied to every timestamp of `array` (NULL stays NULL, `None` is
 /// NULL), keeping its type.
 pub(super) fn map_timestamps(array: &ArrayRef, f: impl Fn(i64) -> Option<i64>) -> Result<ArrayRef> {
-    fn go<T: ArrowPrimitiveType<Native = i64>>(
-        array: &ArrayRef,
-        f: impl Fn(i64) -> Option<i64>,
-    ) -> ArrayRef {
-        let out: PrimitiveArray<T> = array.as_primitive::<T>().unary_opt(f);
-        std::sync::Arc::new(out.with_data_type(array.data_type().clone()))
-    }
-    Ok(match array.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => go::<TimestampSecondType>(array, f),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => go::<TimestampMillisecondType>(array, f),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => go::<TimestampMicrosecondType>(array, f),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => go::<TimestampNanosecondType>(array, f),
-        other => return exec_err!("expected a timestamp, got {other}"),
-    })
+    as_timestamps(raw_values(array)?.unary_opt(f), array.data_type())
 }
 
 /// The argument types these functions take: the unit as text, a count as
@@ -309,24 +316,38 @@ fn coerce(arg_types: &[DataType], name: &str, count: bool) -> Result<Vec<DataTyp
     Ok(out)
 }
 
-/// `timestamp_floor(unit, ts)` (see the module docs).
+/// `timestamp_floor(unit, ts)` or `timestamp_ceil(unit, ts)` (see the
+/// module docs).
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct TimestampFloor {
+pub struct TimestampRound {
+    up: bool,
     signature: Signature,
 }
 
-impl TimestampFloor {
-    /// The function.
-    pub fn new() -> Self {
-        TimestampFloor {
+impl TimestampRound {
+    /// `timestamp_floor`.
+    pub fn floor() -> Self {
+        TimestampRound {
+            up: false,
             signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+
+    /// `timestamp_ceil`.
+    pub fn ceil() -> Self {
+        TimestampRound {
+            up: true,
+            ..Self::floor()
         }
     }
 }
 
-impl ScalarUDFImpl for TimestampFloor {
+impl ScalarUDFImpl for TimestampRound {
     fn name(&self) -> &str {
-        "timestamp_floor"
+        match self.up {
+            true => "timestamp_ceil",
+            false => "timestamp_floor",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -344,56 +365,16 @@ impl ScalarUDFImpl for TimestampFloor {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (stride, unit) = parse_unit(&constant_unit(&args, 0, self.name())?, true)?;
         let DataType::Timestamp(ticks, _) = args.args[1].data_type() else {
-            return exec_err!("timestamp_floor needs a timestamp");
+            return exec_err!("{} needs a timestamp", self.name());
+        };
+        let round = match self.up {
+            true => ceil,
+            false => floor,
         };
         // Checks the unit against the timestamp's once, not per row.
-        floor(0, stride, unit, ticks)?;
+        round(0, stride, unit, ticks)?;
         let array = args.args[1].to_array(args.number_rows)?;
-        let out = map_timestamps(&array, |v| floor(v, stride, unit, ticks).ok().flatten())?;
-        Ok(ColumnarValue::Array(out))
-    }
-}
-
-/// `timestamp_ceil(unit, ts)` (see the module docs).
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct TimestampCeil {
-    signature: Signature,
-}
-
-impl TimestampCeil {
-    /// The function.
-    pub fn new() -> Self {
-        TimestampCeil {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for TimestampCeil {
-    fn name(&self) -> &str {
-        "timestamp_ceil"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce(arg_types, self.name(), false)
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        Ok(arg_types[1].clone())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (stride, unit) = parse_unit(&constant_unit(&args, 0, self.name())?, true)?;
-        let DataType::Timestamp(ticks, _) = args.args[1].data_type() else {
-            return exec_err!("timestamp_ceil needs a timestamp");
-        };
-        ceil(0, stride, unit, ticks)?;
-        let array = args.args[1].to_array(args.number_rows)?;
-        let out = map_timestamps(&array, |v| ceil(v, stride, unit, ticks).ok().flatten())?;
+        let out = map_timestamps(&array, |v| round(v, stride, unit, ticks).ok().flatten())?;
         Ok(ColumnarValue::Array(out))
     }
 }
@@ -494,12 +475,8 @@ impl ScalarUDFImpl for CalendarField {
             return exec_err!("{} needs a timestamp", self.name());
         };
         let ticks = *ticks;
-        let out: arrow::array::Int32Array = (0..array.len())
-            .map(|r| match array.is_null(r) {
-                true => None,
-                false => timestamp_value(&array, r).and_then(|v| self.field.of(v, ticks)),
-            })
-            .collect();
+        let raw = raw_values(&array)?;
+        let out: arrow::array::Int32Array = raw.iter().map(|v| self.field.of(v?, ticks)).collect();
         Ok(ColumnarValue::Array(std::sync::Arc::new(out)))
     }
 }
@@ -545,46 +522,14 @@ impl ScalarUDFImpl for DateAdd {
         let counts = args.args[1].to_array(args.number_rows)?;
         let counts = counts.as_primitive::<Int64Type>();
         let stamps = args.args[2].to_array(args.number_rows)?;
-        let values: Vec<Option<i64>> = (0..stamps.len())
-            .map(|r| {
-                if stamps.is_null(r) || counts.is_null(r) {
-                    return None;
-                }
-                let v = timestamp_value(&stamps, r)?;
-                add(v, counts.value(r), unit, ticks).ok().flatten()
-            })
+        let values: Int64Array = raw_values(&stamps)?
+            .iter()
+            .zip(counts.iter())
+            .map(|(v, n)| add(v?, n?, unit, ticks).ok().flatten())
             .collect();
-        let out = timestamps_of(stamps.data_type(), values)?;
+        let out = as_timestamps(values, stamps.data_type())?;
         Ok(ColumnarValue::Array(out))
     }
-}
-
-/// A timestamp array of type `data_type` holding `values`.
-fn timestamps_of(data_type: &DataType, values: Vec<Option<i64>>) -> Result<ArrayRef> {
-    fn go<T: ArrowPrimitiveType<Native = i64>>(
-        data_type: &DataType,
-        values: Vec<Option<i64>>,
-    ) -> ArrayRef {
-        std::sync::Arc::new(
-            values
-                .into_iter()
-                .collect::<PrimitiveArray<T>>()
-                .with_data_type(data_type.clone()),
-        )
-    }
-    Ok(match data_type {
-        DataType::Timestamp(TimeUnit::Second, _) => go::<TimestampSecondType>(data_type, values),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            go::<TimestampMillisecondType>(data_type, values)
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            go::<TimestampMicrosecondType>(data_type, values)
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            go::<TimestampNanosecondType>(data_type, values)
-        }
-        other => return exec_err!("expected a timestamp, got {other}"),
-    })
 }
 
 /// `datediff(unit, a, b)` (see the module docs).
@@ -636,38 +581,15 @@ impl ScalarUDFImpl for DateDiff {
             return exec_err!("datediff needs timestamps");
         };
         diff(0, 0, unit, ticks)?;
-        let a = args.args[1].to_array(args.number_rows)?;
-        let b = args.args[2].to_array(args.number_rows)?;
-        let out: arrow::array::Int64Array = (0..a.len())
-            .map(|r| {
-                let (x, y) = (timestamp_value(&a, r)?, timestamp_value(&b, r)?);
-                if a.is_null(r) || b.is_null(r) {
-                    return None;
-                }
-                diff(x, y, unit, ticks).ok().flatten()
-            })
+        let a = raw_values(&args.args[1].to_array(args.number_rows)?)?;
+        let b = raw_values(&args.args[2].to_array(args.number_rows)?)?;
+        let out: Int64Array = a
+            .iter()
+            .zip(b.iter())
+            .map(|(x, y)| diff(x?, y?, unit, ticks).ok().flatten())
             .collect();
         Ok(ColumnarValue::Array(std::sync::Arc::new(out)))
     }
-}
-
-/// Row `r`'s raw value of a timestamp array.
-fn timestamp_value(array: &ArrayRef, r: usize) -> Option<i64> {
-    Some(match array.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            array.as_primitive::<TimestampSecondType>().value(r)
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            array.as_primitive::<TimestampMillisecondType>().value(r)
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            array.as_primitive::<TimestampMicrosecondType>().value(r)
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            array.as_primitive::<TimestampNanosecondType>().value(r)
-        }
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
