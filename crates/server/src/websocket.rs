@@ -353,21 +353,18 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 fn frame_header(opcode: Opcode, len: usize) -> ([u8; 10], usize) {
     let mut h = [0u8; 10];
     h[0] = 0x80 | opcode.code();
-    let at = match len {
-        0..=125 => {
-            h[1] = len as u8;
-            2
-        }
-        126..=0xFFFF => {
-            h[1] = 126;
-            h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-            4
-        }
-        _ => {
-            h[1] = 127;
-            h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-            10
-        }
+    let at = if let Ok(short @ 0..=125) = u8::try_from(len) {
+        h[1] = short;
+        2
+    } else if let Ok(medium) = u16::try_from(len) {
+        h[1] = 126;
+        h[2..4].copy_from_slice(&medium.to_be_bytes());
+        4
+    } else {
+        h[1] = 127;
+        // usize fits u64 on every platform Rust supports.
+        h[2..10].copy_from_slice(&u64::try_from(len).unwrap_or(u64::MAX).to_be_bytes());
+        10
     };
     (h, at)
 }

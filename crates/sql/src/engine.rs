@@ -141,6 +141,19 @@ impl std::fmt::Debug for QueryEngine {
     }
 }
 
+/// The error for a statement naming a table that does not exist.
+fn no_such_table(name: &str) -> QueryError {
+    QueryError::new(
+        QueryErrorKind::Invalid,
+        format!("table does not exist [table={name}]"),
+    )
+}
+
+/// The error when storage stopped answering (the database closed).
+fn database_closed() -> QueryError {
+    QueryError::new(QueryErrorKind::Internal, "the database closed")
+}
+
 impl QueryEngine {
     /// An engine over `db`.
     pub fn new(db: Arc<Database>, options: &QueryOptions) -> Result<Self, QueryError> {
@@ -393,32 +406,27 @@ impl QueryEngine {
                 )),
             };
         }
-        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
         // Exclusive unless IF NOT EXISTS: a table another client created a
         // moment ago is an error, not silently this statement's.
         let created = match create.if_not_exists {
             true => self.db.create_table(create.schema),
             false => self.db.create_new_table(create.schema),
         };
-        created.await.map_err(|_| closed())??;
-        self.db.sync().await.map_err(|_| closed())??;
+        created.await.map_err(|_| database_closed())??;
+        self.db.sync().await.map_err(|_| database_closed())??;
         Ok(done)
     }
 
     /// Drops a table, durably.
     async fn drop_table(&self, table: &str, if_exists: bool) -> Result<Planned, QueryError> {
-        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
         match self.db.drop_table(table) {
-            Some(done) => done.await.map_err(|_| closed())??,
+            Some(done) => done.await.map_err(|_| database_closed())??,
             None if if_exists => {}
             None => {
-                return Err(QueryError::new(
-                    QueryErrorKind::Invalid,
-                    format!("table does not exist [table={table}]"),
-                ));
+                return Err(no_such_table(table));
             }
         }
-        self.db.sync().await.map_err(|_| closed())??;
+        self.db.sync().await.map_err(|_| database_closed())??;
         Ok(Planned::Done {
             kind: StatementKind::DropTable,
             rows: 0,
@@ -427,15 +435,11 @@ impl QueryEngine {
 
     /// Renames a table, durably.
     async fn rename_table(&self, from: &str, to: &str) -> Result<Planned, QueryError> {
-        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
         let Some(done) = self.db.rename_table(from, to) else {
-            return Err(QueryError::new(
-                QueryErrorKind::Invalid,
-                format!("table does not exist [table={from}]"),
-            ));
+            return Err(no_such_table(from));
         };
-        done.await.map_err(|_| closed())??;
-        self.db.sync().await.map_err(|_| closed())??;
+        done.await.map_err(|_| database_closed())??;
+        self.db.sync().await.map_err(|_| database_closed())??;
         Ok(Planned::Done {
             kind: StatementKind::RenameTable,
             rows: 0,
@@ -444,20 +448,16 @@ impl QueryEngine {
 
     /// Empties a table, durably.
     async fn truncate_table(&self, table: &str, if_exists: bool) -> Result<Planned, QueryError> {
-        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
         match self.db.truncate_table(table) {
             Some(done) => {
-                done.await.map_err(|_| closed())??;
+                done.await.map_err(|_| database_closed())??;
             }
             None if if_exists => {}
             None => {
-                return Err(QueryError::new(
-                    QueryErrorKind::Invalid,
-                    format!("table does not exist [table={table}]"),
-                ));
+                return Err(no_such_table(table));
             }
         }
-        self.db.sync().await.map_err(|_| closed())??;
+        self.db.sync().await.map_err(|_| database_closed())??;
         Ok(Planned::Done {
             kind: StatementKind::TruncateTable,
             rows: 0,
@@ -471,7 +471,6 @@ impl QueryEngine {
         create: crate::write::create_table::CreateTableAs,
         binds: Vec<ScalarAndMetadata>,
     ) -> Result<Planned, QueryError> {
-        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
         if self.db.table(&create.name).is_some() {
             return match create.if_not_exists {
                 true => Ok(Planned::Done {
@@ -511,7 +510,7 @@ impl QueryEngine {
         // Exclusive: a table of the name created meanwhile by another
         // client is never filled (nor dropped) by this statement.
         let table = match self.db.create_new_table(table_schema).await {
-            Err(_) => return Err(closed()),
+            Err(_) => return Err(database_closed()),
             Ok(Err(quiver_storage::StorageError::TableExists { .. })) if create.if_not_exists => {
                 return Ok(Planned::Done {
                     kind: StatementKind::CreateTableAs,
@@ -523,7 +522,7 @@ impl QueryEngine {
         let target = InsertTarget::all_columns(Arc::clone(&table));
         match insert_rows(&self.db, &target, stream).await {
             Ok(rows) => {
-                self.db.sync().await.map_err(|_| closed())??;
+                self.db.sync().await.map_err(|_| database_closed())??;
                 Ok(Planned::Done {
                     kind: StatementKind::CreateTableAs,
                     rows,
@@ -546,12 +545,10 @@ impl QueryEngine {
     ) -> Result<Planned, QueryError> {
         use crate::write::alter_table::AlterAction;
         use quiver_storage::ColumnChange;
-        let table = self.db.table(&alter.table).ok_or_else(|| {
-            QueryError::new(
-                QueryErrorKind::Invalid,
-                format!("table does not exist [table={}]", alter.table),
-            )
-        })?;
+        let table = self
+            .db
+            .table(&alter.table)
+            .ok_or_else(|| no_such_table(&alter.table))?;
         let schema = table.schema();
         let change = match alter.action {
             AlterAction::AddColumns {
@@ -592,12 +589,11 @@ impl QueryEngine {
                 rows: 0,
             });
         };
-        let closed = || QueryError::new(QueryErrorKind::Internal, "the database closed");
         self.db
             .alter_columns(table, change)
             .await
-            .map_err(|_| closed())??;
-        self.db.sync().await.map_err(|_| closed())??;
+            .map_err(|_| database_closed())??;
+        self.db.sync().await.map_err(|_| database_closed())??;
         Ok(Planned::Done {
             kind: StatementKind::AlterTable,
             rows: 0,
@@ -630,10 +626,7 @@ impl QueryEngine {
                 continue;
             }
             let Some(snapshot) = snapshot else {
-                return Err(QueryError::new(
-                    QueryErrorKind::Invalid,
-                    format!("table does not exist [table={}]", reference.table()),
-                ));
+                return Err(no_such_table(reference.table()));
             };
             columns.extend(snapshot.schema().columns.iter().map(|c| c.name.clone()));
             ctx.register_table(reference, Arc::new(SnapshotTable::new(snapshot)))?;
