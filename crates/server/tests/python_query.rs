@@ -4,7 +4,8 @@
 //! 200,000 rows over many batches in row order, SQL (aggregates, GROUP BY,
 //! ORDER BY, LIMIT, expressions) checked against pandas over the same data,
 //! every bind type the client sends, CREATE TABLE and INSERT through
-//! `execute()`,
+//! `execute()`, SAMPLE BY with FILL, keys, FROM/TO and a time zone
+//! checked against pandas resampling the same rows,
 //! and errors that leave the connection usable. The comparisons run in
 //! `tests/py/query_roundtrip.py`, which exits non-zero on any difference.
 
@@ -45,6 +46,11 @@ fn every_client_bind_type_round_trips_and_filters() {
 #[test]
 fn create_table_and_insert_write_through_the_wal() {
     run_case("writes");
+}
+
+#[test]
+fn sample_by_matches_pandas_resampling() {
+    run_case("timeseries");
 }
 
 #[test]

@@ -188,6 +188,11 @@ fn time_ranges() {
 }
 
 #[test]
+fn sample_by() {
+    run_file("sample_by.slt");
+}
+
+#[test]
 fn aggregates() {
     run_file("aggregates.slt");
 }

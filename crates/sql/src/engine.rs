@@ -31,8 +31,13 @@ use futures_util::StreamExt;
 use quiver_storage::Database;
 use tokio::sync::mpsc;
 
+use std::collections::HashMap;
+
 use crate::cooperative::CooperativeEverywhere;
 use crate::dialect;
+use crate::dialect::sample_by::PreparedSampleBy;
+use crate::dialect::sample_by::bucketing::Bucketing;
+use crate::dialect::sample_by::clause::SampleByClause;
 use crate::error::{QueryError, QueryErrorKind};
 use crate::executor::{Item, QueryExecutor, QueryStream};
 use crate::scan::SnapshotTable;
@@ -48,6 +53,30 @@ fn sql_statement(
         Statement::Explain(e) => sql_statement(e.statement.as_mut()),
         _ => None,
     }
+}
+
+/// The first value (nanoseconds) of the one timestamp `query` returns.
+async fn first_timestamp(
+    ctx: &SessionContext,
+    query: Statement,
+) -> Result<Option<i64>, QueryError> {
+    use arrow::array::Array;
+    use arrow::datatypes::DataType;
+    let plan = ctx.state().statement_to_plan(query).await?;
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let Some(column) = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| b.column(0))
+    else {
+        return Ok(None);
+    };
+    let DataType::Timestamp(unit, _) = column.data_type() else {
+        return Ok(None);
+    };
+    let values = dialect::time_arithmetic::raw_values(column)?;
+    let per_tick = dialect::sample_by::bucket_function::nanos_per_tick(*unit);
+    Ok((!values.is_null(0)).then(|| values.value(0).saturating_mul(per_tick)))
 }
 
 /// What running a statement produced, on the query runtime.
@@ -187,6 +216,7 @@ impl QueryEngine {
             .with_default_features()
             .with_analyzer_rules(dialect::analyzer_rules())
             .with_physical_optimizer_rule(Arc::new(CooperativeEverywhere))
+            .with_query_planner(Arc::new(dialect::sample_by::node::QuiverQueryPlanner))
             .build();
         dialect::register(&mut state, &self.db);
         state
@@ -340,9 +370,16 @@ impl QueryEngine {
         // `ts IN '2024-01'` is QuestDB's, not SQL: rewritten to bounds first.
         let rewritten = dialect::time_ranges::rewrite(sql)?;
         let sql = rewritten.as_deref().unwrap_or(sql);
+        // So is SAMPLE BY: cut out here, planned in `query`.
+        let (sampled, samples) = match dialect::sample_by::extract(sql)? {
+            Some((text, clauses)) => (Some(text), clauses),
+            None => (None, Vec::new()),
+        };
+        let sql = sampled.as_deref().unwrap_or(sql);
+        let samples = samples.as_slice();
         if let Some(write) = WriteStatement::classify(sql)? {
             return match write {
-                WriteStatement::CreateTableAs(c) => self.create_table_as(c, binds).await,
+                WriteStatement::CreateTableAs(c) => self.create_table_as(c, binds, samples).await,
                 _ if !binds.is_empty() => Err(QueryError::new(
                     QueryErrorKind::Invalid,
                     "DDL takes no bind values",
@@ -379,12 +416,12 @@ impl QueryEngine {
                 _ => StatementKind::InsertSelect,
             };
             let query = Statement::Statement(Box::new(Sql::Query(source)));
-            let (_, rows) = self.query(query, binds).await?;
+            let (_, rows) = self.query(query, binds, samples).await?;
             let rows = insert_rows(&self.db, &target, rows).await?;
             return Ok(Planned::Done { kind, rows });
         }
         Self::check_supported(&statement)?;
-        let (schema, stream) = self.query(statement, binds).await?;
+        let (schema, stream) = self.query(statement, binds, samples).await?;
         Ok(Planned::Rows(schema, stream))
     }
 
@@ -470,6 +507,7 @@ impl QueryEngine {
         &self,
         create: crate::write::create_table::CreateTableAs,
         binds: Vec<ScalarAndMetadata>,
+        samples: &[SampleByClause],
     ) -> Result<Planned, QueryError> {
         if self.db.table(&create.name).is_some() {
             return match create.if_not_exists {
@@ -485,7 +523,7 @@ impl QueryEngine {
         }
         let statement = Self::parse(&create.query)?;
         Self::check_supported(&statement)?;
-        let (schema, stream) = self.query(statement, binds).await?;
+        let (schema, stream) = self.query(statement, binds, samples).await?;
         let columns = schema
             .fields()
             .iter()
@@ -600,11 +638,58 @@ impl QueryEngine {
         })
     }
 
+    /// Rewrites the SELECTs of `statement`'s SAMPLE BY clauses and
+    /// registers their bucket functions (after finding the first row for
+    /// `ALIGN TO FIRST OBSERVATION`).
+    async fn prepare_samples(
+        &self,
+        ctx: &SessionContext,
+        statement: &mut Statement,
+        samples: &[SampleByClause],
+        designated: &HashMap<String, String>,
+    ) -> Result<Vec<(PreparedSampleBy, Bucketing)>, QueryError> {
+        use datafusion::sql::sqlparser::ast::Statement as Sql;
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(Sql::Query(query)) = sql_statement(statement) else {
+            return Err(QueryError::new(
+                QueryErrorKind::Unsupported,
+                "SAMPLE BY is supported in queries",
+            ));
+        };
+        let prepared = {
+            let state = ctx.state();
+            let aggregates = state.aggregate_functions();
+            let context = dialect::sample_by::SelectContext {
+                designated_timestamp: &|t: &str| designated.get(&t.to_ascii_lowercase()).cloned(),
+                is_aggregate: &|f: &str| aggregates.contains_key(f),
+            };
+            dialect::sample_by::rewrite_selects(query, samples, &context)?
+        };
+        let mut out = Vec::new();
+        for p in prepared {
+            let first_row = match &p.first_row_query {
+                Some(sql) => first_timestamp(ctx, Self::parse(sql)?).await?,
+                None => None,
+            };
+            let bucketing = p.bucketing(first_row)?;
+            let udf = dialect::sample_by::bucket_function::SampleBucket::new(
+                dialect::sample_by::bucket_function_name(p.index),
+                bucketing,
+            );
+            ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(udf));
+            out.push((p, bucketing));
+        }
+        Ok(out)
+    }
+
     /// Snapshots the tables `statement` reads and plans it.
     async fn query(
         &self,
         statement: Statement,
         binds: Vec<ScalarAndMetadata>,
+        samples: &[SampleByClause],
     ) -> Result<(SchemaRef, SendableRecordBatchStream), QueryError> {
         let mut statement = statement;
         if let Some(s) = sql_statement(&mut statement) {
@@ -619,6 +704,7 @@ impl QueryEngine {
         let (_lsn, snapshots) = self.db.snapshots(&name_refs);
         let ctx = SessionContext::new_with_state(state);
         let mut columns: Vec<String> = Vec::new();
+        let mut designated: HashMap<String, String> = HashMap::new();
         for (reference, snapshot) in references.into_iter().zip(snapshots) {
             // Table functions (`long_sequence(10)`) come back as references
             // too; a stored table of the same name wins.
@@ -628,7 +714,14 @@ impl QueryEngine {
             let Some(snapshot) = snapshot else {
                 return Err(no_such_table(reference.table()));
             };
-            columns.extend(snapshot.schema().columns.iter().map(|c| c.name.clone()));
+            let schema = snapshot.schema();
+            columns.extend(schema.columns.iter().map(|c| c.name.clone()));
+            if let Some(ts) = schema
+                .designated_timestamp
+                .and_then(|i| schema.columns.get(i))
+            {
+                designated.insert(reference.table().to_ascii_lowercase(), ts.name.clone());
+            }
             ctx.register_table(reference, Arc::new(SnapshotTable::new(snapshot)))?;
         }
         if let Some(s) = sql_statement(&mut statement) {
@@ -638,7 +731,14 @@ impl QueryEngine {
                 names.chain(dialect::catalog::COLUMNS.iter().copied()),
             );
         }
+        let samples = self
+            .prepare_samples(&ctx, &mut statement, samples, &designated)
+            .await?;
         let plan = ctx.state().statement_to_plan(statement).await?;
+        let plan = match samples.is_empty() {
+            true => plan,
+            false => dialect::sample_by::node::wrap_plan(plan, &samples)?,
+        };
         let plan = Self::bind(plan, binds)?;
         let frame = ctx.execute_logical_plan(plan.clone()).await?;
         let stream = frame.execute_stream().await?;

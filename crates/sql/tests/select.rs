@@ -202,6 +202,19 @@ fn timestamp_filters_skip_segments_and_keep_results_exact() {
             );
             assert!(plan.contains("timestamp in ["), "{plan}");
         }
+        // SAMPLE BY ... FROM/TO bounds the scan the same way.
+        let sampled = "SELECT timestamp, count() FROM t SAMPLE BY 10T FROM '1970-01-01T00:00:00.300Z' TO '1970-01-01T00:00:00.400Z'";
+        let got = rows(&engine, sampled).await;
+        assert_eq!(longs(&got, 1), vec![10; 10]);
+        let explained = rows(&engine, &format!("EXPLAIN {sampled}")).await;
+        let text: String = explained
+            .iter()
+            .map(|b| b.column(1).as_string::<i32>().value(b.num_rows() - 1).to_string())
+            .collect();
+        assert!(text.contains("SampleByExec: SAMPLE BY 10T"), "{text}");
+        let plan = plan_line(explained);
+        assert!(plan.contains("timestamp in ["), "{plan}");
+        assert!(!plan.contains(&format!("segments={segments} of")), "{plan}");
         // Without a bound every segment is read.
         let plan = plan_line(rows(&engine, "EXPLAIN SELECT v FROM t WHERE v > 5").await);
         assert!(

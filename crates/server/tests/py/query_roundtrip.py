@@ -29,6 +29,11 @@ difference is printed and the script exits non-zero. It prints
            yet) change nothing; DROP TABLE, then the name reused by
            ingest; TRUNCATE TABLE; RENAME TABLE; RENAME and DROP COLUMN
            with ingest after them.
+  timeseries  SAMPLE BY over rows with gaps, keys that appear and
+           disappear and a daylight-saving change: keyed FILL(PREV),
+           FILL(LINEAR), FILL(NULL) with FROM/TO and calendar days in
+           America/New_York, each checked against pandas resampling the
+           same rows.
   errors   a syntax error, an unknown table and an unknown column each
            raise QuestDBError with the server's message, a query past its
            timeout= raises, cancel() stops a 10^9-row result mid-stream, and
@@ -263,6 +268,82 @@ def case_sql(db):
     check("empty rows", got.num_rows, 0)
     # The client sends SYMBOL columns first, so the table was created so.
     check("empty columns", got.column_names, ["sym", "i", "f", "s", "timestamp"])
+
+
+def frame_time_series():
+    """Three symbols over 48 hours from 2024-11-02T12:00Z (New York leaves
+    daylight saving at 06:00Z on the 3rd); each symbol skips some hours,
+    s2 starts late and s0 stops early."""
+    rng = np.random.default_rng(7)
+    start = pd.Timestamp("2024-11-02T12:00:00")
+    rows = []
+    for h in range(48):
+        for k in range(3):
+            if (h * 7 + k * 3) % 5 == 0 or (k == 2 and h < 6) or (k == 0 and h > 40):
+                continue
+            for _ in range(int(rng.integers(1, 4))):
+                minute = int(rng.integers(0, 60 * 60 * 1_000_000))
+                rows.append((f"s{k}", float(rng.normal(100, 10)), int(rng.integers(1, 100)),
+                             start + pd.Timedelta(hours=h) + pd.Timedelta(microseconds=minute)))
+    rows.sort(key=lambda r: r[3])
+    return pd.DataFrame({
+        "sym": pd.Categorical([r[0] for r in rows]),
+        "px": [r[1] for r in rows],
+        "qty": np.array([r[2] for r in rows], dtype=np.int64),
+        "ts": pd.to_datetime([r[3] for r in rows]),
+    })
+
+
+def close_lists(what, got, want):
+    bad = len(got) != len(want) or any(
+        (g is None) != (w is None) or (g is not None and abs(g - w) > 1e-9 * max(1.0, abs(w)))
+        for g, w in zip(got, want))
+    if bad:
+        failures.append(f"{what}: got {got[:12]}..., want {want[:12]}...")
+
+
+def none_if_nan(values):
+    return [None if (v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values]
+
+
+def case_timeseries(db):
+    df = frame_time_series()
+    db.dataframe(df, table_name="rt_ts", at="ts")
+    syms = sorted(df["sym"].astype(str).unique())
+    df["bucket"] = df["ts"].dt.floor("h")
+    # Keyed FILL(PREV): every symbol in every hour, NULL before its first.
+    got = db.query("SELECT timestamp, sym, avg(px) a, sum(qty) q FROM rt_ts SAMPLE BY 1h FILL(PREV)").to_arrow()
+    g = df.groupby([df["bucket"], df["sym"].astype(str)]).agg(a=("px", "mean"), q=("qty", "sum"))
+    hours = pd.date_range(df["bucket"].min(), df["bucket"].max(), freq="h")
+    want = g.reindex(pd.MultiIndex.from_product([hours, syms])).groupby(level=1).ffill()
+    check("prev rows", got.num_rows, len(want))
+    check("prev buckets", ns_values(got.column("timestamp")),
+          [int(t.value) for t in want.index.get_level_values(0)])
+    check("prev keys", comparable(got.column("sym")), list(want.index.get_level_values(1)))
+    close_lists("prev avg", got.column("a").to_pylist(), none_if_nan(want["a"].tolist()))
+    check("prev sum", got.column("q").to_pylist(),
+          [None if np.isnan(v) else int(v) for v in want["q"].tolist()])
+    # FILL(LINEAR) over one symbol's half hours.
+    got = db.query("SELECT timestamp, avg(px) a FROM rt_ts WHERE sym = 's1' SAMPLE BY 30m FILL(LINEAR)").to_arrow()
+    s1 = df[df["sym"] == "s1"].set_index("ts")["px"].resample("30min").mean().interpolate(method="linear")
+    check("linear buckets", ns_values(got.column("timestamp")), [int(t.value) for t in s1.index])
+    close_lists("linear avg", got.column("a").to_pylist(), s1.tolist())
+    # FROM/TO with FILL(NULL): empty hours before and after the data.
+    got = db.query("SELECT timestamp, count() n FROM rt_ts WHERE sym = 's2' SAMPLE BY 1h "
+                   "FROM '2024-11-02T10:00:00Z' TO '2024-11-04T14:00:00Z' FILL(NULL)").to_arrow()
+    s2 = df[df["sym"] == "s2"].groupby("bucket").size()
+    span = pd.date_range("2024-11-02T10:00:00", "2024-11-04T13:00:00", freq="h")
+    s2 = s2.reindex(span)
+    check("from/to buckets", ns_values(got.column("timestamp")), [int(t.value) for t in span])
+    check("from/to counts", got.column("n").to_pylist(), [None if np.isnan(v) else int(v) for v in s2])
+    # Calendar days in New York across the end of daylight saving.
+    got = db.query("SELECT timestamp, count() n, sum(qty) q FROM rt_ts SAMPLE BY 1d "
+                   "ALIGN TO CALENDAR TIME ZONE 'America/New_York'").to_arrow()
+    local = df["ts"].dt.tz_localize("UTC").dt.tz_convert("America/New_York").dt.floor("D")
+    days = df.groupby(local.dt.tz_convert("UTC")).agg(n=("qty", "size"), q=("qty", "sum"))
+    check("tz day starts", ns_values(got.column("timestamp")), [int(t.value) for t in days.index])
+    check("tz day counts", got.column("n").to_pylist(), days["n"].tolist())
+    check("tz day sums", got.column("q").to_pylist(), days["q"].tolist())
 
 
 def case_binds(db):
@@ -503,7 +584,7 @@ def case_errors(db):
 
 with questdb.connect(conf) as db:
     {"types": case_types, "large": case_large, "sql": case_sql, "binds": case_binds,
-     "writes": case_writes, "errors": case_errors}[case](db)
+     "writes": case_writes, "errors": case_errors, "timeseries": case_timeseries}[case](db)
 
 if failures:
     for f in failures:

@@ -9,9 +9,10 @@ pub mod catalog;
 mod clock;
 mod long_sequence;
 pub mod rewrite;
-mod time_arithmetic;
+pub mod sample_by;
+pub(crate) mod time_arithmetic;
 pub mod time_ranges;
-mod time_zones;
+pub mod time_zones;
 mod timestamp_integers;
 
 pub use timestamp_integers::analyzer_rules;

@@ -76,7 +76,7 @@ impl Unit {
 }
 
 /// Ticks per second of a timestamp unit.
-pub(super) fn ticks_per_second(unit: TimeUnit) -> i64 {
+pub(crate) fn ticks_per_second(unit: TimeUnit) -> i64 {
     match unit {
         TimeUnit::Second => 1,
         TimeUnit::Millisecond => 1_000,
@@ -255,7 +255,7 @@ fn constant_unit(args: &ScalarFunctionArgs, i: usize, function: &str) -> Result<
 }
 
 /// The raw `i64` values of a timestamp array (its buffers, not a copy).
-fn raw_values(array: &ArrayRef) -> Result<Int64Array> {
+pub(crate) fn raw_values(array: &ArrayRef) -> Result<Int64Array> {
     if !matches!(array.data_type(), DataType::Timestamp(_, _)) {
         return exec_err!("expected a timestamp, got {}", array.data_type());
     }
@@ -268,7 +268,7 @@ fn raw_values(array: &ArrayRef) -> Result<Int64Array> {
 }
 
 /// Raw values as a timestamp array of `data_type`.
-fn as_timestamps(values: Int64Array, data_type: &DataType) -> Result<ArrayRef> {
+pub(crate) fn as_timestamps(values: Int64Array, data_type: &DataType) -> Result<ArrayRef> {
     let data = values
         .into_data()
         .into_builder()

@@ -162,6 +162,12 @@ pub fn parse_range(text: &str) -> Result<(i64, i64), QueryError> {
     Ok((start, end))
 }
 
+/// The instant (nanoseconds since the epoch, UTC) a timestamp text such as
+/// `'2024-01-15'` or `'2024-01-15T09:30:00.5Z'` starts at.
+pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
+    partial_timestamp(text.trim()).map(|(start, _)| start)
+}
+
 /// `[start, end)` of a partial timestamp `YYYY[-MM[-DD[(T| )HH[:MM[:SS[.f]]]]]][Z]`.
 fn partial_timestamp(text: &str) -> Option<(i64, i64)> {
     let text = text.strip_suffix('Z').unwrap_or(text);
@@ -244,7 +250,7 @@ fn partial_timestamp(text: &str) -> Option<(i64, i64)> {
 }
 
 /// `ns` as `YYYY-MM-DDTHH:MM:SS.fffffffffZ`.
-fn format_nanos(ns: i64) -> String {
+pub(crate) fn format_nanos(ns: i64) -> String {
     const DAY: i64 = 86_400_000_000_000;
     let days = ns.div_euclid(DAY);
     let in_day = ns.rem_euclid(DAY);

@@ -23,15 +23,16 @@ use datafusion::logical_expr::{
 use super::time_arithmetic::{map_timestamps, ticks_per_second};
 
 /// A time zone argument.
-#[derive(Debug, Clone, Copy)]
-enum Zone {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Zone {
+    /// An IANA zone.
     Named(Tz),
     /// Seconds east of UTC.
     Fixed(i32),
 }
 
 impl Zone {
-    fn parse(text: &str) -> Option<Zone> {
+    pub(crate) fn parse(text: &str) -> Option<Zone> {
         let t = text.trim();
         if let Some(rest) = t.strip_prefix(['+', '-']) {
             let sign = if t.starts_with('-') { -1 } else { 1 };
@@ -54,7 +55,7 @@ impl Zone {
     }
 
     /// Seconds east of UTC at UTC instant `utc_seconds`.
-    fn offset_at_utc(self, utc_seconds: i64) -> Option<i64> {
+    pub(crate) fn offset_at_utc(self, utc_seconds: i64) -> Option<i64> {
         match self {
             Zone::Fixed(s) => Some(i64::from(s)),
             Zone::Named(tz) => {
@@ -66,9 +67,26 @@ impl Zone {
         }
     }
 
+    /// Seconds east of UTC of the zone's standard time (without daylight
+    /// saving) at UTC instant `utc_seconds`.
+    pub(crate) fn standard_offset_at_utc(self, utc_seconds: i64) -> Option<i64> {
+        use chrono_tz::OffsetComponents;
+        match self {
+            Zone::Fixed(s) => Some(i64::from(s)),
+            Zone::Named(tz) => {
+                let utc = chrono::DateTime::from_timestamp(utc_seconds, 0)?.naive_utc();
+                Some(
+                    tz.offset_from_utc_datetime(&utc)
+                        .base_utc_offset()
+                        .num_seconds(),
+                )
+            }
+        }
+    }
+
     /// Seconds east of UTC of wall-clock time `local_seconds` (see the
     /// module docs for times that happen twice or never).
-    fn offset_at_local(self, local_seconds: i64) -> Option<i64> {
+    pub(crate) fn offset_at_local(self, local_seconds: i64) -> Option<i64> {
         match self {
             Zone::Fixed(s) => Some(i64::from(s)),
             Zone::Named(tz) => {

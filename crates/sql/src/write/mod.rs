@@ -14,7 +14,7 @@ pub mod create_as;
 pub mod create_table;
 pub mod insert;
 pub mod to_stored;
-mod tokens;
+pub(crate) mod tokens;
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};

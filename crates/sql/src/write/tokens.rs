@@ -159,6 +159,31 @@ impl Tokens {
         }
     }
 
+    /// Index of the next token.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves back (or forward) to token `pos`.
+    pub(crate) fn seek(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    /// Byte offsets of token `i`'s start and end.
+    pub(crate) fn span(&self, i: usize) -> Option<(usize, usize)> {
+        self.spans.get(i).copied()
+    }
+
+    /// Number of tokens.
+    pub(crate) fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Token `i`.
+    pub(crate) fn get(&self, i: usize) -> Option<&Token> {
+        self.tokens.get(i)
+    }
+
     pub(crate) fn at_end(&self) -> bool {
         matches!(self.peek(), None | Some(Token::EOF))
     }
