@@ -193,6 +193,11 @@ fn sample_by() {
 }
 
 #[test]
+fn latest_on() {
+    run_file("latest_on.slt");
+}
+
+#[test]
 fn aggregates() {
     run_file("aggregates.slt");
 }

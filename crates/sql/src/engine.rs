@@ -35,6 +35,7 @@ use std::collections::HashMap;
 
 use crate::cooperative::CooperativeEverywhere;
 use crate::dialect;
+use crate::dialect::latest_on::{LatestOnClause, PreparedLatestOn};
 use crate::dialect::sample_by::PreparedSampleBy;
 use crate::dialect::sample_by::bucketing::Bucketing;
 use crate::dialect::sample_by::clause::SampleByClause;
@@ -77,6 +78,12 @@ async fn first_timestamp(
     let values = dialect::time_arithmetic::raw_values(column)?;
     let per_tick = dialect::sample_by::bucket_function::nanos_per_tick(*unit);
     Ok((!values.is_null(0)).then(|| values.value(0).saturating_mul(per_tick)))
+}
+
+/// The QuestDB clauses cut out of a statement's text before parsing.
+struct Clauses {
+    samples: Vec<SampleByClause>,
+    latest: Vec<LatestOnClause>,
 }
 
 /// What running a statement produced, on the query runtime.
@@ -216,7 +223,7 @@ impl QueryEngine {
             .with_default_features()
             .with_analyzer_rules(dialect::analyzer_rules())
             .with_physical_optimizer_rule(Arc::new(CooperativeEverywhere))
-            .with_query_planner(Arc::new(dialect::sample_by::node::QuiverQueryPlanner))
+            .with_query_planner(Arc::new(dialect::planner::QuiverQueryPlanner))
             .build();
         dialect::register(&mut state, &self.db);
         state
@@ -370,16 +377,21 @@ impl QueryEngine {
         // `ts IN '2024-01'` is QuestDB's, not SQL: rewritten to bounds first.
         let rewritten = dialect::time_ranges::rewrite(sql)?;
         let sql = rewritten.as_deref().unwrap_or(sql);
-        // So is SAMPLE BY: cut out here, planned in `query`.
+        // So are LATEST ON and SAMPLE BY: cut out here, planned in `query`.
+        let (latest_text, latest) = match dialect::latest_on::extract(sql)? {
+            Some((text, clauses)) => (Some(text), clauses),
+            None => (None, Vec::new()),
+        };
+        let sql = latest_text.as_deref().unwrap_or(sql);
         let (sampled, samples) = match dialect::sample_by::extract(sql)? {
             Some((text, clauses)) => (Some(text), clauses),
             None => (None, Vec::new()),
         };
         let sql = sampled.as_deref().unwrap_or(sql);
-        let samples = samples.as_slice();
+        let clauses = Clauses { samples, latest };
         if let Some(write) = WriteStatement::classify(sql)? {
             return match write {
-                WriteStatement::CreateTableAs(c) => self.create_table_as(c, binds, samples).await,
+                WriteStatement::CreateTableAs(c) => self.create_table_as(c, binds, &clauses).await,
                 _ if !binds.is_empty() => Err(QueryError::new(
                     QueryErrorKind::Invalid,
                     "DDL takes no bind values",
@@ -416,12 +428,12 @@ impl QueryEngine {
                 _ => StatementKind::InsertSelect,
             };
             let query = Statement::Statement(Box::new(Sql::Query(source)));
-            let (_, rows) = self.query(query, binds, samples).await?;
+            let (_, rows) = self.query(query, binds, &clauses).await?;
             let rows = insert_rows(&self.db, &target, rows).await?;
             return Ok(Planned::Done { kind, rows });
         }
         Self::check_supported(&statement)?;
-        let (schema, stream) = self.query(statement, binds, samples).await?;
+        let (schema, stream) = self.query(statement, binds, &clauses).await?;
         Ok(Planned::Rows(schema, stream))
     }
 
@@ -507,7 +519,7 @@ impl QueryEngine {
         &self,
         create: crate::write::create_table::CreateTableAs,
         binds: Vec<ScalarAndMetadata>,
-        samples: &[SampleByClause],
+        clauses: &Clauses,
     ) -> Result<Planned, QueryError> {
         if self.db.table(&create.name).is_some() {
             return match create.if_not_exists {
@@ -523,7 +535,7 @@ impl QueryEngine {
         }
         let statement = Self::parse(&create.query)?;
         Self::check_supported(&statement)?;
-        let (schema, stream) = self.query(statement, binds, samples).await?;
+        let (schema, stream) = self.query(statement, binds, clauses).await?;
         let columns = schema
             .fields()
             .iter()
@@ -638,6 +650,27 @@ impl QueryEngine {
         })
     }
 
+    /// Rewrites the SELECTs of `statement`'s LATEST ON clauses.
+    fn prepare_latest(
+        statement: &mut Statement,
+        latest: &[LatestOnClause],
+        designated: &HashMap<String, String>,
+    ) -> Result<Vec<PreparedLatestOn>, QueryError> {
+        use datafusion::sql::sqlparser::ast::Statement as Sql;
+        if latest.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(Sql::Query(query)) = sql_statement(statement) else {
+            return Err(QueryError::new(
+                QueryErrorKind::Unsupported,
+                "LATEST ON is supported in queries",
+            ));
+        };
+        dialect::latest_on::rewrite_selects(query, latest, &|t: &str| {
+            designated.get(&t.to_ascii_lowercase()).cloned()
+        })
+    }
+
     /// Rewrites the SELECTs of `statement`'s SAMPLE BY clauses and
     /// registers their bucket functions (after finding the first row for
     /// `ALIGN TO FIRST OBSERVATION`).
@@ -689,7 +722,7 @@ impl QueryEngine {
         &self,
         statement: Statement,
         binds: Vec<ScalarAndMetadata>,
-        samples: &[SampleByClause],
+        clauses: &Clauses,
     ) -> Result<(SchemaRef, SendableRecordBatchStream), QueryError> {
         let mut statement = statement;
         if let Some(s) = sql_statement(&mut statement) {
@@ -731,14 +764,17 @@ impl QueryEngine {
                 names.chain(dialect::catalog::COLUMNS.iter().copied()),
             );
         }
+        let latest = Self::prepare_latest(&mut statement, &clauses.latest, &designated)?;
         let samples = self
-            .prepare_samples(&ctx, &mut statement, samples, &designated)
+            .prepare_samples(&ctx, &mut statement, &clauses.samples, &designated)
             .await?;
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        let plan = match samples.is_empty() {
-            true => plan,
-            false => dialect::sample_by::node::wrap_plan(plan, &samples)?,
-        };
+        let mut plan = ctx.state().statement_to_plan(statement).await?;
+        if !latest.is_empty() {
+            plan = dialect::latest_on::wrap_plan(plan, &latest)?;
+        }
+        if !samples.is_empty() {
+            plan = dialect::sample_by::node::wrap_plan(plan, &samples)?;
+        }
         let plan = Self::bind(plan, binds)?;
         let frame = ctx.execute_logical_plan(plan.clone()).await?;
         let stream = frame.execute_stream().await?;

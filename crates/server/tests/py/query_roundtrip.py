@@ -33,7 +33,8 @@ difference is printed and the script exits non-zero. It prints
            disappear and a daylight-saving change: keyed FILL(PREV),
            FILL(LINEAR), FILL(NULL) with FROM/TO and calendar days in
            America/New_York, each checked against pandas resampling the
-           same rows.
+           same rows; LATEST ON after a filter against pandas' newest row
+           per key.
   errors   a syntax error, an unknown table and an unknown column each
            raise QuestDBError with the server's message, a query past its
            timeout= raises, cancel() stops a 10^9-row result mid-stream, and
@@ -344,6 +345,12 @@ def case_timeseries(db):
     check("tz day starts", ns_values(got.column("timestamp")), [int(t.value) for t in days.index])
     check("tz day counts", got.column("n").to_pylist(), days["n"].tolist())
     check("tz day sums", got.column("q").to_pylist(), days["q"].tolist())
+    # LATEST ON: each symbol's newest row, in timestamp order.
+    got = db.query("SELECT sym, px, timestamp FROM rt_ts WHERE qty > 20 LATEST ON timestamp PARTITION BY sym").to_arrow()
+    newest = df[df["qty"] > 20].sort_values("ts", kind="stable").groupby(df["sym"].astype(str)).tail(1).sort_values("ts")
+    check("latest keys", comparable(got.column("sym")), newest["sym"].astype(str).tolist())
+    check("latest px", got.column("px").to_pylist(), newest["px"].tolist())
+    check("latest ts", ns_values(got.column("timestamp")), [int(t.value) for t in newest["ts"]])
 
 
 def case_binds(db):

@@ -6,8 +6,11 @@
 
 pub mod cast;
 pub mod catalog;
+pub mod clause_markers;
 mod clock;
+pub mod latest_on;
 mod long_sequence;
+pub mod planner;
 pub mod rewrite;
 pub mod sample_by;
 pub(crate) mod time_arithmetic;

@@ -32,10 +32,10 @@ pub mod fill;
 pub mod node;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, TableFactor,
-    TableWithJoins, Value,
+    BinaryOperator, Expr, GroupByExpr, Ident, Query, Select, SelectItem, Value,
 };
 
+use crate::dialect::clause_markers::{for_each_select, marker_of, single_table};
 use crate::dialect::rewrite::call;
 use crate::dialect::time_ranges::format_nanos;
 use crate::error::{QueryError, QueryErrorKind};
@@ -128,7 +128,15 @@ pub fn rewrite_selects(
     context: &SelectContext<'_>,
 ) -> Result<Vec<PreparedSampleBy>, QueryError> {
     let mut out = Vec::new();
-    walk_query(query, clauses, context, &mut out)?;
+    for_each_select(query, &mut |select| {
+        if let Some(index) = marker_of(select, MARKER) {
+            let clause = clauses
+                .get(index)
+                .ok_or_else(|| invalid("unknown SAMPLE BY marker"))?;
+            out.push(rewrite_select(select, index, clause, context)?);
+        }
+        Ok(())
+    })?;
     if out.len() != clauses.len() {
         return Err(QueryError::new(
             QueryErrorKind::Unsupported,
@@ -137,122 +145,6 @@ pub fn rewrite_selects(
     }
     out.sort_by_key(|p| p.index);
     Ok(out)
-}
-
-fn walk_query(
-    query: &mut Query,
-    clauses: &[SampleByClause],
-    context: &SelectContext<'_>,
-    out: &mut Vec<PreparedSampleBy>,
-) -> Result<(), QueryError> {
-    if let Some(with) = &mut query.with {
-        for cte in &mut with.cte_tables {
-            walk_query(&mut cte.query, clauses, context, out)?;
-        }
-    }
-    walk_set(&mut query.body, clauses, context, out)
-}
-
-fn walk_set(
-    body: &mut SetExpr,
-    clauses: &[SampleByClause],
-    context: &SelectContext<'_>,
-    out: &mut Vec<PreparedSampleBy>,
-) -> Result<(), QueryError> {
-    match body {
-        SetExpr::Select(select) => {
-            for t in &mut select.from {
-                walk_factor(&mut t.relation, clauses, context, out)?;
-                for j in &mut t.joins {
-                    walk_factor(&mut j.relation, clauses, context, out)?;
-                }
-            }
-            if let Some(index) = marker_of(select) {
-                let clause = clauses
-                    .get(index)
-                    .ok_or_else(|| invalid("unknown SAMPLE BY marker"))?;
-                out.push(rewrite_select(select, index, clause, context)?);
-            }
-            Ok(())
-        }
-        SetExpr::Query(q) => walk_query(q, clauses, context, out),
-        SetExpr::SetOperation { left, right, .. } => {
-            walk_set(left, clauses, context, out)?;
-            walk_set(right, clauses, context, out)
-        }
-        _ => Ok(()),
-    }
-}
-
-fn walk_factor(
-    factor: &mut TableFactor,
-    clauses: &[SampleByClause],
-    context: &SelectContext<'_>,
-    out: &mut Vec<PreparedSampleBy>,
-) -> Result<(), QueryError> {
-    match factor {
-        TableFactor::Derived { subquery, .. } => walk_query(subquery, clauses, context, out),
-        TableFactor::NestedJoin {
-            table_with_joins, ..
-        } => {
-            walk_factor(&mut table_with_joins.relation, clauses, context, out)?;
-            for j in &mut table_with_joins.joins {
-                walk_factor(&mut j.relation, clauses, context, out)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The clause number of a SELECT whose GROUP BY is a marker.
-fn marker_of(select: &Select) -> Option<usize> {
-    let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
-        return None;
-    };
-    match exprs.as_slice() {
-        [Expr::Identifier(i)] if i.quote_style.is_some() => {
-            i.value.strip_prefix(MARKER)?.parse().ok()
-        }
-        _ => None,
-    }
-}
-
-/// The sampled table and its designated timestamp.
-fn sampled_table(
-    from: &[TableWithJoins],
-    context: &SelectContext<'_>,
-) -> Result<(Vec<String>, String), QueryError> {
-    let needs = || {
-        invalid(
-            "SAMPLE BY needs one table with a designated timestamp in FROM (no joins or subqueries)",
-        )
-    };
-    let [t] = from else {
-        return Err(needs());
-    };
-    if !t.joins.is_empty() {
-        return Err(needs());
-    }
-    let TableFactor::Table { name, alias, .. } = &t.relation else {
-        return Err(needs());
-    };
-    let table = name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.clone())
-        .ok_or_else(needs)?;
-    let ts = (context.designated_timestamp)(&table).ok_or_else(|| {
-        invalid(format!(
-            "SAMPLE BY needs a designated timestamp, and table {table} has none"
-        ))
-    })?;
-    let mut qualifiers = vec![table];
-    if let Some(a) = alias {
-        qualifiers.push(a.name.value.clone());
-    }
-    Ok((qualifiers, ts))
 }
 
 /// Whether `expr` names column `ts` (bare or qualified by one of
@@ -302,7 +194,14 @@ fn rewrite_select(
     clause: &SampleByClause,
     context: &SelectContext<'_>,
 ) -> Result<PreparedSampleBy, QueryError> {
-    let (qualifiers, ts) = sampled_table(&select.from, context)?;
+    let (table, alias) = single_table(&select.from, "SAMPLE BY")?;
+    let ts = (context.designated_timestamp)(&table).ok_or_else(|| {
+        invalid(format!(
+            "SAMPLE BY needs a designated timestamp, and table {table} has none"
+        ))
+    })?;
+    let mut qualifiers = vec![table];
+    qualifiers.extend(alias.map(str::to_string));
     let ts_ident = Ident::with_quote('"', ts.clone());
     let bucket = |arg: Expr| call(&bucket_function_name(index), vec![arg]);
     if matches!(clause.align, Align::FirstObservation)

@@ -2,7 +2,7 @@
 //! orders them by bucket and key and fills empty buckets. The logical node
 //! names the bucket, key and value columns of its input; the physical plan
 //! is [`SampleByExec`]. [`wrap_plan`] puts the node into a planned
-//! statement; [`QuiverQueryPlanner`] plans it.
+//! statement; [`SampleByPlanner`] plans it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,14 +12,13 @@ use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DFSchemaRef, internal_err};
 use datafusion::error::Result;
-use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
     Expr, Extension, LogicalPlan, LogicalPlanBuilder, UserDefinedLogicalNode,
     UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 
 use super::bucketing::Bucketing;
 use super::clause::Fill;
@@ -199,7 +198,7 @@ pub fn wrap_plan(
 
 /// Plans [`SampleByNode`]s.
 #[derive(Debug)]
-struct SampleByPlanner;
+pub struct SampleByPlanner;
 
 #[async_trait]
 impl ExtensionPlanner for SampleByPlanner {
@@ -223,23 +222,6 @@ impl ExtensionPlanner for SampleByPlanner {
             Arc::clone(&node.layout),
             Arc::new(node.schema.as_arrow().clone()),
         )?)))
-    }
-}
-
-/// DataFusion's planner with Quiver's plan nodes.
-#[derive(Debug)]
-pub struct QuiverQueryPlanner;
-
-#[async_trait]
-impl QueryPlanner for QuiverQueryPlanner {
-    async fn create_physical_plan(
-        &self,
-        logical_plan: &LogicalPlan,
-        session: &dyn Session,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(SampleByPlanner)])
-            .create_physical_plan(logical_plan, session)
-            .await
     }
 }
 
