@@ -4,8 +4,8 @@
 //! 200,000 rows over many batches in row order, SQL (aggregates, GROUP BY,
 //! ORDER BY, LIMIT, expressions) checked against pandas over the same data,
 //! every bind type the client sends, CREATE TABLE and INSERT through
-//! `execute()`, SAMPLE BY with FILL, keys, FROM/TO and a time zone
-//! checked against pandas resampling the same rows,
+//! `execute()`, SAMPLE BY with FILL, keys, FROM/TO and a time zone,
+//! LATEST ON and ASOF/LT JOIN checked against pandas on the same rows,
 //! and errors that leave the connection usable. The comparisons run in
 //! `tests/py/query_roundtrip.py`, which exits non-zero on any difference.
 
@@ -49,7 +49,7 @@ fn create_table_and_insert_write_through_the_wal() {
 }
 
 #[test]
-fn sample_by_matches_pandas_resampling() {
+fn time_series_queries_match_pandas() {
     run_case("timeseries");
 }
 

@@ -198,6 +198,11 @@ fn latest_on() {
 }
 
 #[test]
+fn time_joins() {
+    run_file("time_joins.slt");
+}
+
+#[test]
 fn aggregates() {
     run_file("aggregates.slt");
 }

@@ -39,6 +39,7 @@ use crate::dialect::latest_on::{LatestOnClause, PreparedLatestOn};
 use crate::dialect::sample_by::PreparedSampleBy;
 use crate::dialect::sample_by::bucketing::Bucketing;
 use crate::dialect::sample_by::clause::SampleByClause;
+use crate::dialect::time_joins::TimeJoinClause;
 use crate::error::{QueryError, QueryErrorKind};
 use crate::executor::{Item, QueryExecutor, QueryStream};
 use crate::scan::SnapshotTable;
@@ -84,6 +85,7 @@ async fn first_timestamp(
 struct Clauses {
     samples: Vec<SampleByClause>,
     latest: Vec<LatestOnClause>,
+    joins: Vec<TimeJoinClause>,
 }
 
 /// What running a statement produced, on the query runtime.
@@ -377,7 +379,13 @@ impl QueryEngine {
         // `ts IN '2024-01'` is QuestDB's, not SQL: rewritten to bounds first.
         let rewritten = dialect::time_ranges::rewrite(sql)?;
         let sql = rewritten.as_deref().unwrap_or(sql);
-        // So are LATEST ON and SAMPLE BY: cut out here, planned in `query`.
+        // So are time joins, LATEST ON and SAMPLE BY: cut out here,
+        // planned in `query`.
+        let (joins_text, joins) = match dialect::time_joins::extract(sql)? {
+            Some((text, clauses)) => (Some(text), clauses),
+            None => (None, Vec::new()),
+        };
+        let sql = joins_text.as_deref().unwrap_or(sql);
         let (latest_text, latest) = match dialect::latest_on::extract(sql)? {
             Some((text, clauses)) => (Some(text), clauses),
             None => (None, Vec::new()),
@@ -388,7 +396,11 @@ impl QueryEngine {
             None => (None, Vec::new()),
         };
         let sql = sampled.as_deref().unwrap_or(sql);
-        let clauses = Clauses { samples, latest };
+        let clauses = Clauses {
+            samples,
+            latest,
+            joins,
+        };
         if let Some(write) = WriteStatement::classify(sql)? {
             return match write {
                 WriteStatement::CreateTableAs(c) => self.create_table_as(c, binds, &clauses).await,
@@ -771,6 +783,9 @@ impl QueryEngine {
         let mut plan = ctx.state().statement_to_plan(statement).await?;
         if !latest.is_empty() {
             plan = dialect::latest_on::wrap_plan(plan, &latest)?;
+        }
+        if !clauses.joins.is_empty() {
+            plan = dialect::time_joins::wrap_plan(plan, &clauses.joins, &designated)?;
         }
         if !samples.is_empty() {
             plan = dialect::sample_by::node::wrap_plan(plan, &samples)?;

@@ -34,7 +34,7 @@ difference is printed and the script exits non-zero. It prints
            FILL(LINEAR), FILL(NULL) with FROM/TO and calendar days in
            America/New_York, each checked against pandas resampling the
            same rows; LATEST ON after a filter against pandas' newest row
-           per key.
+           per key; ASOF and LT JOIN against pandas' merge_asof.
   errors   a syntax error, an unknown table and an unknown column each
            raise QuestDBError with the server's message, a query past its
            timeout= raises, cancel() stops a 10^9-row result mid-stream, and
@@ -351,6 +351,27 @@ def case_timeseries(db):
     check("latest keys", comparable(got.column("sym")), newest["sym"].astype(str).tolist())
     check("latest px", got.column("px").to_pylist(), newest["px"].tolist())
     check("latest ts", ns_values(got.column("timestamp")), [int(t.value) for t in newest["ts"]])
+    # ASOF JOIN against pandas' merge_asof (backward, by symbol), and LT
+    # JOIN against the same without exact matches.
+    rng = np.random.default_rng(11)
+    quotes = pd.DataFrame({
+        "sym": pd.Categorical(rng.choice(["s0", "s1", "s2", "s3"], 3000)),
+        "bid": rng.normal(100, 5, 3000),
+        "ts": pd.Timestamp("2024-11-02T11:00:00") + pd.to_timedelta(
+            np.sort(rng.integers(0, 50 * 3600 * 10**6, 3000)), unit="us"),
+    })
+    db.dataframe(quotes, table_name="rt_quotes", at="ts")
+    trades = df.sort_values("ts", kind="stable")[["sym", "px", "ts"]].copy()
+    trades["sym"] = trades["sym"].astype(str)
+    q = quotes.copy()
+    q["sym"] = q["sym"].astype(str)
+    for join, exact in [("ASOF", True), ("LT", False)]:
+        got = db.query(f"SELECT t.timestamp, t.sym, t.px, q.bid FROM rt_ts t {join} JOIN rt_quotes q ON (sym)").to_arrow()
+        want = pd.merge_asof(trades, q, on="ts", by="sym", direction="backward", allow_exact_matches=exact)
+        check(f"{join} rows", got.num_rows, len(want))
+        check(f"{join} times", ns_values(got.column("timestamp")), [int(t.value) for t in want["ts"]])
+        check(f"{join} keys", comparable(got.column("sym")), want["sym"].tolist())
+        close_lists(f"{join} bids", got.column("bid").to_pylist(), none_if_nan(want["bid"].tolist()))
 
 
 def case_binds(db):

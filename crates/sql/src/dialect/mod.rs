@@ -14,6 +14,7 @@ pub mod planner;
 pub mod rewrite;
 pub mod sample_by;
 pub(crate) mod time_arithmetic;
+pub mod time_joins;
 pub mod time_ranges;
 pub mod time_zones;
 mod timestamp_integers;

@@ -1,0 +1,473 @@
+//! [`TimeJoinExec`]: ASOF / LT JOIN as a merge of two inputs ordered by
+//! their timestamps (the planner sorts an input that is not). For each left
+//! row it first takes in every right row up to that time (ASOF: at or
+//! before, LT: strictly before), remembering only the newest right row per
+//! key, then pairs the left row with its key's newest row (none when older
+//! than the tolerance). Remembered rows stay in the right batches they came
+//! in; when those hold more than twice the remembered rows they are
+//! compacted into one batch, so memory follows the number of keys.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
+use arrow::compute::{SortOptions, cast, interleave};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::internal_err;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr,
+    PhysicalSortRequirement,
+};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use futures_util::StreamExt;
+
+use super::TimeJoinKind;
+use crate::dialect::sample_by::bucket_function::nanos_per_tick;
+use crate::dialect::time_arithmetic::raw_values;
+
+/// Column roles of a time join's inputs.
+#[derive(Debug, Clone)]
+pub struct TimeJoinColumns {
+    /// Left timestamp.
+    pub left_time: usize,
+    /// Right timestamp.
+    pub right_time: usize,
+    /// Left key columns.
+    pub left_keys: Vec<usize>,
+    /// Right key columns, pairwise with the left ones.
+    pub right_keys: Vec<usize>,
+}
+
+/// The physical time join (see the module docs).
+#[derive(Debug)]
+pub struct TimeJoinExec {
+    left: Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+    kind: TimeJoinKind,
+    tolerance: Option<i64>,
+    columns: TimeJoinColumns,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl TimeJoinExec {
+    /// The join of `left` and `right` producing `schema` (left columns,
+    /// then right ones).
+    pub fn try_new(
+        left: Arc<dyn ExecutionPlan>,
+        right: Arc<dyn ExecutionPlan>,
+        kind: TimeJoinKind,
+        tolerance: Option<i64>,
+        columns: TimeJoinColumns,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let (ls, rs) = (left.schema(), right.schema());
+        if schema.fields().len() != ls.fields().len() + rs.fields().len() {
+            return internal_err!("a time join's columns are its inputs' columns");
+        }
+        for (s, i) in [(&ls, columns.left_time), (&rs, columns.right_time)] {
+            if !matches!(s.field(i).data_type(), DataType::Timestamp(_, _)) {
+                return internal_err!("a time join needs timestamps");
+            }
+        }
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(TimeJoinExec {
+            left,
+            right,
+            kind,
+            tolerance,
+            columns,
+            schema,
+            properties: Arc::new(properties),
+        })
+    }
+}
+
+impl DisplayAs for TimeJoinExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (ls, rs) = (self.left.schema(), self.right.schema());
+        write!(
+            f,
+            "TimeJoinExec: {} JOIN, time {} >= {}",
+            self.kind,
+            ls.field(self.columns.left_time).name(),
+            rs.field(self.columns.right_time).name()
+        )?;
+        for (l, r) in self.columns.left_keys.iter().zip(&self.columns.right_keys) {
+            write!(f, ", {} = {}", ls.field(*l).name(), rs.field(*r).name())?;
+        }
+        if let Some(t) = self.tolerance {
+            write!(f, ", tolerance={t}ns")?;
+        }
+        Ok(())
+    }
+}
+
+fn ascending(schema: &SchemaRef, i: usize) -> Option<OrderingRequirements> {
+    let requirement = LexRequirement::new([PhysicalSortRequirement {
+        expr: Arc::new(Column::new(schema.field(i).name(), i)),
+        options: Some(SortOptions::default()),
+    }])?;
+    Some(OrderingRequirements::new(requirement))
+}
+
+impl ExecutionPlan for TimeJoinExec {
+    fn name(&self) -> &'static str {
+        "TimeJoinExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition, Distribution::SinglePartition]
+    }
+
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        vec![
+            ascending(&self.left.schema(), self.columns.left_time),
+            ascending(&self.right.schema(), self.columns.right_time),
+        ]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true, false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.left, &self.right]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (Some(right), Some(left), true) = (children.pop(), children.pop(), children.is_empty())
+        else {
+            return internal_err!("TimeJoinExec has two inputs");
+        };
+        Ok(Arc::new(TimeJoinExec::try_new(
+            left,
+            right,
+            self.kind,
+            self.tolerance,
+            self.columns.clone(),
+            Arc::clone(&self.schema),
+        )?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("TimeJoinExec has one partition, not {partition}");
+        }
+        let mut left = self.left.execute(0, Arc::clone(&context))?;
+        let mut right = self.right.execute(0, Arc::clone(&context))?;
+        let right_schema = self.right.schema();
+        let key_types: Vec<DataType> = self
+            .columns
+            .right_keys
+            .iter()
+            .map(|k| right_schema.field(*k).data_type().clone())
+            .collect();
+        let mut state = MergeState {
+            kind: self.kind,
+            tolerance: self.tolerance,
+            columns: self.columns.clone(),
+            converter: match key_types.is_empty() {
+                true => None,
+                false => Some(RowConverter::new(
+                    key_types.iter().cloned().map(SortField::new).collect(),
+                )?),
+            },
+            key_types,
+            newest: HashMap::new(),
+            kept: Vec::new(),
+            kept_rows: 0,
+            cursor: None,
+            right_done: false,
+            schema: Arc::clone(&self.schema),
+            right_schema,
+            batch_size: context.session_config().batch_size().max(1),
+            reservation: MemoryConsumer::new("TimeJoinExec").register(context.memory_pool()),
+            pending: Vec::new(),
+            copied: Vec::new(),
+        };
+        let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
+        let tx = builder.tx();
+        builder.spawn(async move {
+            while let Some(batch) = left.next().await {
+                let out = state.join(&batch?, &mut right).await?;
+                if tx.send(Ok(out)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        Ok(builder.build())
+    }
+}
+
+/// The right batch being taken in.
+struct Cursor {
+    slot: usize,
+    times: Vec<i64>,
+    keys: Option<Rows>,
+    pos: usize,
+}
+
+/// The merge's state between left batches.
+struct MergeState {
+    kind: TimeJoinKind,
+    tolerance: Option<i64>,
+    columns: TimeJoinColumns,
+    converter: Option<RowConverter>,
+    key_types: Vec<DataType>,
+    /// Per right key: its newest time (ns) and where that row is kept.
+    newest: HashMap<Box<[u8]>, (i64, usize, usize)>,
+    kept: Vec<RecordBatch>,
+    kept_rows: usize,
+    cursor: Option<Cursor>,
+    right_done: bool,
+    schema: SchemaRef,
+    right_schema: SchemaRef,
+    batch_size: usize,
+    reservation: MemoryReservation,
+    /// Right rows picked for the left batch being joined, not yet copied
+    /// out (`usize::MAX`: no match).
+    pending: Vec<(usize, usize)>,
+    /// Right columns copied out for the left batch so far.
+    copied: Vec<Vec<ArrayRef>>,
+}
+
+/// A timestamp column as nanoseconds.
+fn nanos(column: &ArrayRef) -> Result<Vec<i64>> {
+    let DataType::Timestamp(unit, _) = column.data_type() else {
+        return internal_err!("a time join needs timestamps");
+    };
+    let per = nanos_per_tick(*unit);
+    let raw = raw_values(column)?;
+    Ok((0..raw.len())
+        .map(|i| match raw.is_null(i) {
+            true => i64::MIN,
+            false => raw.value(i).saturating_mul(per),
+        })
+        .collect())
+}
+
+impl MergeState {
+    /// Key rows of `columns` of `batch`, cast to the right keys' types.
+    fn key_rows(&self, batch: &RecordBatch, columns: &[usize]) -> Result<Option<Rows>> {
+        let Some(converter) = &self.converter else {
+            return Ok(None);
+        };
+        let arrays = columns
+            .iter()
+            .zip(&self.key_types)
+            .map(|(c, t)| {
+                let a = batch.column(*c);
+                match a.data_type() == t {
+                    true => Ok(Arc::clone(a)),
+                    false => cast(a, t).map_err(DataFusionError::from),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(converter.convert_columns(&arrays)?))
+    }
+
+    /// Takes in right rows up to `time`, pulling batches as needed.
+    async fn advance(&mut self, time: i64, right: &mut SendableRecordBatchStream) -> Result<()> {
+        loop {
+            if let Some(c) = &mut self.cursor {
+                while c.pos < c.times.len() {
+                    let t = c.times[c.pos];
+                    let take = match self.kind {
+                        TimeJoinKind::AsOf => t <= time,
+                        TimeJoinKind::LessThan => t < time,
+                    };
+                    if !take {
+                        return Ok(());
+                    }
+                    let key: &[u8] = c.keys.as_ref().map_or(&[], |k| k.row(c.pos).data());
+                    match self.newest.get_mut(key) {
+                        Some(e) => *e = (t, c.slot, c.pos),
+                        None => {
+                            self.newest.insert(key.into(), (t, c.slot, c.pos));
+                        }
+                    }
+                    c.pos += 1;
+                }
+            }
+            if self.right_done {
+                return Ok(());
+            }
+            match right.next().await {
+                None => {
+                    self.right_done = true;
+                    return Ok(());
+                }
+                Some(batch) => {
+                    let batch = batch?;
+                    if batch.num_rows() == 0 {
+                        continue;
+                    }
+                    self.compact_if_needed()?;
+                    self.reservation.try_grow(batch.get_array_memory_size())?;
+                    let times = nanos(batch.column(self.columns.right_time))?;
+                    let keys = self.key_rows(&batch, &self.columns.right_keys.clone())?;
+                    self.kept_rows += batch.num_rows();
+                    self.kept.push(batch);
+                    self.cursor = Some(Cursor {
+                        slot: self.kept.len() - 1,
+                        times,
+                        keys,
+                        pos: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Copies the pending picks' right columns out of the kept batches.
+    fn copy_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let miss = self.kept.len();
+        let picks: Vec<(usize, usize)> = self
+            .pending
+            .iter()
+            .map(|&p| match p.0 {
+                usize::MAX => (miss, 0),
+                _ => p,
+            })
+            .collect();
+        let mut columns = Vec::new();
+        for (c, field) in self.right_schema.fields().iter().enumerate() {
+            let null = new_null_array(field.data_type(), 1);
+            let mut arrays: Vec<&dyn Array> =
+                self.kept.iter().map(|b| b.column(c).as_ref()).collect();
+            arrays.push(null.as_ref());
+            columns.push(interleave(&arrays, &picks)?);
+        }
+        self.copied.push(columns);
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Keeps only remembered rows (and the batch being taken in), after
+    /// copying out what was picked from the others.
+    fn compact_if_needed(&mut self) -> Result<()> {
+        if self.kept_rows <= 2 * self.newest.len() + 2 * self.batch_size {
+            return Ok(());
+        }
+        self.copy_pending()?;
+        let current = self.cursor.as_ref().map(|c| c.slot);
+        let mut picks: Vec<(usize, usize)> = self
+            .newest
+            .values()
+            .filter(|v| Some(v.1) != current)
+            .map(|v| (v.1, v.2))
+            .collect();
+        picks.sort_unstable();
+        let place: HashMap<(usize, usize), usize> =
+            picks.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let mut kept = Vec::new();
+        if !picks.is_empty() {
+            let mut columns = Vec::new();
+            for c in 0..self.right_schema.fields().len() {
+                let arrays: Vec<&dyn Array> =
+                    self.kept.iter().map(|b| b.column(c).as_ref()).collect();
+                columns.push(interleave(&arrays, &picks)?);
+            }
+            kept.push(RecordBatch::try_new(
+                Arc::clone(&self.right_schema),
+                columns,
+            )?);
+        }
+        let current_slot = kept.len();
+        if let Some(slot) = current {
+            kept.push(self.kept[slot].clone());
+        }
+        for v in self.newest.values_mut() {
+            match Some(v.1) == current {
+                true => v.1 = current_slot,
+                false => {
+                    v.2 = place[&(v.1, v.2)];
+                    v.1 = 0;
+                }
+            }
+        }
+        if let Some(c) = &mut self.cursor {
+            c.slot = current_slot;
+        }
+        self.kept_rows = kept.iter().map(RecordBatch::num_rows).sum();
+        self.reservation
+            .resize(kept.iter().map(RecordBatch::get_array_memory_size).sum());
+        self.kept = kept;
+        Ok(())
+    }
+
+    /// One left batch joined.
+    async fn join(
+        &mut self,
+        batch: &RecordBatch,
+        right: &mut SendableRecordBatchStream,
+    ) -> Result<RecordBatch> {
+        if batch.num_rows() == 0 {
+            return Ok(RecordBatch::new_empty(Arc::clone(&self.schema)));
+        }
+        let times = nanos(batch.column(self.columns.left_time))?;
+        let keys = self.key_rows(batch, &self.columns.left_keys.clone())?;
+        for (i, &time) in times.iter().enumerate() {
+            self.advance(time, right).await?;
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
+            let pick = match self.newest.get(key) {
+                Some(&(t, slot, row)) if self.tolerance.is_none_or(|tol| time - t <= tol) => {
+                    (slot, row)
+                }
+                _ => (usize::MAX, 0),
+            };
+            self.pending.push(pick);
+        }
+        self.copy_pending()?;
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        let copied = std::mem::take(&mut self.copied);
+        for c in 0..self.right_schema.fields().len() {
+            let parts: Vec<&dyn Array> = copied.iter().map(|p| p[c].as_ref()).collect();
+            columns.push(match parts.len() {
+                1 => Arc::clone(&copied[0][c]),
+                _ => arrow::compute::concat(&parts)?,
+            });
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}

@@ -1,0 +1,645 @@
+//! QuestDB's time-series joins: `ASOF JOIN` (each left row with the right
+//! row of the same key that was in force at its time: the newest at or
+//! before it) and `LT JOIN` (strictly before), optionally `ON (key, ...)`
+//! or `ON a.k = b.k`, and `TOLERANCE 1m` (no match older than that).
+//!
+//! sqlparser cannot parse them, so [`extract`] rewrites the text: the join
+//! becomes a `LEFT JOIN` whose right table is wrapped in a marker subquery
+//! (its alias kept), `ON (a, b)` becomes `USING (a, b)`, `TOLERANCE` is cut
+//! out. [`wrap_plan`] then replaces each marked join with a
+//! [`TimeJoinNode`]: a merge over both inputs ordered by their designated
+//! timestamps ([`exec::TimeJoinExec`]) that keeps only the newest right row
+//! per key, so its own memory follows the number of keys.
+
+pub mod exec;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchemaRef, internal_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Extension, JoinType, LogicalPlan, Operator, UserDefinedLogicalNodeCore,
+};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::error::{QueryError, QueryErrorKind};
+use crate::write::tokens::{Tokens, describe};
+
+/// The alias prefix marking a time join's right table.
+pub const MARKER: &str = "__quiver_time_join_";
+
+fn invalid(message: impl Into<String>) -> QueryError {
+    QueryError::new(QueryErrorKind::Invalid, message)
+}
+
+/// Which time join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum TimeJoinKind {
+    /// The newest right row at or before the left row's time.
+    AsOf,
+    /// The newest right row strictly before it.
+    LessThan,
+}
+
+impl fmt::Display for TimeJoinKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeJoinKind::AsOf => "ASOF",
+            TimeJoinKind::LessThan => "LT",
+        })
+    }
+}
+
+/// One time join as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeJoinClause {
+    /// ASOF or LT.
+    pub kind: TimeJoinKind,
+    /// `TOLERANCE`, nanoseconds.
+    pub tolerance: Option<i64>,
+}
+
+fn is_word(t: Option<&Token>, word: &str) -> bool {
+    matches!(t, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// Words that end a join's right table or its constraint.
+const STOP_WORDS: [&str; 19] = [
+    "WHERE",
+    "GROUP",
+    "ORDER",
+    "LIMIT",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "INNER",
+    "FULL",
+    "CROSS",
+    "ASOF",
+    "LT",
+    "SPLICE",
+    "SAMPLE",
+    "LATEST",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "OUTER",
+];
+
+fn is_stop(t: Option<&Token>) -> bool {
+    matches!(
+        t,
+        None | Some(Token::EOF | Token::SemiColon | Token::RParen)
+    ) || STOP_WORDS.iter().any(|w| is_word(t, w))
+}
+
+/// `sql` with each ASOF / LT join rewritten (see the module docs), and the
+/// joins in order; `None` when it has none.
+pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, QueryError> {
+    let mut text = sql.to_string();
+    let mut clauses = Vec::new();
+    loop {
+        let Ok(mut tokens) = Tokens::new(&text) else {
+            return Ok(None);
+        };
+        let Some(at) = (0..tokens.len()).find(|&i| {
+            (is_word(tokens.get(i), "ASOF")
+                || is_word(tokens.get(i), "LT")
+                || is_word(tokens.get(i), "SPLICE"))
+                && is_word(tokens.get(i + 1), "JOIN")
+        }) else {
+            break;
+        };
+        let kind = match tokens.get(at) {
+            t if is_word(t, "ASOF") => TimeJoinKind::AsOf,
+            t if is_word(t, "LT") => TimeJoinKind::LessThan,
+            _ => {
+                return Err(QueryError::new(
+                    QueryErrorKind::Unsupported,
+                    "SPLICE JOIN is not supported yet (ASOF JOIN and LT JOIN are)",
+                ));
+            }
+        };
+        // The right table: a name, maybe dotted, and an alias.
+        tokens.seek(at + 2);
+        let name_start = tokens.position();
+        if !matches!(tokens.peek(), Some(Token::Word(_))) {
+            return Err(QueryError::new(
+                QueryErrorKind::Unsupported,
+                format!(
+                    "{kind} JOIN's right side must be a table name, found {}",
+                    describe(tokens.peek())
+                ),
+            ));
+        }
+        tokens.next();
+        while tokens.token(&Token::Period) {
+            tokens.name("table")?;
+        }
+        let name_end = tokens.position();
+        let mut alias = None;
+        let explicit_as = tokens.keyword("AS");
+        if explicit_as
+            || (!is_stop(tokens.peek())
+                && !is_word(tokens.peek(), "ON")
+                && !is_word(tokens.peek(), "USING")
+                && !is_word(tokens.peek(), "TOLERANCE"))
+        {
+            alias = Some(tokens.name("alias")?);
+        }
+        let factor_end = tokens.position();
+        let (Some((join_start, _)), Some((name_from, _)), Some((_, name_to))) = (
+            tokens.span(at),
+            tokens.span(name_start),
+            tokens.span(name_end - 1),
+        ) else {
+            return Ok(None);
+        };
+        let factor_to = tokens.span(factor_end - 1).map_or(text.len(), |s| s.1);
+        let name = text[name_from..name_to].to_string();
+        let shown = match &alias {
+            Some(a) => format!("\"{a}\""),
+            None => name.rsplit('.').next().unwrap_or(&name).to_string(),
+        };
+        let index = clauses.len();
+        let mut out = format!(
+            "{}LEFT JOIN (SELECT * FROM (SELECT * FROM {name}) AS \"{MARKER}{index}\") AS {shown}",
+            &text[..join_start]
+        );
+        let mut copied = factor_to;
+        // The constraint: `ON (a, b)` is QuestDB's USING.
+        let mut has_constraint = false;
+        if is_word(tokens.peek(), "ON") {
+            has_constraint = true;
+            let on = tokens.position();
+            tokens.next();
+            if tokens.token(&Token::LParen) {
+                let mut names = vec![];
+                let mut plain = true;
+                loop {
+                    match tokens.next() {
+                        Some(Token::Word(w)) => names.push(w.to_string()),
+                        _ => {
+                            plain = false;
+                            break;
+                        }
+                    }
+                    if tokens.token(&Token::RParen) {
+                        break;
+                    }
+                    if !tokens.token(&Token::Comma) {
+                        plain = false;
+                        break;
+                    }
+                }
+                if plain {
+                    let (Some((on_from, _)), Some((_, list_to))) =
+                        (tokens.span(on), tokens.span(tokens.position() - 1))
+                    else {
+                        return Ok(None);
+                    };
+                    out.push_str(&text[copied..on_from]);
+                    out.push_str(&format!("USING ({})", names.join(", ")));
+                    copied = list_to;
+                } else {
+                    tokens.seek(on + 1);
+                }
+            }
+        } else if is_word(tokens.peek(), "USING") {
+            has_constraint = true;
+        }
+        // TOLERANCE: the first at this depth before the join's end.
+        let mut depth = 0usize;
+        let mut tolerance = None;
+        let mut i = tokens.position();
+        while i < tokens.len() {
+            match tokens.get(i) {
+                Some(Token::LParen) => depth += 1,
+                Some(Token::RParen) if depth > 0 => depth -= 1,
+                t if depth == 0 && is_word(t, "TOLERANCE") => {
+                    tokens.seek(i + 1);
+                    tolerance = Some(read_tolerance(&mut tokens)?);
+                    let (Some((from, _)), Some((_, to))) =
+                        (tokens.span(i), tokens.span(tokens.position() - 1))
+                    else {
+                        return Ok(None);
+                    };
+                    out.push_str(&text[copied..from]);
+                    copied = to;
+                    break;
+                }
+                t if depth == 0 && is_stop(t) && !is_word(t, "OUTER") => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        if !has_constraint {
+            out.push_str(&text[copied..factor_to.max(copied)]);
+            copied = copied.max(factor_to);
+            out.push_str(" ON TRUE");
+        }
+        out.push_str(&text[copied..]);
+        clauses.push(TimeJoinClause { kind, tolerance });
+        text = out;
+    }
+    match clauses.is_empty() {
+        true => Ok(None),
+        false => Ok(Some((text, clauses))),
+    }
+}
+
+/// `<n><unit>` after TOLERANCE: U T s m h d w.
+fn read_tolerance(tokens: &mut Tokens) -> Result<i64, QueryError> {
+    let text = match tokens.next() {
+        Some(Token::Number(n, _)) => match tokens.peek() {
+            Some(Token::Word(w)) if w.quote_style.is_none() => {
+                let t = format!("{n}{}", w.value);
+                tokens.next();
+                t
+            }
+            _ => n,
+        },
+        Some(Token::Word(w)) => w.value,
+        other => {
+            return Err(invalid(format!(
+                "TOLERANCE needs an interval such as 10s or 1m, found {}",
+                describe(other.as_ref())
+            )));
+        }
+    };
+    let bad = || {
+        invalid(format!(
+            "invalid TOLERANCE '{text}': expected a number and a unit (U T s m h d w), e.g. 10s"
+        ))
+    };
+    let unit = text.chars().last().ok_or_else(bad)?;
+    let per: i64 = match unit {
+        'U' => 1_000,
+        'T' => 1_000_000,
+        's' => 1_000_000_000,
+        'm' => 60_000_000_000,
+        'h' => 3_600_000_000_000,
+        'd' => 86_400_000_000_000,
+        'w' => 604_800_000_000_000,
+        _ => return Err(bad()),
+    };
+    let n: i64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
+    if n < 0 {
+        return Err(bad());
+    }
+    n.checked_mul(per).ok_or_else(bad)
+}
+
+/// The logical time join: its expressions are the left and right
+/// timestamps, then the key pairs (left, right).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TimeJoinNode {
+    left: LogicalPlan,
+    right: LogicalPlan,
+    kind: TimeJoinKind,
+    tolerance: Option<i64>,
+    columns: Vec<Expr>,
+    schema: DFSchemaRef,
+}
+
+impl PartialOrd for TimeJoinNode {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        match (self.kind, self.tolerance, &self.columns)
+            == (other.kind, other.tolerance, &other.columns)
+        {
+            true => (&self.left, &self.right).partial_cmp(&(&other.left, &other.right)),
+            false => None,
+        }
+    }
+}
+
+impl TimeJoinNode {
+    /// Which join.
+    pub fn kind(&self) -> TimeJoinKind {
+        self.kind
+    }
+
+    /// The tolerance in nanoseconds.
+    pub fn tolerance(&self) -> Option<i64> {
+        self.tolerance
+    }
+
+    /// (left timestamp, right timestamp, left keys, right keys) as
+    /// column indices of the inputs.
+    pub fn column_indices(&self) -> Result<(usize, usize, Vec<usize>, Vec<usize>)> {
+        let index = |plan: &LogicalPlan, e: &Expr| -> Result<usize> {
+            match e {
+                Expr::Column(c) => Ok(plan.schema().index_of_column(c)?),
+                other => internal_err!("a time join works on columns, not {other}"),
+            }
+        };
+        let lt = index(&self.left, &self.columns[0])?;
+        let rt = index(&self.right, &self.columns[1])?;
+        let mut lk = Vec::new();
+        let mut rk = Vec::new();
+        for pair in self.columns[2..].chunks(2) {
+            lk.push(index(&self.left, &pair[0])?);
+            rk.push(index(&self.right, &pair[1])?);
+        }
+        Ok((lt, rt, lk, rk))
+    }
+}
+
+impl UserDefinedLogicalNodeCore for TimeJoinNode {
+    fn name(&self) -> &str {
+        "TimeJoin"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.left, &self.right]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        self.columns.clone()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let names: Vec<String> = self.columns.iter().map(|c| c.to_string()).collect();
+        write!(
+            f,
+            "TimeJoin: {} JOIN on time {} >= {}",
+            self.kind, names[0], names[1]
+        )?;
+        for pair in names[2..].chunks(2) {
+            write!(f, ", {} = {}", pair[0], pair[1])?;
+        }
+        if let Some(t) = self.tolerance {
+            write!(f, ", tolerance={t}ns")?;
+        }
+        Ok(())
+    }
+
+    fn with_exprs_and_inputs(
+        &self,
+        exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> Result<Self> {
+        let (Some(right), Some(left), true) = (inputs.pop(), inputs.pop(), inputs.is_empty())
+        else {
+            return internal_err!("a time join has two inputs");
+        };
+        Ok(TimeJoinNode {
+            left,
+            right,
+            kind: self.kind,
+            tolerance: self.tolerance,
+            columns: exprs,
+            schema: Arc::clone(&self.schema),
+        })
+    }
+}
+
+/// The marker index of a join's right side.
+fn marker_in(plan: &LogicalPlan) -> Option<usize> {
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => match a.alias.table().strip_prefix(MARKER) {
+            Some(n) => n.parse().ok(),
+            None => marker_in(&a.input),
+        },
+        LogicalPlan::Projection(p) => marker_in(&p.input),
+        _ => None,
+    }
+}
+
+/// The designated timestamp of the table a side reads, as a column of
+/// that side (the outermost alias names it).
+fn timestamp_column(plan: &LogicalPlan, designated: &HashMap<String, String>) -> Option<Column> {
+    fn find(
+        plan: &LogicalPlan,
+        alias: Option<String>,
+        designated: &HashMap<String, String>,
+    ) -> Option<Column> {
+        match plan {
+            LogicalPlan::SubqueryAlias(a) => find(
+                &a.input,
+                alias.or_else(|| Some(a.alias.table().to_string())),
+                designated,
+            ),
+            LogicalPlan::Projection(p) => find(&p.input, alias, designated),
+            LogicalPlan::Filter(f) => find(&f.input, alias, designated),
+            LogicalPlan::Join(j) => find(&j.left, alias, designated),
+            // A time join's time is its left side's; LatestOn keeps it.
+            LogicalPlan::Extension(e) => find(e.node.inputs().first()?, alias, designated),
+            LogicalPlan::TableScan(s) => {
+                let ts = designated.get(&s.table_name.table().to_ascii_lowercase())?;
+                let qualifier = alias.unwrap_or_else(|| s.table_name.table().to_string());
+                Some(Column::new(Some(qualifier), ts))
+            }
+            _ => None,
+        }
+    }
+    let c = find(plan, None, designated)?;
+    match plan.schema().has_column(&c) {
+        true => Some(c),
+        false => {
+            // Known by name alone when unique.
+            let mut found = plan
+                .schema()
+                .iter()
+                .filter(|(_, f)| f.name() == &c.name)
+                .map(|(q, f)| Column::new(q.cloned(), f.name()));
+            let first = found.next()?;
+            found.next().is_none().then_some(first)
+        }
+    }
+}
+
+/// `expr` as `left = right` column pairs (ANDed), or an error naming what
+/// else it holds.
+fn key_pairs(
+    expr: &Expr,
+    left: &LogicalPlan,
+    right: &LogicalPlan,
+    out: &mut Vec<(Expr, Expr)>,
+) -> Result<(), QueryError> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr {
+            left: a,
+            op: Operator::And,
+            right: b,
+        }) => {
+            key_pairs(a, left, right, out)?;
+            key_pairs(b, left, right, out)
+        }
+        Expr::Literal(ScalarValue::Boolean(Some(true)), _) => Ok(()),
+        Expr::BinaryExpr(BinaryExpr {
+            left: a,
+            op: Operator::Eq,
+            right: b,
+        }) => match (a.as_ref(), b.as_ref()) {
+            (Expr::Column(x), Expr::Column(y)) => {
+                let (l, r) = match (left.schema().has_column(x), right.schema().has_column(y)) {
+                    (true, true) => (x, y),
+                    _ if left.schema().has_column(y) && right.schema().has_column(x) => (y, x),
+                    _ => {
+                        return Err(invalid(format!(
+                            "a time join's ON compares a left column with a right one: {expr}"
+                        )));
+                    }
+                };
+                out.push((Expr::Column(l.clone()), Expr::Column(r.clone())));
+                Ok(())
+            }
+            _ => Err(unsupported_condition(expr)),
+        },
+        other => Err(unsupported_condition(other)),
+    }
+}
+
+fn unsupported_condition(expr: &Expr) -> QueryError {
+    QueryError::new(
+        QueryErrorKind::Unsupported,
+        format!("a time join's ON takes key equalities (a.k = b.k) only, not {expr}"),
+    )
+}
+
+/// Replaces each marked join in `plan` with a [`TimeJoinNode`].
+pub fn wrap_plan(
+    plan: LogicalPlan,
+    clauses: &[TimeJoinClause],
+    designated: &HashMap<String, String>,
+) -> Result<LogicalPlan, QueryError> {
+    let mut placed = 0usize;
+    let mut failure: Option<QueryError> = None;
+    let plan = plan
+        .transform_up(|node| {
+            let LogicalPlan::Join(join) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(index) = marker_in(&join.right) else {
+                return Ok(Transformed::no(node));
+            };
+            let built = (|| -> Result<TimeJoinNode, QueryError> {
+                let clause = clauses
+                    .get(index)
+                    .ok_or_else(|| invalid("unknown time join marker"))?;
+                if join.join_type != JoinType::Left {
+                    return Err(invalid("a time join lost its LEFT JOIN"));
+                }
+                let needs = |side: &str| {
+                    invalid(format!(
+                        "{} JOIN needs a designated timestamp on its {side} side",
+                        clause.kind
+                    ))
+                };
+                let lt = timestamp_column(&join.left, designated).ok_or_else(|| needs("left"))?;
+                let rt = timestamp_column(&join.right, designated).ok_or_else(|| needs("right"))?;
+                let mut pairs: Vec<(Expr, Expr)> = join.on.clone();
+                if let Some(filter) = &join.filter {
+                    key_pairs(filter, &join.left, &join.right, &mut pairs)?;
+                }
+                let mut columns = vec![Expr::Column(lt), Expr::Column(rt)];
+                for (l, r) in pairs {
+                    match (&l, &r) {
+                        (Expr::Column(_), Expr::Column(_)) => columns.extend([l, r]),
+                        _ => {
+                            return Err(unsupported_condition(&Expr::BinaryExpr(BinaryExpr {
+                                left: Box::new(l),
+                                op: Operator::Eq,
+                                right: Box::new(r),
+                            })));
+                        }
+                    }
+                }
+                Ok(TimeJoinNode {
+                    left: join.left.as_ref().clone(),
+                    right: join.right.as_ref().clone(),
+                    kind: clause.kind,
+                    tolerance: clause.tolerance,
+                    columns,
+                    schema: Arc::clone(&join.schema),
+                })
+            })();
+            match built {
+                Ok(n) => {
+                    placed += 1;
+                    Ok(Transformed::yes(LogicalPlan::Extension(Extension {
+                        node: Arc::new(n),
+                    })))
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    Ok(Transformed::no(node))
+                }
+            }
+        })?
+        .data;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if placed != clauses.len() {
+        return Err(QueryError::new(
+            QueryErrorKind::Internal,
+            "a time join lost its marker",
+        ));
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_joins_keeping_aliases() {
+        let (text, clauses) = extract(
+            "SELECT * FROM trades t ASOF JOIN quotes q ON (sym) TOLERANCE 10s WHERE t.px > 0",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            text,
+            "SELECT * FROM trades t LEFT JOIN (SELECT * FROM (SELECT * FROM quotes) AS \"__quiver_time_join_0\") AS \"q\" USING (sym)  WHERE t.px > 0"
+        );
+        assert_eq!(
+            clauses,
+            vec![TimeJoinClause {
+                kind: TimeJoinKind::AsOf,
+                tolerance: Some(10_000_000_000)
+            }]
+        );
+        let (text, clauses) = extract("SELECT * FROM a LT JOIN b ON a.k = b.k LT JOIN c")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            text,
+            "SELECT * FROM a LEFT JOIN (SELECT * FROM (SELECT * FROM b) AS \"__quiver_time_join_0\") AS b ON a.k = b.k LEFT JOIN (SELECT * FROM (SELECT * FROM c) AS \"__quiver_time_join_1\") AS c ON TRUE"
+        );
+        assert_eq!(clauses.len(), 2);
+        assert!(extract("SELECT asof FROM t").unwrap().is_none());
+    }
+
+    #[test]
+    fn clear_errors() {
+        for (sql, says) in [
+            (
+                "SELECT * FROM a ASOF JOIN b TOLERANCE 5q",
+                "invalid TOLERANCE '5q'",
+            ),
+            (
+                "SELECT * FROM a SPLICE JOIN b",
+                "SPLICE JOIN is not supported yet",
+            ),
+            (
+                "SELECT * FROM a ASOF JOIN (SELECT 1) x",
+                "right side must be a table name",
+            ),
+        ] {
+            let e = extract(sql).unwrap_err().to_string();
+            assert!(e.contains(says), "{sql}: {e}");
+        }
+    }
+}
