@@ -3,6 +3,9 @@
 //! before it) and `LT JOIN` (strictly before), optionally `ON (key, ...)`
 //! or `ON a.k = b.k`, and `TOLERANCE 1m` (no match older than that).
 //!
+//! The right side is a table or a subquery (with an alias) over one; the
+//! time of each side is its table's designated timestamp.
+//!
 //! sqlparser cannot parse them, so [`extract`] rewrites the text: the join
 //! becomes a `LEFT JOIN` whose right table is wrapped in a marker subquery
 //! (its alias kept), `ON (a, b)` becomes `USING (a, b)`, `TOLERANCE` is cut
@@ -124,22 +127,32 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
                 ));
             }
         };
-        // The right table: a name, maybe dotted, and an alias.
+        // The right side: a table name (maybe dotted) or a subquery, and
+        // an alias.
         tokens.seek(at + 2);
         let name_start = tokens.position();
-        if !matches!(tokens.peek(), Some(Token::Word(_))) {
-            return Err(QueryError::new(
-                QueryErrorKind::Unsupported,
-                format!(
-                    "{kind} JOIN's right side must be a table name, found {}",
-                    describe(tokens.peek())
-                ),
-            ));
-        }
-        tokens.next();
-        while tokens.token(&Token::Period) {
-            tokens.name("table")?;
-        }
+        let subquery = match tokens.peek() {
+            Some(Token::LParen) => {
+                tokens.next();
+                Some(tokens.balanced_text()?)
+            }
+            Some(Token::Word(_)) => {
+                tokens.next();
+                while tokens.token(&Token::Period) {
+                    tokens.name("table")?;
+                }
+                None
+            }
+            other => {
+                return Err(QueryError::new(
+                    QueryErrorKind::Unsupported,
+                    format!(
+                        "{kind} JOIN's right side must be a table or a subquery, found {}",
+                        describe(other)
+                    ),
+                ));
+            }
+        };
         let name_end = tokens.position();
         let mut alias = None;
         let explicit_as = tokens.keyword("AS");
@@ -160,14 +173,25 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
             return Ok(None);
         };
         let factor_to = tokens.span(factor_end - 1).map_or(text.len(), |s| s.1);
-        let name = text[name_from..name_to].to_string();
-        let shown = match &alias {
-            Some(a) => format!("\"{a}\""),
-            None => name.rsplit('.').next().unwrap_or(&name).to_string(),
+        let (source, shown) = match (&subquery, &alias) {
+            (Some(q), Some(a)) => (format!("({q})"), format!("\"{a}\"")),
+            (Some(_), None) => {
+                return Err(invalid(format!(
+                    "{kind} JOIN's right subquery needs an alias"
+                )));
+            }
+            (None, a) => {
+                let name = text[name_from..name_to].to_string();
+                let shown = match a {
+                    Some(a) => format!("\"{a}\""),
+                    None => name.rsplit('.').next().unwrap_or(&name).to_string(),
+                };
+                (name, shown)
+            }
         };
         let index = clauses.len();
         let mut out = format!(
-            "{}LEFT JOIN (SELECT * FROM (SELECT * FROM {name}) AS \"{MARKER}{index}\") AS {shown}",
+            "{}LEFT JOIN (SELECT * FROM (SELECT * FROM {source}) AS \"{MARKER}{index}\") AS {shown}",
             &text[..join_start]
         );
         let mut copied = factor_to;
@@ -634,8 +658,12 @@ mod tests {
                 "SPLICE JOIN is not supported yet",
             ),
             (
-                "SELECT * FROM a ASOF JOIN (SELECT 1) x",
-                "right side must be a table name",
+                "SELECT * FROM a ASOF JOIN 'b'",
+                "right side must be a table or a subquery",
+            ),
+            (
+                "SELECT * FROM a ASOF JOIN (SELECT * FROM b) ON (k)",
+                "right subquery needs an alias",
             ),
         ] {
             let e = extract(sql).unwrap_err().to_string();
