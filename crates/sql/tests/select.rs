@@ -215,6 +215,14 @@ fn timestamp_filters_skip_segments_and_keep_results_exact() {
         let plan = plan_line(explained);
         assert!(plan.contains("timestamp in ["), "{plan}");
         assert!(!plan.contains(&format!("segments={segments} of")), "{plan}");
+        // A bound on a time join's left side prunes the left scan.
+        let joined = "SELECT count(), sum(b.v) FROM t a ASOF JOIN t b WHERE a.timestamp >= '1970-01-01T00:00:00.300Z'";
+        let got = rows(&engine, joined).await;
+        assert_eq!(longs(&got, 0), vec![100]);
+        assert_eq!(longs(&got, 1), vec![(300..400).sum::<i64>()]);
+        let plan = plan_line(rows(&engine, &format!("EXPLAIN {joined}")).await);
+        assert!(plan.contains("timestamp in ["), "{plan}");
+        assert!(!plan.contains(&format!("segments={segments} of")), "{plan}");
         // Without a bound every segment is read.
         let plan = plan_line(rows(&engine, "EXPLAIN SELECT v FROM t WHERE v > 5").await);
         assert!(

@@ -4,7 +4,7 @@
 //! the live rows they are compacted, so memory stays proportional to the
 //! number of keys. At the end the kept rows come out in timestamp order.
 
-use std::collections::HashMap;
+use datafusion::common::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -191,7 +191,7 @@ impl Latest {
             schema,
             timestamp,
             keys,
-            newest: HashMap::new(),
+            newest: HashMap::default(),
             kept: Vec::new(),
             kept_rows: 0,
             reservation,
@@ -210,7 +210,7 @@ impl Latest {
             .collect();
         let rows = self.converter.convert_columns(&columns)?;
         // This batch's newest row per key (later rows win ties).
-        let mut local: HashMap<arrow::row::Row<'_>, (i64, usize)> = HashMap::new();
+        let mut local: HashMap<arrow::row::Row<'_>, (i64, usize)> = HashMap::default();
         for r in 0..batch.num_rows() {
             if times.is_null(r) {
                 continue;

@@ -384,7 +384,7 @@ impl Sweep {
                 .map(|k| Arc::clone(data.column(*k)))
                 .collect();
             let rows = converter.convert_columns(&columns)?;
-            let mut by_key: std::collections::HashMap<&[u8], usize> = Default::default();
+            let mut by_key: datafusion::common::HashMap<&[u8], usize> = Default::default();
             let mut keyed: Vec<(&[u8], Group)> = Vec::new();
             for r in 0..data.num_rows() {
                 let key = rows.row(r).data();

@@ -7,7 +7,7 @@
 //! in; when those hold more than twice the remembered rows they are
 //! compacted into one batch, so memory follows the number of keys.
 
-use std::collections::HashMap;
+use datafusion::common::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -209,7 +209,7 @@ impl ExecutionPlan for TimeJoinExec {
                 )?),
             },
             key_types,
-            newest: HashMap::new(),
+            newest: HashMap::default(),
             kept: Vec::new(),
             kept_rows: 0,
             cursor: None,

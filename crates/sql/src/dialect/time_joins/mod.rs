@@ -610,7 +610,50 @@ pub fn wrap_plan(
             "a time join lost its marker",
         ));
     }
-    Ok(plan)
+    Ok(push_left_filters(plan)?)
+}
+
+/// Moves the parts of a filter over a time join that read only left
+/// columns below it, onto the left side (so the left scan is pruned):
+/// a left row's match does not depend on other left rows. DataFusion's own
+/// pushdown would put them on both sides of an extension node.
+fn push_left_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::logical_expr::Filter;
+    use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
+    Ok(plan
+        .transform_up(|node| {
+            let LogicalPlan::Filter(filter) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let LogicalPlan::Extension(ext) = filter.input.as_ref() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(join) = ext.node.as_any().downcast_ref::<TimeJoinNode>() else {
+                return Ok(Transformed::no(node));
+            };
+            let (left, keep): (Vec<Expr>, Vec<Expr>) =
+                split_conjunction_owned(filter.predicate.clone())
+                    .into_iter()
+                    .partition(|e| {
+                        let refs = e.column_refs();
+                        !refs.is_empty()
+                            && refs.iter().all(|c| join.left.schema().has_column(c))
+                            && !e.is_volatile()
+                    });
+            let Some(pushed) = conjunction(left) else {
+                return Ok(Transformed::no(node));
+            };
+            let mut moved = join.clone();
+            moved.left = LogicalPlan::Filter(Filter::try_new(pushed, Arc::new(join.left.clone()))?);
+            let joined = LogicalPlan::Extension(Extension {
+                node: Arc::new(moved),
+            });
+            Ok(Transformed::yes(match conjunction(keep) {
+                Some(rest) => LogicalPlan::Filter(Filter::try_new(rest, Arc::new(joined))?),
+                None => joined,
+            }))
+        })?
+        .data)
 }
 
 #[cfg(test)]
