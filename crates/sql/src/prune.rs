@@ -3,7 +3,8 @@
 //! ([`quiver_storage::ScanRequest::ts_range`]).
 //!
 //! Understood: `ts <op> literal` and `literal <op> ts` with `<`, `<=`,
-//! `>`, `>=`, `=`, and `ts BETWEEN literal AND literal`, where the literal
+//! `>`, `>=`, `=`, `ts BETWEEN literal AND literal`, and ORs and ANDs of
+//! those (an OR keeps the hull of its sides' ranges), where the literal
 //! is a timestamp of any unit (DataFusion has already folded text such as
 //! `'2024-01-01'` into one). Bounds are widened to whole units of the
 //! column and strict comparisons treated as inclusive: the range may hold
@@ -48,6 +49,25 @@ fn is_column(e: &Expr, name: &str) -> bool {
 /// bound on `column`.
 fn filter_bounds(e: &Expr, column: &str) -> Option<(i128, i128)> {
     match e {
+        // Either side's rows: the hull of both ranges (TICK's intervals).
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let (a, b) = (filter_bounds(left, column)?, filter_bounds(right, column)?);
+            Some((a.0.min(b.0), a.1.max(b.1)))
+        }
+        // Both sides' rows: the overlap (a side that is no bound keeps all).
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => match (filter_bounds(left, column), filter_bounds(right, column)) {
+            (Some(a), Some(b)) => Some((a.0.max(b.0), a.1.min(b.1))),
+            (Some(a), None) | (None, Some(a)) => Some(a),
+            (None, None) => None,
+        },
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (op, value) = if is_column(left, column) {
                 (*op, literal_nanos(right)?)
@@ -111,6 +131,25 @@ mod tests {
     }
 
     #[test]
+    fn ors_keep_the_hull_and_ands_the_overlap() {
+        let t = ColumnType::Timestamp;
+        let day = |lo: i64, hi: i64| col("ts").gt_eq(micros(lo)).and(col("ts").lt(micros(hi)));
+        assert_eq!(
+            timestamp_range(&[day(10, 20).or(day(50, 60))], "ts", t),
+            Some((10, 60))
+        );
+        // An OR with a side that is no bound keeps everything.
+        assert_eq!(
+            timestamp_range(&[day(10, 20).or(col("v").eq(lit(1)))], "ts", t),
+            None
+        );
+        assert_eq!(
+            timestamp_range(&[day(10, 20).and(col("v").eq(lit(1)))], "ts", t),
+            Some((10, 20))
+        );
+    }
+
+    #[test]
     fn bounds_from_filters() {
         let t = ColumnType::Timestamp;
         assert_eq!(
@@ -149,12 +188,13 @@ mod tests {
             timestamp_range(&[col("ts").lt(secs)], "ts", ColumnType::TimestampNanos),
             Some((i64::MIN, i64::MAX))
         );
-        // Not bounds: other columns, other operators, non-literals, OR.
+        // Not bounds: other columns, other operators, non-literals, an OR
+        // with a side that is not one.
         assert!(!is_bound(&col("v").gt(micros(1)), "ts"));
         assert!(!is_bound(&col("ts").not_eq(micros(1)), "ts"));
         assert!(!is_bound(&col("ts").gt(col("other")), "ts"));
         assert!(!is_bound(
-            &col("ts").gt(micros(1)).or(col("ts").lt(micros(0))),
+            &col("ts").gt(micros(1)).or(col("v").lt(micros(0))),
             "ts"
         ));
         assert_eq!(timestamp_range(&[col("v").gt(lit(1))], "ts", t), None);
