@@ -8,6 +8,7 @@ pub mod cast;
 pub mod catalog;
 pub mod clause_markers;
 mod clock;
+mod compensated_sum;
 pub mod latest_on;
 mod long_sequence;
 pub mod planner;
@@ -50,6 +51,19 @@ pub fn register(state: &mut SessionState, db: &Arc<Database>) {
     ] {
         let _ = state.register_udf(Arc::new(udf));
     }
+    for udaf in [
+        compensated_sum::CompensatedSum::kahan(),
+        compensated_sum::CompensatedSum::neumaier(),
+    ] {
+        let udaf = datafusion::logical_expr::AggregateUDF::new_from_impl(udaf);
+        let _ = state.register_udaf(Arc::new(udaf));
+    }
+    // QuestDB's name for the sample variance.
+    let variance = datafusion::functions_aggregate::variance::var_samp_udaf()
+        .as_ref()
+        .clone()
+        .with_aliases(["variance"]);
+    let _ = state.register_udaf(Arc::new(variance));
     use time_arithmetic::Field;
     for field in [
         Field::Year,
