@@ -281,3 +281,47 @@ fn an_insert_of_many_small_batches_is_one_transaction() {
         assert_eq!(longs(&n, 0), vec![300]);
     });
 }
+
+#[test]
+fn blocks_of_a_segment_outside_a_time_range_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        Options {
+            seal_rows: 400,
+            segment_batch_rows: 100,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = db
+        .create_table(schema("t"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    // Four commits of 100 rows sealed into one segment of several blocks.
+    for i in 0..4 {
+        commit(&db, &t, i * 100..(i + 1) * 100);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.snapshot("t").unwrap().segments().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "rows were not sealed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let snapshot = db.snapshot("t").unwrap();
+    assert_eq!(snapshot.segments().len(), 1);
+    let read = |ts_range| {
+        let request = quiver_storage::ScanRequest {
+            columns: None,
+            ts_range,
+        };
+        snapshot
+            .scan_request(&request)
+            .map(|b| b.unwrap().num_rows())
+            .sum::<usize>()
+    };
+    assert_eq!(read(None), 400);
+    // Rows 150..160 (timestamps in micros) lie in one block of 100.
+    let one_block = read(Some((150_000, 160_000)));
+    assert!(one_block < 400 && one_block >= 10, "read {one_block} rows");
+}

@@ -538,9 +538,9 @@ impl TableSnapshot {
 
     /// The visible rows `request` asks for, in row-id order, as batches of
     /// [`TableSnapshot::request_schema`]: only the requested columns are
-    /// read from segment files, and segments (and memtable batches) whose
-    /// designated timestamps all lie outside the requested range are
-    /// skipped. Rows in a read segment or batch are not filtered: the
+    /// read from segment files, and segments, their blocks and memtable
+    /// batches whose designated timestamps all lie outside the requested
+    /// range are skipped. Rows in a read segment or batch are not filtered: the
     /// range prunes, the caller filters.
     pub fn scan_request<'a>(
         &'a self,
@@ -557,6 +557,33 @@ impl TableSnapshot {
             .collect();
         let columns2 = columns.clone();
         let schema2 = schema.clone();
+        let ts_name = self
+            .schema
+            .designated_timestamp
+            .and_then(|i| self.schema.columns.get(i))
+            .map(|c| c.stored_name.clone());
+        // Whether a block or batch (stored columns) may hold wanted rows:
+        // its designated timestamps' range against the request's (a block
+        // without the timestamp column, or without a value, is kept/skipped
+        // as below).
+        let may_hold = move |batch: &RecordBatch, missing: bool| -> bool {
+            match (&request.ts_range, &ts_name) {
+                (Some(_), Some(name)) => match batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .position(|f| f.name().eq_ignore_ascii_case(name))
+                {
+                    Some(i) => match timestamp_range(batch.column(i)) {
+                        Some((lo, hi)) => request.may_hold(lo, hi),
+                        None => false,
+                    },
+                    None => missing,
+                },
+                _ => true,
+            }
+        };
+        let may_hold2 = may_hold.clone();
         let from_segments = self
             .segments
             .iter()
@@ -565,29 +592,15 @@ impl TableSnapshot {
                 Ok(batches) => Box::new(batches) as Box<dyn Iterator<Item = Result<RecordBatch>>>,
                 Err(e) => Box::new(std::iter::once(Err(e))),
             })
+            // A block of a segment outside the range is skipped too (its
+            // columns are mapped, not decoded, so this costs one pass over
+            // its timestamps).
+            .filter(move |b| b.as_ref().map_or(true, |b| may_hold2(b, true)))
             .map(move |b| self.project_columns(&b?, &columns2, &schema2));
-        let ts_name = self
-            .schema
-            .designated_timestamp
-            .and_then(|i| self.schema.columns.get(i))
-            .map(|c| c.stored_name.clone());
         let from_memtable = self
             .batches
             .iter()
-            .filter(move |s| match (&request.ts_range, &ts_name) {
-                (Some(_), Some(name)) => match s
-                    .batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .position(|f| f.name().eq_ignore_ascii_case(name))
-                    .and_then(|i| timestamp_range(s.batch.column(i)))
-                {
-                    Some((lo, hi)) => request.may_hold(lo, hi),
-                    None => false,
-                },
-                _ => true,
-            })
+            .filter(move |s| may_hold(&s.batch, false))
             .map(move |s| self.project_columns(&s.batch, &columns, &schema));
         from_segments.chain(from_memtable)
     }

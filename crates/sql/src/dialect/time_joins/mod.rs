@@ -415,15 +415,56 @@ impl UserDefinedLogicalNodeCore for TimeJoinNode {
         else {
             return internal_err!("a time join has two inputs");
         };
+        let schema = joined_schema(&left, &right)?;
         Ok(TimeJoinNode {
             left,
             right,
             kind: self.kind,
             tolerance: self.tolerance,
             columns: exprs,
-            schema: Arc::clone(&self.schema),
+            schema,
         })
     }
+
+    /// The left columns asked for, then the right ones, each side with its
+    /// time and key columns: the scans below read no other column.
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        let left_len = self.left.schema().fields().len();
+        let (lt, rt, lk, rk) = self.column_indices().ok()?;
+        let mut left: Vec<usize> = output_columns
+            .iter()
+            .copied()
+            .filter(|&i| i < left_len)
+            .collect();
+        let mut right: Vec<usize> = output_columns
+            .iter()
+            .filter_map(|&i| i.checked_sub(left_len))
+            .collect();
+        left.push(lt);
+        left.extend(lk);
+        right.push(rt);
+        right.extend(rk);
+        for v in [&mut left, &mut right] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        Some(vec![left, right])
+    }
+}
+
+/// A time join's output: the left columns, then the right ones (NULL when
+/// a left row has no match).
+fn joined_schema(left: &LogicalPlan, right: &LogicalPlan) -> Result<DFSchemaRef> {
+    let right_fields = right
+        .schema()
+        .iter()
+        .map(|(q, f)| (q.cloned(), Arc::new(f.as_ref().clone().with_nullable(true))))
+        .collect();
+    let right = datafusion::common::DFSchema::new_with_metadata(
+        right_fields,
+        right.schema().metadata().clone(),
+    )?;
+    Ok(Arc::new(left.schema().join(&right)?))
 }
 
 /// The marker index of a join's right side.
@@ -584,7 +625,7 @@ pub fn wrap_plan(
                     kind: clause.kind,
                     tolerance: clause.tolerance,
                     columns,
-                    schema: Arc::clone(&join.schema),
+                    schema: joined_schema(&join.left, &join.right)?,
                 })
             })();
             match built {
