@@ -323,5 +323,5 @@ fn blocks_of_a_segment_outside_a_time_range_are_skipped() {
     assert_eq!(read(None), 400);
     // Rows 150..160 (timestamps in micros) lie in one block of 100.
     let one_block = read(Some((150_000, 160_000)));
-    assert!(one_block < 400 && one_block >= 10, "read {one_block} rows");
+    assert!((10..400).contains(&one_block), "read {one_block} rows");
 }
