@@ -114,6 +114,10 @@ check("limit=5", (body["dataset"], body["count"]), ([[i] for i in range(1, 6)], 
 check("no designated timestamp", body["timestamp"], -1)
 status, body = exec_json("SELECT i, ts AS t2 FROM h")
 check("designated timestamp under an alias", body["timestamp"], 1)
+# SAMPLE BY's buckets are the result's designated timestamp, as in QuestDB.
+status, body = exec_json("SELECT count(), ts FROM h SAMPLE BY 1d FILL(NULL)")
+check("SAMPLE BY status", status, 200)
+check("SAMPLE BY designated timestamp", body.get("timestamp"), 1)
 status, body = exec_json("SELECT x FROM long_sequence(100)", limit="10,13", count="true")
 check("limit=10,13 count=true", (body["dataset"], body["count"]), ([[11], [12], [13]], 100))
 status, body = exec_json("SELECT x * 2 AS y FROM long_sequence(3)", timings="true")

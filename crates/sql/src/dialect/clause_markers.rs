@@ -10,6 +10,15 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::error::{QueryError, QueryErrorKind};
 
+/// Whether `sql` holds `word` in any case (a cheap test before
+/// tokenizing a statement for a clause it cannot hold otherwise).
+pub fn mentions(sql: &str, word: &str) -> bool {
+    let word = word.as_bytes();
+    sql.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word))
+}
+
 /// Calls `f` on every SELECT of `query`, inner ones first.
 pub fn for_each_select(
     query: &mut Query,

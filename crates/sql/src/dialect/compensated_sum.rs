@@ -55,7 +55,10 @@ impl AggregateUDFImpl for CompensatedSum {
         Ok(DataType::Float64)
     }
 
-    fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+    fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if acc_args.is_distinct {
+            return datafusion::common::plan_err!("{}(DISTINCT ...) is not supported", self.name());
+        }
         Ok(Box::new(SumAccumulator {
             neumaier: self.neumaier,
             sum: 0.0,

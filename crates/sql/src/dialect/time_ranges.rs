@@ -128,9 +128,13 @@ pub fn rewrite(sql: &str) -> Result<Option<String>, QueryError> {
                 )
             })
             .collect();
-        match bounds.as_slice() {
-            [one] => out.push_str(one),
-            _ => out.push_str(&format!("({})", bounds.join(" OR "))),
+        // A balanced tree of ORs: its depth grows with the log of the
+        // number of intervals, so planning never recurses deeply.
+        out.push_str(&balanced_or(&bounds));
+        if out.len() > MAX_REWRITTEN {
+            return Err(invalid(format!(
+                "time ranges expand the statement past {MAX_REWRITTEN} bytes"
+            )));
         }
         copied = to;
     }
@@ -139,6 +143,21 @@ pub fn rewrite(sql: &str) -> Result<Option<String>, QueryError> {
     }
     out.push_str(&sql[copied..]);
     Ok(Some(out))
+}
+
+/// Longest statement the time-range rewrite may produce.
+const MAX_REWRITTEN: usize = 4 << 20;
+
+/// `parts` joined by OR as a balanced tree of parenthesized pairs.
+fn balanced_or(parts: &[String]) -> String {
+    match parts {
+        [] => "FALSE".to_string(),
+        [one] => one.clone(),
+        _ => {
+            let (a, b) = parts.split_at(parts.len() / 2);
+            format!("({} OR {})", balanced_or(a), balanced_or(b))
+        }
+    }
 }
 
 /// Most intervals one time range may stand for.
@@ -164,8 +183,33 @@ pub fn parse_range(text: &str) -> Result<Vec<(i64, i64)>, QueryError> {
     parse_range_at(text, now)
 }
 
+/// Longest time range text, and deepest bracket nesting, accepted.
+const MAX_TEXT: usize = 512;
+const MAX_NESTING: usize = 4;
+
 /// [`parse_range`] with `$now` at `now`.
 fn parse_range_at(text: &str, now: i64) -> Result<Vec<(i64, i64)>, QueryError> {
+    if text.len() > MAX_TEXT {
+        return Err(invalid(format!(
+            "time range of {} bytes: at most {MAX_TEXT}",
+            text.len()
+        )));
+    }
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(invalid(format!(
+                        "time range '{text}' nests brackets deeper than {MAX_NESTING}"
+                    )));
+                }
+            }
+            ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     let mut parts = text.split(';');
     let head = parts.next().unwrap_or_default();
     let duration = parts.next().map(str::trim);
@@ -352,7 +396,7 @@ fn expand(text: &str, head: &str, now: i64, out: &mut Vec<Entry>) -> Result<(), 
         match item.split_once("..") {
             Some((a, b)) if is_digits(a.trim()) && is_digits(b.trim()) => {
                 let (a, b) = (a.trim(), b.trim());
-                let width = a.len().max(2);
+                let width = a.len().clamp(2, 9);
                 let (lo, hi): (u64, u64) = (
                     a.parse().map_err(|_| too_many())?,
                     b.parse().map_err(|_| too_many())?,
@@ -377,7 +421,7 @@ fn expand(text: &str, head: &str, now: i64, out: &mut Vec<Entry>) -> Result<(), 
                 out.push(variable_range(text, item, now)?);
             }
             _ if is_digits(item) => {
-                let width = item.len().max(2);
+                let width = item.len().clamp(2, 9);
                 let v: u64 = item.parse().map_err(|_| too_many())?;
                 expand(text, &format!("{before}{v:0width$}{after}"), now, out)?;
             }
@@ -751,6 +795,11 @@ mod tests {
             ("2024-01-15#someday", "unknown day filter"),
             ("2024-03-02#workday", "keeps no day"),
             ("$later", "invalid date variable"),
+            ("[[[[[2024]]]]]", "nests brackets deeper than 4"),
+            (
+                &format!("2024-01-15T09:30{}", " ".repeat(600)),
+                "at most 512",
+            ),
         ] {
             let e = parse_range_at(bad, now).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
@@ -844,6 +893,29 @@ mod tests {
         ] {
             assert!(parse_range(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn many_intervals_make_a_balanced_or() {
+        let parts: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+        assert_eq!(balanced_or(&parts), "((0 OR 1) OR (2 OR (3 OR 4)))");
+        let sql = rewrite("SELECT * FROM t WHERE ts IN '[1700..2261]-01-01'")
+            .unwrap()
+            .unwrap();
+        // 562 intervals, nested about 11 deep, not 562.
+        let mut depth = 0usize;
+        let mut deepest = 0usize;
+        for c in sql.chars() {
+            match c {
+                '(' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        assert!(deepest < 20, "{deepest}");
     }
 
     #[test]

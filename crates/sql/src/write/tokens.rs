@@ -20,20 +20,43 @@ pub(crate) struct Tokens {
     pos: usize,
 }
 
-/// The byte offset of a tokenizer location (1-based line and column in
-/// characters) in `sql`.
-fn byte_offset(sql: &str, at: Location) -> Option<usize> {
-    let line = usize::try_from(at.line).ok()?.checked_sub(1)?;
-    let column = usize::try_from(at.column).ok()?.checked_sub(1)?;
-    let start = if line == 0 {
-        0
-    } else {
-        sql.match_indices('\n').nth(line - 1)?.0 + 1
-    };
-    let rest = &sql[start..];
-    match rest.char_indices().nth(column) {
-        Some((i, _)) => Some(start + i),
-        None => Some(sql.len()),
+/// Byte offsets of tokenizer locations (1-based line and column in
+/// characters) in `sql`, for locations asked in increasing order: a cursor
+/// moves forward through the text, so a whole statement costs one pass.
+struct Offsets<'a> {
+    sql: &'a str,
+    /// Byte offset and location of the cursor.
+    byte: usize,
+    line: u64,
+    column: u64,
+}
+
+impl<'a> Offsets<'a> {
+    fn new(sql: &'a str) -> Self {
+        Offsets {
+            sql,
+            byte: 0,
+            line: 1,
+            column: 1,
+        }
+    }
+
+    fn at(&mut self, to: Location) -> Option<usize> {
+        if (to.line, to.column) < (self.line, self.column) {
+            // Backwards (never for tokens in order): start over.
+            *self = Offsets::new(self.sql);
+        }
+        while (self.line, self.column) < (to.line, to.column) {
+            let c = self.sql[self.byte..].chars().next()?;
+            self.byte += c.len_utf8();
+            if c == '\n' {
+                self.line += 1;
+                self.column = 1;
+            } else {
+                self.column += 1;
+            }
+        }
+        Some(self.byte)
     }
 }
 
@@ -41,6 +64,7 @@ impl Tokens {
     pub(crate) fn new(sql: &str) -> Result<Self, QueryError> {
         let mut tokens = Vec::new();
         let mut spans = Vec::new();
+        let mut offsets = Offsets::new(sql);
         for t in Tokenizer::new(&GenericDialect {}, sql)
             .tokenize_with_location()
             .map_err(|e| invalid(e.to_string()))?
@@ -48,8 +72,8 @@ impl Tokens {
             if matches!(t.token, Token::Whitespace(_)) {
                 continue;
             }
-            let start = byte_offset(sql, t.span.start).unwrap_or(sql.len());
-            let end = byte_offset(sql, t.span.end).unwrap_or(sql.len());
+            let start = offsets.at(t.span.start).unwrap_or(sql.len());
+            let end = offsets.at(t.span.end).unwrap_or(sql.len());
             tokens.push(t.token);
             spans.push((start, end.max(start)));
         }

@@ -226,7 +226,11 @@ impl Latest {
         for (key, (t, r)) in local {
             let wins = match self.newest.get(&key.owned()) {
                 Some(&(old, _, _)) => t >= old,
-                None => true,
+                None => {
+                    // A new key's entry counts against the pool.
+                    self.reservation.try_grow(key.as_ref().len() + 64)?;
+                    true
+                }
             };
             if wins {
                 let at = take.len();

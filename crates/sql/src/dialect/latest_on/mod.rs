@@ -52,6 +52,9 @@ fn is_word(t: Option<&Token>, word: &str) -> bool {
 /// `sql` with each LATEST clause cut out and its SELECT marked, and the
 /// clauses in order; `None` when it has none.
 pub fn extract(sql: &str) -> Result<Option<(String, Vec<LatestOnClause>)>, QueryError> {
+    if !crate::dialect::clause_markers::mentions(sql, "latest") {
+        return Ok(None);
+    }
     let mut text = sql.to_string();
     let mut clauses = Vec::new();
     loop {
@@ -183,7 +186,17 @@ pub fn rewrite_selects(
                 ))
             })?,
         };
-        let name = alias.unwrap_or(&table).to_string();
+        // The alias (or table name) as written, quoted or not.
+        let name = match &select.from[0].relation {
+            TableFactor::Table { alias: Some(a), .. } => a.name.clone(),
+            TableFactor::Table { name, .. } => name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .cloned()
+                .unwrap_or_else(|| datafusion::sql::sqlparser::ast::Ident::new(&table)),
+            _ => datafusion::sql::sqlparser::ast::Ident::new(alias.unwrap_or(&table)),
+        };
         let marker = format!("{MARKER}{index}");
         let inner = format!(
             "SELECT * FROM (SELECT * FROM {}{}) AS \"{marker}\"",
@@ -203,7 +216,7 @@ pub fn rewrite_selects(
             subquery,
             alias: Some(TableAlias {
                 explicit: true,
-                name: datafusion::sql::sqlparser::ast::Ident::with_quote('"', name),
+                name,
                 columns: vec![],
                 at: None,
             }),

@@ -2,11 +2,13 @@
 //! a timestamp falls in. One is made per clause and statement, carrying
 //! the clause's [`Bucketing`]; it keeps the timestamp's type.
 
-use arrow::datatypes::{DataType, TimeUnit};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::bucketing::Bucketing;
@@ -51,6 +53,18 @@ impl ScalarUDFImpl for SampleBucket {
             [other] => plan_err!("SAMPLE BY needs a timestamp column, got {other}"),
             _ => plan_err!("the bucket function takes one timestamp"),
         }
+    }
+
+    /// The bucket keeps the timestamp's metadata: a designated timestamp
+    /// stays the result's designated timestamp, as in QuestDB.
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let [arg] = args.arg_fields else {
+            return plan_err!("the bucket function takes one timestamp");
+        };
+        let data_type = self.return_type(&[arg.data_type().clone()])?;
+        Ok(Arc::new(
+            Field::new(self.name(), data_type, true).with_metadata(arg.metadata().clone()),
+        ))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -85,6 +85,9 @@ impl SampleByClause {
 /// `sql` with each `SAMPLE BY` clause replaced by `GROUP BY "<MARKER>i"`,
 /// and the clauses in order; `None` when it has none.
 pub fn extract(sql: &str) -> Result<Option<(String, Vec<SampleByClause>)>, QueryError> {
+    if !crate::dialect::clause_markers::mentions(sql, "sample") {
+        return Ok(None);
+    }
     let Ok(mut tokens) = Tokens::new(sql) else {
         // The parser reports it.
         return Ok(None);

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
-use arrow::compute::{SortOptions, cast, interleave};
+use arrow::compute::{SortOptions, interleave};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::internal_err;
@@ -82,6 +82,7 @@ impl TimeJoinExec {
                 return internal_err!("a time join needs timestamps");
             }
         }
+        key_types(&ls, &rs, &columns)?;
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
@@ -98,6 +99,34 @@ impl TimeJoinExec {
             properties: Arc::new(properties),
         })
     }
+}
+
+/// The type each key pair is compared in: the type both sides coerce to
+/// for `=` (an error when there is none).
+fn key_types(
+    left: &SchemaRef,
+    right: &SchemaRef,
+    columns: &TimeJoinColumns,
+) -> Result<Vec<DataType>> {
+    use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
+    columns
+        .left_keys
+        .iter()
+        .zip(&columns.right_keys)
+        .map(|(l, r)| {
+            let (lt, rt) = (left.field(*l).data_type(), right.field(*r).data_type());
+            match lt == rt {
+                true => Ok(lt.clone()),
+                false => comparison_coercion(lt, rt).ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "a time join cannot compare key {} ({lt}) with {} ({rt})",
+                        left.field(*l).name(),
+                        right.field(*r).name()
+                    ))
+                }),
+            }
+        })
+        .collect()
 }
 
 impl DisplayAs for TimeJoinExec {
@@ -192,12 +221,7 @@ impl ExecutionPlan for TimeJoinExec {
         let mut left = self.left.execute(0, Arc::clone(&context))?;
         let mut right = self.right.execute(0, Arc::clone(&context))?;
         let right_schema = self.right.schema();
-        let key_types: Vec<DataType> = self
-            .columns
-            .right_keys
-            .iter()
-            .map(|k| right_schema.field(*k).data_type().clone())
-            .collect();
+        let key_types = key_types(&self.left.schema(), &right_schema, &self.columns)?;
         let mut state = MergeState {
             kind: self.kind,
             tolerance: self.tolerance,
@@ -239,7 +263,7 @@ impl ExecutionPlan for TimeJoinExec {
 /// The right batch being taken in.
 struct Cursor {
     slot: usize,
-    times: Vec<i64>,
+    times: Vec<i128>,
     keys: Option<Rows>,
     pos: usize,
 }
@@ -252,7 +276,7 @@ struct MergeState {
     converter: Option<RowConverter>,
     key_types: Vec<DataType>,
     /// Per right key: its newest time (ns) and where that row is kept.
-    newest: HashMap<Box<[u8]>, (i64, usize, usize)>,
+    newest: HashMap<Box<[u8]>, (i128, usize, usize)>,
     kept: Vec<RecordBatch>,
     kept_rows: usize,
     cursor: Option<Cursor>,
@@ -268,8 +292,9 @@ struct MergeState {
     copied: Vec<Vec<ArrayRef>>,
 }
 
-/// A timestamp column as nanoseconds.
-fn nanos(column: &ArrayRef) -> Result<Vec<i64>> {
+/// A timestamp column as nanoseconds (wide: microseconds past 2262 fit;
+/// NULL sorts before every time).
+fn nanos(column: &ArrayRef) -> Result<Vec<i128>> {
     let DataType::Timestamp(unit, _) = column.data_type() else {
         return internal_err!("a time join needs timestamps");
     };
@@ -277,8 +302,8 @@ fn nanos(column: &ArrayRef) -> Result<Vec<i64>> {
     let raw = raw_values(column)?;
     Ok((0..raw.len())
         .map(|i| match raw.is_null(i) {
-            true => i64::MIN,
-            false => raw.value(i).saturating_mul(per),
+            true => i128::MIN,
+            false => i128::from(raw.value(i)) * i128::from(per),
         })
         .collect())
 }
@@ -294,9 +319,15 @@ impl MergeState {
             .zip(&self.key_types)
             .map(|(c, t)| {
                 let a = batch.column(*c);
+                // Exact: a value that does not fit is an error, not NULL.
+                let options = arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
                 match a.data_type() == t {
                     true => Ok(Arc::clone(a)),
-                    false => cast(a, t).map_err(DataFusionError::from),
+                    false => arrow::compute::cast_with_options(a, t, &options)
+                        .map_err(DataFusionError::from),
                 }
             })
             .collect::<Result<Vec<_>>>()?;
@@ -304,7 +335,7 @@ impl MergeState {
     }
 
     /// Takes in right rows up to `time`, pulling batches as needed.
-    async fn advance(&mut self, time: i64, right: &mut SendableRecordBatchStream) -> Result<()> {
+    async fn advance(&mut self, time: i128, right: &mut SendableRecordBatchStream) -> Result<()> {
         loop {
             if let Some(c) = &mut self.cursor {
                 while c.pos < c.times.len() {
@@ -320,6 +351,8 @@ impl MergeState {
                     match self.newest.get_mut(key) {
                         Some(e) => *e = (t, c.slot, c.pos),
                         None => {
+                            // A new key's entry counts against the pool.
+                            self.reservation.try_grow(key.len() + 64)?;
                             self.newest.insert(key.into(), (t, c.slot, c.pos));
                         }
                     }
@@ -451,7 +484,9 @@ impl MergeState {
             self.advance(time, right).await?;
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
             let pick = match self.newest.get(key) {
-                Some(&(t, slot, row)) if self.tolerance.is_none_or(|tol| time - t <= tol) => {
+                Some(&(t, slot, row))
+                    if self.tolerance.is_none_or(|tol| time - t <= i128::from(tol)) =>
+                {
                     (slot, row)
                 }
                 _ => (usize::MAX, 0),

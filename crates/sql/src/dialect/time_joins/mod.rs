@@ -103,6 +103,9 @@ fn is_stop(t: Option<&Token>) -> bool {
 /// `sql` with each ASOF / LT join rewritten (see the module docs), and the
 /// joins in order; `None` when it has none.
 pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, QueryError> {
+    if !crate::dialect::clause_markers::mentions(sql, "join") {
+        return Ok(None);
+    }
     let mut text = sql.to_string();
     let mut clauses = Vec::new();
     loop {
@@ -162,7 +165,16 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
                 && !is_word(tokens.peek(), "USING")
                 && !is_word(tokens.peek(), "TOLERANCE"))
         {
-            alias = Some(tokens.name("alias")?);
+            // As written: quoted or not, so references to it still match.
+            alias = match tokens.next() {
+                Some(Token::Word(w)) => Some(w.to_string()),
+                other => {
+                    return Err(invalid(format!(
+                        "expected an alias, found {}",
+                        describe(other.as_ref())
+                    )));
+                }
+            };
         }
         let factor_end = tokens.position();
         let (Some((join_start, _)), Some((name_from, _)), Some((_, name_to))) = (
@@ -174,7 +186,7 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
         };
         let factor_to = tokens.span(factor_end - 1).map_or(text.len(), |s| s.1);
         let (source, shown) = match (&subquery, &alias) {
-            (Some(q), Some(a)) => (format!("({q})"), format!("\"{a}\"")),
+            (Some(q), Some(a)) => (format!("({q})"), a.clone()),
             (Some(_), None) => {
                 return Err(invalid(format!(
                     "{kind} JOIN's right subquery needs an alias"
@@ -183,7 +195,7 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
             (None, a) => {
                 let name = text[name_from..name_to].to_string();
                 let shown = match a {
-                    Some(a) => format!("\"{a}\""),
+                    Some(a) => a.clone(),
                     None => name.rsplit('.').next().unwrap_or(&name).to_string(),
                 };
                 (name, shown)
@@ -244,7 +256,11 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
             match tokens.get(i) {
                 Some(Token::LParen) => depth += 1,
                 Some(Token::RParen) if depth > 0 => depth -= 1,
-                t if depth == 0 && is_word(t, "TOLERANCE") => {
+                // (`a.tolerance` is a column.)
+                t if depth == 0
+                    && is_word(t, "TOLERANCE")
+                    && !matches!(tokens.get(i.wrapping_sub(1)), Some(Token::Period)) =>
+                {
                     tokens.seek(i + 1);
                     tolerance = Some(read_tolerance(&mut tokens)?);
                     let (Some((from, _)), Some((_, to))) =
@@ -710,7 +726,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             text,
-            "SELECT * FROM trades t LEFT JOIN (SELECT * FROM (SELECT * FROM quotes) AS \"__quiver_time_join_0\") AS \"q\" USING (sym)  WHERE t.px > 0"
+            "SELECT * FROM trades t LEFT JOIN (SELECT * FROM (SELECT * FROM quotes) AS \"__quiver_time_join_0\") AS q USING (sym)  WHERE t.px > 0"
         );
         assert_eq!(
             clauses,
@@ -728,6 +744,17 @@ mod tests {
         );
         assert_eq!(clauses.len(), 2);
         assert!(extract("SELECT asof FROM t").unwrap().is_none());
+        // A column named tolerance is not the clause; a quoted alias stays
+        // quoted.
+        let (text, clauses) =
+            extract("SELECT * FROM a ASOF JOIN b \"B\" ON a.tolerance = \"B\".tolerance")
+                .unwrap()
+                .unwrap();
+        assert!(
+            text.ends_with("AS \"B\" ON a.tolerance = \"B\".tolerance"),
+            "{text}"
+        );
+        assert_eq!(clauses[0].tolerance, None);
     }
 
     #[test]
