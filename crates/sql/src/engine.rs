@@ -61,10 +61,15 @@ fn sql_statement(
 async fn first_timestamp(
     ctx: &SessionContext,
     query: Statement,
+    binds: &[ScalarAndMetadata],
 ) -> Result<Option<i64>, QueryError> {
     use arrow::array::Array;
     use arrow::datatypes::DataType;
-    let plan = ctx.state().statement_to_plan(query).await?;
+    let mut plan = ctx.state().statement_to_plan(query).await?;
+    // The statement's WHERE may use its bind values.
+    if !plan.get_parameter_types()?.is_empty() {
+        plan = plan.with_param_values(ParamValues::List(binds.to_vec()))?;
+    }
     let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
     let Some(column) = batches
         .iter()
@@ -692,6 +697,7 @@ impl QueryEngine {
         statement: &mut Statement,
         samples: &[SampleByClause],
         designated: &HashMap<String, String>,
+        binds: &[ScalarAndMetadata],
     ) -> Result<Vec<(PreparedSampleBy, Bucketing)>, QueryError> {
         use datafusion::sql::sqlparser::ast::Statement as Sql;
         if samples.is_empty() {
@@ -715,7 +721,7 @@ impl QueryEngine {
         let mut out = Vec::new();
         for p in prepared {
             let first_row = match &p.first_row_query {
-                Some(sql) => first_timestamp(ctx, Self::parse(sql)?).await?,
+                Some(sql) => first_timestamp(ctx, Self::parse(sql)?, binds).await?,
                 None => None,
             };
             let bucketing = p.bucketing(first_row)?;
@@ -776,9 +782,16 @@ impl QueryEngine {
                 names.chain(dialect::catalog::COLUMNS.iter().copied()),
             );
         }
+        if let Some(datafusion::sql::sqlparser::ast::Statement::Query(q)) =
+            sql_statement(&mut statement)
+        {
+            dialect::rewrite::order_first_last(q, &|t: &str| {
+                designated.get(&t.to_ascii_lowercase()).cloned()
+            })?;
+        }
         let latest = Self::prepare_latest(&mut statement, &clauses.latest, &designated)?;
         let samples = self
-            .prepare_samples(&ctx, &mut statement, &clauses.samples, &designated)
+            .prepare_samples(&ctx, &mut statement, &clauses.samples, &designated, &binds)
             .await?;
         let mut plan = ctx.state().statement_to_plan(statement).await?;
         if !latest.is_empty() {

@@ -325,3 +325,31 @@ fn blocks_of_a_segment_outside_a_time_range_are_skipped() {
     let one_block = read(Some((150_000, 160_000)));
     assert!((10..400).contains(&one_block), "read {one_block} rows");
 }
+
+#[test]
+fn first_observation_alignment_sees_bind_values() {
+    use datafusion::common::ScalarValue;
+    use datafusion::common::metadata::ScalarAndMetadata;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    let t = db
+        .create_table(schema("t"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    // v = 0..100 at v ms.
+    commit(&db, &t, 0..100);
+    let engine = QueryEngine::new(db.clone(), &QueryOptions::default()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let sql = "SELECT timestamp, count() FROM t WHERE v >= $1 SAMPLE BY 10T ALIGN TO FIRST OBSERVATION";
+        let bind = ScalarAndMetadata::new(ScalarValue::Int64(Some(33)), None);
+        let out = match engine.execute_with(sql, vec![bind]).await.unwrap() {
+            QueryOutput::Rows(stream) => stream.map(|b| b.unwrap()).collect::<Vec<_>>().await,
+            other => panic!("{other:?}"),
+        };
+        // Buckets of 10 ms from the first row after WHERE (33 ms): 33..42,
+        // ..., 93..99.
+        assert_eq!(longs(&out, 1), vec![10, 10, 10, 10, 10, 10, 7]);
+    });
+}

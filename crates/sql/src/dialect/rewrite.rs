@@ -10,10 +10,11 @@
 //!   the second `min`), a cast `cast`;
 //! - QuestDB's aggregates that DataFusion has under other names become
 //!   those (after naming, so the column keeps QuestDB's name): `first(x)`
-//!   and `last(x)` are `first_value(x)` / `last_value(x)` over the rows in
-//!   scan order (row-id order: the designated timestamp's order for rows
-//!   ingested in order), `first_not_null` / `last_not_null` the same
-//!   `IGNORE NULLS`, and `count_distinct(x)` is `count(DISTINCT x)`;
+//!   and `last(x)` are `first_value(x)` / `last_value(x)`, ordered by the
+//!   designated timestamp when the SELECT reads one table that has one
+//!   ([`order_first_last`]; scan order otherwise), `first_not_null` /
+//!   `last_not_null` the same `IGNORE NULLS`, and `count_distinct(x)` is
+//!   `count(DISTINCT x)`;
 //! - names are case-insensitive, as in QuestDB ([`resolve_names`]): an
 //!   unquoted name that matches a column or a result alias in another case
 //!   is replaced by that spelling, quoted (DataFusion would otherwise
@@ -39,6 +40,56 @@ pub fn rewrite(statement: &mut Statement) {
         name_query(q);
     }
     rewrite_aggregates(statement);
+}
+
+/// Makes `first_value` / `last_value` (QuestDB's `first`, `last` and their
+/// `_not_null` forms) take the value at the earliest / latest designated
+/// timestamp, not in scan order, in each SELECT over one table that has
+/// one: `first_value(x ORDER BY ts)`. Rows ingested out of timestamp order
+/// then still give QuestDB's answer.
+pub fn order_first_last(
+    query: &mut Query,
+    designated_timestamp: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), crate::error::QueryError> {
+    use datafusion::sql::sqlparser::ast::{
+        FunctionArgumentClause, OrderByExpr, OrderByOptions, visit_expressions_mut,
+    };
+    super::clause_markers::for_each_select(query, &mut |select| {
+        let Ok((table, _)) = super::clause_markers::single_table(&select.from, "") else {
+            return Ok(());
+        };
+        let Some(ts) = designated_timestamp(&table) else {
+            return Ok(());
+        };
+        let order = FunctionArgumentClause::OrderBy(vec![OrderByExpr {
+            expr: Expr::Identifier(Ident::with_quote('"', ts)),
+            options: OrderByOptions {
+                asc: None,
+                nulls_first: None,
+            },
+            with_fill: None,
+        }]);
+        for item in &mut select.projection {
+            let _ = visit_expressions_mut(item, |expr| {
+                if let Expr::Function(f) = expr
+                    && f.over.is_none()
+                    && f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                        i.value.eq_ignore_ascii_case("first_value")
+                            || i.value.eq_ignore_ascii_case("last_value")
+                    })
+                    && let FunctionArguments::List(list) = &mut f.args
+                    && !list
+                        .clauses
+                        .iter()
+                        .any(|c| matches!(c, FunctionArgumentClause::OrderBy(_)))
+                {
+                    list.clauses.push(order.clone());
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        Ok(())
+    })
 }
 
 /// QuestDB's aggregate names as DataFusion's (see the module docs).

@@ -44,6 +44,10 @@ use super::bucketing::Bucketing;
 use super::clause::Fill;
 use crate::dialect::time_arithmetic::{as_timestamps, raw_values};
 
+/// Most rows a filled SAMPLE BY may produce (buckets times keys): a short
+/// query cannot ask for an endless stream.
+const MAX_FILLED_ROWS: i128 = 100_000_000;
+
 /// Which input column is what, and how buckets are cut and filled.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FillLayout {
@@ -420,6 +424,15 @@ impl Sweep {
         let to = layout.range.1.and_then(|t| b.index_of(t.checked_sub(1)?));
         let first = [first, from].into_iter().flatten().min();
         let last = [last, to].into_iter().flatten().max();
+        if let (Some(first), Some(last)) = (first, last) {
+            let rows = (i128::from(last) - i128::from(first) + 1) * groups.len() as i128;
+            if rows > MAX_FILLED_ROWS {
+                return exec_err!(
+                    "{}: filling would produce {rows} rows, at most {MAX_FILLED_ROWS}: narrow FROM/TO or use a longer stride",
+                    layout.text
+                );
+            }
+        }
         Ok(match (first, last) {
             (Some(index), Some(last)) if !groups.is_empty() => Plan::Filled {
                 groups,
