@@ -178,7 +178,7 @@ impl ExecutionPlan for TimeJoinExec {
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true, false]
+        vec![self.kind != TimeJoinKind::Splice, false]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -222,6 +222,37 @@ impl ExecutionPlan for TimeJoinExec {
         let mut right = self.right.execute(0, Arc::clone(&context))?;
         let right_schema = self.right.schema();
         let key_types = key_types(&self.left.schema(), &right_schema, &self.columns)?;
+        if self.kind == TimeJoinKind::Splice {
+            let converter = match key_types.is_empty() {
+                true => None,
+                false => Some(RowConverter::new(
+                    key_types.iter().cloned().map(SortField::new).collect(),
+                )?),
+            };
+            let pool = context.memory_pool();
+            let left = super::splice::Side::new(
+                left,
+                self.columns.left_time,
+                self.columns.left_keys.clone(),
+                key_types.clone(),
+                MemoryConsumer::new("SpliceJoin left").register(pool),
+            );
+            let right = super::splice::Side::new(
+                right,
+                self.columns.right_time,
+                self.columns.right_keys.clone(),
+                key_types,
+                MemoryConsumer::new("SpliceJoin right").register(pool),
+            );
+            let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
+            let tx = builder.tx();
+            let schema = Arc::clone(&self.schema);
+            let batch_size = context.session_config().batch_size().max(1);
+            builder.spawn(super::splice::splice(
+                left, right, converter, schema, batch_size, tx,
+            ));
+            return Ok(builder.build());
+        }
         let mut state = MergeState {
             kind: self.kind,
             tolerance: self.tolerance,
@@ -294,7 +325,7 @@ struct MergeState {
 
 /// A timestamp column as nanoseconds (wide: microseconds past 2262 fit;
 /// NULL sorts before every time).
-fn nanos(column: &ArrayRef) -> Result<Vec<i128>> {
+pub(super) fn nanos(column: &ArrayRef) -> Result<Vec<i128>> {
     let DataType::Timestamp(unit, _) = column.data_type() else {
         return internal_err!("a time join needs timestamps");
     };
@@ -341,8 +372,9 @@ impl MergeState {
                 while c.pos < c.times.len() {
                     let t = c.times[c.pos];
                     let take = match self.kind {
-                        TimeJoinKind::AsOf => t <= time,
                         TimeJoinKind::LessThan => t < time,
+                        // (SPLICE runs its own merge.)
+                        TimeJoinKind::AsOf | TimeJoinKind::Splice => t <= time,
                     };
                     if !take {
                         return Ok(());

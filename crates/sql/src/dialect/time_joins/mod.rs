@@ -1,13 +1,15 @@
 //! QuestDB's time-series joins: `ASOF JOIN` (each left row with the right
 //! row of the same key that was in force at its time: the newest at or
 //! before it) and `LT JOIN` (strictly before), optionally `ON (key, ...)`
-//! or `ON a.k = b.k`, and `TOLERANCE 1m` (no match older than that).
+//! or `ON a.k = b.k`, and `TOLERANCE 1m` (no match older than that); and
+//! `SPLICE JOIN` (every row of both sides, each with the other side's row in
+//! force, in `splice.rs`).
 //!
 //! The right side is a table or a subquery (with an alias) over one; the
 //! time of each side is its table's designated timestamp.
 //!
 //! sqlparser cannot parse them, so [`extract`] rewrites the text: the join
-//! becomes a `LEFT JOIN` whose right table is wrapped in a marker subquery
+//! becomes a `LEFT JOIN` (`FULL JOIN` for SPLICE) whose right table is wrapped in a marker subquery
 //! (its alias kept), `ON (a, b)` becomes `USING (a, b)`, `TOLERANCE` is cut
 //! out. [`wrap_plan`] then replaces each marked join with a
 //! [`TimeJoinNode`]: a merge over both inputs ordered by their designated
@@ -15,6 +17,7 @@
 //! per key, so its own memory follows the number of keys.
 
 pub mod exec;
+mod splice;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -46,6 +49,8 @@ pub enum TimeJoinKind {
     AsOf,
     /// The newest right row strictly before it.
     LessThan,
+    /// Every row of both sides, each with the other side's row in force.
+    Splice,
 }
 
 impl fmt::Display for TimeJoinKind {
@@ -53,6 +58,7 @@ impl fmt::Display for TimeJoinKind {
         f.write_str(match self {
             TimeJoinKind::AsOf => "ASOF",
             TimeJoinKind::LessThan => "LT",
+            TimeJoinKind::Splice => "SPLICE",
         })
     }
 }
@@ -123,12 +129,11 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
         let kind = match tokens.get(at) {
             t if is_word(t, "ASOF") => TimeJoinKind::AsOf,
             t if is_word(t, "LT") => TimeJoinKind::LessThan,
-            _ => {
-                return Err(QueryError::new(
-                    QueryErrorKind::Unsupported,
-                    "SPLICE JOIN is not supported yet (ASOF JOIN and LT JOIN are)",
-                ));
-            }
+            _ => TimeJoinKind::Splice,
+        };
+        let join = match kind {
+            TimeJoinKind::Splice => "FULL JOIN",
+            _ => "LEFT JOIN",
         };
         // The right side: a table name (maybe dotted) or a subquery, and
         // an alias.
@@ -203,7 +208,7 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
         };
         let index = clauses.len();
         let mut out = format!(
-            "{}LEFT JOIN (SELECT * FROM (SELECT * FROM {source}) AS \"{MARKER}{index}\") AS {shown}",
+            "{}{join} (SELECT * FROM (SELECT * FROM {source}) AS \"{MARKER}{index}\") AS {shown}",
             &text[..join_start]
         );
         let mut copied = factor_to;
@@ -431,7 +436,7 @@ impl UserDefinedLogicalNodeCore for TimeJoinNode {
         else {
             return internal_err!("a time join has two inputs");
         };
-        let schema = joined_schema(&left, &right)?;
+        let schema = joined_schema(&left, &right, self.kind)?;
         Ok(TimeJoinNode {
             left,
             right,
@@ -469,18 +474,25 @@ impl UserDefinedLogicalNodeCore for TimeJoinNode {
 }
 
 /// A time join's output: the left columns, then the right ones (NULL when
-/// a left row has no match).
-fn joined_schema(left: &LogicalPlan, right: &LogicalPlan) -> Result<DFSchemaRef> {
-    let right_fields = right
-        .schema()
-        .iter()
-        .map(|(q, f)| (q.cloned(), Arc::new(f.as_ref().clone().with_nullable(true))))
-        .collect();
-    let right = datafusion::common::DFSchema::new_with_metadata(
-        right_fields,
-        right.schema().metadata().clone(),
-    )?;
-    Ok(Arc::new(left.schema().join(&right)?))
+/// a row has no match; for SPLICE on both sides).
+fn joined_schema(
+    left: &LogicalPlan,
+    right: &LogicalPlan,
+    kind: TimeJoinKind,
+) -> Result<DFSchemaRef> {
+    let nullable = |plan: &LogicalPlan| -> Result<datafusion::common::DFSchema> {
+        let fields = plan
+            .schema()
+            .iter()
+            .map(|(q, f)| (q.cloned(), Arc::new(f.as_ref().clone().with_nullable(true))))
+            .collect();
+        datafusion::common::DFSchema::new_with_metadata(fields, plan.schema().metadata().clone())
+    };
+    let left = match kind {
+        TimeJoinKind::Splice => nullable(left)?,
+        _ => left.schema().as_ref().clone(),
+    };
+    Ok(Arc::new(left.join(&nullable(right)?)?))
 }
 
 /// The marker index of a join's right side.
@@ -607,8 +619,12 @@ pub fn wrap_plan(
                 let clause = clauses
                     .get(index)
                     .ok_or_else(|| invalid("unknown time join marker"))?;
-                if join.join_type != JoinType::Left {
-                    return Err(invalid("a time join lost its LEFT JOIN"));
+                let expected = match clause.kind {
+                    TimeJoinKind::Splice => JoinType::Full,
+                    _ => JoinType::Left,
+                };
+                if join.join_type != expected {
+                    return Err(invalid("a time join lost its join type"));
                 }
                 let needs = |side: &str| {
                     invalid(format!(
@@ -641,7 +657,7 @@ pub fn wrap_plan(
                     kind: clause.kind,
                     tolerance: clause.tolerance,
                     columns,
-                    schema: joined_schema(&join.left, &join.right)?,
+                    schema: joined_schema(&join.left, &join.right, clause.kind)?,
                 })
             })();
             match built {
@@ -685,7 +701,14 @@ fn push_left_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
             let LogicalPlan::Extension(ext) = filter.input.as_ref() else {
                 return Ok(Transformed::no(node));
             };
-            let Some(join) = ext.node.as_any().downcast_ref::<TimeJoinNode>() else {
+            // (Not under SPLICE: its right rows see the left rows in force,
+            // so filtering the left side would change them.)
+            let Some(join) = ext
+                .node
+                .as_any()
+                .downcast_ref::<TimeJoinNode>()
+                .filter(|j| j.kind != TimeJoinKind::Splice)
+            else {
                 return Ok(Transformed::no(node));
             };
             let (left, keep): (Vec<Expr>, Vec<Expr>) =
@@ -763,10 +786,6 @@ mod tests {
             (
                 "SELECT * FROM a ASOF JOIN b TOLERANCE 5q",
                 "invalid TOLERANCE '5q'",
-            ),
-            (
-                "SELECT * FROM a SPLICE JOIN b",
-                "SPLICE JOIN is not supported yet",
             ),
             (
                 "SELECT * FROM a ASOF JOIN 'b'",

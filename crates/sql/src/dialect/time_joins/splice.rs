@@ -1,0 +1,264 @@
+//! SPLICE JOIN's merge: every row of both inputs, in timestamp order (a
+//! left row before a right row of the same time), each paired with the
+//! other side's row of the same key in force at its time (the newest at or
+//! before it; NULLs when there is none). Each side keeps only its newest
+//! row per key, in the batches the rows came in, compacted when those hold
+//! more than twice the remembered rows: memory follows the number of keys.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
+use arrow::compute::interleave;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, Rows};
+use datafusion::common::HashMap;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::MemoryReservation;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures_util::StreamExt;
+
+use super::exec::nanos;
+
+/// A row kept by a side: (kept batch, row).
+type Pick = Option<(usize, usize)>;
+
+/// One input of the splice.
+pub(super) struct Side {
+    stream: SendableRecordBatchStream,
+    schema: SchemaRef,
+    time: usize,
+    keys: Vec<usize>,
+    key_types: Vec<DataType>,
+    kept: Vec<RecordBatch>,
+    kept_rows: usize,
+    newest: HashMap<Box<[u8]>, (usize, usize)>,
+    /// The batch being read: its slot, times, key rows, next row.
+    cursor: Option<(usize, Vec<i128>, Option<Rows>, usize)>,
+    done: bool,
+    reservation: MemoryReservation,
+}
+
+impl Side {
+    pub(super) fn new(
+        stream: SendableRecordBatchStream,
+        time: usize,
+        keys: Vec<usize>,
+        key_types: Vec<DataType>,
+        reservation: MemoryReservation,
+    ) -> Self {
+        Side {
+            schema: stream.schema(),
+            stream,
+            time,
+            keys,
+            key_types,
+            kept: Vec::new(),
+            kept_rows: 0,
+            newest: HashMap::default(),
+            cursor: None,
+            done: false,
+            reservation,
+        }
+    }
+
+    /// Whether the next row needs a new batch.
+    fn exhausted(&self) -> bool {
+        self.cursor
+            .as_ref()
+            .is_none_or(|(_, times, _, pos)| *pos >= times.len())
+    }
+
+    fn compaction_due(&self, batch_size: usize) -> bool {
+        self.kept_rows > 2 * self.newest.len() + 2 * batch_size
+    }
+
+    /// The time of the next row (`None` at the end), pulling a batch when
+    /// the current one is done.
+    async fn peek(&mut self, converter: Option<&RowConverter>) -> Result<Option<i128>> {
+        while self.exhausted() {
+            if self.done {
+                return Ok(None);
+            }
+            let Some(batch) = self.stream.next().await else {
+                self.done = true;
+                return Ok(None);
+            };
+            let batch = batch?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            self.reservation.try_grow(batch.get_array_memory_size())?;
+            let times = nanos(batch.column(self.time))?;
+            let keys = match converter {
+                None => None,
+                Some(c) => {
+                    let options = arrow::compute::CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    };
+                    let arrays = self
+                        .keys
+                        .iter()
+                        .zip(&self.key_types)
+                        .map(|(k, t)| {
+                            let a = batch.column(*k);
+                            match a.data_type() == t {
+                                true => Ok(Arc::clone(a)),
+                                false => arrow::compute::cast_with_options(a, t, &options)
+                                    .map_err(DataFusionError::from),
+                            }
+                        })
+                        .collect::<Result<Vec<ArrayRef>>>()?;
+                    Some(c.convert_columns(&arrays)?)
+                }
+            };
+            self.kept_rows += batch.num_rows();
+            self.kept.push(batch);
+            self.cursor = Some((self.kept.len() - 1, times, keys, 0));
+        }
+        Ok(self.cursor.as_ref().map(|(_, times, _, pos)| times[*pos]))
+    }
+
+    /// Takes the next row: it becomes its key's newest. Returns where it is
+    /// kept and its key.
+    fn take(&mut self) -> Result<((usize, usize), Vec<u8>)> {
+        let Some((slot, _, keys, pos)) = &mut self.cursor else {
+            return Err(DataFusionError::Internal("splice: no row to take".into()));
+        };
+        let at = (*slot, *pos);
+        let key: Vec<u8> = keys
+            .as_ref()
+            .map_or(Vec::new(), |k| k.row(*pos).data().to_vec());
+        *pos += 1;
+        match self.newest.get_mut(key.as_slice()) {
+            Some(e) => *e = at,
+            None => {
+                self.reservation.try_grow(key.len() + 64)?;
+                self.newest.insert(key.clone().into_boxed_slice(), at);
+            }
+        }
+        Ok((at, key))
+    }
+
+    /// This side's columns for `picks` (NULLs where `None`).
+    fn columns(&self, picks: &[Pick]) -> Result<Vec<ArrayRef>> {
+        let miss = self.kept.len();
+        let indices: Vec<(usize, usize)> = picks.iter().map(|p| p.unwrap_or((miss, 0))).collect();
+        let mut out = Vec::with_capacity(self.schema.fields().len());
+        for (c, field) in self.schema.fields().iter().enumerate() {
+            let null = new_null_array(field.data_type(), 1);
+            let mut arrays: Vec<&dyn Array> =
+                self.kept.iter().map(|b| b.column(c).as_ref()).collect();
+            arrays.push(null.as_ref());
+            out.push(interleave(&arrays, &indices)?);
+        }
+        Ok(out)
+    }
+
+    /// Keeps only the newest rows per key (and the batch being read).
+    fn compact(&mut self) -> Result<()> {
+        let current = self.cursor.as_ref().map(|c| c.0);
+        let mut picks: Vec<(usize, usize)> = self
+            .newest
+            .values()
+            .filter(|v| Some(v.0) != current)
+            .copied()
+            .collect();
+        picks.sort_unstable();
+        let place: HashMap<(usize, usize), usize> =
+            picks.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let mut kept = Vec::new();
+        if !picks.is_empty() {
+            let mut columns = Vec::new();
+            for c in 0..self.schema.fields().len() {
+                let arrays: Vec<&dyn Array> =
+                    self.kept.iter().map(|b| b.column(c).as_ref()).collect();
+                columns.push(interleave(&arrays, &picks)?);
+            }
+            kept.push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        }
+        let current_slot = kept.len();
+        if let Some(slot) = current {
+            kept.push(self.kept[slot].clone());
+        }
+        for v in self.newest.values_mut() {
+            *v = match Some(v.0) == current {
+                true => (current_slot, v.1),
+                false => (0, place[v]),
+            };
+        }
+        if let Some(c) = &mut self.cursor {
+            c.0 = current_slot;
+        }
+        self.kept_rows = kept.iter().map(RecordBatch::num_rows).sum();
+        self.reservation
+            .resize(kept.iter().map(RecordBatch::get_array_memory_size).sum());
+        self.kept = kept;
+        Ok(())
+    }
+}
+
+/// Runs the splice, sending output batches of `schema` to `tx` until both
+/// inputs end (or the receiver goes away).
+pub(super) async fn splice(
+    mut left: Side,
+    mut right: Side,
+    converter: Option<RowConverter>,
+    schema: SchemaRef,
+    batch_size: usize,
+    tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let send = async |b: RecordBatch| tx.send(Ok(b)).await.is_ok();
+    let mut picks: Vec<(Pick, Pick)> = Vec::with_capacity(batch_size);
+    let flush =
+        |left: &Side, right: &Side, picks: &mut Vec<(Pick, Pick)>| -> Result<Option<RecordBatch>> {
+            if picks.is_empty() {
+                return Ok(None);
+            }
+            let l: Vec<Pick> = picks.iter().map(|p| p.0).collect();
+            let r: Vec<Pick> = picks.iter().map(|p| p.1).collect();
+            let mut columns = left.columns(&l)?;
+            columns.extend(right.columns(&r)?);
+            picks.clear();
+            Ok(Some(RecordBatch::try_new(Arc::clone(&schema), columns)?))
+        };
+    loop {
+        // A compaction moves kept rows: copy out what was picked first.
+        if (left.exhausted() && left.compaction_due(batch_size))
+            || (right.exhausted() && right.compaction_due(batch_size))
+        {
+            if let Some(b) = flush(&left, &right, &mut picks)?
+                && !send(b).await
+            {
+                return Ok(());
+            }
+            left.compact()?;
+            right.compact()?;
+        }
+        let lt = left.peek(converter.as_ref()).await?;
+        let rt = right.peek(converter.as_ref()).await?;
+        let take_left = match (lt, rt) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => a <= b,
+        };
+        if take_left {
+            let (at, key) = left.take()?;
+            picks.push((Some(at), right.newest.get(key.as_slice()).copied()));
+        } else {
+            let (at, key) = right.take()?;
+            picks.push((left.newest.get(key.as_slice()).copied(), Some(at)));
+        }
+        if picks.len() >= batch_size
+            && let Some(b) = flush(&left, &right, &mut picks)?
+            && !send(b).await
+        {
+            return Ok(());
+        }
+    }
+    if let Some(b) = flush(&left, &right, &mut picks)? {
+        send(b).await;
+    }
+    Ok(())
+}
