@@ -1,25 +1,23 @@
-//! [`TimeJoinExec`]: ASOF / LT JOIN as a merge of two inputs ordered by
-//! their timestamps (the planner sorts an input that is not). For each left
-//! row it first takes in every right row up to that time (ASOF: at or
-//! before, LT: strictly before), remembering only the newest right row per
-//! key, then pairs the left row with its key's newest row (none when older
-//! than the tolerance). Remembered rows stay in the right batches they came
-//! in; when those hold more than twice the remembered rows they are
-//! compacted into one batch, so memory follows the number of keys.
+//! [`TimeJoinExec`]: a time join as a merge of two inputs ordered by their
+//! timestamps (the planner sorts an input that is not). For ASOF / LT, for
+//! each left row it first takes in every right row up to that time (ASOF:
+//! at or before, LT: strictly before) through a [`Side`], which remembers
+//! only the newest right row per key, then pairs the left row with its
+//! key's newest row (none when older than the tolerance). SPLICE runs
+//! [`super::side`]'s two-sided merge.
 
-use datafusion::common::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
-use arrow::compute::{SortOptions, interleave};
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::internal_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{
     EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr,
@@ -34,6 +32,7 @@ use datafusion::physical_plan::{
 use futures_util::StreamExt;
 
 use super::TimeJoinKind;
+use super::side::{Pick, Side};
 use crate::dialect::sample_by::bucket_function::nanos_per_tick;
 use crate::dialect::time_arithmetic::raw_values;
 
@@ -219,7 +218,7 @@ impl ExecutionPlan for TimeJoinExec {
             return internal_err!("TimeJoinExec has one partition, not {partition}");
         }
         let mut left = self.left.execute(0, Arc::clone(&context))?;
-        let mut right = self.right.execute(0, Arc::clone(&context))?;
+        let right = self.right.execute(0, Arc::clone(&context))?;
         let right_schema = self.right.schema();
         let key_types = key_types(&self.left.schema(), &right_schema, &self.columns)?;
         if self.kind == TimeJoinKind::Splice {
@@ -230,14 +229,14 @@ impl ExecutionPlan for TimeJoinExec {
                 )?),
             };
             let pool = context.memory_pool();
-            let left = super::splice::Side::new(
+            let left = super::side::Side::new(
                 left,
                 self.columns.left_time,
                 self.columns.left_keys.clone(),
                 key_types.clone(),
                 MemoryConsumer::new("SpliceJoin left").register(pool),
             );
-            let right = super::splice::Side::new(
+            let right = super::side::Side::new(
                 right,
                 self.columns.right_time,
                 self.columns.right_keys.clone(),
@@ -248,31 +247,33 @@ impl ExecutionPlan for TimeJoinExec {
             let tx = builder.tx();
             let schema = Arc::clone(&self.schema);
             let batch_size = context.session_config().batch_size().max(1);
-            builder.spawn(super::splice::splice(
+            builder.spawn(super::side::splice(
                 left, right, converter, schema, batch_size, tx,
             ));
             return Ok(builder.build());
         }
+        let converter = match key_types.is_empty() {
+            true => None,
+            false => Some(RowConverter::new(
+                key_types.iter().cloned().map(SortField::new).collect(),
+            )?),
+        };
+        let right = Side::new(
+            right,
+            self.columns.right_time,
+            self.columns.right_keys.clone(),
+            key_types.clone(),
+            MemoryConsumer::new("TimeJoinExec").register(context.memory_pool()),
+        );
         let mut state = MergeState {
             kind: self.kind,
             tolerance: self.tolerance,
             columns: self.columns.clone(),
-            converter: match key_types.is_empty() {
-                true => None,
-                false => Some(RowConverter::new(
-                    key_types.iter().cloned().map(SortField::new).collect(),
-                )?),
-            },
+            converter,
             key_types,
-            newest: HashMap::default(),
-            kept: Vec::new(),
-            kept_rows: 0,
-            cursor: None,
-            right_done: false,
+            right,
             schema: Arc::clone(&self.schema),
-            right_schema,
             batch_size: context.session_config().batch_size().max(1),
-            reservation: MemoryConsumer::new("TimeJoinExec").register(context.memory_pool()),
             pending: Vec::new(),
             copied: Vec::new(),
         };
@@ -280,7 +281,7 @@ impl ExecutionPlan for TimeJoinExec {
         let tx = builder.tx();
         builder.spawn(async move {
             while let Some(batch) = left.next().await {
-                let out = state.join(&batch?, &mut right).await?;
+                let out = state.join(&batch?).await?;
                 if tx.send(Ok(out)).await.is_err() {
                     break;
                 }
@@ -291,34 +292,19 @@ impl ExecutionPlan for TimeJoinExec {
     }
 }
 
-/// The right batch being taken in.
-struct Cursor {
-    slot: usize,
-    times: Vec<i128>,
-    keys: Option<Rows>,
-    pos: usize,
-}
-
-/// The merge's state between left batches.
+/// ASOF / LT JOIN's state between left batches.
 struct MergeState {
     kind: TimeJoinKind,
     tolerance: Option<i64>,
     columns: TimeJoinColumns,
     converter: Option<RowConverter>,
     key_types: Vec<DataType>,
-    /// Per right key: its newest time (ns) and where that row is kept.
-    newest: HashMap<Box<[u8]>, (i128, usize, usize)>,
-    kept: Vec<RecordBatch>,
-    kept_rows: usize,
-    cursor: Option<Cursor>,
-    right_done: bool,
+    right: Side,
     schema: SchemaRef,
-    right_schema: SchemaRef,
     batch_size: usize,
-    reservation: MemoryReservation,
     /// Right rows picked for the left batch being joined, not yet copied
-    /// out (`usize::MAX`: no match).
-    pending: Vec<(usize, usize)>,
+    /// out.
+    pending: Vec<Pick>,
     /// Right columns copied out for the left batch so far.
     copied: Vec<Vec<ArrayRef>>,
 }
@@ -340,21 +326,22 @@ pub(super) fn nanos(column: &ArrayRef) -> Result<Vec<i128>> {
 }
 
 impl MergeState {
-    /// Key rows of `columns` of `batch`, cast to the right keys' types.
-    fn key_rows(&self, batch: &RecordBatch, columns: &[usize]) -> Result<Option<Rows>> {
+    /// Key rows of the left `batch`, cast to the keys' common types.
+    fn key_rows(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
         let Some(converter) = &self.converter else {
             return Ok(None);
         };
-        let arrays = columns
+        let options = arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let arrays = self
+            .columns
+            .left_keys
             .iter()
             .zip(&self.key_types)
             .map(|(c, t)| {
                 let a = batch.column(*c);
-                // Exact: a value that does not fit is an error, not NULL.
-                let options = arrow::compute::CastOptions {
-                    safe: false,
-                    ..Default::default()
-                };
                 match a.data_type() == t {
                     true => Ok(Arc::clone(a)),
                     false => arrow::compute::cast_with_options(a, t, &options)
@@ -365,170 +352,59 @@ impl MergeState {
         Ok(Some(converter.convert_columns(&arrays)?))
     }
 
-    /// Takes in right rows up to `time`, pulling batches as needed.
-    async fn advance(&mut self, time: i128, right: &mut SendableRecordBatchStream) -> Result<()> {
-        loop {
-            if let Some(c) = &mut self.cursor {
-                while c.pos < c.times.len() {
-                    let t = c.times[c.pos];
-                    let take = match self.kind {
-                        TimeJoinKind::LessThan => t < time,
-                        // (SPLICE runs its own merge.)
-                        TimeJoinKind::AsOf | TimeJoinKind::Splice => t <= time,
-                    };
-                    if !take {
-                        return Ok(());
-                    }
-                    let key: &[u8] = c.keys.as_ref().map_or(&[], |k| k.row(c.pos).data());
-                    match self.newest.get_mut(key) {
-                        Some(e) => *e = (t, c.slot, c.pos),
-                        None => {
-                            // A new key's entry counts against the pool.
-                            self.reservation.try_grow(key.len() + 64)?;
-                            self.newest.insert(key.into(), (t, c.slot, c.pos));
-                        }
-                    }
-                    c.pos += 1;
-                }
-            }
-            if self.right_done {
-                return Ok(());
-            }
-            match right.next().await {
-                None => {
-                    self.right_done = true;
-                    return Ok(());
-                }
-                Some(batch) => {
-                    let batch = batch?;
-                    if batch.num_rows() == 0 {
-                        continue;
-                    }
-                    self.compact_if_needed()?;
-                    self.reservation.try_grow(batch.get_array_memory_size())?;
-                    let times = nanos(batch.column(self.columns.right_time))?;
-                    let keys = self.key_rows(&batch, &self.columns.right_keys.clone())?;
-                    self.kept_rows += batch.num_rows();
-                    self.kept.push(batch);
-                    self.cursor = Some(Cursor {
-                        slot: self.kept.len() - 1,
-                        times,
-                        keys,
-                        pos: 0,
-                    });
-                }
-            }
-        }
-    }
-
     /// Copies the pending picks' right columns out of the kept batches.
     fn copy_pending(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if !self.pending.is_empty() {
+            self.copied.push(self.right.columns(&self.pending)?);
+            self.pending.clear();
         }
-        let miss = self.kept.len();
-        let picks: Vec<(usize, usize)> = self
-            .pending
-            .iter()
-            .map(|&p| match p.0 {
-                usize::MAX => (miss, 0),
-                _ => p,
-            })
-            .collect();
-        let mut columns = Vec::new();
-        for (c, field) in self.right_schema.fields().iter().enumerate() {
-            let null = new_null_array(field.data_type(), 1);
-            let mut arrays: Vec<&dyn Array> =
-                self.kept.iter().map(|b| b.column(c).as_ref()).collect();
-            arrays.push(null.as_ref());
-            columns.push(interleave(&arrays, &picks)?);
-        }
-        self.copied.push(columns);
-        self.pending.clear();
         Ok(())
     }
 
-    /// Keeps only remembered rows (and the batch being taken in), after
-    /// copying out what was picked from the others.
-    fn compact_if_needed(&mut self) -> Result<()> {
-        if self.kept_rows <= 2 * self.newest.len() + 2 * self.batch_size {
-            return Ok(());
-        }
-        self.copy_pending()?;
-        let current = self.cursor.as_ref().map(|c| c.slot);
-        let mut picks: Vec<(usize, usize)> = self
-            .newest
-            .values()
-            .filter(|v| Some(v.1) != current)
-            .map(|v| (v.1, v.2))
-            .collect();
-        picks.sort_unstable();
-        let place: HashMap<(usize, usize), usize> =
-            picks.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-        let mut kept = Vec::new();
-        if !picks.is_empty() {
-            let mut columns = Vec::new();
-            for c in 0..self.right_schema.fields().len() {
-                let arrays: Vec<&dyn Array> =
-                    self.kept.iter().map(|b| b.column(c).as_ref()).collect();
-                columns.push(interleave(&arrays, &picks)?);
+    /// Takes in right rows up to `time` (ASOF: at or before, LT: before).
+    async fn advance(&mut self, time: i128) -> Result<()> {
+        loop {
+            // A compaction moves kept rows: copy out what was picked first.
+            if self.right.exhausted() && self.right.compaction_due(self.batch_size) {
+                self.copy_pending()?;
+                self.right.compact()?;
             }
-            kept.push(RecordBatch::try_new(
-                Arc::clone(&self.right_schema),
-                columns,
-            )?);
-        }
-        let current_slot = kept.len();
-        if let Some(slot) = current {
-            kept.push(self.kept[slot].clone());
-        }
-        for v in self.newest.values_mut() {
-            match Some(v.1) == current {
-                true => v.1 = current_slot,
-                false => {
-                    v.2 = place[&(v.1, v.2)];
-                    v.1 = 0;
-                }
+            let Some(t) = self.right.peek(self.converter.as_ref()).await? else {
+                return Ok(());
+            };
+            let take = match self.kind {
+                TimeJoinKind::LessThan => t < time,
+                TimeJoinKind::AsOf | TimeJoinKind::Splice => t <= time,
+            };
+            if !take {
+                return Ok(());
             }
+            self.right.take(|_| ())?;
         }
-        if let Some(c) = &mut self.cursor {
-            c.slot = current_slot;
-        }
-        self.kept_rows = kept.iter().map(RecordBatch::num_rows).sum();
-        self.reservation
-            .resize(kept.iter().map(RecordBatch::get_array_memory_size).sum());
-        self.kept = kept;
-        Ok(())
     }
 
     /// One left batch joined.
-    async fn join(
-        &mut self,
-        batch: &RecordBatch,
-        right: &mut SendableRecordBatchStream,
-    ) -> Result<RecordBatch> {
+    async fn join(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         if batch.num_rows() == 0 {
             return Ok(RecordBatch::new_empty(Arc::clone(&self.schema)));
         }
         let times = nanos(batch.column(self.columns.left_time))?;
-        let keys = self.key_rows(batch, &self.columns.left_keys.clone())?;
+        let keys = self.key_rows(batch)?;
         for (i, &time) in times.iter().enumerate() {
-            self.advance(time, right).await?;
+            self.advance(time).await?;
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
-            let pick = match self.newest.get(key) {
-                Some(&(t, slot, row))
-                    if self.tolerance.is_none_or(|tol| time - t <= i128::from(tol)) =>
-                {
-                    (slot, row)
+            let pick = match self.right.newest(key) {
+                Some((t, at)) if self.tolerance.is_none_or(|tol| time - t <= i128::from(tol)) => {
+                    Some(at)
                 }
-                _ => (usize::MAX, 0),
+                _ => None,
             };
             self.pending.push(pick);
         }
         self.copy_pending()?;
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         let copied = std::mem::take(&mut self.copied);
-        for c in 0..self.right_schema.fields().len() {
+        for c in 0..self.right.field_count() {
             let parts: Vec<&dyn Array> = copied.iter().map(|p| p[c].as_ref()).collect();
             columns.push(match parts.len() {
                 1 => Arc::clone(&copied[0][c]),

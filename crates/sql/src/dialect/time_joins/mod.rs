@@ -3,7 +3,7 @@
 //! before it) and `LT JOIN` (strictly before), optionally `ON (key, ...)`
 //! or `ON a.k = b.k`, and `TOLERANCE 1m` (no match older than that); and
 //! `SPLICE JOIN` (every row of both sides, each with the other side's row in
-//! force, in `splice.rs`).
+//! force, in `side.rs`).
 //!
 //! The right side is a table or a subquery (with an alias) over one; the
 //! time of each side is its table's designated timestamp.
@@ -17,7 +17,7 @@
 //! per key, so its own memory follows the number of keys.
 
 pub mod exec;
-mod splice;
+mod side;
 
 use std::collections::HashMap;
 use std::fmt;

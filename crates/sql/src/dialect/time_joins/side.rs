@@ -1,9 +1,11 @@
-//! SPLICE JOIN's merge: every row of both inputs, in timestamp order (a
-//! left row before a right row of the same time), each paired with the
-//! other side's row of the same key in force at its time (the newest at or
-//! before it; NULLs when there is none). Each side keeps only its newest
-//! row per key, in the batches the rows came in, compacted when those hold
-//! more than twice the remembered rows: memory follows the number of keys.
+//! One input of a time join read in timestamp order ([`Side`]): its rows are
+//! taken one at a time, each becoming the newest row of its key; only the
+//! newest row per key is remembered, in the batches the rows came in,
+//! compacted when those hold more than twice the remembered rows, so memory
+//! follows the number of keys. ASOF/LT take the right side's rows up to each
+//! left row's time ([`super::exec`]); SPLICE ([`splice`]) takes both sides'
+//! rows in timestamp order (a left row before a right row of the same
+//! time), pairing each with the other side's row in force (NULLs when none).
 
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use futures_util::StreamExt;
 use super::exec::nanos;
 
 /// A row kept by a side: (kept batch, row).
-type Pick = Option<(usize, usize)>;
+pub(super) type Pick = Option<(usize, usize)>;
 
 /// One input of the splice.
 pub(super) struct Side {
@@ -31,7 +33,8 @@ pub(super) struct Side {
     key_types: Vec<DataType>,
     kept: Vec<RecordBatch>,
     kept_rows: usize,
-    newest: HashMap<Box<[u8]>, (usize, usize)>,
+    /// Per key: its newest row's time and where it is kept.
+    newest: HashMap<Box<[u8]>, (i128, usize, usize)>,
     /// The batch being read: its slot, times, key rows, next row.
     cursor: Option<(usize, Vec<i128>, Option<Rows>, usize)>,
     done: bool,
@@ -61,20 +64,25 @@ impl Side {
         }
     }
 
+    /// Columns of this side.
+    pub(super) fn field_count(&self) -> usize {
+        self.schema.fields().len()
+    }
+
     /// Whether the next row needs a new batch.
-    fn exhausted(&self) -> bool {
+    pub(super) fn exhausted(&self) -> bool {
         self.cursor
             .as_ref()
             .is_none_or(|(_, times, _, pos)| *pos >= times.len())
     }
 
-    fn compaction_due(&self, batch_size: usize) -> bool {
+    pub(super) fn compaction_due(&self, batch_size: usize) -> bool {
         self.kept_rows > 2 * self.newest.len() + 2 * batch_size
     }
 
     /// The time of the next row (`None` at the end), pulling a batch when
     /// the current one is done.
-    async fn peek(&mut self, converter: Option<&RowConverter>) -> Result<Option<i128>> {
+    pub(super) async fn peek(&mut self, converter: Option<&RowConverter>) -> Result<Option<i128>> {
         while self.exhausted() {
             if self.done {
                 return Ok(None);
@@ -119,29 +127,41 @@ impl Side {
         Ok(self.cursor.as_ref().map(|(_, times, _, pos)| times[*pos]))
     }
 
-    /// Takes the next row: it becomes its key's newest. Returns where it is
-    /// kept and its key.
-    fn take(&mut self) -> Result<((usize, usize), Vec<u8>)> {
-        let Some((slot, _, keys, pos)) = &mut self.cursor else {
-            return Err(DataFusionError::Internal("splice: no row to take".into()));
+    /// Takes the next row (after [`Side::peek`] found one): it becomes its
+    /// key's newest. `with_key` sees its key first (to look the key up on
+    /// the other side); returns where the row is kept and what `with_key`
+    /// gave.
+    pub(super) fn take<R>(
+        &mut self,
+        with_key: impl FnOnce(&[u8]) -> R,
+    ) -> Result<((usize, usize), R)> {
+        let Some((slot, times, keys, pos)) = &mut self.cursor else {
+            return Err(DataFusionError::Internal(
+                "a time join took a row past its input".into(),
+            ));
         };
         let at = (*slot, *pos);
-        let key: Vec<u8> = keys
-            .as_ref()
-            .map_or(Vec::new(), |k| k.row(*pos).data().to_vec());
-        *pos += 1;
-        match self.newest.get_mut(key.as_slice()) {
-            Some(e) => *e = at,
+        let time = times[*pos];
+        let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(*pos).data());
+        let seen = with_key(key);
+        match self.newest.get_mut(key) {
+            Some(e) => *e = (time, at.0, at.1),
             None => {
                 self.reservation.try_grow(key.len() + 64)?;
-                self.newest.insert(key.clone().into_boxed_slice(), at);
+                self.newest.insert(key.into(), (time, at.0, at.1));
             }
         }
-        Ok((at, key))
+        *pos += 1;
+        Ok((at, seen))
+    }
+
+    /// The newest row of `key`: its time and where it is kept.
+    pub(super) fn newest(&self, key: &[u8]) -> Option<(i128, (usize, usize))> {
+        self.newest.get(key).map(|&(t, s, r)| (t, (s, r)))
     }
 
     /// This side's columns for `picks` (NULLs where `None`).
-    fn columns(&self, picks: &[Pick]) -> Result<Vec<ArrayRef>> {
+    pub(super) fn columns(&self, picks: &[Pick]) -> Result<Vec<ArrayRef>> {
         let miss = self.kept.len();
         let indices: Vec<(usize, usize)> = picks.iter().map(|p| p.unwrap_or((miss, 0))).collect();
         let mut out = Vec::with_capacity(self.schema.fields().len());
@@ -156,13 +176,13 @@ impl Side {
     }
 
     /// Keeps only the newest rows per key (and the batch being read).
-    fn compact(&mut self) -> Result<()> {
+    pub(super) fn compact(&mut self) -> Result<()> {
         let current = self.cursor.as_ref().map(|c| c.0);
         let mut picks: Vec<(usize, usize)> = self
             .newest
             .values()
-            .filter(|v| Some(v.0) != current)
-            .copied()
+            .filter(|v| Some(v.1) != current)
+            .map(|v| (v.1, v.2))
             .collect();
         picks.sort_unstable();
         let place: HashMap<(usize, usize), usize> =
@@ -182,9 +202,9 @@ impl Side {
             kept.push(self.kept[slot].clone());
         }
         for v in self.newest.values_mut() {
-            *v = match Some(v.0) == current {
-                true => (current_slot, v.1),
-                false => (0, place[v]),
+            (v.1, v.2) = match Some(v.1) == current {
+                true => (current_slot, v.2),
+                false => (0, place[&(v.1, v.2)]),
             };
         }
         if let Some(c) = &mut self.cursor {
@@ -244,11 +264,11 @@ pub(super) async fn splice(
             (Some(a), Some(b)) => a <= b,
         };
         if take_left {
-            let (at, key) = left.take()?;
-            picks.push((Some(at), right.newest.get(key.as_slice()).copied()));
+            let (at, other) = left.take(|key| right.newest(key).map(|n| n.1))?;
+            picks.push((Some(at), other));
         } else {
-            let (at, key) = right.take()?;
-            picks.push((left.newest.get(key.as_slice()).copied(), Some(at)));
+            let (at, other) = right.take(|key| left.newest(key).map(|n| n.1))?;
+            picks.push((other, Some(at)));
         }
         if picks.len() >= batch_size
             && let Some(b) = flush(&left, &right, &mut picks)?
