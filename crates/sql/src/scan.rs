@@ -8,7 +8,9 @@
 //! row-id order (segments, then memtable rows). Only the projected columns
 //! are read; filters on the designated timestamp ([`crate::prune`]) skip
 //! segments and memtable batches outside their range (shown by `EXPLAIN`),
-//! and DataFusion still applies every filter above the scan.
+//! and DataFusion still applies every filter above the scan. When the
+//! snapshot's rows are in designated-timestamp order the scan declares that
+//! ordering, so time joins (and sorts on the timestamp) need not sort.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +22,8 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{
@@ -115,8 +118,35 @@ pub struct SnapshotScanExec {
 impl SnapshotScanExec {
     fn new(snapshot: Arc<TableSnapshot>, request: ScanRequest, limit: Option<usize>) -> Self {
         let schema = snapshot.request_schema(&request);
+        // Rows come in row-id order; when that is also designated-timestamp
+        // order (ingested in order), say so: a merge or sort on it is free.
+        let ts_index =
+            snapshot
+                .schema()
+                .designated_timestamp
+                .and_then(|d| match &request.columns {
+                    Some(columns) => columns.iter().position(|&c| c == d),
+                    None => Some(d),
+                });
+        let equivalences = match ts_index {
+            Some(i) if snapshot.is_ts_ordered() => {
+                // There are no NULLs (checked), so either NULL placement holds.
+                let ascending = |nulls_first| PhysicalSortExpr {
+                    expr: Arc::new(Column::new(schema.field(i).name(), i)),
+                    options: arrow::compute::SortOptions {
+                        descending: false,
+                        nulls_first,
+                    },
+                };
+                EquivalenceProperties::new_with_orderings(
+                    Arc::clone(&schema),
+                    [[ascending(true)], [ascending(false)]],
+                )
+            }
+            _ => EquivalenceProperties::new(Arc::clone(&schema)),
+        };
         let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
+            equivalences,
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,

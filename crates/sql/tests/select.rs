@@ -353,3 +353,64 @@ fn first_observation_alignment_sees_bind_values() {
         assert_eq!(longs(&out, 1), vec![10, 10, 10, 10, 10, 10, 7]);
     });
 }
+
+#[test]
+fn scans_in_timestamp_order_spare_time_joins_a_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        Options {
+            seal_rows: 100,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = db
+        .create_table(schema("t"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    // Two sealed segments and memtable rows, all in timestamp order.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for i in 0..2 {
+        commit(&db, &t, i * 100..(i + 1) * 100);
+        while db.snapshot("t").unwrap().segments().len() <= i as usize {
+            assert!(std::time::Instant::now() < deadline, "rows were not sealed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    commit(&db, &t, 200..250);
+    assert!(db.snapshot("t").unwrap().is_ts_ordered());
+    let engine = QueryEngine::new(db.clone(), &QueryOptions::default()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let joined = "SELECT count(), sum(b.v) FROM t a ASOF JOIN t b";
+    let plan_text = |batches: Vec<RecordBatch>| -> String {
+        batches
+            .iter()
+            .map(|b| {
+                b.column(1)
+                    .as_string::<i32>()
+                    .value(b.num_rows() - 1)
+                    .to_string()
+            })
+            .collect()
+    };
+    rt.block_on(async {
+        let plan = plan_text(rows(&engine, &format!("EXPLAIN {joined}")).await);
+        assert!(plan.contains("TimeJoinExec"), "{plan}");
+        assert!(!plan.contains("SortExec"), "{plan}");
+        let got = rows(&engine, joined).await;
+        assert_eq!(longs(&got, 0), vec![250]);
+        assert_eq!(longs(&got, 1), vec![(0..250).sum::<i64>()]);
+    });
+    // A row older than the newest: the order no longer holds, the join
+    // sorts, and the answer stays right (the old row's match is itself).
+    commit(&db, &t, 5..6);
+    assert!(!db.snapshot("t").unwrap().is_ts_ordered());
+    rt.block_on(async {
+        let plan = plan_text(rows(&engine, &format!("EXPLAIN {joined}")).await);
+        assert!(plan.contains("SortExec"), "{plan}");
+        let got = rows(&engine, joined).await;
+        assert_eq!(longs(&got, 0), vec![251]);
+    });
+}

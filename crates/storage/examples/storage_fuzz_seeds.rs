@@ -150,6 +150,7 @@ fn main() {
             row_count: 5,
             min_ts: 1,
             max_ts: 9,
+            ts_sorted: Default::default(),
         }],
         symbols: vec![("sym".into(), vec!["a".into(), "b".into()])],
     };

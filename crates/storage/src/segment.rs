@@ -5,7 +5,9 @@
 //! columns are the table's columns when it was sealed, in read form (SYMBOL
 //! as `Dictionary(UInt32, Utf8)` carrying the dictionary as it was then, a
 //! prefix of every later one). Schema metadata records the format version,
-//! the table, the row-id range and the designated timestamp range. A segment
+//! the table, the row-id range, the designated timestamp range and whether
+//! the rows are in designated-timestamp order (`quiver.ts_sorted`, "1" or
+//! "0"; files written before it count as not). A segment
 //! never changes after it is renamed into place, so it is also a valid
 //! point-lookup sidecar keyed by row id. The table's manifest
 //! ([`crate::format::manifest`]) lists the durable ones.
@@ -43,9 +45,59 @@ pub struct Segment {
     pub min_ts: i64,
     /// Largest designated timestamp (raw value), or `i64::MIN` if none.
     pub max_ts: i64,
+    /// Whether its rows are in designated-timestamp order: known when the
+    /// segment is written, read from the file's metadata
+    /// (`quiver.ts_sorted`) the first time it is asked otherwise
+    /// ([`Segment::is_ts_sorted`]).
+    pub ts_sorted: TsOrder,
 }
 
+/// The designated timestamps of a segment being written: their range (raw
+/// values; `(i64::MAX, i64::MIN)` when none) and whether the rows are in
+/// their order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentTimes {
+    /// Smallest and largest.
+    pub range: (i64, i64),
+    /// In non-decreasing order, without NULLs.
+    pub sorted: bool,
+}
+
+/// Whether a segment's rows are in timestamp order, learned once: a cache,
+/// not part of the segment's identity (every two compare equal).
+#[derive(Debug, Clone, Default)]
+pub struct TsOrder(std::sync::OnceLock<bool>);
+
+impl TsOrder {
+    /// Known when the segment is written.
+    pub fn known(sorted: bool) -> Self {
+        TsOrder(std::sync::OnceLock::from(sorted))
+    }
+}
+
+impl PartialEq for TsOrder {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for TsOrder {}
+
 impl Segment {
+    /// Whether the segment's rows are in designated-timestamp order (a file
+    /// written before this was recorded, or one that cannot be read, counts
+    /// as not).
+    pub fn is_ts_sorted(&self, fs: &dyn FileSystem) -> bool {
+        *self.ts_sorted.0.get_or_init(|| {
+            SegmentFile::open(fs, &self.path).is_ok_and(|f| {
+                f.schema
+                    .metadata()
+                    .get("quiver.ts_sorted")
+                    .is_some_and(|v| v == "1")
+            })
+        })
+    }
+
     /// Makes the file and its directory entry durable.
     pub fn sync(&self, fs: &dyn FileSystem) -> Result<()> {
         fs.open_append(&self.path)
@@ -250,8 +302,12 @@ pub fn write_segment(
     schema: &SchemaRef,
     first_row_id: u64,
     batches: &[RecordBatch],
-    ts_range: (i64, i64),
+    times: SegmentTimes,
 ) -> Result<Segment> {
+    let SegmentTimes {
+        range: ts_range,
+        sorted: ts_sorted,
+    } = times;
     create_dir_durably(fs, dir)?;
     let row_count: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let name = format!("{first_row_id:020}-{row_count}.arrow");
@@ -269,6 +325,10 @@ pub fn write_segment(
         ("quiver.row_count".to_string(), row_count.to_string()),
         ("quiver.min_ts".to_string(), ts_range.0.to_string()),
         ("quiver.max_ts".to_string(), ts_range.1.to_string()),
+        (
+            "quiver.ts_sorted".to_string(),
+            if ts_sorted { "1" } else { "0" }.to_string(),
+        ),
     ]);
     let full = Arc::new(Schema::new_with_metadata(fields, metadata));
     let file = fs.create(&tmp).map_err(StorageError::io("create", &tmp))?;
@@ -307,6 +367,7 @@ pub fn write_segment(
         row_count,
         min_ts: ts_range.0,
         max_ts: ts_range.1,
+        ts_sorted: TsOrder::known(ts_sorted),
     })
 }
 
@@ -351,11 +412,27 @@ mod tests {
             &schema,
             10,
             &[b1, b2],
-            (5, 9),
+            SegmentTimes {
+                range: (5, 9),
+                sorted: true,
+            },
         )
         .unwrap();
         seg.sync(&fs).unwrap();
         assert_eq!(seg.row_count, 3);
+        // The order is in the file: a segment known only by its manifest
+        // entry reads it from there.
+        let listed = Segment {
+            ts_sorted: Default::default(),
+            ..seg.clone()
+        };
+        assert!(listed.is_ts_sorted(&fs));
+        let missing = Segment {
+            path: dir.path().join("gone.arrow"),
+            ts_sorted: Default::default(),
+            ..seg.clone()
+        };
+        assert!(!missing.is_ts_sorted(&fs));
         let batches: Vec<_> = seg.read(&fs).unwrap().collect::<Result<_>>().unwrap();
         let ids = batches[1]
             .column(0)
@@ -405,7 +482,19 @@ mod tests {
                 .unwrap()
             })
             .collect();
-        let seg = write_segment(&fs, dir.path(), "t", &schema, 0, &batches, (0, 0)).unwrap();
+        let seg = write_segment(
+            &fs,
+            dir.path(),
+            "t",
+            &schema,
+            0,
+            &batches,
+            SegmentTimes {
+                range: (0, 0),
+                sorted: false,
+            },
+        )
+        .unwrap();
         let file_len = std::fs::metadata(&seg.path).unwrap().len() as usize;
         for b in seg.read_columns(&fs, &["v".to_string()]).unwrap() {
             let b = b.unwrap();
@@ -426,7 +515,19 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
         let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
             .unwrap();
-        let seg = write_segment(&fs, dir.path(), "t", &schema, 0, &[b], (0, 0)).unwrap();
+        let seg = write_segment(
+            &fs,
+            dir.path(),
+            "t",
+            &schema,
+            0,
+            &[b],
+            SegmentTimes {
+                range: (0, 0),
+                sorted: false,
+            },
+        )
+        .unwrap();
         let good = std::fs::read(&seg.path).unwrap();
         let read_all = |bytes: &[u8]| {
             std::fs::write(&seg.path, bytes).unwrap();

@@ -537,6 +537,34 @@ impl TableSnapshot {
     }
 
     /// The visible rows `request` asks for, in row-id order, as batches of
+    /// Whether every row of the snapshot, read in row-id order, comes in
+    /// designated-timestamp order: each segment's rows are sorted and
+    /// begin at or after the previous one's end, and so are the memtable
+    /// batches after them. A scan may then promise that order (and a merge
+    /// over it need not sort). Reads each segment file's metadata once.
+    pub fn is_ts_ordered(&self) -> bool {
+        let Some(name) = self
+            .schema
+            .designated_timestamp
+            .and_then(|i| self.schema.columns.get(i))
+            .map(|c| c.stored_name.clone())
+        else {
+            return false;
+        };
+        let mut last: Option<i64> = None;
+        for s in &self.segments {
+            if s.row_count == 0 || s.min_ts > s.max_ts {
+                continue;
+            }
+            if last.is_some_and(|l| s.min_ts < l) || !s.is_ts_sorted(&*self.fs) {
+                return false;
+            }
+            last = Some(s.max_ts);
+        }
+        let batches: Vec<RecordBatch> = self.batches.iter().map(|b| b.batch.clone()).collect();
+        in_timestamp_order(&batches, &name, last).is_some()
+    }
+
     /// [`TableSnapshot::request_schema`]: only the requested columns are
     /// read from segment files, and segments, their blocks and memtable
     /// batches whose designated timestamps all lie outside the requested
@@ -740,6 +768,49 @@ impl ScanRequest {
             Some((lo, hi)) => min <= hi && max >= lo,
         }
     }
+}
+
+/// Whether column `name` of `batches` holds timestamps in non-decreasing
+/// order (no NULLs), each batch after the last and after `after`: the last
+/// value when so, `None` otherwise.
+pub(crate) fn in_timestamp_order(
+    batches: &[RecordBatch],
+    name: &str,
+    after: Option<i64>,
+) -> Option<Option<i64>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    };
+    let mut last = after;
+    for b in batches {
+        let column = b.column_by_name(name)?;
+        if column.null_count() > 0 {
+            return None;
+        }
+        let values: &[i64] = match column.data_type() {
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                column.as_primitive::<TimestampMicrosecondType>().values()
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                column.as_primitive::<TimestampNanosecondType>().values()
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                column.as_primitive::<TimestampMillisecondType>().values()
+            }
+            _ => return None,
+        };
+        if let (Some(prev), Some(first)) = (last, values.first())
+            && *first < prev
+        {
+            return None;
+        }
+        if values.windows(2).any(|w| w[1] < w[0]) {
+            return None;
+        }
+        last = values.last().copied().or(last);
+    }
+    Some(last)
 }
 
 /// Smallest and largest non-NULL raw value of a timestamp column.

@@ -207,6 +207,9 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
             Some(day) => segments_dir.join(day_name(day)),
             None => segments_dir.clone(),
         };
+        let sorted = ts_col
+            .as_ref()
+            .is_some_and(|name| crate::table::in_timestamp_order(&piece, name, None).is_some());
         written.push(Arc::new(write_segment(
             &*shared.fs,
             &dir,
@@ -214,7 +217,7 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
             &sealed_schema,
             next_row_id,
             &piece,
-            range,
+            crate::segment::SegmentTimes { range, sorted },
         )?));
         next_row_id += piece_rows;
     }

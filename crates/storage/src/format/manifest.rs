@@ -109,6 +109,7 @@ impl Manifest {
                 row_count,
                 min_ts: d.i64()?,
                 max_ts: d.i64()?,
+                ts_sorted: Default::default(),
             });
         }
         if next != sealed_row_end {
@@ -157,7 +158,7 @@ mod tests {
                     true => dir.join("segments").join(format!("2026-01-0{}", i + 1)).join(name),
                     false => dir.join("segments").join(name),
                 };
-                let s = Segment { path, first_row_id: next, row_count: *n, min_ts: -(i as i64), max_ts: i as i64 };
+                let s = Segment { path, first_row_id: next, row_count: *n, min_ts: -(i as i64), max_ts: i as i64, ts_sorted: Default::default() };
                 next += n;
                 s
             }).collect();
