@@ -788,6 +788,9 @@ impl QueryEngine {
             dialect::rewrite::order_first_last(q, &|t: &str| {
                 designated.get(&t.to_ascii_lowercase()).cloned()
             })?;
+            if !clauses.joins.is_empty() {
+                dialect::time_joins::using_to_on(q)?;
+            }
         }
         let latest = Self::prepare_latest(&mut statement, &clauses.latest, &designated)?;
         let samples = self

@@ -297,6 +297,74 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
     }
 }
 
+/// QuestDB's `ON (a, b)` shows both sides' key columns in `SELECT *`: each
+/// time join's `USING (a, b)` (from [`extract`]) becomes `ON l.a = r.a AND
+/// l.b = r.b`, `l` naming the first table of the FROM item, `r` the joined
+/// one.
+pub fn using_to_on(query: &mut datafusion::sql::sqlparser::ast::Query) -> Result<(), QueryError> {
+    use datafusion::sql::sqlparser::ast::{
+        BinaryOperator, Expr as SqlExpr, Ident, JoinConstraint, JoinOperator, TableFactor as Factor,
+    };
+    fn name_of(factor: &Factor) -> Option<Ident> {
+        match factor {
+            Factor::Table { alias: Some(a), .. } | Factor::Derived { alias: Some(a), .. } => {
+                Some(a.name.clone())
+            }
+            Factor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).cloned(),
+            _ => None,
+        }
+    }
+    crate::dialect::clause_markers::for_each_select(query, &mut |select| {
+        for item in &mut select.from {
+            let Some(left) = name_of(&item.relation) else {
+                continue;
+            };
+            for join in &mut item.joins {
+                let is_time_join = matches!(&join.relation, Factor::Derived { subquery, .. }
+                    if subquery.to_string().contains(MARKER));
+                let Some(right) = name_of(&join.relation).filter(|_| is_time_join) else {
+                    continue;
+                };
+                let constraint = match &mut join.join_operator {
+                    JoinOperator::Left(c)
+                    | JoinOperator::LeftOuter(c)
+                    | JoinOperator::FullOuter(c) => c,
+                    _ => continue,
+                };
+                let JoinConstraint::Using(columns) = constraint else {
+                    continue;
+                };
+                let mut on: Option<SqlExpr> = None;
+                for column in columns.iter() {
+                    let Some(c) = column.0.last().and_then(|p| p.as_ident()) else {
+                        continue;
+                    };
+                    let equal = SqlExpr::BinaryOp {
+                        left: Box::new(SqlExpr::CompoundIdentifier(vec![left.clone(), c.clone()])),
+                        op: BinaryOperator::Eq,
+                        right: Box::new(SqlExpr::CompoundIdentifier(vec![
+                            right.clone(),
+                            c.clone(),
+                        ])),
+                    };
+                    on = Some(match on {
+                        None => equal,
+                        Some(prev) => SqlExpr::BinaryOp {
+                            left: Box::new(prev),
+                            op: BinaryOperator::And,
+                            right: Box::new(equal),
+                        },
+                    });
+                }
+                if let Some(on) = on {
+                    *constraint = JoinConstraint::On(on);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 /// `<n><unit>` after TOLERANCE: U T s m h d w.
 fn read_tolerance(tokens: &mut Tokens) -> Result<i64, QueryError> {
     let text = match tokens.next() {
