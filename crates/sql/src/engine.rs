@@ -86,6 +86,57 @@ async fn first_timestamp(
     Ok((!values.is_null(0)).then(|| values.value(0).saturating_mul(per_tick)))
 }
 
+/// A result whose columns share a name (`SELECT *` over a join) names the
+/// later ones as QuestDB does: `sym`, `sym1`, `sym2`.
+fn unique_result_names(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    use datafusion::common::Column;
+    use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+    if !matches!(
+        plan,
+        LogicalPlan::Projection(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Extension(_)
+            | LogicalPlan::SubqueryAlias(_)
+    ) {
+        return Ok(plan);
+    }
+    let names: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let taken: std::collections::HashSet<String> =
+        names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    if taken.len() == names.len() {
+        return Ok(plan);
+    }
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let exprs: Vec<Expr> = plan
+        .schema()
+        .iter()
+        .map(|(q, f)| {
+            let column = Expr::Column(Column::new(q.cloned(), f.name()));
+            if used.insert(f.name().to_ascii_lowercase()) {
+                return column;
+            }
+            let mut n = 1;
+            let name = loop {
+                let candidate = format!("{}{n}", f.name());
+                let lower = candidate.to_ascii_lowercase();
+                if !taken.contains(&lower) && used.insert(lower) {
+                    break candidate;
+                }
+                n += 1;
+            };
+            column.alias(name)
+        })
+        .collect();
+    Ok(LogicalPlanBuilder::from(plan).project(exprs)?.build()?)
+}
+
 /// The QuestDB clauses cut out of a statement's text before parsing.
 struct Clauses {
     samples: Vec<SampleByClause>,
@@ -806,6 +857,7 @@ impl QueryEngine {
         if !samples.is_empty() {
             plan = dialect::sample_by::node::wrap_plan(plan, &samples)?;
         }
+        let plan = unique_result_names(plan)?;
         let plan = Self::bind(plan, binds)?;
         let frame = ctx.execute_logical_plan(plan.clone()).await?;
         let stream = frame.execute_stream().await?;

@@ -114,6 +114,11 @@ check("limit=5", (body["dataset"], body["count"]), ([[i] for i in range(1, 6)], 
 check("no designated timestamp", body["timestamp"], -1)
 status, body = exec_json("SELECT i, ts AS t2 FROM h")
 check("designated timestamp under an alias", body["timestamp"], 1)
+# Columns of the same name from a join are told apart as QuestDB does.
+status, body = exec_json("SELECT * FROM h a JOIN h b ON a.i = b.i")
+check("join status", status, 200)
+check("join column names", [c["name"] for c in body.get("columns", [])],
+      names + [n + "1" for n in names])
 # SAMPLE BY's buckets are the result's designated timestamp, as in QuestDB.
 status, body = exec_json("SELECT count(), ts FROM h SAMPLE BY 1d FILL(NULL)")
 check("SAMPLE BY status", status, 200)
