@@ -536,7 +536,6 @@ impl TableSnapshot {
             .count()
     }
 
-    /// The visible rows `request` asks for, in row-id order, as batches of
     /// Whether every row of the snapshot, read in row-id order, comes in
     /// designated-timestamp order: each segment's rows are sorted and
     /// begin at or after the previous one's end, and so are the memtable
@@ -553,10 +552,14 @@ impl TableSnapshot {
         };
         let mut last: Option<i64> = None;
         for s in &self.segments {
-            if s.row_count == 0 || s.min_ts > s.max_ts {
+            if s.row_count == 0 {
                 continue;
             }
-            if last.is_some_and(|l| s.min_ts < l) || !s.is_ts_sorted(&*self.fs) {
+            // Rows without a timestamp (no range) are not in its order.
+            if s.min_ts > s.max_ts
+                || last.is_some_and(|l| s.min_ts < l)
+                || !s.is_ts_sorted(&*self.fs)
+            {
                 return false;
             }
             last = Some(s.max_ts);
@@ -565,6 +568,7 @@ impl TableSnapshot {
         in_timestamp_order(&batches, &name, last).is_some()
     }
 
+    /// The visible rows `request` asks for, in row-id order, as batches of
     /// [`TableSnapshot::request_schema`]: only the requested columns are
     /// read from segment files, and segments, their blocks and memtable
     /// batches whose designated timestamps all lie outside the requested

@@ -393,8 +393,14 @@ impl MergeState {
         for (i, &time) in times.iter().enumerate() {
             self.advance(time).await?;
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
+            // A left row without a time matches nothing.
             let pick = match self.right.newest(key) {
-                Some((t, at)) if self.tolerance.is_none_or(|tol| time - t <= i128::from(tol)) => {
+                Some((t, at))
+                    if time != i128::MIN
+                        && self.tolerance.is_none_or(|tol| {
+                            time.checked_sub(t).is_some_and(|d| d <= i128::from(tol))
+                        }) =>
+                {
                     Some(at)
                 }
                 _ => None,

@@ -288,6 +288,9 @@ pub fn extract(sql: &str) -> Result<Option<(String, Vec<TimeJoinClause>)>, Query
             out.push_str(" ON TRUE");
         }
         out.push_str(&text[copied..]);
+        if kind == TimeJoinKind::Splice && tolerance.is_some() {
+            return Err(invalid("SPLICE JOIN takes no TOLERANCE"));
+        }
         clauses.push(TimeJoinClause { kind, tolerance });
         text = out;
     }
@@ -315,13 +318,19 @@ pub fn using_to_on(query: &mut datafusion::sql::sqlparser::ast::Query) -> Result
         }
     }
     crate::dialect::clause_markers::for_each_select(query, &mut |select| {
+        let mut keys: Vec<String> = Vec::new();
+        let mut qualifier: Option<Ident> = None;
         for item in &mut select.from {
             let Some(left) = name_of(&item.relation) else {
                 continue;
             };
-            for join in &mut item.joins {
-                let is_time_join = matches!(&join.relation, Factor::Derived { subquery, .. }
-                    if subquery.to_string().contains(MARKER));
+            // Only the first join of a FROM item: a later one's key may
+            // belong to a table other than the first (it keeps USING).
+            for join in item.joins.iter_mut().take(1) {
+                let is_time_join = match &join.relation {
+                    Factor::Derived { subquery, .. } => is_marker_subquery(subquery),
+                    _ => false,
+                };
                 let Some(right) = name_of(&join.relation).filter(|_| is_time_join) else {
                     continue;
                 };
@@ -357,12 +366,67 @@ pub fn using_to_on(query: &mut datafusion::sql::sqlparser::ast::Query) -> Result
                     });
                 }
                 if let Some(on) = on {
+                    keys.extend(columns.iter().filter_map(|c| {
+                        c.0.last()
+                            .and_then(|p| p.as_ident())
+                            .map(|i| i.value.clone())
+                    }));
                     *constraint = JoinConstraint::On(on);
+                    qualifier = Some(left.clone());
                 }
+            }
+        }
+        // A bare key name meant the one key column USING made; now both
+        // sides have one, and QuestDB reads it as the left side's.
+        if let Some(left) = qualifier {
+            use datafusion::sql::sqlparser::ast::visit_expressions_mut;
+            use std::ops::ControlFlow;
+            // This SELECT's own clauses, not the subqueries in its FROM.
+            let mut qualify = |e: &mut SqlExpr| {
+                let _ = visit_expressions_mut(e, |e| {
+                    if let SqlExpr::Identifier(i) = e
+                        && keys.iter().any(|k| k.eq_ignore_ascii_case(&i.value))
+                    {
+                        *e = SqlExpr::CompoundIdentifier(vec![left.clone(), i.clone()]);
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+            };
+            for item in &mut select.projection {
+                match item {
+                    datafusion::sql::sqlparser::ast::SelectItem::UnnamedExpr(e)
+                    | datafusion::sql::sqlparser::ast::SelectItem::ExprWithAlias {
+                        expr: e, ..
+                    } => qualify(e),
+                    _ => {}
+                }
+            }
+            if let Some(w) = &mut select.selection {
+                qualify(w);
+            }
+            if let Some(h) = &mut select.having {
+                qualify(h);
+            }
+            if let datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(exprs, _) =
+                &mut select.group_by
+            {
+                exprs.iter_mut().for_each(&mut qualify);
             }
         }
         Ok(())
     })
+}
+
+/// Whether `subquery` is the marker wrapping of a time join's right side:
+/// `SELECT * FROM (...) AS "__quiver_time_join_<n>"`.
+fn is_marker_subquery(subquery: &datafusion::sql::sqlparser::ast::Query) -> bool {
+    use datafusion::sql::sqlparser::ast::{SetExpr, TableFactor as Factor};
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return false;
+    };
+    matches!(select.from.as_slice(), [t] if t.joins.is_empty()
+        && matches!(&t.relation, Factor::Derived { alias: Some(a), .. }
+            if a.name.value.starts_with(MARKER)))
 }
 
 /// `<n><unit>` after TOLERANCE: U T s m h d w.

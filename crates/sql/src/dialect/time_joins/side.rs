@@ -35,6 +35,8 @@ pub(super) struct Side {
     kept_rows: usize,
     /// Per key: its newest row's time and where it is kept.
     newest: HashMap<Box<[u8]>, (i128, usize, usize)>,
+    /// Bytes `newest` is counted as in the pool.
+    map_bytes: usize,
     /// The batch being read: its slot, times, key rows, next row.
     cursor: Option<(usize, Vec<i128>, Option<Rows>, usize)>,
     done: bool,
@@ -58,6 +60,7 @@ impl Side {
             kept: Vec::new(),
             kept_rows: 0,
             newest: HashMap::default(),
+            map_bytes: 0,
             cursor: None,
             done: false,
             reservation,
@@ -144,14 +147,20 @@ impl Side {
         let time = times[*pos];
         let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(*pos).data());
         let seen = with_key(key);
+        *pos += 1;
+        // A row without a time is never in force.
+        if time == i128::MIN {
+            return Ok((at, seen));
+        }
         match self.newest.get_mut(key) {
             Some(e) => *e = (time, at.0, at.1),
             None => {
-                self.reservation.try_grow(key.len() + 64)?;
+                let bytes = key.len() + 64;
+                self.reservation.try_grow(bytes)?;
+                self.map_bytes += bytes;
                 self.newest.insert(key.into(), (time, at.0, at.1));
             }
         }
-        *pos += 1;
         Ok((at, seen))
     }
 
@@ -177,7 +186,14 @@ impl Side {
 
     /// Keeps only the newest rows per key (and the batch being read).
     pub(super) fn compact(&mut self) -> Result<()> {
-        let current = self.cursor.as_ref().map(|c| c.0);
+        // The batch being read stays whole only while rows of it remain;
+        // a finished one is folded in like the rest (else, once an input
+        // ends, its last batch would keep every compaction due).
+        let current = self
+            .cursor
+            .as_ref()
+            .filter(|(_, times, _, pos)| *pos < times.len())
+            .map(|c| c.0);
         let mut picks: Vec<(usize, usize)> = self
             .newest
             .values()
@@ -207,12 +223,21 @@ impl Side {
                 false => (0, place[&(v.1, v.2)]),
             };
         }
-        if let Some(c) = &mut self.cursor {
-            c.0 = current_slot;
+        match current {
+            Some(_) => {
+                if let Some(c) = &mut self.cursor {
+                    c.0 = current_slot;
+                }
+            }
+            None => self.cursor = None,
         }
         self.kept_rows = kept.iter().map(RecordBatch::num_rows).sum();
-        self.reservation
-            .resize(kept.iter().map(RecordBatch::get_array_memory_size).sum());
+        self.reservation.resize(
+            kept.iter()
+                .map(RecordBatch::get_array_memory_size)
+                .sum::<usize>()
+                + self.map_bytes,
+        );
         self.kept = kept;
         Ok(())
     }
@@ -281,4 +306,77 @@ pub(super) async fn splice(
         send(b).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use arrow::row::SortField;
+    use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool};
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+    /// A side over one batch of `rows` rows with keys `i % keys`.
+    fn side(rows: i64, keys: i64) -> (Side, RowConverter) {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % keys))),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(0..rows)),
+            ],
+        )
+        .unwrap();
+        let stream = RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            futures_util::stream::iter(vec![Ok(batch)]),
+        );
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
+        let side = Side::new(
+            Box::pin(stream),
+            1,
+            vec![0],
+            vec![DataType::Int64],
+            MemoryConsumer::new("test").register(&pool),
+        );
+        let converter = RowConverter::new(vec![SortField::new(DataType::Int64)]).unwrap();
+        (side, converter)
+    }
+
+    #[test]
+    fn a_finished_input_compacts_once_to_its_newest_rows() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut side, converter) = side(10_000, 10);
+            while side.peek(Some(&converter)).await.unwrap().is_some() {
+                side.take(|_| ()).unwrap();
+            }
+            assert!(side.exhausted() && side.compaction_due(16));
+            side.compact().unwrap();
+            // The finished batch is folded in: ten rows stay, and no
+            // compaction is due again (it would run for every later row).
+            assert_eq!(side.kept_rows, 10);
+            assert!(!side.compaction_due(16));
+            let three = converter
+                .convert_columns(&[Arc::new(Int64Array::from(vec![3])) as ArrayRef])
+                .unwrap();
+            let (_, at) = side.newest(three.row(0).data()).unwrap();
+            let k = side.columns(&[Some(at)]).unwrap();
+            let ts = k[1]
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap();
+            assert_eq!(ts.value(0), 9_993);
+        });
+    }
 }
