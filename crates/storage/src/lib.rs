@@ -82,4 +82,4 @@ pub use schema::{
 };
 pub use segment::{ROW_ID_COLUMN, Segment};
 pub use symbols::SymbolTable;
-pub use table::{ScanRequest, StoredBatch, Table, TableSnapshot};
+pub use table::{BatchOrder, ScanRequest, StoredBatch, Table, TableSnapshot};

@@ -41,6 +41,27 @@ pub struct StoredBatch {
     pub first_row_id: u64,
     /// The rows (a subset of the table's columns, stored types).
     pub batch: RecordBatch,
+    /// Whether its designated timestamps are in order, and their first and
+    /// last: worked out once, the first time a scan asks (shared by the
+    /// snapshots holding the batch).
+    pub ts_order: Arc<std::sync::OnceLock<BatchOrder>>,
+}
+
+/// The designated timestamps of a memtable batch: in order from `first` to
+/// `last`, in order but none (empty), or out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOrder {
+    /// Non-decreasing, without NULLs.
+    Sorted {
+        /// First value.
+        first: i64,
+        /// Last value.
+        last: i64,
+    },
+    /// No rows.
+    Empty,
+    /// Out of order, NULLs, or no timestamp column.
+    Unsorted,
 }
 
 /// A table.
@@ -564,8 +585,33 @@ impl TableSnapshot {
             }
             last = Some(s.max_ts);
         }
-        let batches: Vec<RecordBatch> = self.batches.iter().map(|b| b.batch.clone()).collect();
-        in_timestamp_order(&batches, &name, last).is_some()
+        for b in &self.batches {
+            let order = *b.ts_order.get_or_init(|| {
+                match in_timestamp_order(std::slice::from_ref(&b.batch), &name, None) {
+                    None => BatchOrder::Unsorted,
+                    Some(None) => BatchOrder::Empty,
+                    Some(Some(last)) => {
+                        let first = b
+                            .batch
+                            .column_by_name(&name)
+                            .and_then(|c| timestamp_range(c))
+                            .map_or(last, |r| r.0);
+                        BatchOrder::Sorted { first, last }
+                    }
+                }
+            });
+            match order {
+                BatchOrder::Unsorted => return false,
+                BatchOrder::Empty => {}
+                BatchOrder::Sorted { first, last: l } => {
+                    if last.is_some_and(|prev| first < prev) {
+                        return false;
+                    }
+                    last = Some(l);
+                }
+            }
+        }
+        true
     }
 
     /// The visible rows `request` asks for, in row-id order, as batches of

@@ -849,6 +849,7 @@ impl Committer {
                             lsn,
                             first_row_id: p.first_row_id,
                             batch: p.batch,
+                            ts_order: Default::default(),
                         });
                         shared.unsealed_bytes.fetch_add(bytes, Ordering::AcqRel);
                         {

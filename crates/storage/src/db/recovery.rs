@@ -389,6 +389,7 @@ impl Replayer<'_> {
             lsn: record.lsn,
             first_row_id: first,
             batch,
+            ts_order: Default::default(),
         });
         Ok(())
     }
