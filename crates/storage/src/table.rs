@@ -594,7 +594,7 @@ impl TableSnapshot {
                         let first = b
                             .batch
                             .column_by_name(&name)
-                            .and_then(|c| timestamp_range(c))
+                            .and_then(timestamp_range)
                             .map_or(last, |r| r.0);
                         BatchOrder::Sorted { first, last }
                     }
