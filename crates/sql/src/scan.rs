@@ -130,18 +130,16 @@ impl SnapshotScanExec {
                 });
         let equivalences = match ts_index {
             Some(i) if snapshot.is_ts_ordered() => {
-                // There are no NULLs (checked), so either NULL placement holds.
-                let ascending = |nulls_first| PhysicalSortExpr {
+                // Ascending, NULLs last (there are none): what ORDER BY ts
+                // and the time joins ask for.
+                let ordering = PhysicalSortExpr {
                     expr: Arc::new(Column::new(schema.field(i).name(), i)),
                     options: arrow::compute::SortOptions {
                         descending: false,
-                        nulls_first,
+                        nulls_first: false,
                     },
                 };
-                EquivalenceProperties::new_with_orderings(
-                    Arc::clone(&schema),
-                    [[ascending(true)], [ascending(false)]],
-                )
+                EquivalenceProperties::new_with_orderings(Arc::clone(&schema), [[ordering]])
             }
             _ => EquivalenceProperties::new(Arc::clone(&schema)),
         };

@@ -399,6 +399,11 @@ fn scans_in_timestamp_order_spare_time_joins_a_sort() {
         let plan = plan_text(rows(&engine, &format!("EXPLAIN {joined}")).await);
         assert!(plan.contains("TimeJoinExec"), "{plan}");
         assert!(!plan.contains("SortExec"), "{plan}");
+        // ORDER BY the timestamp needs no sort either.
+        let ordered = "SELECT v FROM t ORDER BY timestamp LIMIT 3";
+        let plan = plan_text(rows(&engine, &format!("EXPLAIN {ordered}")).await);
+        assert!(!plan.contains("SortExec"), "{plan}");
+        assert_eq!(longs(&rows(&engine, ordered).await, 0), vec![0, 1, 2]);
         let got = rows(&engine, joined).await;
         assert_eq!(longs(&got, 0), vec![250]);
         assert_eq!(longs(&got, 1), vec![(0..250).sum::<i64>()]);
@@ -412,5 +417,13 @@ fn scans_in_timestamp_order_spare_time_joins_a_sort() {
         assert!(plan.contains("SortExec"), "{plan}");
         let got = rows(&engine, joined).await;
         assert_eq!(longs(&got, 0), vec![251]);
+        // ORDER BY sorts again, and puts the late row in its place.
+        let ordered = "SELECT v FROM t ORDER BY timestamp LIMIT 7";
+        let plan = plan_text(rows(&engine, &format!("EXPLAIN {ordered}")).await);
+        assert!(plan.contains("SortExec"), "{plan}");
+        assert_eq!(
+            longs(&rows(&engine, ordered).await, 0),
+            vec![0, 1, 2, 3, 4, 5, 5]
+        );
     });
 }

@@ -151,7 +151,12 @@ impl DisplayAs for TimeJoinExec {
 fn ascending(schema: &SchemaRef, i: usize) -> Option<OrderingRequirements> {
     let requirement = LexRequirement::new([PhysicalSortRequirement {
         expr: Arc::new(Column::new(schema.field(i).name(), i)),
-        options: Some(SortOptions::default()),
+        // Ascending, NULLs (never in force) last: as a scan in timestamp
+        // order declares it and ORDER BY ts sorts.
+        options: Some(SortOptions {
+            descending: false,
+            nulls_first: false,
+        }),
     }])?;
     Some(OrderingRequirements::new(requirement))
 }
