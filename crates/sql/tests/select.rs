@@ -404,6 +404,11 @@ fn scans_in_timestamp_order_spare_time_joins_a_sort() {
         let plan = plan_text(rows(&engine, &format!("EXPLAIN {ordered}")).await);
         assert!(!plan.contains("SortExec"), "{plan}");
         assert_eq!(longs(&rows(&engine, ordered).await, 0), vec![0, 1, 2]);
+        // SAMPLE BY groups as the rows stream (buckets follow the order).
+        let sampled = "SELECT timestamp, count() FROM t SAMPLE BY 100T";
+        let plan = plan_text(rows(&engine, &format!("EXPLAIN {sampled}")).await);
+        assert!(plan.contains("ordering_mode=Sorted"), "{plan}");
+        assert_eq!(longs(&rows(&engine, sampled).await, 1), vec![100, 100, 50]);
         let got = rows(&engine, joined).await;
         assert_eq!(longs(&got, 0), vec![250]);
         assert_eq!(longs(&got, 1), vec![(0..250).sum::<i64>()]);

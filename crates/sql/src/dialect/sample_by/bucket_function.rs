@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
+use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
@@ -53,6 +54,19 @@ impl ScalarUDFImpl for SampleBucket {
             [other] => plan_err!("SAMPLE BY needs a timestamp column, got {other}"),
             _ => plan_err!("the bucket function takes one timestamp"),
         }
+    }
+
+    /// A bucket never decreases as its timestamp grows: rows in timestamp
+    /// order are in bucket order, so the aggregate over a scan in that
+    /// order can group as it streams.
+    fn output_ordering(&self, inputs: &[ExprProperties]) -> Result<SortProperties> {
+        Ok(inputs
+            .first()
+            .map_or(SortProperties::Singleton, |p| p.sort_properties))
+    }
+
+    fn preserves_lex_ordering(&self, _inputs: &[ExprProperties]) -> Result<bool> {
+        Ok(true)
     }
 
     /// The bucket keeps the timestamp's metadata: a designated timestamp
