@@ -148,13 +148,14 @@ fn main() {
             path: table_dir.join("segments/2026-01-01/00000000000000000000-5.arrow"),
             first_row_id: 0,
             row_count: 5,
+            live_rows: 5,
             min_ts: 1,
             max_ts: 9,
             ts_sorted: Default::default(),
         }],
         symbols: vec![("sym".into(), vec!["a".into(), "b".into()])],
     };
-    let mut seed = vec![1u8];
+    let mut seed = vec![3u8];
     seed.extend(&manifest.encode(table_dir).unwrap()[9..]);
     write(dir, "files", "manifest", &seed);
 

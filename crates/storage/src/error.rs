@@ -114,6 +114,15 @@ pub enum StorageError {
         /// Why.
         reason: String,
     },
+    /// A request the table cannot carry out (dropping rows by time from a
+    /// table without a designated timestamp, empty time ranges, ...).
+    #[error("{reason} [table={table}]")]
+    InvalidRequest {
+        /// Table.
+        table: String,
+        /// Why.
+        reason: String,
+    },
     /// An earlier I/O failure left the database unusable until restart.
     #[error("the database stopped after an earlier write failure: {0}")]
     Poisoned(String),
@@ -141,6 +150,7 @@ impl StorageError {
                 | StorageError::TooManyColumns { .. }
                 | StorageError::TableNotFound { .. }
                 | StorageError::InvalidBatch { .. }
+                | StorageError::InvalidRequest { .. }
         )
     }
 

@@ -112,14 +112,16 @@ pub fn rows(data: &[u8]) {
     }
 }
 
-/// Catalog (first byte even) or manifest (odd), with the checksum fixed.
+/// Catalog (first byte even) or manifest (odd: version 2 when the byte is
+/// 1 mod 4, else 3), with the checksum fixed.
 pub fn files(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    let (magic, version) = match which % 2 {
-        0 => (*b"QCAT", 2),
-        _ => (*b"QMAN", 2),
+    let (magic, version) = match which % 4 {
+        0 | 2 => (*b"QCAT", 2),
+        1 => (*b"QMAN", 2),
+        _ => (*b"QMAN", 3),
     };
     let mut bytes = magic.to_vec();
     bytes.extend_from_slice(&[0; 4]);

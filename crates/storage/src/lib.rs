@@ -73,7 +73,8 @@ pub mod table;
 pub mod wal;
 
 pub use db::{
-    CommitReceipt, Committed, Database, Options, TableInfo, Transaction, UncommittedReservation,
+    CommitReceipt, Committed, Database, DroppedRows, Options, TableInfo, Transaction,
+    UncommittedReservation,
 };
 pub use error::{Result, StorageError};
 pub use schema::{

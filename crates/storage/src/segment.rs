@@ -17,7 +17,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
 use arrow::buffer::Buffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::reader::{FileDecoder, read_footer_length};
@@ -39,8 +39,13 @@ pub struct Segment {
     pub path: PathBuf,
     /// First row id it holds.
     pub first_row_id: u64,
-    /// Rows it holds (row ids `first_row_id .. first_row_id + row_count`).
+    /// The row ids it spans (`first_row_id .. first_row_id + row_count`).
     pub row_count: u64,
+    /// Rows of that span its file still holds: `row_count` until DROP
+    /// PARTITION removes some ([`Segment::without_rows_in`]), 0 when it
+    /// removed all (the file is gone, the span stays so row ids stay
+    /// dense).
+    pub live_rows: u64,
     /// Smallest designated timestamp (raw value), or `i64::MAX` if none.
     pub min_ts: i64,
     /// Largest designated timestamp (raw value), or `i64::MIN` if none.
@@ -84,6 +89,11 @@ impl PartialEq for TsOrder {
 impl Eq for TsOrder {}
 
 impl Segment {
+    /// Whether the segment has a file (some of its rows survive).
+    pub fn has_rows(&self) -> bool {
+        self.live_rows > 0
+    }
+
     /// Whether the segment's rows are in designated-timestamp order (a file
     /// written before this was recorded, or one that cannot be read, counts
     /// as not).
@@ -138,6 +148,123 @@ impl Segment {
             indices.push(0);
         }
         Ok(file.batches(Some(indices)))
+    }
+}
+
+/// What removing rows by time did to a segment ([`Segment::without_rows_in`]).
+#[derive(Debug)]
+pub(crate) enum SegmentCut {
+    /// None of its rows were in the ranges.
+    Untouched,
+    /// All of its rows were: no file replaces it.
+    Emptied,
+    /// Some were: a new file holds the rest (not yet durable).
+    Rewritten(Segment),
+}
+
+/// Whether raw timestamp `v` lies in one of `ranges` (half-open).
+fn in_ranges(ranges: &[(i64, i64)], v: i64) -> bool {
+    ranges.iter().any(|&(lo, hi)| lo <= v && v < hi)
+}
+
+/// Which rows of a segment block to keep: those whose timestamp (column
+/// `ts`) is NULL or outside `ranges`. `None` when the column is not a
+/// timestamp.
+fn rows_outside(batch: &RecordBatch, ts: usize, ranges: &[(i64, i64)]) -> Option<BooleanArray> {
+    let (values, nulls) = crate::table::timestamp_values(batch.column(ts))?;
+    Some(
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| nulls.is_some_and(|n| n.is_null(i)) || !in_ranges(ranges, v))
+            .map(Some)
+            .collect(),
+    )
+}
+
+impl Segment {
+    /// The segment without its rows whose designated timestamp (stored
+    /// column `ts_column`) lies in one of `ranges` (half-open, raw values):
+    /// [`SegmentCut::Rewritten`] writes a new file
+    /// (`<first row id>-<span>-<live rows>.arrow`) with the other rows,
+    /// their row ids unchanged, and the same row-id span. Returns how many
+    /// rows go too. The old file is left for the caller to remove once a
+    /// manifest no longer lists it.
+    pub(crate) fn without_rows_in(
+        &self,
+        fs: &dyn FileSystem,
+        table: &str,
+        ts_column: &str,
+        ranges: &[(i64, i64)],
+    ) -> Result<(u64, SegmentCut)> {
+        if !self.has_rows() {
+            return Ok((0, SegmentCut::Untouched));
+        }
+        let file = SegmentFile::open(fs, &self.path)?;
+        let Some(ts) = file
+            .schema
+            .fields()
+            .iter()
+            .position(|f| f.name().eq_ignore_ascii_case(ts_column))
+        else {
+            return Ok((0, SegmentCut::Untouched));
+        };
+        // First only the timestamps: most segments go whole or stay whole.
+        let mut removed = 0u64;
+        let mut range = (i64::MAX, i64::MIN);
+        for b in file.batches(Some(vec![ts])) {
+            let b = b?;
+            let keep = rows_outside(&b, 0, ranges).ok_or_else(|| StorageError::Corrupt {
+                path: self.path.clone(),
+                offset: 0,
+                reason: "the designated timestamp column is not a timestamp",
+            })?;
+            removed += (keep.len() - keep.true_count()) as u64;
+            let kept = arrow::compute::filter(b.column(0), &keep)?;
+            if let Some((lo, hi)) = crate::table::timestamp_range(&kept) {
+                range = (range.0.min(lo), range.1.max(hi));
+            }
+        }
+        if removed == 0 {
+            return Ok((0, SegmentCut::Untouched));
+        }
+        if removed >= self.live_rows {
+            return Ok((self.live_rows, SegmentCut::Emptied));
+        }
+        let live_rows = self.live_rows - removed;
+        let file = SegmentFile::open(fs, &self.path)?;
+        let fields: Vec<Arc<Field>> = file.schema.fields().iter().skip(1).cloned().collect();
+        // One block at a time: memory stays at a block, not the segment.
+        let kept = file.batches(None).map(move |b| {
+            let b = b?;
+            let keep = rows_outside(&b, ts, ranges).unwrap_or_else(|| {
+                BooleanArray::from(vec![true; b.num_rows()])
+            });
+            Ok(arrow::compute::filter_record_batch(&b, &keep)?
+                .columns()
+                .to_vec())
+        });
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let name = format!(
+            "{:020}-{}-{live_rows}.arrow",
+            self.first_row_id, self.row_count
+        );
+        let spec = SegmentFileSpec {
+            dir,
+            name: &name,
+            table,
+            fields,
+            first_row_id: self.first_row_id,
+            row_count: self.row_count,
+            live_rows,
+            // Rows left out of sorted rows are still sorted.
+            times: SegmentTimes {
+                range,
+                sorted: self.is_ts_sorted(fs),
+            },
+        };
+        let segment = write_segment_file(fs, spec, kept)?;
+        Ok((removed, SegmentCut::Rewritten(segment)))
     }
 }
 
@@ -304,17 +431,66 @@ pub fn write_segment(
     batches: &[RecordBatch],
     times: SegmentTimes,
 ) -> Result<Segment> {
-    let SegmentTimes {
-        range: ts_range,
-        sorted: ts_sorted,
-    } = times;
-    create_dir_durably(fs, dir)?;
     let row_count: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let mut next = first_row_id;
+    let with_ids = batches.iter().map(|b| {
+        let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+            next..next + b.num_rows() as u64,
+        ));
+        next += b.num_rows() as u64;
+        let mut columns = vec![ids];
+        columns.extend(b.columns().iter().cloned());
+        Ok(columns)
+    });
     let name = format!("{first_row_id:020}-{row_count}.arrow");
-    let path = dir.join(&name);
+    let file = SegmentFileSpec {
+        dir,
+        name: &name,
+        table,
+        fields: schema.fields().iter().cloned().collect(),
+        first_row_id,
+        row_count,
+        live_rows: row_count,
+        times,
+    };
+    write_segment_file(fs, file, with_ids)
+}
+
+/// What [`write_segment_file`] writes: where, and the metadata.
+struct SegmentFileSpec<'a> {
+    dir: &'a Path,
+    name: &'a str,
+    table: &'a str,
+    /// The columns after the row ids.
+    fields: Vec<Arc<Field>>,
+    first_row_id: u64,
+    row_count: u64,
+    live_rows: u64,
+    times: SegmentTimes,
+}
+
+/// Writes a segment file from batches' columns (row ids first) through a
+/// temp file and a rename. Not yet durable.
+fn write_segment_file(
+    fs: &dyn FileSystem,
+    spec: SegmentFileSpec<'_>,
+    batches: impl Iterator<Item = Result<Vec<ArrayRef>>>,
+) -> Result<Segment> {
+    let SegmentFileSpec {
+        dir,
+        name,
+        table,
+        fields: columns,
+        first_row_id,
+        row_count,
+        live_rows,
+        times,
+    } = spec;
+    create_dir_durably(fs, dir)?;
+    let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut fields = vec![Arc::new(Field::new(ROW_ID_COLUMN, DataType::UInt64, false))];
-    fields.extend(schema.fields().iter().cloned());
+    fields.extend(columns);
     let metadata = HashMap::from([
         (
             "quiver.segment.version".to_string(),
@@ -323,11 +499,12 @@ pub fn write_segment(
         ("quiver.table".to_string(), table.to_string()),
         ("quiver.first_row_id".to_string(), first_row_id.to_string()),
         ("quiver.row_count".to_string(), row_count.to_string()),
-        ("quiver.min_ts".to_string(), ts_range.0.to_string()),
-        ("quiver.max_ts".to_string(), ts_range.1.to_string()),
+        ("quiver.live_rows".to_string(), live_rows.to_string()),
+        ("quiver.min_ts".to_string(), times.range.0.to_string()),
+        ("quiver.max_ts".to_string(), times.range.1.to_string()),
         (
             "quiver.ts_sorted".to_string(),
-            if ts_sorted { "1" } else { "0" }.to_string(),
+            if times.sorted { "1" } else { "0" }.to_string(),
         ),
     ]);
     let full = Arc::new(Schema::new_with_metadata(fields, metadata));
@@ -341,14 +518,8 @@ pub fn write_segment(
     let mut writer =
         FileWriter::try_new(BufWriter::with_capacity(1 << 20, io::Writer(&*file)), &full)
             .map_err(failed)?;
-    let mut next = first_row_id;
-    for b in batches {
-        let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
-            next..next + b.num_rows() as u64,
-        ));
-        next += b.num_rows() as u64;
-        let mut columns = vec![ids];
-        columns.extend(b.columns().iter().cloned());
+    for columns in batches {
+        let columns = columns?;
         writer
             .write(&RecordBatch::try_new(full.clone(), columns)?)
             .map_err(failed)?;
@@ -365,9 +536,10 @@ pub fn write_segment(
         path,
         first_row_id,
         row_count,
-        min_ts: ts_range.0,
-        max_ts: ts_range.1,
-        ts_sorted: TsOrder::known(ts_sorted),
+        live_rows,
+        min_ts: times.range.0,
+        max_ts: times.range.1,
+        ts_sorted: TsOrder::known(times.sorted),
     })
 }
 

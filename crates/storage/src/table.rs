@@ -254,6 +254,23 @@ impl TableState {
     pub(crate) fn segments(&self) -> &[Arc<Segment>] {
         &self.segments
     }
+
+    /// Puts `replacements` in place of the segments spanning the same row
+    /// ids (DROP PARTITION; spans never change, invariant 1 holds).
+    /// Returns the segments replaced.
+    pub(crate) fn replace_segments(&mut self, replacements: Vec<Arc<Segment>>) -> Vec<Arc<Segment>> {
+        let mut replaced = Vec::with_capacity(replacements.len());
+        for new in replacements {
+            let found = self
+                .segments
+                .binary_search_by_key(&new.first_row_id, |s| s.first_row_id);
+            if let Ok(i) = found {
+                debug_assert_eq!(self.segments[i].row_count, new.row_count, "invariant 1");
+                replaced.push(std::mem::replace(&mut self.segments[i], new));
+            }
+        }
+        replaced
+    }
 }
 
 fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -438,7 +455,7 @@ impl Table {
             .cloned()
             .collect();
         let segments = state.segments.clone();
-        let row_count = state.sealed_row_end
+        let row_count = segments.iter().map(|s| s.live_rows).sum::<u64>()
             + batches
                 .iter()
                 .map(|b| b.batch.num_rows() as u64)
@@ -511,6 +528,7 @@ impl TableSnapshot {
         let from_segments = self
             .segments
             .iter()
+            .filter(|s| s.has_rows())
             .flat_map(move |seg| match seg.read(&*self.fs) {
                 Ok(batches) => Box::new(batches) as Box<dyn Iterator<Item = Result<RecordBatch>>>,
                 Err(e) => Box::new(std::iter::once(Err(e))),
@@ -553,7 +571,7 @@ impl TableSnapshot {
     pub fn segments_for(&self, request: &ScanRequest) -> usize {
         self.segments
             .iter()
-            .filter(|s| request.may_hold(s.min_ts, s.max_ts))
+            .filter(|s| s.has_rows() && request.may_hold(s.min_ts, s.max_ts))
             .count()
     }
 
@@ -573,7 +591,7 @@ impl TableSnapshot {
         };
         let mut last: Option<i64> = None;
         for s in &self.segments {
-            if s.row_count == 0 {
+            if !s.has_rows() {
                 continue;
             }
             // Rows without a timestamp (no range) are not in its order.
@@ -665,7 +683,7 @@ impl TableSnapshot {
         let from_segments = self
             .segments
             .iter()
-            .filter(move |s| request.may_hold(s.min_ts, s.max_ts))
+            .filter(move |s| s.has_rows() && request.may_hold(s.min_ts, s.max_ts))
             .flat_map(move |seg| match seg.read_columns(&*self.fs, &names) {
                 Ok(batches) => Box::new(batches) as Box<dyn Iterator<Item = Result<RecordBatch>>>,
                 Err(e) => Box::new(std::iter::once(Err(e))),
@@ -864,12 +882,16 @@ pub(crate) fn in_timestamp_order(
 }
 
 /// Smallest and largest non-NULL raw value of a timestamp column.
-pub(crate) fn timestamp_range(column: &ArrayRef) -> Option<(i64, i64)> {
+/// The raw values and validity of a timestamp column (`None` when it is
+/// not one).
+pub(crate) fn timestamp_values(
+    column: &ArrayRef,
+) -> Option<(&[i64], Option<&arrow::buffer::NullBuffer>)> {
     use arrow::array::AsArray;
     use arrow::datatypes::{
         TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     };
-    let (values, nulls) = match column.data_type() {
+    Some(match column.data_type() {
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             let a = column.as_primitive::<TimestampMicrosecondType>();
             (a.values(), a.nulls())
@@ -883,7 +905,11 @@ pub(crate) fn timestamp_range(column: &ArrayRef) -> Option<(i64, i64)> {
             (a.values(), a.nulls())
         }
         _ => return None,
-    };
+    })
+}
+
+pub(crate) fn timestamp_range(column: &ArrayRef) -> Option<(i64, i64)> {
+    let (values, nulls) = timestamp_values(column)?;
     let fold = |(lo, hi): (i64, i64), v: i64| (lo.min(v), hi.max(v));
     let start = (i64::MAX, i64::MIN);
     // A branch-free fold over the values (arrow's min/max kernels branch per

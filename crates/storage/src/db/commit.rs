@@ -36,7 +36,7 @@ use crate::wal::{Chunk, RecordToWrite};
 pub(super) struct Committer {
     shared: Arc<Shared>,
     wal: WalWriter,
-    seal_tx: Sender<Arc<Table>>,
+    seal_tx: Sender<super::sealing::SealerJob>,
     /// Staged parts whose record could not be framed: a commit naming one
     /// fails.
     failed_parts: HashSet<u64>,
@@ -190,7 +190,7 @@ fn fail_request(request: Request, err: &StorageError) {
 }
 
 impl Committer {
-    pub(super) fn new(shared: Arc<Shared>, wal: WalWriter, seal_tx: Sender<Arc<Table>>) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, wal: WalWriter, seal_tx: Sender<super::sealing::SealerJob>) -> Self {
         Committer {
             shared,
             wal,
@@ -920,7 +920,7 @@ impl Committer {
                         || s.memtable_bytes() >= options.seal_bytes)
             };
             if due {
-                let _ = self.seal_tx.send(t);
+                let _ = self.seal_tx.send(super::sealing::SealerJob::Seal(t));
             }
         }
     }

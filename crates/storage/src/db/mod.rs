@@ -64,7 +64,10 @@ mod sealing;
 mod wal_files;
 
 use durability::Durability;
-use sealing::{SEALS_AWAITING_SYNC, SealedRows, force_seal_biggest, seal_syncer_loop, sealer_loop};
+use sealing::{
+    DropRows, SEALS_AWAITING_SYNC, SealerJob, SyncJob, force_seal_biggest, seal_syncer_loop,
+    sealer_loop,
+};
 use wal_files::WalFiles;
 
 use crate::error::{Result, StorageError};
@@ -352,6 +355,9 @@ struct Shared {
     /// checkpoint waits until the WAL is durable through it, so it never
     /// holds DDL a power cut could take from the log.
     last_ddl_lsn: AtomicU64,
+    /// Segments a drop of rows replaced, whose files go once no snapshot
+    /// holds them (`sealing::remove_retired_segments`).
+    retired_segments: Mutex<Vec<Arc<crate::segment::Segment>>>,
 }
 
 impl Shared {
@@ -492,7 +498,23 @@ pub struct Database {
     syncer: Mutex<Option<JoinHandle<()>>>,
     sealer: Mutex<Option<JoinHandle<()>>>,
     seal_syncer: Mutex<Option<JoinHandle<()>>>,
+    /// Hands the sealer drops of rows (closed first by [`Database::close`]).
+    sealer_jobs: Mutex<Option<Sender<SealerJob>>>,
 }
+
+/// What [`Database::drop_rows_in`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DroppedRows {
+    /// Rows removed.
+    pub rows: u64,
+    /// Segments whose every row went (their files are deleted).
+    pub segments_removed: usize,
+    /// Segments rewritten without some of their rows.
+    pub segments_rewritten: usize,
+}
+
+/// At most this many time ranges in one [`Database::drop_rows_in`].
+pub const MAX_DROP_RANGES: usize = 100_000;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -541,14 +563,14 @@ impl Database {
             lock(&shared.wal_files).roll(wal.current_path().to_path_buf(), end.next_lsn);
         }
         let shared = Arc::new(shared);
-        let (seal_tx, seal_rx) = mpsc::channel::<Arc<Table>>();
+        let (seal_tx, seal_rx) = mpsc::channel::<SealerJob>();
         if shared.over_memory_limit() {
             // The replayed WAL alone is over the limit: seal before ingest
             // waits on it.
             let mut all = Vec::new();
             force_seal_biggest(&shared, &mut all);
             for (t, _) in all {
-                let _ = seal_tx.send(t);
+                let _ = seal_tx.send(SealerJob::Seal(t));
             }
         }
         let (tx, rx) = mpsc::channel::<Request>();
@@ -559,13 +581,14 @@ impl Database {
                 shared.durability.run(|e| shared.poison(e));
             })?
         };
+        let sealer_jobs = Mutex::new(Some(seal_tx.clone()));
         let committer = {
             let shared = shared.clone();
             spawn("quiver-committer", move || {
                 commit::Committer::new(shared, wal, seal_tx).run(rx)
             })?
         };
-        let (sealed_tx, sealed_rx) = mpsc::sync_channel::<SealedRows>(SEALS_AWAITING_SYNC);
+        let (sealed_tx, sealed_rx) = mpsc::sync_channel::<SyncJob>(SEALS_AWAITING_SYNC);
         let seal_syncer = {
             let shared = shared.clone();
             spawn("quiver-seal-syncer", move || {
@@ -585,6 +608,7 @@ impl Database {
             syncer: Mutex::new(Some(syncer)),
             sealer: Mutex::new(Some(sealer)),
             seal_syncer: Mutex::new(Some(seal_syncer)),
+            sealer_jobs,
         });
         tracing::info!(
             dir = %dir.display(),
@@ -603,6 +627,7 @@ impl Database {
             syncer: Mutex::new(None),
             sealer: Mutex::new(None),
             seal_syncer: Mutex::new(None),
+            sealer_jobs: Mutex::new(None),
         })
     }
 
@@ -654,7 +679,7 @@ impl Database {
                 TableInfo {
                     schema: t.schema(),
                     row_count: snap.row_count(),
-                    segments: snap.segments().len(),
+                    segments: snap.segments().iter().filter(|s| s.has_rows()).count(),
                 }
             })
             .collect();
@@ -943,6 +968,65 @@ impl Database {
         }
     }
 
+    /// Removes `table`'s rows whose designated timestamp lies in one of
+    /// `ranges` (half-open, raw values in the column's unit): QuestDB's
+    /// DROP PARTITION and TTL. Every row committed before the call is
+    /// sealed first, so the drop reaches all of them; rows committed while
+    /// it runs may stay. The row ids of removed rows are never reused.
+    /// Crash-safe: one manifest switches from the old segments to what is
+    /// left, and files no manifest lists are removed at the next open.
+    /// Files go once no query reads them. Refused for a table without a
+    /// designated timestamp, an empty range or more than
+    /// [`MAX_DROP_RANGES`] ranges.
+    pub fn drop_rows_in(
+        &self,
+        table: Arc<Table>,
+        ranges: Vec<(i64, i64)>,
+    ) -> oneshot::Receiver<Result<DroppedRows>> {
+        let (reply, rx) = oneshot::channel();
+        let name = table.schema().name.clone();
+        let invalid = |reason: String| StorageError::InvalidRequest {
+            table: name.clone(),
+            reason,
+        };
+        let checked = if table.schema().designated_timestamp.is_none() {
+            Err(invalid("the table has no designated timestamp".into()))
+        } else if ranges.len() > MAX_DROP_RANGES {
+            Err(invalid(format!(
+                "{} time ranges to drop, more than {MAX_DROP_RANGES}",
+                ranges.len()
+            )))
+        } else if let Some((lo, hi)) = ranges.iter().find(|(lo, hi)| lo >= hi) {
+            Err(invalid(format!("an empty time range to drop: {lo} .. {hi}")))
+        } else {
+            self.shared.check_healthy()
+        };
+        if let Err(e) = checked {
+            let _ = reply.send(Err(e));
+            return rx;
+        }
+        let job = SealerJob::DropRows(DropRows {
+            table,
+            ranges: merge_ranges(ranges),
+            reply,
+        });
+        let unsent = match lock(&self.sealer_jobs).as_ref() {
+            Some(tx) => tx.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        if let Some(SealerJob::DropRows(job)) = unsent {
+            let _ = job.reply.send(Err(StorageError::Closed));
+        }
+        rx
+    }
+
+    /// Deletes the files of segments a drop replaced that no query reads
+    /// any more (done after every drop and seal; call it to return the
+    /// space sooner after queries that ran during a drop end).
+    pub fn remove_unused_segment_files(&self) {
+        sealing::remove_retired_segments(&self.shared);
+    }
+
     /// Waits until everything committed so far is fsync'd.
     pub fn sync(&self) -> oneshot::Receiver<Result<()>> {
         let (reply, rx) = oneshot::channel();
@@ -961,6 +1045,8 @@ impl Database {
         self.shared.closing.store(true, Ordering::Release);
         let sender = lock(&self.requests).take();
         drop(sender);
+        let sealer_jobs = lock(&self.sealer_jobs).take();
+        drop(sealer_jobs);
         for handle in [&self.committer, &self.sealer, &self.seal_syncer] {
             if let Some(h) = lock(handle).take()
                 && h.join().is_err()
@@ -979,6 +1065,19 @@ impl Database {
     pub fn dir(&self) -> &Path {
         &self.shared.dir
     }
+}
+
+/// `ranges` sorted, with overlapping and touching ones joined.
+fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
 }
 
 impl Drop for Database {

@@ -129,6 +129,7 @@ impl Database {
             durability: Durability::new(scan.end.next_lsn.saturating_sub(1)),
             closing: AtomicBool::new(false),
             last_ddl_lsn: AtomicU64::new(0),
+            retired_segments: Mutex::new(Vec::new()),
         };
         if !options.read_only {
             remove_dropped_tables(&shared, lsn_floor)?;
@@ -569,10 +570,18 @@ pub(super) fn remove_orphan_segments(
         }
     }
     for path in files {
-        if !manifest.segments.iter().any(|s| s.path == path) {
+        // A segment without live rows has no file (a drop removed it).
+        if !manifest
+            .segments
+            .iter()
+            .any(|s| s.has_rows() && s.path == path)
+        {
             tracing::info!(path = %path.display(), "removing a segment no manifest lists");
             fs.remove_file(&path)
                 .map_err(StorageError::io("remove", &path))?;
+            if let Some(dir) = path.parent() {
+                super::sealing::remove_dir_if_empty(fs, dir);
+            }
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use super::recovery::store_durable_catalog;
 use super::*;
 use crate::format::manifest::{MANIFEST_FILE, Manifest};
 use crate::schema::PartitionBy;
-use crate::segment::{Segment, write_durably, write_segment};
+use crate::segment::{Segment, SegmentCut, write_durably, write_segment};
 
 /// Marks for sealing, whatever their size, the tables holding the most
 /// unsealed bytes, largest first, until sealing them would bring memory
@@ -51,31 +51,54 @@ pub(super) fn force_seal_biggest(shared: &Shared, touched: &mut Vec<(Arc<Table>,
 /// waiting on.
 pub(super) const SEAL_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Work for the sealer thread.
+pub(super) enum SealerJob {
+    /// Seal the table's oldest visible rows.
+    Seal(Arc<Table>),
+    /// Seal all of the table's visible rows, then hand the drop to the
+    /// seal syncer (after those rows' seal).
+    DropRows(DropRows),
+}
+
+/// Work for the seal syncer, in the order the sealer handed it over.
+pub(super) enum SyncJob {
+    Sealed(SealedRows),
+    DropRows(DropRows),
+}
+
+/// A request to remove a table's rows by designated timestamp (DROP
+/// PARTITION, TTL).
+pub(super) struct DropRows {
+    pub(super) table: Arc<Table>,
+    /// Half-open raw-value ranges, sorted, not overlapping.
+    pub(super) ranges: Vec<(i64, i64)>,
+    pub(super) reply: tokio::sync::oneshot::Sender<Result<super::DroppedRows>>,
+}
+
 pub(super) fn sealer_loop(
     shared: &Shared,
-    rx: std::sync::mpsc::Receiver<Arc<Table>>,
-    sealed: &std::sync::mpsc::SyncSender<SealedRows>,
+    rx: std::sync::mpsc::Receiver<SealerJob>,
+    sealed: &std::sync::mpsc::SyncSender<SyncJob>,
 ) {
-    while let Ok(table) = rx.recv() {
+    while let Ok(job) = rx.recv() {
+        let table = match job {
+            SealerJob::Seal(table) => table,
+            SealerJob::DropRows(drop) => {
+                seal_before_drop(shared, drop, sealed);
+                continue;
+            }
+        };
         let mut queue = vec![table];
         while let Some(table) = queue.pop() {
             // A panic while sealing (a bug) stops storage instead of the
             // thread: the rows stay in memory and the WAL.
-            let sealed_rows =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| seal(shared, &table)))
-                    .unwrap_or_else(|_| {
-                        let e =
-                            StorageError::Poisoned("sealing failed unexpectedly (a bug)".into());
-                        shared.poison(&e);
-                        Err(e)
-                    });
-            match sealed_rows {
+            match guarded_seal(shared, &table) {
                 Ok(None) => {}
                 Ok(Some(job)) => {
                     // The rows left memory: ingest waiting for it goes on.
                     shared.sealed.notify_waiters();
                     // Waits while the seal syncer is behind.
-                    let _ = sealed.send(job);
+                    let _ = sealed.send(SyncJob::Sealed(job));
                     // Commits that arrived while this seal ran were not
                     // handed over (the table was sealing): if they are
                     // due a seal themselves, seal again now rather than
@@ -99,17 +122,7 @@ pub(super) fn sealer_loop(
                     }
                 }
                 Err(e) => {
-                    if !matches!(e, StorageError::Closed) {
-                        tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
-                    }
-                    let freed = table.state_mut().abort_seal();
-                    if freed > 0 {
-                        let _ = shared.unsealed_bytes.fetch_update(
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                            |b| Some(b.saturating_sub(freed)),
-                        );
-                    }
+                    abort_seal(shared, &table, &e);
                     // Ingest may be waiting for memory with no commit left
                     // to ask for another seal: retry after a pause (a full
                     // disk may get space back), unless the database is
@@ -127,6 +140,59 @@ pub(super) fn sealer_loop(
             shared.sealed.notify_waiters();
         }
     }
+}
+
+/// [`seal`], with a panic (a bug) poisoning the database instead of
+/// ending the thread: the rows stay in memory and the WAL.
+fn guarded_seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedRows>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| seal(shared, table))).unwrap_or_else(
+        |_| {
+            let e = StorageError::Poisoned("sealing failed unexpectedly (a bug)".into());
+            shared.poison(&e);
+            Err(e)
+        },
+    )
+}
+
+/// Ends a seal that failed with `e`: logged, its rows stay in memory.
+fn abort_seal(shared: &Shared, table: &Table, e: &StorageError) {
+    if !matches!(e, StorageError::Closed) {
+        tracing::error!(table = %table.schema().name, error = %e, "sealing failed; rows stay in memory and the WAL");
+    }
+    let freed = table.state_mut().abort_seal();
+    if freed > 0 {
+        let _ = shared
+            .unsealed_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(freed))
+            });
+    }
+}
+
+/// Seals every visible row of the drop's table (one seal takes them all:
+/// this thread is the only one sealing), then hands the drop to the seal
+/// syncer, which makes that seal durable before it removes rows, so the
+/// drop reaches every row committed before it was asked.
+fn seal_before_drop(
+    shared: &Shared,
+    drop: DropRows,
+    sealed: &std::sync::mpsc::SyncSender<SyncJob>,
+) {
+    match guarded_seal(shared, &drop.table) {
+        Ok(None) => {}
+        Ok(Some(job)) => {
+            shared.sealed.notify_waiters();
+            let _ = sealed.send(SyncJob::Sealed(job));
+        }
+        Err(e) => {
+            abort_seal(shared, &drop.table, &e);
+            let _ = drop.reply.send(Err(e));
+            return;
+        }
+    }
+    // Unsent (the syncer stopped): the reply is dropped, which the caller
+    // reads as the database closing.
+    let _ = sealed.send(SyncJob::DropRows(drop));
 }
 
 /// Writes the oldest visible memtable rows of `table` to segments and drops
@@ -226,7 +292,7 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
     // memory goes on sooner, the heap stays smaller, and the next seal can
     // start while the disk works. WAL files are deleted by the durable
     // sealed end only.
-    let manifest = {
+    let sealed_row_end = {
         let mut state = table.state_mut();
         let freed = state.finish_seal(&input, &written);
         let _ = shared
@@ -234,20 +300,12 @@ pub(super) fn seal(shared: &Shared, table: &Arc<Table>) -> Result<Option<SealedR
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
                 Some(b.saturating_sub(freed))
             });
-        // The manifest this seal makes durable lists the segments up to its
-        // own: later seals' segments are durable only once their own job
-        // has run.
-        Manifest {
-            table_id: table.id,
-            sealed_row_end: state.sealed_row_end(),
-            segments: state.segments().iter().map(|s| Segment::clone(s)).collect(),
-            symbols: Vec::new(),
-        }
+        state.sealed_row_end()
     };
     Ok(Some(SealedRows {
         table: table.clone(),
         new_segments: written,
-        manifest,
+        sealed_row_end,
         input_rows: input.rows,
         first_row_id: input.first_row_id,
         max_lsn: input.max_lsn,
@@ -262,9 +320,10 @@ pub(super) struct SealedRows {
     table: Arc<Table>,
     /// The segments this seal wrote (not yet fsync'd).
     new_segments: Vec<Arc<Segment>>,
-    /// The table's manifest as of this seal, without symbols (filled in
-    /// when stored: dictionaries only grow, so a later one is a superset).
-    manifest: Manifest,
+    /// The table's sealed row end after this seal: the manifest this seal
+    /// makes durable lists the segments below it (later seals' segments
+    /// are durable only once their own job has run).
+    sealed_row_end: u64,
     input_rows: u64,
     first_row_id: u64,
     /// The WAL must be durable through this lsn before the manifest names
@@ -280,47 +339,78 @@ pub(super) struct SealedRows {
 pub(super) const SEALS_AWAITING_SYNC: usize = 4;
 
 /// Makes written seals durable in seal order, coalescing those queued
-/// together into one round of fsyncs, and deletes the WAL files they cover.
-pub(super) fn seal_syncer_loop(shared: &Shared, rx: std::sync::mpsc::Receiver<SealedRows>) {
+/// together into one round of fsyncs, deletes the WAL files they cover,
+/// and carries out drops of rows by time in their place in that order.
+pub(super) fn seal_syncer_loop(shared: &Shared, rx: std::sync::mpsc::Receiver<SyncJob>) {
     while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
+        let mut queued = vec![first];
         while let Ok(job) = rx.try_recv() {
-            jobs.push(job);
+            queued.push(job);
         }
-        let durable =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_durable(shared, &jobs)))
-                .unwrap_or_else(|_| {
-                    Err(StorageError::Poisoned(
-                        "making a seal durable failed unexpectedly (a bug)".into(),
-                    ))
-                });
-        match durable {
-            Ok(()) => {
-                for job in &jobs {
-                    tracing::info!(
-                        table = %job.table.schema().name,
-                        rows = job.input_rows,
-                        first_row_id = job.first_row_id,
-                        written_ms = job.written_ms,
-                        elapsed_ms = job.started.elapsed().as_millis() as u64,
-                        "sealed a segment"
-                    );
-                }
-                if let Err(e) = remove_sealed_wal_files(shared) {
-                    // The checkpoint or a deletion failed: the files stay
-                    // (they are retried after the next seal), nothing is
-                    // lost.
-                    tracing::warn!(error = %e, "could not remove sealed WAL files; retried after the next seal");
+        let mut seals = Vec::new();
+        for job in queued {
+            match job {
+                SyncJob::Sealed(s) => seals.push(s),
+                SyncJob::DropRows(drop) => {
+                    sync_seals(shared, std::mem::take(&mut seals));
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        drop_rows(shared, &drop.table, &drop.ranges)
+                    }))
+                    .unwrap_or_else(|_| {
+                        let e = StorageError::Poisoned(
+                            "dropping rows failed unexpectedly (a bug)".into(),
+                        );
+                        shared.poison(&e);
+                        Err(e)
+                    });
+                    let _ = drop.reply.send(outcome);
                 }
             }
-            Err(StorageError::Closed) => {
-                tracing::info!("seal interrupted by shutdown; the WAL keeps its rows");
-            }
-            // The rows are only in the segment files and the WAL now: no
-            // later manifest may list a segment that is not durable (the
-            // WAL keeps the rows for the restart).
-            Err(e) => shared.poison(&e),
         }
+        sync_seals(shared, seals);
+        remove_retired_segments(shared);
+    }
+}
+
+/// Makes `jobs` durable (see [`make_durable`]) and removes the WAL files
+/// they free; a failure poisons the database.
+fn sync_seals(shared: &Shared, jobs: Vec<SealedRows>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let durable =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_durable(shared, &jobs)))
+            .unwrap_or_else(|_| {
+                Err(StorageError::Poisoned(
+                    "making a seal durable failed unexpectedly (a bug)".into(),
+                ))
+            });
+    match durable {
+        Ok(()) => {
+            for job in &jobs {
+                tracing::info!(
+                    table = %job.table.schema().name,
+                    rows = job.input_rows,
+                    first_row_id = job.first_row_id,
+                    written_ms = job.written_ms,
+                    elapsed_ms = job.started.elapsed().as_millis() as u64,
+                    "sealed a segment"
+                );
+            }
+            if let Err(e) = remove_sealed_wal_files(shared) {
+                // The checkpoint or a deletion failed: the files stay
+                // (they are retried after the next seal), nothing is
+                // lost.
+                tracing::warn!(error = %e, "could not remove sealed WAL files; retried after the next seal");
+            }
+        }
+        Err(StorageError::Closed) => {
+            tracing::info!("seal interrupted by shutdown; the WAL keeps its rows");
+        }
+        // The rows are only in the segment files and the WAL now: no
+        // later manifest may list a segment that is not durable (the
+        // WAL keeps the rows for the restart).
+        Err(e) => shared.poison(&e),
     }
 }
 
@@ -343,19 +433,189 @@ pub(super) fn make_durable(shared: &Shared, jobs: &[SealedRows]) -> Result<()> {
         {
             continue;
         }
-        let mut manifest = job.manifest.clone();
-        manifest.symbols = job
-            .table
+        let segments = job.table.state().segments().to_vec();
+        store_manifest(shared, &job.table, job.sealed_row_end, &segments)?;
+    }
+    Ok(())
+}
+
+/// Stores `table`'s manifest listing `segments` below `sealed_row_end`
+/// (all durable) with the table's symbol dictionaries now (they only grow,
+/// so they cover every listed segment), and records it durable. Only the
+/// seal syncer thread stores manifests, in order.
+fn store_manifest(
+    shared: &Shared,
+    table: &Table,
+    sealed_row_end: u64,
+    segments: &[Arc<Segment>],
+) -> Result<()> {
+    let manifest = Manifest {
+        table_id: table.id,
+        sealed_row_end,
+        segments: segments
+            .iter()
+            .take_while(|s| s.first_row_id < sealed_row_end)
+            .map(|s| Segment::clone(s))
+            .collect(),
+        symbols: table
             .all_symbols()
             .into_iter()
             .map(|(c, s)| (c, s.strings().iter().map(|x| x.to_string()).collect()))
-            .collect();
-        shared.check_healthy()?;
-        let bytes = manifest.encode(&job.table.dir)?;
-        write_durably(&*shared.fs, &job.table.dir, MANIFEST_FILE, &bytes)?;
-        job.table.state_mut().mark_durable(manifest.sealed_row_end);
-    }
+            .collect(),
+    };
+    shared.check_healthy()?;
+    let bytes = manifest.encode(&table.dir)?;
+    write_durably(&*shared.fs, &table.dir, MANIFEST_FILE, &bytes)?;
+    table.state_mut().mark_durable(sealed_row_end);
     Ok(())
+}
+
+/// Removes `table`'s rows whose designated timestamp lies in `ranges`
+/// from its durable segments (the sealer sealed every row committed
+/// before the request just ahead of it): segments wholly inside go (their
+/// row-id span stays, without a file), segments partly inside are
+/// rewritten without those rows. New files are made durable, then one
+/// manifest lists the result, then the old files go (once no snapshot
+/// reads them). A failure before the manifest changes nothing; a failed
+/// manifest write poisons the database (its state on disk is unknown).
+pub(super) fn drop_rows(
+    shared: &Shared,
+    table: &Arc<Table>,
+    ranges: &[(i64, i64)],
+) -> Result<super::DroppedRows> {
+    shared.check_healthy()?;
+    let schema = table.schema();
+    let mut outcome = super::DroppedRows::default();
+    if table.is_dropped() {
+        return Err(StorageError::TableNotFound {
+            table: schema.name.clone(),
+        });
+    }
+    let Some(ts) = schema
+        .designated_timestamp
+        .and_then(|i| schema.columns.get(i))
+        .map(|c| c.stored_name.clone())
+    else {
+        return Err(StorageError::InvalidRequest {
+            table: schema.name.clone(),
+            reason: "the table has no designated timestamp".into(),
+        });
+    };
+    let (end, segments) = {
+        let state = table.state();
+        (state.durable_sealed_row_end(), state.segments().to_vec())
+    };
+    let overlaps = |s: &Segment| ranges.iter().any(|&(lo, hi)| s.min_ts < hi && lo <= s.max_ts);
+    let mut replacements = Vec::new();
+    let mut written: Vec<Arc<Segment>> = Vec::new();
+    let cut = (|| -> Result<()> {
+        for s in segments
+            .iter()
+            .take_while(|s| s.first_row_id < end)
+            .filter(|s| s.has_rows() && overlaps(s))
+        {
+            shared.check_healthy()?;
+            let (rows, cut) = s.without_rows_in(&*shared.fs, &schema.name, &ts, ranges)?;
+            let replacement = match cut {
+                SegmentCut::Untouched => continue,
+                SegmentCut::Emptied => {
+                    outcome.segments_removed += 1;
+                    Segment {
+                        live_rows: 0,
+                        min_ts: i64::MAX,
+                        max_ts: i64::MIN,
+                        ts_sorted: crate::segment::TsOrder::known(true),
+                        ..Segment::clone(s)
+                    }
+                }
+                SegmentCut::Rewritten(new) => {
+                    outcome.segments_rewritten += 1;
+                    let new = Arc::new(new);
+                    written.push(new.clone());
+                    new.sync(&*shared.fs)?;
+                    Segment::clone(&new)
+                }
+            };
+            outcome.rows += rows;
+            replacements.push(Arc::new(replacement));
+        }
+        Ok(())
+    })();
+    if let Err(e) = cut {
+        // Nothing lists the new files: they go now (or at the next open).
+        for s in written {
+            let _ = shared.fs.remove_file(&s.path);
+        }
+        return Err(e);
+    }
+    if replacements.is_empty() {
+        return Ok(outcome);
+    }
+    let listed: Vec<Arc<Segment>> = segments
+        .iter()
+        .take_while(|s| s.first_row_id < end)
+        .map(|s| {
+            replacements
+                .iter()
+                .find(|r| r.first_row_id == s.first_row_id)
+                .unwrap_or(s)
+                .clone()
+        })
+        .collect();
+    if let Err(e) = store_manifest(shared, table, end, &listed) {
+        shared.poison(&e);
+        return Err(e);
+    }
+    let replaced = table.state_mut().replace_segments(replacements);
+    tracing::info!(
+        table = %schema.name,
+        rows = outcome.rows,
+        segments_removed = outcome.segments_removed,
+        segments_rewritten = outcome.segments_rewritten,
+        "dropped rows by time"
+    );
+    lock(&shared.retired_segments).extend(replaced);
+    remove_retired_segments(shared);
+    Ok(outcome)
+}
+
+/// Deletes the files of segments a drop replaced once no snapshot holds
+/// them (a query reading one finishes first), and their day directories
+/// once empty. A file that cannot go now is left to the next open's
+/// orphan removal.
+pub(super) fn remove_retired_segments(shared: &Shared) {
+    let ready: Vec<Arc<Segment>> = {
+        let mut retired = lock(&shared.retired_segments);
+        let (ready, held) = retired.drain(..).partition(|s| Arc::strong_count(s) == 1);
+        *retired = held;
+        ready
+    };
+    for s in ready {
+        match shared.fs.remove_file(&s.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %s.path.display(), error = %e, "could not remove a dropped segment's file; the next open removes it");
+                continue;
+            }
+        }
+        if let Some(dir) = s.path.parent() {
+            remove_dir_if_empty(&*shared.fs, dir);
+        }
+    }
+}
+
+/// Removes `dir` if it is an empty day partition directory (best effort).
+pub(super) fn remove_dir_if_empty(fs: &dyn crate::io::FileSystem, dir: &std::path::Path) {
+    let is_day = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.len() >= 10 && n.contains('-'));
+    if is_day && fs.read_dir(dir).is_ok_and(|e| e.is_empty()) && fs.remove_dir(dir).is_ok() {
+        if let Some(parent) = dir.parent() {
+            let _ = fs.sync_dir(parent);
+        }
+    }
 }
 
 /// At most this many day partitions get their own segment in one seal; the

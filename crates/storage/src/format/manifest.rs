@@ -3,10 +3,12 @@
 //! last seal. Replaced by temp file + fsync + rename + directory fsync.
 //!
 //! ```text
-//! magic "QMAN" | u32 crc32c of the rest | u8 version (2)
+//! magic "QMAN" | u32 crc32c of the rest | u8 version (3; 2 is still read)
 //! u32 table id | u64 sealed row end
 //! u32 segment count (at most MAX_SEGMENTS), each:
-//!     str path | u64 first row id | u64 row count | i64 min ts | i64 max ts
+//!     str path | u64 first row id | u64 row count (the row ids it spans)
+//!     | u64 live rows (at most the row count; version 3 only: version 2
+//!       segments hold their whole span) | i64 min ts | i64 max ts
 //! u32 symbol column count (at most MAX_COLUMNS), each:
 //!     str column | u32 entry count (at most MAX_SYMBOLS_PER_COLUMN) | entries (str each)
 //! ```
@@ -15,18 +17,20 @@
 //! `YYYY-MM-DD/<first row id>-<rows>.arrow` for day-partitioned tables, the
 //! bare file name otherwise; anything else (absolute, `..`, deeper) is
 //! damage. Segments are in row-id order and contiguous from 0 up to the
-//! sealed row end.
+//! sealed row end. DROP PARTITION keeps a segment's span when it removes
+//! rows: a segment with 0 live rows has no file (its path names the one it
+//! had), one with fewer than its span names a rewritten file.
 
 use std::path::{Component, Path};
 
-use super::{Decoder, Encoder, Overflow, checksummed_file, open_checksummed_file};
+use super::{Encoder, Overflow, checksummed_file, open_checksummed_file_of};
 use crate::error::Result;
 use crate::limits::{MAX_SEGMENTS, MAX_SYMBOLS_PER_COLUMN};
 use crate::schema::MAX_COLUMNS;
 use crate::segment::Segment;
 
 const MAGIC: [u8; 4] = *b"QMAN";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// File name of a table's manifest.
 pub const MANIFEST_FILE: &str = "manifest";
 
@@ -61,6 +65,7 @@ impl Manifest {
             e.str("segment path", &relative.to_string_lossy());
             e.u64(s.first_row_id);
             e.u64(s.row_count);
+            e.u64(s.live_rows);
             e.i64(s.min_ts);
             e.i64(s.max_ts);
         }
@@ -78,7 +83,7 @@ impl Manifest {
     /// Decodes the manifest of the table in `table_dir`, read from
     /// `source`.
     pub fn decode(bytes: &[u8], table_dir: &Path, source: &str) -> Result<Manifest> {
-        let mut d: Decoder<'_> = open_checksummed_file(MAGIC, VERSION, bytes, source)?;
+        let (version, mut d) = open_checksummed_file_of(MAGIC, 2..=VERSION, bytes, source)?;
         let table_id = d.u32()?;
         let sealed_row_end = d.u64()?;
         // A segment takes at least 44 bytes.
@@ -100,6 +105,13 @@ impl Manifest {
             if first_row_id != next || row_count == 0 {
                 return Err(d.corrupt("segments do not continue each other"));
             }
+            let live_rows = match version {
+                2 => row_count,
+                _ => d.u64()?,
+            };
+            if live_rows > row_count {
+                return Err(d.corrupt("a segment holds more rows than it spans"));
+            }
             next = first_row_id
                 .checked_add(row_count)
                 .ok_or_else(|| d.corrupt("row ids past the end of the range"))?;
@@ -107,6 +119,7 @@ impl Manifest {
                 path: table_dir.join("segments").join(relative),
                 first_row_id,
                 row_count,
+                live_rows,
                 min_ts: d.i64()?,
                 max_ts: d.i64()?,
                 ts_sorted: Default::default(),
@@ -158,7 +171,7 @@ mod tests {
                     true => dir.join("segments").join(format!("2026-01-0{}", i + 1)).join(name),
                     false => dir.join("segments").join(name),
                 };
-                let s = Segment { path, first_row_id: next, row_count: *n, min_ts: -(i as i64), max_ts: i as i64, ts_sorted: Default::default() };
+                let s = Segment { path, first_row_id: next, row_count: *n, live_rows: *n / (i as u64 + 1), min_ts: -(i as i64), max_ts: i as i64, ts_sorted: Default::default() };
                 next += n;
                 s
             }).collect();
@@ -175,6 +188,36 @@ mod tests {
         }
     }
 
+    /// A manifest as version 2 wrote it (no live row counts) and, in
+    /// version 3, with `live` live rows of a 5-row segment.
+    fn one_segment(version: u8, live: u64) -> Vec<u8> {
+        let mut e = Encoder::default();
+        e.u32(1);
+        e.u64(5);
+        e.u32(1);
+        e.str("p", "2026-01-01/x.arrow");
+        e.u64(0);
+        e.u64(5);
+        if version == 3 {
+            e.u64(live);
+        }
+        e.i64(1);
+        e.i64(2);
+        e.u32(0);
+        checksummed_file(MAGIC, version, &e.finish().unwrap())
+    }
+
+    #[test]
+    fn version_2_segments_hold_their_whole_span_and_live_rows_fit_in_it() {
+        let dir = Path::new("/d");
+        let m = Manifest::decode(&one_segment(2, 0), dir, "m").unwrap();
+        assert_eq!((m.segments[0].row_count, m.segments[0].live_rows), (5, 5));
+        let m = Manifest::decode(&one_segment(3, 0), dir, "m").unwrap();
+        assert!(!m.segments[0].has_rows());
+        assert!(Manifest::decode(&one_segment(3, 6), dir, "m").is_err());
+        assert!(Manifest::decode(&one_segment(4, 5), dir, "m").is_err());
+    }
+
     #[test]
     fn segment_paths_cannot_leave_their_directory() {
         let dir = Path::new("/d");
@@ -186,6 +229,7 @@ mod tests {
             e.u32(1);
             e.str("p", bad);
             e.u64(0);
+            e.u64(1);
             e.u64(1);
             e.i64(0);
             e.i64(0);

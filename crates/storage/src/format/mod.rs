@@ -299,6 +299,17 @@ pub fn open_checksummed_file<'a>(
     bytes: &'a [u8],
     source: &'a str,
 ) -> Result<Decoder<'a>, StorageError> {
+    open_checksummed_file_of(magic, version..=version, bytes, source).map(|(_, d)| d)
+}
+
+/// [`open_checksummed_file`] for a format that still reads older
+/// versions: the version found (one of `versions`) and the body.
+pub fn open_checksummed_file_of<'a>(
+    magic: [u8; 4],
+    versions: std::ops::RangeInclusive<u8>,
+    bytes: &'a [u8],
+    source: &'a str,
+) -> Result<(u8, Decoder<'a>), StorageError> {
     let corrupt = |offset, reason| StorageError::Corrupt {
         path: source.into(),
         offset,
@@ -312,10 +323,10 @@ pub fn open_checksummed_file<'a>(
     if crc32c::crc32c(&bytes[8..]) != u32::from_le_bytes(crc) {
         return Err(corrupt(4, "checksum mismatch"));
     }
-    if bytes[8] != version {
+    if !versions.contains(&bytes[8]) {
         return Err(corrupt(8, "written by another format version"));
     }
-    Ok(Decoder::at(&bytes[9..], source, 9))
+    Ok((bytes[8], Decoder::at(&bytes[9..], source, 9)))
 }
 
 #[cfg(test)]
