@@ -206,3 +206,8 @@ fn time_joins() {
 fn aggregates() {
     run_file("aggregates.slt");
 }
+
+#[test]
+fn partitions() {
+    run_file("partitions.slt");
+}

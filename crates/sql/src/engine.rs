@@ -138,6 +138,7 @@ fn unique_result_names(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
 }
 
 /// The QuestDB clauses cut out of a statement's text before parsing.
+#[derive(Default)]
 struct Clauses {
     samples: Vec<SampleByClause>,
     latest: Vec<LatestOnClause>,
@@ -669,6 +670,9 @@ impl QueryEngine {
             .ok_or_else(|| no_such_table(&alter.table))?;
         let schema = table.schema();
         let change = match alter.action {
+            AlterAction::DropPartitions(selection) => {
+                return self.drop_partitions(table, selection).await;
+            }
             AlterAction::AddColumns {
                 columns: wanted,
                 if_not_exists,
@@ -712,6 +716,116 @@ impl QueryEngine {
             .await
             .map_err(|_| database_closed())??;
         self.db.sync().await.map_err(|_| database_closed())??;
+        Ok(Planned::Done {
+            kind: StatementKind::AlterTable,
+            rows: 0,
+        })
+    }
+
+    /// `ALTER TABLE t DROP PARTITION LIST ... | WHERE ...`: works out the
+    /// partitions (QuestDB's: by the table's unit, a WHERE condition
+    /// evaluated on each partition's start as the designated timestamp)
+    /// and has storage drop their rows and files, durably.
+    async fn drop_partitions(
+        &self,
+        table: Arc<quiver_storage::Table>,
+        selection: crate::write::alter_table::PartitionSelection,
+    ) -> Result<Planned, QueryError> {
+        use crate::write::alter_table::PartitionSelection;
+        use crate::write::partitions::{
+            floor_unit, parse_partition_name, partition_end, partition_name,
+        };
+        let schema = table.schema();
+        let invalid = |message: String| QueryError::new(QueryErrorKind::Invalid, message);
+        let (Some(ts), Some(unit)) = (
+            schema
+                .designated_timestamp
+                .and_then(|i| schema.columns.get(i)),
+            floor_unit(schema.partition_by),
+        ) else {
+            return Err(invalid(format!(
+                "table is not partitioned [table={}]",
+                schema.name
+            )));
+        };
+        let nanos_per_tick = match ts.column_type {
+            quiver_storage::ColumnType::TimestampNanos => 1,
+            _ => 1_000,
+        };
+        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let floored = format!(
+            "SELECT DISTINCT timestamp_floor('{unit}', {ts}) AS {ts} FROM {table}",
+            ts = quote(&ts.name),
+            table = quote(&schema.name),
+        );
+        let (present, condition) = match &selection {
+            PartitionSelection::List(_) => (floored, None),
+            PartitionSelection::Where(condition) => (
+                format!(
+                    "SELECT {ts} FROM ({floored}) WHERE {condition}",
+                    ts = quote(&ts.name)
+                ),
+                Some(condition),
+            ),
+        };
+        let statement = Self::parse(&present)?;
+        Self::check_supported(&statement)?;
+        let (_, mut stream) = self
+            .query(statement, Vec::new(), &Clauses::default())
+            .await?;
+        let mut starts = std::collections::BTreeSet::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let values = dialect::time_arithmetic::raw_values(batch.column(0))?;
+            for v in values.iter().flatten() {
+                starts.insert(v.saturating_mul(nanos_per_tick));
+            }
+            if starts.len() > quiver_storage::db::MAX_DROP_RANGES {
+                return Err(invalid(format!(
+                    "more than {} partitions to drop at once [table={}]",
+                    quiver_storage::db::MAX_DROP_RANGES,
+                    schema.name
+                )));
+            }
+        }
+        if let PartitionSelection::List(names) = &selection {
+            let mut listed = std::collections::BTreeSet::new();
+            for name in names {
+                let start = parse_partition_name(schema.partition_by, name)?;
+                if !starts.contains(&start) {
+                    return Err(invalid(format!(
+                        "partition does not exist [table={}, partition={}]",
+                        schema.name,
+                        partition_name(schema.partition_by, start)
+                    )));
+                }
+                listed.insert(start);
+            }
+            starts = listed;
+        }
+        let ranges: Vec<(i64, i64)> = starts
+            .iter()
+            .map(|&s| {
+                let e = partition_end(schema.partition_by, s);
+                (s / nanos_per_tick, e / nanos_per_tick)
+            })
+            .collect();
+        tracing::info!(
+            table = %schema.name,
+            partitions = ranges.len(),
+            condition = condition.map(String::as_str).unwrap_or(""),
+            "dropping partitions"
+        );
+        if ranges.is_empty() {
+            return Ok(Planned::Done {
+                kind: StatementKind::AlterTable,
+                rows: 0,
+            });
+        }
+        self.db
+            .drop_rows_in(table, ranges)
+            .await
+            .map_err(|_| database_closed())??;
         Ok(Planned::Done {
             kind: StatementKind::AlterTable,
             rows: 0,

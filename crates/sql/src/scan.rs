@@ -169,7 +169,11 @@ impl DisplayAs for SnapshotScanExec {
                     "SnapshotScanExec: table={name}, rows={}, segments={} of {}",
                     self.snapshot.row_count(),
                     self.snapshot.segments_for(&self.request),
-                    self.snapshot.segments().iter().filter(|s| s.has_rows()).count(),
+                    self.snapshot
+                        .segments()
+                        .iter()
+                        .filter(|s| s.has_rows())
+                        .count(),
                 )?;
                 if let Some((lo, hi)) = self.request.ts_range {
                     write!(f, ", timestamp in [{lo}, {hi}]")?;

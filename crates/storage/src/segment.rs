@@ -237,9 +237,8 @@ impl Segment {
         // One block at a time: memory stays at a block, not the segment.
         let kept = file.batches(None).map(move |b| {
             let b = b?;
-            let keep = rows_outside(&b, ts, ranges).unwrap_or_else(|| {
-                BooleanArray::from(vec![true; b.num_rows()])
-            });
+            let keep = rows_outside(&b, ts, ranges)
+                .unwrap_or_else(|| BooleanArray::from(vec![true; b.num_rows()]));
             Ok(arrow::compute::filter_record_batch(&b, &keep)?
                 .columns()
                 .to_vec())

@@ -258,7 +258,10 @@ impl TableState {
     /// Puts `replacements` in place of the segments spanning the same row
     /// ids (DROP PARTITION; spans never change, invariant 1 holds).
     /// Returns the segments replaced.
-    pub(crate) fn replace_segments(&mut self, replacements: Vec<Arc<Segment>>) -> Vec<Arc<Segment>> {
+    pub(crate) fn replace_segments(
+        &mut self,
+        replacements: Vec<Arc<Segment>>,
+    ) -> Vec<Arc<Segment>> {
         let mut replaced = Vec::with_capacity(replacements.len());
         for new in replacements {
             let found = self

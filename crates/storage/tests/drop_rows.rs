@@ -63,7 +63,10 @@ fn dropped_days_lose_their_rows_and_files_others_keep_their_ids() {
     assert_eq!(before.len(), 83);
     // The seal runs in the background: wait for day 2's segment.
     let sealed_at = std::time::Instant::now();
-    while !segment_files(&disk).iter().any(|f| f.contains("1970-01-03")) {
+    while !segment_files(&disk)
+        .iter()
+        .any(|f| f.contains("1970-01-03"))
+    {
         assert!(sealed_at.elapsed().as_secs() < 10, "day 2 is never sealed");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -76,7 +79,10 @@ fn dropped_days_lose_their_rows_and_files_others_keep_their_ids() {
     assert_eq!(dropped.rows as usize, before.len() - expected.len());
     assert!(dropped.segments_removed > 0);
     assert_eq!(contents(&db)["t"], expected);
-    assert_eq!(db.snapshot("t").unwrap().row_count() as usize, expected.len());
+    assert_eq!(
+        db.snapshot("t").unwrap().row_count() as usize,
+        expected.len()
+    );
     let files = segment_files(&disk);
     assert!(
         !files
@@ -139,7 +145,10 @@ fn bad_drop_requests_are_refused_before_anything_changes() {
     let before = contents(&db);
     let t = db.table("t").unwrap();
     let empty = db.drop_rows_in(t.clone(), vec![(5, 5)]).blocking_recv();
-    assert!(matches!(empty, Ok(Err(StorageError::InvalidRequest { .. }))));
+    assert!(matches!(
+        empty,
+        Ok(Err(StorageError::InvalidRequest { .. }))
+    ));
     let many = vec![(0, 1); quiver_storage::db::MAX_DROP_RANGES + 1];
     let many = db.drop_rows_in(t, many).blocking_recv();
     assert!(matches!(many, Ok(Err(StorageError::InvalidRequest { .. }))));
@@ -147,7 +156,10 @@ fn bad_drop_requests_are_refused_before_anything_changes() {
     schema.designated_timestamp = None;
     let no_ts = db.create_table(schema).blocking_recv().unwrap().unwrap();
     let refused = db.drop_rows_in(no_ts, vec![(0, DAY)]).blocking_recv();
-    assert!(matches!(refused, Ok(Err(StorageError::InvalidRequest { .. }))));
+    assert!(matches!(
+        refused,
+        Ok(Err(StorageError::InvalidRequest { .. }))
+    ));
     assert_eq!(contents(&db)["t"], before["t"]);
     assert_eq!(db.health(), None);
     db.close();
@@ -196,7 +208,10 @@ fn a_power_cut_during_a_drop_leaves_all_of_it_or_none() {
             .cloned()
             .collect();
         if found == before {
-            assert!(result.is_err(), "{context}: a drop that answered OK is lost");
+            assert!(
+                result.is_err(),
+                "{context}: a drop that answered OK is lost"
+            );
             outcomes[0] += 1;
         } else {
             assert_eq!(found, dropped, "{context}: neither all nor none dropped");
@@ -211,6 +226,9 @@ fn a_power_cut_during_a_drop_leaves_all_of_it_or_none() {
         commit(&db, "t", 7, 2);
         db.close();
     }
-    eprintln!("power cuts: {} before the drop took, {} after", outcomes[0], outcomes[1]);
+    eprintln!(
+        "power cuts: {} before the drop took, {} after",
+        outcomes[0], outcomes[1]
+    );
     assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }

@@ -573,7 +573,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
 }
 
 /// `[start, end)` of a partial timestamp `YYYY[-MM[-DD[(T| )HH[:MM[:SS[.f]]]]]][Z]`.
-fn partial_timestamp(text: &str) -> Option<(i64, i64)> {
+pub(crate) fn partial_timestamp(text: &str) -> Option<(i64, i64)> {
     let text = text.strip_suffix('Z').unwrap_or(text);
     let digits = |s: &str, n: usize| -> Option<u32> {
         (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?

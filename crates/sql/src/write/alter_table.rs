@@ -4,9 +4,11 @@
 //! - `ALTER TABLE t ADD COLUMN [IF NOT EXISTS] c TYPE [, [ADD COLUMN] c2 TYPE ...]`
 //! - `ALTER TABLE t DROP COLUMN [IF EXISTS] c [, c2 ...]`
 //! - `ALTER TABLE t RENAME COLUMN a TO b`
+//! - `ALTER TABLE t DROP PARTITION LIST 'name' [, 'name' ...]`
+//! - `ALTER TABLE t DROP PARTITION WHERE <condition on the designated timestamp>`
 //!
-//! QuestDB's other ALTERs (`ALTER COLUMN ... ADD INDEX`, `DROP PARTITION`,
-//! `SET PARAM`, ...) are refused by name. Storage applies the change
+//! QuestDB's other ALTERs (`ALTER COLUMN ... ADD INDEX`, `DETACH
+//! PARTITION`, `SET PARAM`, ...) are refused by name. Storage applies the change
 //! ([`quiver_storage::TableSchema::change_columns`]); this module only
 //! reads the statement.
 
@@ -50,6 +52,18 @@ pub enum AlterAction {
         /// Its new name.
         to: String,
     },
+    /// `DROP PARTITION`.
+    DropPartitions(PartitionSelection),
+}
+
+/// Which partitions `DROP PARTITION` drops.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartitionSelection {
+    /// `LIST 'name', ...`: partition names (or times inside them).
+    List(Vec<String>),
+    /// `WHERE condition`: the condition's SQL text, on each partition's
+    /// start as the designated timestamp.
+    Where(String),
 }
 
 /// Parses an `ALTER TABLE` statement (see the module docs).
@@ -61,7 +75,17 @@ pub fn parse_alter_table(sql: &str) -> Result<AlterTable, QueryError> {
     let action = if t.keyword("ADD") {
         t.expect_keyword("COLUMN")?;
         parse_add(&mut t)?
-    } else if t.keyword("DROP") && t.keyword("COLUMN") {
+    } else if t.keyword("DROP") {
+        if t.keyword("PARTITION") {
+            let selection = parse_drop_partition(&mut t, sql)?;
+            return Ok(AlterTable {
+                table,
+                action: AlterAction::DropPartitions(selection),
+            });
+        }
+        if !t.keyword("COLUMN") {
+            return Err(unsupported(sql));
+        }
         let if_exists = t.keyword("IF");
         if if_exists {
             t.expect_keyword("EXISTS")?;
@@ -87,6 +111,49 @@ pub fn parse_alter_table(sql: &str) -> Result<AlterTable, QueryError> {
         )));
     }
     Ok(AlterTable { table, action })
+}
+
+/// What follows `DROP PARTITION`: `LIST 'a', 'b'` or `WHERE condition`
+/// (the rest of the statement, without a final `;`).
+fn parse_drop_partition(t: &mut Tokens, sql: &str) -> Result<PartitionSelection, QueryError> {
+    if t.keyword("LIST") {
+        let mut names = Vec::new();
+        loop {
+            match t.next() {
+                Some(Token::SingleQuotedString(name)) => names.push(name),
+                other => {
+                    return Err(invalid(format!(
+                        "DROP PARTITION LIST takes quoted partition names, not {}",
+                        super::tokens::describe(other.as_ref())
+                    )));
+                }
+            }
+            if !t.token(&Token::Comma) {
+                break;
+            }
+        }
+        t.token(&Token::SemiColon);
+        if !t.at_end() {
+            return Err(invalid(format!(
+                "unexpected {} after the partition names",
+                t.describe_next()
+            )));
+        }
+        return Ok(PartitionSelection::List(names));
+    }
+    if t.keyword("WHERE") {
+        let start = t.span(t.position()).map_or(sql.len(), |s| s.0);
+        let condition = sql.get(start..).unwrap_or("").trim();
+        let condition = condition.strip_suffix(';').unwrap_or(condition).trim();
+        if condition.is_empty() {
+            return Err(invalid("DROP PARTITION WHERE needs a condition"));
+        }
+        return Ok(PartitionSelection::Where(condition.to_string()));
+    }
+    Err(invalid(format!(
+        "DROP PARTITION takes LIST 'name', ... or WHERE condition, not {}",
+        t.describe_next()
+    )))
 }
 
 /// The columns of `ADD COLUMN` (after those two words).
@@ -142,7 +209,7 @@ fn unsupported(sql: &str) -> QueryError {
     QueryError::new(
         QueryErrorKind::Unsupported,
         format!(
-            "ALTER TABLE ... {what} is not supported yet: ADD COLUMN, DROP COLUMN and RENAME COLUMN are"
+            "ALTER TABLE ... {what} is not supported yet: ADD COLUMN, DROP COLUMN, RENAME COLUMN, DROP PARTITION and SET TTL are"
         ),
     )
 }
@@ -231,13 +298,44 @@ mod tests {
                 "ALTER TABLE ... ALTER COLUMN is not supported yet",
             ),
             (
-                "ALTER TABLE t DROP PARTITION LIST '2026-01-01'",
-                "ALTER TABLE ... DROP PARTITION is not supported yet",
+                "ALTER TABLE t DETACH PARTITION LIST '2026-01-01'",
+                "ALTER TABLE ... DETACH PARTITION is not supported yet",
             ),
         ] {
             let e = parse_alter_table(sql).unwrap_err();
             assert_eq!(e.kind, QueryErrorKind::Unsupported);
             assert!(e.message.contains(named), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn drop_partition_forms() {
+        let drop = |sql: &str| parse_alter_table(sql).map(|a| a.action);
+        assert_eq!(
+            drop("ALTER TABLE t DROP PARTITION LIST '2026-01-01', '2026-01-02';").unwrap(),
+            AlterAction::DropPartitions(PartitionSelection::List(vec![
+                "2026-01-01".into(),
+                "2026-01-02".into()
+            ]))
+        );
+        assert_eq!(
+            drop("alter table t drop partition where ts < dateadd('d', -30, now()) ;").unwrap(),
+            AlterAction::DropPartitions(PartitionSelection::Where(
+                "ts < dateadd('d', -30, now())".into()
+            ))
+        );
+        for bad in [
+            "ALTER TABLE t DROP PARTITION",
+            "ALTER TABLE t DROP PARTITION LIST",
+            "ALTER TABLE t DROP PARTITION LIST 2026",
+            "ALTER TABLE t DROP PARTITION LIST '2026' x",
+            "ALTER TABLE t DROP PARTITION WHERE ;",
+        ] {
+            assert_eq!(
+                drop(bad).unwrap_err().kind,
+                QueryErrorKind::Invalid,
+                "{bad}"
+            );
         }
     }
 }

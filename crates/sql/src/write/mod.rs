@@ -1,9 +1,9 @@
 //! Statements that change the database: `CREATE TABLE`, `ALTER TABLE ...
-//! ADD | DROP | RENAME COLUMN`, `DROP TABLE`, `TRUNCATE TABLE`, `RENAME
-//! TABLE` and `INSERT`. Each goes through storage's WAL and commit path, as
-//! ingest does, and answers only once durable. Other DDL QuestDB has
-//! (`ALTER TABLE ... DROP PARTITION` and the like, `DROP` of other
-//! objects) is recognised and refused by name.
+//! ADD | DROP | RENAME COLUMN | DROP PARTITION | SET TTL`, `DROP TABLE`,
+//! `TRUNCATE TABLE`, `RENAME TABLE` and `INSERT`. Each goes through
+//! storage, as ingest does, and answers only once durable. Other DDL
+//! QuestDB has (`DETACH PARTITION` and the like, `DROP` of other objects)
+//! is recognised and refused by name.
 //!
 //! This module decides what a statement is ([`WriteStatement::classify`])
 //! and runs it; reading rows for `INSERT ... SELECT` goes through the
@@ -13,6 +13,7 @@ pub mod alter_table;
 pub mod create_as;
 pub mod create_table;
 pub mod insert;
+pub(crate) mod partitions;
 pub mod to_stored;
 pub(crate) mod tokens;
 
@@ -92,7 +93,7 @@ impl WriteStatement {
             ["DROP" | "ALTER", second] => Err(QueryError::new(
                 QueryErrorKind::Unsupported,
                 format!(
-                    "{} {second} is not supported (tables are: CREATE, DROP, TRUNCATE, RENAME, ALTER TABLE ... ADD | DROP | RENAME COLUMN)",
+                    "{} {second} is not supported (tables are: CREATE, DROP, TRUNCATE, RENAME, ALTER TABLE ... ADD | DROP | RENAME COLUMN, DROP PARTITION, SET TTL)",
                     first_two[0]
                 ),
             )),

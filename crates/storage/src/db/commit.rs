@@ -190,7 +190,11 @@ fn fail_request(request: Request, err: &StorageError) {
 }
 
 impl Committer {
-    pub(super) fn new(shared: Arc<Shared>, wal: WalWriter, seal_tx: Sender<super::sealing::SealerJob>) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        wal: WalWriter,
+        seal_tx: Sender<super::sealing::SealerJob>,
+    ) -> Self {
         Committer {
             shared,
             wal,

@@ -997,7 +997,9 @@ impl Database {
                 ranges.len()
             )))
         } else if let Some((lo, hi)) = ranges.iter().find(|(lo, hi)| lo >= hi) {
-            Err(invalid(format!("an empty time range to drop: {lo} .. {hi}")))
+            Err(invalid(format!(
+                "an empty time range to drop: {lo} .. {hi}"
+            )))
         } else {
             self.shared.check_healthy()
         };

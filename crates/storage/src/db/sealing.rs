@@ -505,7 +505,11 @@ pub(super) fn drop_rows(
         let state = table.state();
         (state.durable_sealed_row_end(), state.segments().to_vec())
     };
-    let overlaps = |s: &Segment| ranges.iter().any(|&(lo, hi)| s.min_ts < hi && lo <= s.max_ts);
+    let overlaps = |s: &Segment| {
+        ranges
+            .iter()
+            .any(|&(lo, hi)| s.min_ts < hi && lo <= s.max_ts)
+    };
     let mut replacements = Vec::new();
     let mut written: Vec<Arc<Segment>> = Vec::new();
     let cut = (|| -> Result<()> {
