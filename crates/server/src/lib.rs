@@ -68,6 +68,8 @@ pub struct ServeConfig {
     pub egress: EgressOptions,
     /// How long shutdown waits for connections to finish their frames.
     pub shutdown_grace: Duration,
+    /// How often tables' TTLs are applied (old partitions dropped).
+    pub ttl_check_interval: Duration,
     /// The file system under storage (the operating system's by default;
     /// tests inject a simulated disk to fail writes and fsyncs).
     pub fs: Option<Arc<dyn FileSystem>>,
@@ -88,6 +90,7 @@ impl Default for ServeConfig {
             query: QueryOptions::default(),
             egress: EgressOptions::default(),
             shutdown_grace: Duration::from_secs(10),
+            ttl_check_interval: Duration::from_secs(30),
             fs: None,
         }
     }
@@ -188,6 +191,12 @@ impl Server {
         tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "quiver listening");
         let (stop_tx, stop_rx) = watch::channel(false);
         let tracker = TaskTracker::new();
+        tracker.spawn(apply_ttls_periodically(
+            engine.clone(),
+            db.clone(),
+            config.ttl_check_interval,
+            stop_rx.clone(),
+        ));
         let state = http::ServerState {
             db: db.clone(),
             engine,
@@ -228,6 +237,28 @@ impl Server {
             .map_err(|e| ServerError::Tool(format!("storage close task failed: {e}")))?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Applies the tables' TTLs every `interval` until `stop`, and lets go of
+/// segment files drops replaced once queries reading them have ended.
+async fn apply_ttls_periodically(
+    engine: Arc<QueryEngine>,
+    db: Arc<Database>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = engine.apply_ttls().await {
+            tracing::warn!(error = %e, "applying TTLs failed; retried at the next check");
+        }
+        db.remove_unused_segment_files();
     }
 }
 

@@ -70,6 +70,9 @@ enum Command {
         /// Most bytes the operators of all running queries may hold together (sorts, joins, aggregates); a query past it fails with LIMIT_EXCEEDED.
         #[arg(long, env = "QUIVER_QUERY_MEMORY_BYTES", default_value_t = 512 << 20)]
         query_memory_bytes: usize,
+        /// Apply tables' TTLs (drop expired partitions) every this many seconds.
+        #[arg(long, env = "QUIVER_TTL_CHECK_SECS", default_value_t = 30)]
+        ttl_check_secs: u64,
     },
     /// List tables with their columns, types and committed row counts.
     Tables {
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
             idle_timeout_secs,
             deferred_idle_timeout_secs,
             query_memory_bytes,
+            ttl_check_secs,
         } => {
             let config = ServeConfig {
                 data_dir,
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
                     memory_limit: query_memory_bytes,
                     ..QueryOptions::default()
                 },
+                ttl_check_interval: Duration::from_secs(ttl_check_secs),
                 ..ServeConfig::default()
             };
             match tokio::runtime::Builder::new_multi_thread()

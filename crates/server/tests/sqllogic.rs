@@ -211,3 +211,45 @@ fn aggregates() {
 fn partitions() {
     run_file("partitions.slt");
 }
+
+/// The server applies TTLs on its own, every `--ttl-check-secs`: rows
+/// inserted after the TTL was set, in partitions already past it, go
+/// without another statement, and their day directories with them.
+#[test]
+fn the_server_applies_ttls_periodically() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    let server = TestServer::start_in(&data, &["--ttl-check-secs", "1"]);
+    let addr = server.addr();
+    let run = |sql: &str| match sqllogictest::DB::run(&mut Exec { addr: addr.clone() }, sql) {
+        Ok(DBOutput::Rows { rows, .. }) => rows,
+        Ok(_) => Vec::new(),
+        Err(e) => panic!("{sql}: {e}"),
+    };
+    run("CREATE TABLE ttl (x LONG, ts TIMESTAMP) TIMESTAMP(ts) PARTITION BY DAY TTL 2 DAYS");
+    run(
+        "INSERT INTO ttl VALUES (1, '2024-01-01T05:00:00Z'), (2, '2024-01-02T05:00:00Z'), (3, '2024-01-05T05:00:00Z')",
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let rows = run("SELECT x FROM ttl");
+        if rows == vec![vec!["3".to_string()]] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the TTL was not applied: {rows:?}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The dropped days' files are gone.
+    let mut days = Vec::new();
+    for table in std::fs::read_dir(data.join("tables")).unwrap() {
+        let segments = table.unwrap().path().join("segments");
+        for day in std::fs::read_dir(segments).into_iter().flatten() {
+            days.push(day.unwrap().file_name().to_string_lossy().to_string());
+        }
+    }
+    assert_eq!(days, vec!["2024-01-05".to_string()]);
+}

@@ -620,11 +620,13 @@ impl QueryEngine {
             partition_by: quiver_storage::PartitionBy::None,
             version: 0,
             has_dropped_columns: false,
+            ttl: None,
         };
         crate::write::create_table::apply_table_options(
             &mut table_schema,
             create.timestamp.as_deref(),
             Some(create.partition_by),
+            create.ttl,
         )?;
         // Exclusive: a table of the name created meanwhile by another
         // client is never filled (nor dropped) by this statement.
@@ -663,7 +665,7 @@ impl QueryEngine {
         alter: crate::write::alter_table::AlterTable,
     ) -> Result<Planned, QueryError> {
         use crate::write::alter_table::AlterAction;
-        use quiver_storage::ColumnChange;
+        use quiver_storage::SchemaChange;
         let table = self
             .db
             .table(&alter.table)
@@ -697,29 +699,96 @@ impl QueryEngine {
                         }
                     }
                 }
-                ColumnChange::Add(columns)
+                SchemaChange::Add(columns)
             }
             AlterAction::DropColumns { names, if_exists } => {
-                ColumnChange::Drop { names, if_exists }
+                SchemaChange::Drop { names, if_exists }
             }
-            AlterAction::RenameColumn { from, to } => ColumnChange::Rename { from, to },
+            AlterAction::RenameColumn { from, to } => SchemaChange::Rename { from, to },
+            AlterAction::SetTtl(ttl) => SchemaChange::SetTtl(ttl),
         };
         // Checked here too, so a refused change is not sent to storage.
-        let Some(_) = schema.change_columns(change.clone())? else {
+        let Some(_) = schema.apply_change(change.clone())? else {
             return Ok(Planned::Done {
                 kind: StatementKind::AlterTable,
                 rows: 0,
             });
         };
+        let set_ttl = matches!(change, SchemaChange::SetTtl(Some(_)));
         self.db
-            .alter_columns(table, change)
+            .alter_schema(table.clone(), change)
             .await
             .map_err(|_| database_closed())??;
         self.db.sync().await.map_err(|_| database_closed())??;
+        if set_ttl {
+            self.apply_ttl(table).await?;
+        }
         Ok(Planned::Done {
             kind: StatementKind::AlterTable,
             rows: 0,
         })
+    }
+
+    /// Applies every table's TTL now: drops the partitions that ended
+    /// more than the TTL before the table's newest designated timestamp
+    /// (capped at the wall clock, so one row from the future cannot empty
+    /// the table). Returns the rows dropped. The server calls it
+    /// periodically and `ALTER TABLE ... SET TTL` right away.
+    pub async fn apply_ttls(&self) -> Result<u64, QueryError> {
+        let mut rows = 0;
+        for info in self.db.tables() {
+            if info.schema.ttl.is_some()
+                && let Some(table) = self.db.table(&info.schema.name)
+            {
+                rows += self.apply_ttl(table).await?;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Applies `table`'s TTL (see [`QueryEngine::apply_ttls`]).
+    async fn apply_ttl(&self, table: Arc<quiver_storage::Table>) -> Result<u64, QueryError> {
+        let schema = table.schema();
+        let Some(ttl) = schema.ttl else {
+            return Ok(0);
+        };
+        let Some(ts) = schema
+            .designated_timestamp
+            .and_then(|i| schema.columns.get(i))
+        else {
+            return Ok(0);
+        };
+        let nanos_per_tick = match ts.column_type {
+            quiver_storage::ColumnType::TimestampNanos => 1,
+            _ => 1_000,
+        };
+        let Some((oldest, newest)) = table.snapshot(self.db.visible_lsn()).timestamp_range() else {
+            return Ok(0);
+        };
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let reference = newest.saturating_mul(nanos_per_tick).min(wall);
+        let boundary = crate::write::partitions::ttl_boundary(schema.partition_by, ttl, reference)
+            / nanos_per_tick;
+        // Nothing old enough: no drop (which would seal the memtable).
+        if oldest >= boundary {
+            return Ok(0);
+        }
+        let dropped = self
+            .db
+            .drop_rows_in(table, vec![(i64::MIN, boundary)])
+            .await
+            .map_err(|_| database_closed())??;
+        tracing::info!(
+            table = %schema.name,
+            ttl = %ttl,
+            rows = dropped.rows,
+            before = %crate::write::partitions::partition_name(schema.partition_by, boundary.saturating_mul(nanos_per_tick)),
+            "TTL dropped old partitions"
+        );
+        Ok(dropped.rows)
     }
 
     /// `ALTER TABLE t DROP PARTITION LIST ... | WHERE ...`: works out the

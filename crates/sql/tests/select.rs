@@ -22,6 +22,7 @@ fn schema(name: &str) -> TableSchema {
         partition_by: PartitionBy::Day,
         version: 0,
         has_dropped_columns: false,
+        ttl: None,
     }
 }
 

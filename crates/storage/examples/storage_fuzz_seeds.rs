@@ -66,6 +66,7 @@ fn schema() -> TableSchema {
         partition_by: PartitionBy::Day,
         version: 2,
         has_dropped_columns: false,
+        ttl: None,
     }
 }
 

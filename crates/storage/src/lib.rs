@@ -36,6 +36,7 @@
 //!     partition_by: PartitionBy::Day,
 //!     version: 0,
 //!     has_dropped_columns: false,
+//!     ttl: None,
 //! };
 //! let table = db.create_table(schema).blocking_recv().unwrap().unwrap();
 //! let batch = RecordBatch::try_new(
@@ -78,8 +79,8 @@ pub use db::{
 };
 pub use error::{Result, StorageError};
 pub use schema::{
-    ColumnChange, ColumnSchema, ColumnType, DESIGNATED_METADATA_KEY, DESIGNATED_TIMESTAMP_NAME,
-    PartitionBy, TYPE_METADATA_KEY, TableSchema,
+    ColumnSchema, ColumnType, DESIGNATED_METADATA_KEY, DESIGNATED_TIMESTAMP_NAME, PartitionBy,
+    SchemaChange, TYPE_METADATA_KEY, TableSchema, Ttl, TtlUnit,
 };
 pub use segment::{ROW_ID_COLUMN, Segment};
 pub use symbols::SymbolTable;

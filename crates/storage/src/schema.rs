@@ -371,9 +371,10 @@ impl ColumnSchema {
     }
 }
 
-/// A change to a table's columns ([`TableSchema::change_columns`]).
+/// A change to a table's schema ([`TableSchema::apply_change`]): its
+/// columns or its time to live.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ColumnChange {
+pub enum SchemaChange {
     /// Adds the columns the table lacks (one it has under any type is left
     /// as it is).
     Add(Vec<ColumnSchema>),
@@ -391,6 +392,107 @@ pub enum ColumnChange {
         /// Its new name.
         to: String,
     },
+    /// Sets (or with `None`, removes) the table's time to live.
+    SetTtl(Option<Ttl>),
+}
+
+/// A table's time to live (QuestDB's `TTL n HOURS | DAYS | WEEKS | MONTHS
+/// | YEARS`): partitions whose whole time range lies more than this before
+/// the reference time (the newest designated timestamp, but never later
+/// than the wall clock) are dropped. A whole number of the table's
+/// partitions ([`TableSchema::validate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl {
+    /// How many units (at least 1).
+    pub count: u32,
+    /// The unit.
+    pub unit: TtlUnit,
+}
+
+/// The unit of a [`Ttl`]: hours, days and weeks are fixed lengths; months
+/// and years go by the calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlUnit {
+    /// Hours.
+    Hours,
+    /// Days (24 hours).
+    Days,
+    /// Weeks (7 days).
+    Weeks,
+    /// Calendar months.
+    Months,
+    /// Calendar years.
+    Years,
+}
+
+impl TtlUnit {
+    /// QuestDB's name (`HOURS`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            TtlUnit::Hours => "HOURS",
+            TtlUnit::Days => "DAYS",
+            TtlUnit::Weeks => "WEEKS",
+            TtlUnit::Months => "MONTHS",
+            TtlUnit::Years => "YEARS",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            TtlUnit::Hours => 0,
+            TtlUnit::Days => 1,
+            TtlUnit::Weeks => 2,
+            TtlUnit::Months => 3,
+            TtlUnit::Years => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<TtlUnit> {
+        Some(match code {
+            0 => TtlUnit::Hours,
+            1 => TtlUnit::Days,
+            2 => TtlUnit::Weeks,
+            3 => TtlUnit::Months,
+            4 => TtlUnit::Years,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Ttl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.count, self.unit.name())
+    }
+}
+
+impl Ttl {
+    /// Whether the TTL is a whole number of `partition_by`'s partitions
+    /// (QuestDB's rule: a DAY table takes `24 HOURS` or `2 DAYS` but not
+    /// `36 HOURS`; a MONTH table only months and years).
+    pub fn fits(&self, partition_by: PartitionBy) -> bool {
+        let n = u64::from(self.count);
+        // Hours in the TTL, for the fixed units.
+        let hours = match self.unit {
+            TtlUnit::Hours => Some(n),
+            TtlUnit::Days => Some(n * 24),
+            TtlUnit::Weeks => Some(n * 168),
+            TtlUnit::Months | TtlUnit::Years => None,
+        };
+        let months = match self.unit {
+            TtlUnit::Months => Some(n),
+            TtlUnit::Years => Some(n * 12),
+            _ => None,
+        };
+        self.count > 0
+            && match partition_by {
+                PartitionBy::None => false,
+                PartitionBy::Hour => true,
+                PartitionBy::Day => hours.is_none_or(|h| h % 24 == 0),
+                PartitionBy::Week => hours.is_none_or(|h| h % 168 == 0),
+                PartitionBy::Month => months.is_some(),
+                PartitionBy::Year => months.is_some_and(|m| m % 12 == 0),
+            }
+    }
 }
 
 /// How a table is partitioned by its designated timestamp (QuestDB's
@@ -484,6 +586,8 @@ pub struct TableSchema {
     /// A column was ever dropped: columns added since get `name/version`
     /// stored names (see [`ColumnSchema::stored_name`]).
     pub has_dropped_columns: bool,
+    /// Time to live: old partitions are dropped (see [`Ttl`]).
+    pub ttl: Option<Ttl>,
 }
 
 impl TableSchema {
@@ -549,6 +653,25 @@ impl TableSchema {
                 });
             }
         }
+        if let Some(ttl) = self.ttl {
+            let reason =
+                if self.designated_timestamp.is_none() || self.partition_by == PartitionBy::None {
+                    Some("a TTL needs a designated timestamp and partitions".to_string())
+                } else if !ttl.fits(self.partition_by) {
+                    Some(format!(
+                        "TTL {ttl} is not a whole number of {} partitions",
+                        self.partition_by.name()
+                    ))
+                } else {
+                    None
+                };
+            if let Some(reason) = reason {
+                return Err(StorageError::InvalidRequest {
+                    table: self.name.clone(),
+                    reason,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -571,7 +694,7 @@ impl TableSchema {
     /// there or gone already). Refuses, naming table and column: dropping
     /// an unknown column, the designated timestamp or the last column;
     /// renaming an unknown column or to a name another column has.
-    pub fn change_columns(&self, change: ColumnChange) -> Result<Option<TableSchema>> {
+    pub fn apply_change(&self, change: SchemaChange) -> Result<Option<TableSchema>> {
         let mut next = self.clone();
         next.version = self
             .version
@@ -587,7 +710,7 @@ impl TableSchema {
             reason,
         };
         match change {
-            ColumnChange::Add(columns) => {
+            SchemaChange::Add(columns) => {
                 for c in columns {
                     if next.column_index(&c.name).is_some() {
                         continue;
@@ -607,7 +730,7 @@ impl TableSchema {
                     return Ok(None);
                 }
             }
-            ColumnChange::Drop { names, if_exists } => {
+            SchemaChange::Drop { names, if_exists } => {
                 for name in &names {
                     let Some(i) = next.column_index(name) else {
                         match if_exists {
@@ -632,7 +755,7 @@ impl TableSchema {
                     return Ok(None);
                 }
             }
-            ColumnChange::Rename { from, to } => {
+            SchemaChange::Rename { from, to } => {
                 let i = next
                     .column_index(&from)
                     .ok_or_else(|| refuse(&from, "column does not exist"))?;
@@ -640,6 +763,12 @@ impl TableSchema {
                     return Err(refuse(&to, "another column has this name"));
                 }
                 next.columns[i].name = to;
+            }
+            SchemaChange::SetTtl(ttl) => {
+                if ttl == self.ttl {
+                    return Ok(None);
+                }
+                next.ttl = ttl;
             }
         }
         next.validate()?;
@@ -694,16 +823,20 @@ impl TableSchema {
     /// ```text
     /// str name | u32 version
     /// u8 partitioning (0 none, 1 day, 2 hour, 3 week, 4 month, 5 year)
-    ///    | 0x80 when a column was ever dropped
+    ///    | 0x80 when a column was ever dropped | 0x40 when a TTL follows
+    ///      the columns
     /// u32 designated timestamp column index (u32::MAX: none)
     /// u32 column count (at most MAX_COLUMNS), each:
     ///    str name | u8 type code (| 0x80: a stored name follows) | u8 type argument
     ///    [str stored name, when it is not the name]
+    /// [u32 TTL count | u8 TTL unit (0 hours, 1 days, 2 weeks, 3 months, 4 years)]
     /// ```
     pub(crate) fn encode(&self, e: &mut Encoder) {
         e.str("table name", &self.name);
         e.u32(self.version);
-        e.u8(self.partition_by.code() | if self.has_dropped_columns { FLAG } else { 0 });
+        e.u8(self.partition_by.code()
+            | if self.has_dropped_columns { FLAG } else { 0 }
+            | if self.ttl.is_some() { TTL_FLAG } else { 0 });
         match self.designated_timestamp {
             Some(i) => e.bounded_u32("designated timestamp index", i, MAX_COLUMNS),
             None => e.u32(u32::MAX),
@@ -719,6 +852,10 @@ impl TableSchema {
                 e.str("stored column name", &c.stored_name);
             }
         }
+        if let Some(ttl) = self.ttl {
+            e.u32(ttl.count);
+            e.u8(ttl.unit.code());
+        }
     }
 
     /// Reads a schema written by [`TableSchema::encode`], and checks it.
@@ -726,7 +863,7 @@ impl TableSchema {
         let name = d.str()?.to_string();
         let version = d.u32()?;
         let partitioning = d.u8()?;
-        let partition_by = PartitionBy::from_code(partitioning & !FLAG)
+        let partition_by = PartitionBy::from_code(partitioning & !(FLAG | TTL_FLAG))
             .ok_or_else(|| d.corrupt("unknown partitioning"))?;
         let ts = d.u32()?;
         // A column takes at least 6 bytes.
@@ -747,6 +884,15 @@ impl TableSchema {
                 stored_name,
             });
         }
+        let ttl = match partitioning & TTL_FLAG != 0 {
+            true => {
+                let count = d.u32()?;
+                let unit =
+                    TtlUnit::from_code(d.u8()?).ok_or_else(|| d.corrupt("unknown TTL unit"))?;
+                Some(Ttl { count, unit })
+            }
+            false => None,
+        };
         let schema = TableSchema {
             name,
             columns,
@@ -754,6 +900,7 @@ impl TableSchema {
             partition_by,
             version,
             has_dropped_columns: partitioning & FLAG != 0,
+            ttl,
         };
         schema
             .validate()
@@ -765,6 +912,8 @@ impl TableSchema {
 /// The flag bit of the partitioning and type code bytes in a schema's
 /// encoding.
 const FLAG: u8 = 0x80;
+/// The partitioning byte's flag for a TTL at the end.
+const TTL_FLAG: u8 = 0x40;
 
 /// Checks a table or column name.
 pub fn validate_name(name: &str, what: &'static str, table: &str) -> Result<()> {
@@ -859,6 +1008,7 @@ mod tests {
             partition_by: PartitionBy::Day,
             version: 3,
             has_dropped_columns: false,
+            ttl: None,
         };
         schema.validate().unwrap();
         let mut w = Encoder::default();
@@ -895,6 +1045,91 @@ mod tests {
     }
 
     #[test]
+    fn ttls_round_trip_and_must_be_whole_partitions() {
+        let mut schema = TableSchema {
+            name: "t".into(),
+            columns: vec![ColumnSchema::new("ts", ColumnType::Timestamp)],
+            designated_timestamp: Some(0),
+            partition_by: PartitionBy::Day,
+            version: 0,
+            has_dropped_columns: true,
+            ttl: Some(Ttl {
+                count: 30,
+                unit: TtlUnit::Days,
+            }),
+        };
+        schema.validate().unwrap();
+        let mut w = Encoder::default();
+        schema.encode(&mut w);
+        let bytes = w.finish().unwrap();
+        assert_eq!(
+            TableSchema::decode(&mut Decoder::new(&bytes, "test")).unwrap(),
+            schema
+        );
+        let ttl = |count, unit| Ttl { count, unit };
+        for (partition_by, fits, does_not) in [
+            (
+                PartitionBy::Hour,
+                ttl(1, TtlUnit::Hours),
+                ttl(0, TtlUnit::Hours),
+            ),
+            (
+                PartitionBy::Day,
+                ttl(48, TtlUnit::Hours),
+                ttl(36, TtlUnit::Hours),
+            ),
+            (
+                PartitionBy::Day,
+                ttl(3, TtlUnit::Months),
+                ttl(0, TtlUnit::Days),
+            ),
+            (
+                PartitionBy::Week,
+                ttl(14, TtlUnit::Days),
+                ttl(10, TtlUnit::Days),
+            ),
+            (
+                PartitionBy::Month,
+                ttl(2, TtlUnit::Years),
+                ttl(31, TtlUnit::Days),
+            ),
+            (
+                PartitionBy::Year,
+                ttl(24, TtlUnit::Months),
+                ttl(18, TtlUnit::Months),
+            ),
+            (
+                PartitionBy::None,
+                ttl(1, TtlUnit::Years),
+                ttl(1, TtlUnit::Years),
+            ),
+        ] {
+            schema.partition_by = partition_by;
+            schema.ttl = Some(fits);
+            assert_eq!(
+                schema.validate().is_ok(),
+                partition_by != PartitionBy::None,
+                "{fits}"
+            );
+            schema.ttl = Some(does_not);
+            assert!(schema.validate().is_err(), "{does_not} on {partition_by:?}");
+        }
+        // Setting the TTL is a schema change; setting the same one is none.
+        schema.partition_by = PartitionBy::Day;
+        schema.ttl = None;
+        let next = schema
+            .apply_change(SchemaChange::SetTtl(Some(ttl(2, TtlUnit::Weeks))))
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.ttl, Some(ttl(2, TtlUnit::Weeks)));
+        assert_eq!(next.version, schema.version + 1);
+        assert_eq!(
+            next.apply_change(SchemaChange::SetTtl(next.ttl)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
     fn column_changes_keep_stored_names_apart() {
         let schema = TableSchema {
             name: "t".into(),
@@ -907,13 +1142,14 @@ mod tests {
             partition_by: PartitionBy::Day,
             version: 0,
             has_dropped_columns: false,
+            ttl: None,
         };
-        let change = |s: &TableSchema, c: ColumnChange| s.change_columns(c).unwrap().unwrap();
+        let change = |s: &TableSchema, c: SchemaChange| s.apply_change(c).unwrap().unwrap();
         // A rename keeps the stored name; a new column takes a plain one
         // while no data can meet it, a `/version` one once it could.
         let s1 = change(
             &schema,
-            ColumnChange::Rename {
+            SchemaChange::Rename {
                 from: "A".into(),
                 to: "c".into(),
             },
@@ -927,17 +1163,17 @@ mod tests {
         );
         let s2 = change(
             &s1,
-            ColumnChange::Add(vec![ColumnSchema::new("a", ColumnType::Double)]),
+            SchemaChange::Add(vec![ColumnSchema::new("a", ColumnType::Double)]),
         );
         assert_eq!(s2.columns[3].stored_name, "a/2");
         let s2b = change(
             &s1,
-            ColumnChange::Add(vec![ColumnSchema::new("d", ColumnType::Double)]),
+            SchemaChange::Add(vec![ColumnSchema::new("d", ColumnType::Double)]),
         );
         assert_eq!(s2b.columns[3].stored_name, "d");
         let s3 = change(
             &s2,
-            ColumnChange::Drop {
+            SchemaChange::Drop {
                 names: vec!["c".into()],
                 if_exists: false,
             },
@@ -947,13 +1183,13 @@ mod tests {
         assert_eq!(s3.columns[0].name, "ts");
         let s4 = change(
             &s3,
-            ColumnChange::Add(vec![ColumnSchema::new("c", ColumnType::Int)]),
+            SchemaChange::Add(vec![ColumnSchema::new("c", ColumnType::Int)]),
         );
         assert_eq!(s4.columns[3].stored_name, "c/4");
         assert_eq!(s4.version, 4);
         // Nothing to do: None.
         assert_eq!(
-            s4.change_columns(ColumnChange::Add(vec![ColumnSchema::new(
+            s4.apply_change(SchemaChange::Add(vec![ColumnSchema::new(
                 "C",
                 ColumnType::Long
             )]))
@@ -961,7 +1197,7 @@ mod tests {
             None
         );
         assert_eq!(
-            s4.change_columns(ColumnChange::Drop {
+            s4.apply_change(SchemaChange::Drop {
                 names: vec!["nope".into()],
                 if_exists: true
             })
@@ -971,42 +1207,42 @@ mod tests {
         // Refusals name the column.
         for (c, reason) in [
             (
-                ColumnChange::Drop {
+                SchemaChange::Drop {
                     names: vec!["ts".into()],
                     if_exists: false,
                 },
                 "designated timestamp",
             ),
             (
-                ColumnChange::Drop {
+                SchemaChange::Drop {
                     names: vec!["nope".into()],
                     if_exists: false,
                 },
                 "does not exist",
             ),
             (
-                ColumnChange::Rename {
+                SchemaChange::Rename {
                     from: "b".into(),
                     to: "TS".into(),
                 },
                 "another column",
             ),
             (
-                ColumnChange::Rename {
+                SchemaChange::Rename {
                     from: "b".into(),
                     to: "x/y".into(),
                 },
                 "path separator",
             ),
         ] {
-            let e = s4.change_columns(c).unwrap_err().to_string();
+            let e = s4.apply_change(c).unwrap_err().to_string();
             assert!(e.contains(reason), "{e}");
         }
         // A rename to another case of the same name is allowed.
         assert_eq!(
             change(
                 &s4,
-                ColumnChange::Rename {
+                SchemaChange::Rename {
                     from: "b".into(),
                     to: "B".into()
                 }

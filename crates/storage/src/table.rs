@@ -507,6 +507,29 @@ impl TableSnapshot {
         self.row_count
     }
 
+    /// The smallest and largest designated timestamp (raw values) of the
+    /// visible rows, from segment metadata and the memtable batches (whose
+    /// timestamps are read); `None` without a designated timestamp or rows.
+    pub fn timestamp_range(&self) -> Option<(i64, i64)> {
+        let name = self
+            .schema
+            .designated_timestamp
+            .and_then(|i| self.schema.columns.get(i))
+            .map(|c| c.stored_name.as_str())?;
+        let segments = self
+            .segments
+            .iter()
+            .filter(|s| s.has_rows() && s.min_ts <= s.max_ts)
+            .map(|s| (s.min_ts, s.max_ts));
+        let batches = self
+            .batches
+            .iter()
+            .filter_map(|b| timestamp_range(b.batch.column_by_name(name)?));
+        segments
+            .chain(batches)
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+    }
+
     /// Segments in the snapshot.
     pub fn segments(&self) -> &[Arc<Segment>] {
         &self.segments

@@ -15,7 +15,7 @@ use arrow::array::{Array, AsArray, Float64Array, RecordBatch};
 use arrow::datatypes::{Float64Type, Schema};
 use common::{DIR, contents, create, open, rows, schema};
 use quiver_storage::io::{Op, SimulatedDisk};
-use quiver_storage::{ColumnChange, ColumnSchema, ColumnType, Database, Table, Transaction};
+use quiver_storage::{ColumnSchema, ColumnType, Database, SchemaChange, Table, Transaction};
 
 /// Holds the committer inside its next WAL write (of a commit of one row
 /// to `table`); returns the hold and that commit's receipt.
@@ -70,9 +70,9 @@ fn create_after_rename_and_truncate_after_add_column_in_one_group() {
     // what the group did to it: its new name and its new column.
     let truncated = db.truncate_table("t0").unwrap();
     // The old table is gone by now.
-    let late = db.alter_columns(
+    let late = db.alter_schema(
         old.clone(),
-        ColumnChange::Drop {
+        SchemaChange::Drop {
             names: vec!["extra".into()],
             if_exists: false,
         },
@@ -184,9 +184,9 @@ fn drop_and_add_a_column_between_commits_of_one_group() {
     let mut txn = Transaction::new();
     txn.add(t.clone(), before).unwrap();
     let committed_before = db.commit(txn, false);
-    let dropped = db.alter_columns(
+    let dropped = db.alter_schema(
         t.clone(),
-        ColumnChange::Drop {
+        SchemaChange::Drop {
             names: vec!["extra".into()],
             if_exists: false,
         },
@@ -195,9 +195,9 @@ fn drop_and_add_a_column_between_commits_of_one_group() {
         t.clone(),
         vec![ColumnSchema::new("extra", ColumnType::Double)],
     );
-    let renamed = db.alter_columns(
+    let renamed = db.alter_schema(
         t.clone(),
-        ColumnChange::Rename {
+        SchemaChange::Rename {
             from: "txn".into(),
             to: "TXN".into(),
         },

@@ -29,6 +29,7 @@ fn schema(name: &str) -> TableSchema {
         partition_by: PartitionBy::Day,
         version: 0,
         has_dropped_columns: false,
+        ttl: None,
     }
 }
 
@@ -931,9 +932,9 @@ fn rows_of_a_column_dropped_since_replay_under_the_newer_schema() {
         RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap()
     };
     commit(&db, vec![(t.clone(), with_x(0))], true);
-    db.alter_columns(
+    db.alter_schema(
         t.clone(),
-        quiver_storage::ColumnChange::Drop {
+        quiver_storage::SchemaChange::Drop {
             names: vec!["x".into(), "s2".into()],
             if_exists: false,
         },

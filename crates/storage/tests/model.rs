@@ -24,7 +24,7 @@ use arrow::datatypes::{Float64Type, Int64Type, Schema};
 use common::{contents, create, open, per_txn, rows};
 use proptest::prelude::*;
 use quiver_storage::io::{PowerLoss, SimulatedDisk};
-use quiver_storage::{ColumnChange, ColumnSchema, ColumnType, Database, Transaction};
+use quiver_storage::{ColumnSchema, ColumnType, Database, SchemaChange, Transaction};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -313,9 +313,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let column = format!("extra{column}");
                 let t = create(&db, &name(table)).unwrap();
                 let answer = db
-                    .alter_columns(
+                    .alter_schema(
                         t,
-                        ColumnChange::Drop {
+                        SchemaChange::Drop {
                             names: vec![column.clone()],
                             if_exists: false,
                         },
@@ -335,9 +335,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let (from, to) = (format!("extra{from}"), format!("extra{to}"));
                 let t = create(&db, &name(table)).unwrap();
                 let answer = db
-                    .alter_columns(
+                    .alter_schema(
                         t,
-                        ColumnChange::Rename {
+                        SchemaChange::Rename {
                             from: from.clone(),
                             to: to.clone(),
                         },

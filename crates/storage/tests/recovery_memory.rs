@@ -68,6 +68,7 @@ fn table_schema() -> TableSchema {
         partition_by: PartitionBy::Day,
         version: 0,
         has_dropped_columns: false,
+        ttl: None,
     }
 }
 

@@ -93,6 +93,7 @@ fn one_column_table(
         partition_by: PartitionBy::None,
         version: 0,
         has_dropped_columns: false,
+        ttl: None,
     })
     .blocking_recv()
     .unwrap()

@@ -330,6 +330,7 @@ fn new_table_schema(name: &str, block: &TableBlock<'_>) -> Result<TableSchema, I
         partition_by: PartitionBy::Day,
         version: 0,
         has_dropped_columns: false,
+        ttl: None,
     })
 }
 

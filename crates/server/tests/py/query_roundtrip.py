@@ -372,6 +372,26 @@ def case_timeseries(db):
         check(f"{join} times", ns_values(got.column("timestamp")), [int(t.value) for t in want["ts"]])
         check(f"{join} keys", comparable(got.column("sym")), want["sym"].tolist())
         close_lists(f"{join} bids", got.column("bid").to_pylist(), none_if_nan(want["bid"].tolist()))
+    # DROP PARTITION by name and by condition (on each partition's start),
+    # then a TTL: the partitions ending more than a day before the newest
+    # quote go as the statement runs.
+    def count_by_day(name):
+        got = db.query(f"SELECT timestamp_floor('d', timestamp) d, count() n FROM {name} GROUP BY d ORDER BY d").to_arrow()
+        return dict(zip(ns_values(got.column("d")), got.column("n").to_pylist()))
+
+    per_day = df.groupby(df["ts"].dt.floor("D")).size()
+    want = {int(d.value): int(n) for d, n in per_day.items() if d != pd.Timestamp("2024-11-03")}
+    done = db.execute("ALTER TABLE rt_ts DROP PARTITION LIST '2024-11-03'")
+    check("drop partition op", (done.op_type, done.rows_affected), (4, 0))
+    check("drop partition list", count_by_day("rt_ts"), want)
+    db.execute("ALTER TABLE rt_ts DROP PARTITION WHERE timestamp < '2024-11-03'")
+    want = {d: n for d, n in want.items() if d >= pd.Timestamp("2024-11-03").value}
+    check("drop partition where", count_by_day("rt_ts"), want)
+    db.execute("ALTER TABLE rt_quotes SET TTL 1 DAY")
+    newest = quotes["ts"].max()
+    keep = quotes[quotes["ts"] >= (newest - pd.Timedelta(days=1)).floor("D")]
+    per_day = keep.groupby(keep["ts"].dt.floor("D")).size()
+    check("ttl", count_by_day("rt_quotes"), {int(d.value): int(n) for d, n in per_day.items()})
 
 
 def case_binds(db):

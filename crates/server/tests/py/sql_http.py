@@ -132,7 +132,7 @@ check("timings are numbers", all(isinstance(v, int) and v >= 0 for v in t.values
 
 # Errors: 400 with the query, the message and a position.
 for query, fragment in [("SELEC 1", "selec"), ("SELECT * FROM nowhere", "nowhere"),
-                        ("SELECT nope FROM h", "nope"), ("ALTER TABLE h DROP PARTITION LIST '2024-01-01'", "DROP PARTITION"),
+                        ("SELECT nope FROM h", "nope"), ("ALTER TABLE h DETACH PARTITION LIST '2024-01-01'", "DETACH PARTITION"),
                         # Fails computing its first rows, not planning.
                         ("SELECT 'nope'::ipv4", "not an IPv4 address")]:
     status, body = exec_json(query)

@@ -25,6 +25,8 @@ pub const COLUMNS: &[&str] = &[
     "symbolCached",
     "symbolCapacity",
     "upsertKey",
+    "ttlValue",
+    "ttlUnit",
 ];
 
 fn table_of(columns: Vec<(&str, ArrayRef)>) -> Result<Arc<dyn TableProvider>> {
@@ -100,6 +102,22 @@ impl TableFunctionImpl for Tables {
                 strings(ids.iter().map(|id| id.to_string())),
             ),
             ("dedup", bools(n, |_| false)),
+            // QuestDB's: 0 hours without a TTL, singular unit names.
+            (
+                "ttlValue",
+                Arc::new(Int32Array::from_iter(tables.iter().map(|t| {
+                    t.schema
+                        .ttl
+                        .map_or(Some(0), |ttl| i32::try_from(ttl.count).ok())
+                }))),
+            ),
+            (
+                "ttlUnit",
+                strings(tables.iter().map(|t| {
+                    let unit = t.schema.ttl.map_or("HOURS", |ttl| ttl.unit.name());
+                    unit.trim_end_matches('S').to_string()
+                })),
+            ),
         ])
     }
 }

@@ -6,10 +6,11 @@
 //! - `ALTER TABLE t RENAME COLUMN a TO b`
 //! - `ALTER TABLE t DROP PARTITION LIST 'name' [, 'name' ...]`
 //! - `ALTER TABLE t DROP PARTITION WHERE <condition on the designated timestamp>`
+//! - `ALTER TABLE t SET TTL n HOURS | DAYS | WEEKS | MONTHS | YEARS` (`0`: none)
 //!
 //! QuestDB's other ALTERs (`ALTER COLUMN ... ADD INDEX`, `DETACH
 //! PARTITION`, `SET PARAM`, ...) are refused by name. Storage applies the change
-//! ([`quiver_storage::TableSchema::change_columns`]); this module only
+//! ([`quiver_storage::TableSchema::apply_change`]); this module only
 //! reads the statement.
 
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -54,6 +55,8 @@ pub enum AlterAction {
     },
     /// `DROP PARTITION`.
     DropPartitions(PartitionSelection),
+    /// `SET TTL` (`None`: `SET TTL 0`).
+    SetTtl(Option<quiver_storage::Ttl>),
 }
 
 /// Which partitions `DROP PARTITION` drops.
@@ -95,6 +98,11 @@ pub fn parse_alter_table(sql: &str) -> Result<AlterTable, QueryError> {
             names.push(t.name("column")?);
         }
         AlterAction::DropColumns { names, if_exists }
+    } else if t.keyword("SET") {
+        if !t.keyword("TTL") {
+            return Err(unsupported(sql));
+        }
+        AlterAction::SetTtl(super::create_table::parse_ttl(&mut t)?)
     } else if t.keyword("RENAME") && t.keyword("COLUMN") {
         let from = t.name("column")?;
         t.expect_keyword("TO")?;
@@ -336,6 +344,56 @@ mod tests {
                 QueryErrorKind::Invalid,
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn set_ttl_forms() {
+        use quiver_storage::{Ttl, TtlUnit};
+        let ttl = |sql: &str| match parse_alter_table(sql).map(|a| a.action) {
+            Ok(AlterAction::SetTtl(ttl)) => Ok(ttl),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let days = |count| {
+            Some(Ttl {
+                count,
+                unit: TtlUnit::Days,
+            })
+        };
+        assert_eq!(ttl("ALTER TABLE t SET TTL 7 DAYS").unwrap(), days(7));
+        assert_eq!(ttl("alter table t set ttl 1 day;").unwrap(), days(1));
+        assert_eq!(ttl("ALTER TABLE t SET TTL 3d").unwrap(), days(3));
+        assert_eq!(
+            ttl("ALTER TABLE t SET TTL 2w").unwrap(),
+            Some(Ttl {
+                count: 2,
+                unit: TtlUnit::Weeks
+            })
+        );
+        assert_eq!(
+            ttl("ALTER TABLE t SET TTL 12 HOURS").unwrap(),
+            Some(Ttl {
+                count: 12,
+                unit: TtlUnit::Hours
+            })
+        );
+        assert_eq!(
+            ttl("ALTER TABLE t SET TTL 1M").unwrap(),
+            Some(Ttl {
+                count: 1,
+                unit: TtlUnit::Months
+            })
+        );
+        assert_eq!(ttl("ALTER TABLE t SET TTL 0").unwrap(), None);
+        for bad in [
+            "ALTER TABLE t SET TTL",
+            "ALTER TABLE t SET TTL 7 FORTNIGHTS",
+            "ALTER TABLE t SET TTL -1 DAYS",
+            "ALTER TABLE t SET TTL 99999999999 DAYS",
+            "ALTER TABLE t SET TTL 7 DAYS extra",
+        ] {
+            assert_eq!(ttl(bad).unwrap_err().kind, QueryErrorKind::Invalid, "{bad}");
         }
     }
 }

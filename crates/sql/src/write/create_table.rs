@@ -5,7 +5,7 @@
 //! CREATE TABLE [IF NOT EXISTS] name (
 //!     column TYPE [CAPACITY n] [CACHE | NOCACHE] [INDEX [CAPACITY n]], ...
 //! ) [TIMESTAMP(column)] [PARTITION BY NONE|HOUR|DAY|WEEK|MONTH|YEAR]
-//!   [WAL | BYPASS WAL] [;]
+//!   [TTL n HOURS|DAYS|WEEKS|MONTHS|YEARS] [WAL | BYPASS WAL] [;]
 //! ```
 //!
 //! SYMBOL options are accepted and have no effect (the dictionary grows as
@@ -14,7 +14,7 @@
 //! [`TableSchema`].
 
 use datafusion::sql::sqlparser::tokenizer::Token;
-use quiver_storage::{ColumnSchema, ColumnType, PartitionBy, TableSchema};
+use quiver_storage::{ColumnSchema, ColumnType, PartitionBy, TableSchema, Ttl, TtlUnit};
 
 use super::tokens::{Tokens, describe, invalid};
 use crate::error::{QueryError, QueryErrorKind};
@@ -42,6 +42,8 @@ pub struct CreateTableAs {
     pub timestamp: Option<String>,
     /// Partitioning.
     pub partition_by: PartitionBy,
+    /// Time to live.
+    pub ttl: Option<Ttl>,
 }
 
 /// What a `CREATE TABLE` statement is.
@@ -57,12 +59,56 @@ pub enum Create {
 struct TableOptions {
     timestamp: Option<String>,
     partition_by: Option<PartitionBy>,
+    ttl: Option<Ttl>,
+}
+
+/// A TTL after the `TTL` keyword: `n UNIT` or `nU` (`7 DAYS`, `2w`,
+/// `12 HOURS`, `1M`, `3y`); `0` (any unit or none) is no TTL.
+pub(crate) fn parse_ttl(t: &mut Tokens) -> Result<Option<Ttl>, QueryError> {
+    let (number, mut unit) = match t.next() {
+        Some(Token::Number(n, _)) => (n, String::new()),
+        Some(Token::Word(w)) if w.quote_style.is_none() => (w.value, String::new()),
+        other => {
+            return Err(invalid(format!(
+                "TTL takes a number and a unit (such as 7 DAYS), not {}",
+                describe(other.as_ref())
+            )));
+        }
+    };
+    let digits = number.bytes().take_while(u8::is_ascii_digit).count();
+    let (count, glued) = number.split_at(digits);
+    if !glued.is_empty() {
+        unit = glued.to_string();
+    } else if let Some(Token::Word(w)) = t.peek()
+        && w.quote_style.is_none()
+    {
+        unit = w.value.clone();
+        t.next();
+    }
+    let count: u32 = count
+        .parse()
+        .map_err(|_| invalid(format!("TTL {number} is not a whole number of units")))?;
+    let unit = match unit.to_ascii_uppercase().as_str() {
+        "H" | "HOUR" | "HOURS" => TtlUnit::Hours,
+        "D" | "DAY" | "DAYS" => TtlUnit::Days,
+        "W" | "WEEK" | "WEEKS" => TtlUnit::Weeks,
+        "M" | "MONTH" | "MONTHS" => TtlUnit::Months,
+        "Y" | "YEAR" | "YEARS" => TtlUnit::Years,
+        "" if count == 0 => TtlUnit::Hours,
+        other => {
+            return Err(invalid(format!(
+                "unknown TTL unit {other:?}: one of HOURS, DAYS, WEEKS, MONTHS, YEARS"
+            )));
+        }
+    };
+    Ok((count > 0).then_some(Ttl { count, unit }))
 }
 
 fn parse_table_options(t: &mut Tokens) -> Result<TableOptions, QueryError> {
     let mut options = TableOptions {
         timestamp: None,
         partition_by: None,
+        ttl: None,
     };
     while !t.at_end() && !t.token(&Token::SemiColon) {
         if t.keyword("TIMESTAMP") {
@@ -77,6 +123,8 @@ fn parse_table_options(t: &mut Tokens) -> Result<TableOptions, QueryError> {
                     "unknown partition unit {unit}: one of NONE, HOUR, DAY, WEEK, MONTH, YEAR"
                 ))
             })?);
+        } else if t.keyword("TTL") {
+            options.ttl = parse_ttl(t)?;
         } else if t.keyword("WAL") {
         } else if t.keyword("BYPASS") {
             t.expect_keyword("WAL")?;
@@ -84,7 +132,7 @@ fn parse_table_options(t: &mut Tokens) -> Result<TableOptions, QueryError> {
             return Err(QueryError::new(
                 QueryErrorKind::Unsupported,
                 format!(
-                    "unexpected {} after the column list: CREATE TABLE takes TIMESTAMP(col), PARTITION BY unit and WAL | BYPASS WAL",
+                    "unexpected {} after the column list: CREATE TABLE takes TIMESTAMP(col), PARTITION BY unit, TTL n unit and WAL | BYPASS WAL",
                     t.describe_next()
                 ),
             ));
@@ -101,6 +149,7 @@ pub(crate) fn apply_table_options(
     schema: &mut TableSchema,
     timestamp: Option<&str>,
     partition_by: Option<PartitionBy>,
+    ttl: Option<Ttl>,
 ) -> Result<(), QueryError> {
     if let Some(column) = timestamp {
         let index = schema.column_index(column).ok_or_else(|| {
@@ -121,6 +170,7 @@ pub(crate) fn apply_table_options(
         }
         schema.partition_by = p;
     }
+    schema.ttl = ttl;
     schema.validate()?;
     Ok(())
 }
@@ -157,6 +207,7 @@ pub fn parse_create(sql: &str) -> Result<Create, QueryError> {
             query,
             timestamp: options.timestamp,
             partition_by: options.partition_by.unwrap_or(PartitionBy::None),
+            ttl: options.ttl,
         }));
     }
     t.expect(&Token::LParen)?;
@@ -181,12 +232,14 @@ pub fn parse_create(sql: &str) -> Result<Create, QueryError> {
         partition_by: PartitionBy::None,
         version: 0,
         has_dropped_columns: false,
+        ttl: None,
     };
     let options = parse_table_options(&mut t)?;
     apply_table_options(
         &mut schema,
         options.timestamp.as_deref(),
         options.partition_by,
+        options.ttl,
     )?;
     Ok(Create::Table(CreateTable {
         schema,

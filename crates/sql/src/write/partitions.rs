@@ -5,8 +5,8 @@
 //! Times are nanoseconds since the epoch, UTC. Storage keeps day
 //! directories whatever the unit; this module only does the calendar.
 
-use quiver_storage::PartitionBy;
-use quiver_storage::calendar::{civil_from_days, days_from_civil};
+use quiver_storage::calendar::{civil_from_days, days_from_civil, days_in_month};
+use quiver_storage::{PartitionBy, Ttl, TtlUnit};
 
 use crate::error::{QueryError, QueryErrorKind};
 
@@ -125,6 +125,34 @@ pub(crate) fn parse_partition_name(unit: PartitionBy, name: &str) -> Result<i64,
     Ok(start)
 }
 
+/// `nanos` less `months` calendar months (the day kept, or the month's
+/// last when it is shorter).
+fn months_before(nanos: i64, months: i64) -> i64 {
+    let day = nanos.div_euclid(DAY);
+    let (y, m, d) = civil_from_days(day);
+    let index = y * 12 + i64::from(m) - 1 - months;
+    let (y, m) = (index.div_euclid(12), (index.rem_euclid(12) + 1) as u32);
+    let d = d.min(days_in_month(y, m));
+    days_from_civil(y, m, d) * DAY + nanos.rem_euclid(DAY)
+}
+
+/// Where a table's TTL cuts at `reference` (the newest designated
+/// timestamp, at most the wall clock): every row before the returned time
+/// is in a partition that ends at or before `reference - ttl` and goes
+/// (QuestDB's rule: a partition is dropped once its end is older than the
+/// reference less the TTL; the partition holding that instant stays).
+pub(crate) fn ttl_boundary(unit: PartitionBy, ttl: Ttl, reference: i64) -> i64 {
+    let n = i64::from(ttl.count);
+    let cutoff = match ttl.unit {
+        TtlUnit::Hours => reference.saturating_sub(n.saturating_mul(HOUR)),
+        TtlUnit::Days => reference.saturating_sub(n.saturating_mul(DAY)),
+        TtlUnit::Weeks => reference.saturating_sub(n.saturating_mul(7 * DAY)),
+        TtlUnit::Months => months_before(reference, n),
+        TtlUnit::Years => months_before(reference, n * 12),
+    };
+    partition_start(unit, cutoff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +238,51 @@ mod tests {
         ] {
             assert!(parse_partition_name(unit, bad).is_err(), "{unit:?} {bad}");
         }
+    }
+
+    #[test]
+    fn ttl_keeps_the_partition_holding_reference_less_ttl() {
+        let ttl = |count, unit| Ttl { count, unit };
+        // 7 days before 2024-03-10T12:00 is 2024-03-03T12:00: the day
+        // partitions before March 3rd go, March 3rd stays.
+        let r = at("2024-03-10T12:00:00");
+        assert_eq!(
+            ttl_boundary(PartitionBy::Day, ttl(7, TtlUnit::Days), r),
+            at("2024-03-03")
+        );
+        assert_eq!(
+            ttl_boundary(PartitionBy::Hour, ttl(2, TtlUnit::Hours), r),
+            at("2024-03-10T10:00")
+        );
+        // At a partition's exact start, the partition ending there goes.
+        assert_eq!(
+            ttl_boundary(PartitionBy::Day, ttl(1, TtlUnit::Days), at("2024-03-10")),
+            at("2024-03-09")
+        );
+        // Calendar months: March 31st less one month is February 29th.
+        assert_eq!(
+            ttl_boundary(
+                PartitionBy::Day,
+                ttl(1, TtlUnit::Months),
+                at("2024-03-31T05:00")
+            ),
+            at("2024-02-29")
+        );
+        assert_eq!(
+            ttl_boundary(
+                PartitionBy::Month,
+                ttl(2, TtlUnit::Months),
+                at("2024-01-15")
+            ),
+            at("2023-11-01")
+        );
+        assert_eq!(
+            ttl_boundary(PartitionBy::Year, ttl(1, TtlUnit::Years), at("2024-02-29")),
+            at("2023-01-01")
+        );
+        assert_eq!(
+            ttl_boundary(PartitionBy::Week, ttl(2, TtlUnit::Weeks), at("2024-03-10")),
+            at("2024-02-19")
+        );
     }
 }

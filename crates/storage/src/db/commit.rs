@@ -170,7 +170,7 @@ fn fail_request(request: Request, err: &StorageError) {
         Request::CreateTable { reply, .. } => {
             let _ = reply.send(Err(e()));
         }
-        Request::AlterColumns { reply, .. } => {
+        Request::AlterSchema { reply, .. } => {
             let _ = reply.send(Err(e()));
         }
         Request::DropTable { reply, .. } => {
@@ -366,7 +366,7 @@ impl Committer {
                     let _ = reply.send(Err(e));
                 }
             },
-            Request::AlterColumns {
+            Request::AlterSchema {
                 table,
                 change,
                 reply,
@@ -628,14 +628,14 @@ impl Committer {
     fn frame_alter_columns(
         g: &mut Group,
         table: &Arc<Table>,
-        change: ColumnChange,
+        change: SchemaChange,
     ) -> Result<Option<TableSchema>> {
         if g.is_dropped(table) {
             return Err(dropped_error(table));
         }
         let schema = match g.schemas.get(&table.id) {
-            Some(s) => s.change_columns(change)?,
-            None => table.schema().change_columns(change)?,
+            Some(s) => s.apply_change(change)?,
+            None => table.schema().apply_change(change)?,
         };
         if let Some(s) = &schema {
             Self::push_schema(g, table, s)?;

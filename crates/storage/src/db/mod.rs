@@ -74,7 +74,7 @@ use crate::error::{Result, StorageError};
 use crate::io::FileSystem;
 use crate::limits::{MAX_PART_ROWS, MAX_RECORD_BODY_LEN, MAX_TRANSACTION_PARTS};
 use crate::rows::EncodedRows;
-use crate::schema::{ColumnChange, ColumnSchema, TableSchema};
+use crate::schema::{ColumnSchema, SchemaChange, TableSchema};
 use crate::table::{Table, TableSnapshot};
 use crate::wal::{self, WalWriter};
 
@@ -291,9 +291,9 @@ enum Request {
         exclusive: bool,
         reply: oneshot::Sender<Result<Arc<Table>>>,
     },
-    AlterColumns {
+    AlterSchema {
         table: Arc<Table>,
-        change: ColumnChange,
+        change: SchemaChange,
         reply: oneshot::Sender<Result<Arc<TableSchema>>>,
     },
     DropTable {
@@ -783,22 +783,22 @@ impl Database {
         table: Arc<Table>,
         columns: Vec<ColumnSchema>,
     ) -> oneshot::Receiver<Result<Arc<TableSchema>>> {
-        self.alter_columns(table, ColumnChange::Add(columns))
+        self.alter_schema(table, SchemaChange::Add(columns))
     }
 
     /// Changes a table's columns (logged in the WAL) and returns its schema
     /// after it: adds, drops or renames columns as
-    /// [`TableSchema::change_columns`] does. Stored data is not rewritten:
+    /// [`TableSchema::apply_change`] does. Stored data is not rewritten:
     /// a renamed column keeps its stored name, a dropped column's data
     /// stays in place, unread. Queries already running keep the schema
     /// they started with.
-    pub fn alter_columns(
+    pub fn alter_schema(
         &self,
         table: Arc<Table>,
-        change: ColumnChange,
+        change: SchemaChange,
     ) -> oneshot::Receiver<Result<Arc<TableSchema>>> {
         let (reply, rx) = oneshot::channel();
-        if let Err(e) = self.send(Request::AlterColumns {
+        if let Err(e) = self.send(Request::AlterSchema {
             table,
             change,
             reply,

@@ -615,10 +615,12 @@ pub(super) fn remove_dir_if_empty(fs: &dyn crate::io::FileSystem, dir: &std::pat
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.len() >= 10 && n.contains('-'));
-    if is_day && fs.read_dir(dir).is_ok_and(|e| e.is_empty()) && fs.remove_dir(dir).is_ok() {
-        if let Some(parent) = dir.parent() {
-            let _ = fs.sync_dir(parent);
-        }
+    if is_day
+        && fs.read_dir(dir).is_ok_and(|e| e.is_empty())
+        && fs.remove_dir(dir).is_ok()
+        && let Some(parent) = dir.parent()
+    {
+        let _ = fs.sync_dir(parent);
     }
 }
 

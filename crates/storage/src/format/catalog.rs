@@ -86,6 +86,7 @@ mod tests {
             partition_by: PartitionBy::Day,
             version: 1,
             has_dropped_columns: false,
+            ttl: None,
         }
     }
 

@@ -447,6 +447,7 @@ mod tests {
                     partition_by: PartitionBy::Day,
                     version,
                     has_dropped_columns: false,
+                    ttl: None,
                 },
             };
             let body = schema.encode().unwrap();
