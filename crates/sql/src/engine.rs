@@ -27,6 +27,8 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
 use futures_util::StreamExt;
 use quiver_storage::Database;
 use tokio::sync::mpsc;
@@ -55,6 +57,16 @@ fn sql_statement(
         Statement::Explain(e) => sql_statement(e.statement.as_mut()),
         _ => None,
     }
+}
+
+/// Nanoseconds per raw value of `schema`'s designated timestamp (`None`
+/// without one).
+fn designated_nanos_per_tick(schema: &quiver_storage::TableSchema) -> Option<i64> {
+    let ts = schema.columns.get(schema.designated_timestamp?)?;
+    Some(match ts.column_type {
+        quiver_storage::ColumnType::TimestampNanos => 1,
+        _ => 1_000,
+    })
 }
 
 /// The first value (nanoseconds) of the one timestamp `query` returns.
@@ -732,35 +744,32 @@ impl QueryEngine {
     /// Applies every table's TTL now: drops the partitions that ended
     /// more than the TTL before the table's newest designated timestamp
     /// (capped at the wall clock, so one row from the future cannot empty
-    /// the table). Returns the rows dropped. The server calls it
-    /// periodically and `ALTER TABLE ... SET TTL` right away.
-    pub async fn apply_ttls(&self) -> Result<u64, QueryError> {
+    /// the table). Returns the rows dropped. A table that fails is logged
+    /// and the others go on. The server calls it periodically and `ALTER
+    /// TABLE ... SET TTL` right away.
+    pub async fn apply_ttls(&self) -> u64 {
         let mut rows = 0;
         for info in self.db.tables() {
             if info.schema.ttl.is_some()
                 && let Some(table) = self.db.table(&info.schema.name)
             {
-                rows += self.apply_ttl(table).await?;
+                match self.apply_ttl(table).await {
+                    Ok(n) => rows += n,
+                    Err(e) => {
+                        tracing::warn!(table = %info.schema.name, error = %e, "applying the TTL failed; retried at the next check")
+                    }
+                }
             }
         }
-        Ok(rows)
+        rows
     }
 
     /// Applies `table`'s TTL (see [`QueryEngine::apply_ttls`]).
     async fn apply_ttl(&self, table: Arc<quiver_storage::Table>) -> Result<u64, QueryError> {
         let schema = table.schema();
-        let Some(ttl) = schema.ttl else {
-            return Ok(0);
-        };
-        let Some(ts) = schema
-            .designated_timestamp
-            .and_then(|i| schema.columns.get(i))
+        let (Some(ttl), Some(nanos_per_tick)) = (schema.ttl, designated_nanos_per_tick(&schema))
         else {
             return Ok(0);
-        };
-        let nanos_per_tick = match ts.column_type {
-            quiver_storage::ColumnType::TimestampNanos => 1,
-            _ => 1_000,
         };
         let Some((oldest, newest)) = table.snapshot(self.db.visible_lsn()).timestamp_range() else {
             return Ok(0);
@@ -770,29 +779,34 @@ impl QueryEngine {
             .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         let reference = newest.saturating_mul(nanos_per_tick).min(wall);
-        let boundary = crate::write::partitions::ttl_boundary(schema.partition_by, ttl, reference)
-            / nanos_per_tick;
+        // A cut before the range of timestamps: nothing is that old.
+        let Some(boundary) =
+            crate::write::partitions::ttl_boundary(schema.partition_by, ttl, reference)
+        else {
+            return Ok(0);
+        };
+        let boundary_raw = boundary / nanos_per_tick;
         // Nothing old enough: no drop (which would seal the memtable).
-        if oldest >= boundary {
+        if oldest >= boundary_raw {
             return Ok(0);
         }
         let dropped = self
             .db
-            .drop_rows_in(table, vec![(i64::MIN, boundary)])
+            .drop_rows_in(table, vec![(i64::MIN, boundary_raw)])
             .await
             .map_err(|_| database_closed())??;
         tracing::info!(
             table = %schema.name,
             ttl = %ttl,
             rows = dropped.rows,
-            before = %crate::write::partitions::partition_name(schema.partition_by, boundary.saturating_mul(nanos_per_tick)),
+            before = %crate::write::partitions::partition_name(schema.partition_by, boundary),
             "TTL dropped old partitions"
         );
         Ok(dropped.rows)
     }
 
     /// `ALTER TABLE t DROP PARTITION LIST ... | WHERE ...`: works out the
-    /// partitions (QuestDB's: by the table's unit, a WHERE condition
+    /// partitions (QuestDB's: by the table's unit; a WHERE condition is
     /// evaluated on each partition's start as the designated timestamp)
     /// and has storage drop their rows and files, durably.
     async fn drop_partitions(
@@ -802,52 +816,101 @@ impl QueryEngine {
     ) -> Result<Planned, QueryError> {
         use crate::write::alter_table::PartitionSelection;
         use crate::write::partitions::{
-            floor_unit, parse_partition_name, partition_end, partition_name,
+            floor_unit, parse_partition_name, partition_end, partition_name, partition_start,
         };
         let schema = table.schema();
+        let unit = schema.partition_by;
         let invalid = |message: String| QueryError::new(QueryErrorKind::Invalid, message);
-        let (Some(ts), Some(unit)) = (
+        let (Some(ts), Some(floor), Some(nanos_per_tick)) = (
             schema
                 .designated_timestamp
                 .and_then(|i| schema.columns.get(i)),
-            floor_unit(schema.partition_by),
+            floor_unit(unit),
+            designated_nanos_per_tick(&schema),
         ) else {
             return Err(invalid(format!(
                 "table is not partitioned [table={}]",
                 schema.name
             )));
         };
-        let nanos_per_tick = match ts.column_type {
-            quiver_storage::ColumnType::TimestampNanos => 1,
-            _ => 1_000,
-        };
         let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
-        let floored = format!(
-            "SELECT DISTINCT timestamp_floor('{unit}', {ts}) AS {ts} FROM {table}",
-            ts = quote(&ts.name),
-            table = quote(&schema.name),
-        );
-        let (present, condition) = match &selection {
-            PartitionSelection::List(_) => (floored, None),
-            PartitionSelection::Where(condition) => (
-                format!(
-                    "SELECT {ts} FROM ({floored}) WHERE {condition}",
-                    ts = quote(&ts.name)
-                ),
-                Some(condition),
-            ),
+        let column = quote(&ts.name);
+        let from = quote(&schema.name);
+        // The partitions holding rows that the statement names.
+        let (query, listed) = match &selection {
+            PartitionSelection::List(names) => {
+                let mut listed = std::collections::BTreeSet::new();
+                for name in names {
+                    listed.insert(parse_partition_name(unit, name)?);
+                }
+                let mut bounds = Vec::with_capacity(listed.len());
+                for &start in &listed {
+                    let end = partition_end(unit, start).ok_or_else(|| {
+                        invalid(format!(
+                            "partition {} ends past the range of timestamps",
+                            partition_name(unit, start)
+                        ))
+                    })?;
+                    bounds.push(format!(
+                        "({column} >= {} AND {column} < {})",
+                        start / nanos_per_tick,
+                        end / nanos_per_tick
+                    ));
+                }
+                let query = format!(
+                    "SELECT DISTINCT timestamp_floor('{floor}', {column}) FROM {from} WHERE {}",
+                    bounds.join(" OR ")
+                );
+                (query, Some(listed))
+            }
+            PartitionSelection::Where(condition) => {
+                // One expression and nothing after it: the text goes into
+                // the query below only as the parsed condition.
+                let condition = Parser::new(&GenericDialect {})
+                    .try_with_sql(condition)
+                    .and_then(|mut p| {
+                        let e = p.parse_expr()?;
+                        match p.peek_token().token {
+                            Token::EOF => Ok(e),
+                            other => Err(ParserError::ParserError(format!(
+                                "unexpected {other} after the condition"
+                            ))),
+                        }
+                    })
+                    .map_err(|e| invalid(format!("DROP PARTITION WHERE: {e}")))?;
+                let query = format!(
+                    "SELECT DISTINCT {column} FROM (SELECT timestamp_floor('{floor}', {column}) AS {column} FROM {from}) WHERE {condition}"
+                );
+                (query, None)
+            }
         };
-        let statement = Self::parse(&present)?;
+        let statement = Self::parse(&query)?;
         Self::check_supported(&statement)?;
-        let (_, mut stream) = self
+        let (schema_out, mut stream) = self
             .query(statement, Vec::new(), &Clauses::default())
             .await?;
+        let result_nanos = match schema_out.field(0).data_type() {
+            arrow::datatypes::DataType::Timestamp(u, _) => {
+                dialect::sample_by::bucket_function::nanos_per_tick(*u)
+            }
+            other => {
+                return Err(QueryError::new(
+                    QueryErrorKind::Internal,
+                    format!("partition starts came back as {other}"),
+                ));
+            }
+        };
         let mut starts = std::collections::BTreeSet::new();
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let values = dialect::time_arithmetic::raw_values(batch.column(0))?;
+            let values = dialect::time_arithmetic::raw_values(batch?.column(0))?;
             for v in values.iter().flatten() {
-                starts.insert(v.saturating_mul(nanos_per_tick));
+                let start = v.checked_mul(result_nanos).ok_or_else(|| {
+                    invalid("a partition lies outside the range of nanosecond timestamps".into())
+                })?;
+                // Only whole partitions (the floor guarantees it).
+                if partition_start(unit, start) == Some(start) {
+                    starts.insert(start);
+                }
             }
             if starts.len() > quiver_storage::db::MAX_DROP_RANGES {
                 return Err(invalid(format!(
@@ -857,44 +920,36 @@ impl QueryEngine {
                 )));
             }
         }
-        if let PartitionSelection::List(names) = &selection {
-            let mut listed = std::collections::BTreeSet::new();
-            for name in names {
-                let start = parse_partition_name(schema.partition_by, name)?;
-                if !starts.contains(&start) {
-                    return Err(invalid(format!(
-                        "partition does not exist [table={}, partition={}]",
-                        schema.name,
-                        partition_name(schema.partition_by, start)
-                    )));
-                }
-                listed.insert(start);
-            }
-            starts = listed;
+        if let Some(listed) = &listed
+            && let Some(missing) = listed.difference(&starts).next()
+        {
+            return Err(invalid(format!(
+                "partition does not exist [table={}, partition={}]",
+                schema.name,
+                partition_name(unit, *missing)
+            )));
         }
-        let ranges: Vec<(i64, i64)> = starts
-            .iter()
-            .map(|&s| {
-                let e = partition_end(schema.partition_by, s);
-                (s / nanos_per_tick, e / nanos_per_tick)
-            })
-            .collect();
+        let mut ranges = Vec::with_capacity(starts.len());
+        for &start in &starts {
+            let end = partition_end(unit, start).ok_or_else(|| {
+                invalid(format!(
+                    "partition {} ends past the range of timestamps",
+                    partition_name(unit, start)
+                ))
+            })?;
+            ranges.push((start / nanos_per_tick, end / nanos_per_tick));
+        }
         tracing::info!(
             table = %schema.name,
             partitions = ranges.len(),
-            condition = condition.map(String::as_str).unwrap_or(""),
             "dropping partitions"
         );
-        if ranges.is_empty() {
-            return Ok(Planned::Done {
-                kind: StatementKind::AlterTable,
-                rows: 0,
-            });
+        if !ranges.is_empty() {
+            self.db
+                .drop_rows_in(table, ranges)
+                .await
+                .map_err(|_| database_closed())??;
         }
-        self.db
-            .drop_rows_in(table, ranges)
-            .await
-            .map_err(|_| database_closed())??;
         Ok(Planned::Done {
             kind: StatementKind::AlterTable,
             rows: 0,

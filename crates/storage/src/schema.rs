@@ -466,6 +466,23 @@ impl std::fmt::Display for Ttl {
 }
 
 impl Ttl {
+    /// The longest TTL, in years (a longer one could only reach before
+    /// the first timestamps anyway).
+    pub const MAX_YEARS: u32 = 1000;
+
+    /// Whether the TTL is at most [`Ttl::MAX_YEARS`].
+    pub fn is_in_range(&self) -> bool {
+        let years = u64::from(Self::MAX_YEARS);
+        u64::from(self.count)
+            <= match self.unit {
+                TtlUnit::Hours => years * 8766,
+                TtlUnit::Days => years * 36525 / 100,
+                TtlUnit::Weeks => years * 36525 / 700,
+                TtlUnit::Months => years * 12,
+                TtlUnit::Years => years,
+            }
+    }
+
     /// Whether the TTL is a whole number of `partition_by`'s partitions
     /// (QuestDB's rule: a DAY table takes `24 HOURS` or `2 DAYS` but not
     /// `36 HOURS`; a MONTH table only months and years).
@@ -657,6 +674,8 @@ impl TableSchema {
             let reason =
                 if self.designated_timestamp.is_none() || self.partition_by == PartitionBy::None {
                     Some("a TTL needs a designated timestamp and partitions".to_string())
+                } else if !ttl.is_in_range() {
+                    Some(format!("TTL {ttl} is longer than {} years", Ttl::MAX_YEARS))
                 } else if !ttl.fits(self.partition_by) {
                     Some(format!(
                         "TTL {ttl} is not a whole number of {} partitions",
@@ -1102,6 +1121,21 @@ mod tests {
                 PartitionBy::None,
                 ttl(1, TtlUnit::Years),
                 ttl(1, TtlUnit::Years),
+            ),
+            (
+                PartitionBy::Day,
+                ttl(365_250, TtlUnit::Days),
+                ttl(365_251, TtlUnit::Days),
+            ),
+            (
+                PartitionBy::Year,
+                ttl(1000, TtlUnit::Years),
+                ttl(1001, TtlUnit::Years),
+            ),
+            (
+                PartitionBy::Hour,
+                ttl(8_766_000, TtlUnit::Hours),
+                ttl(u32::MAX, TtlUnit::Hours),
             ),
         ] {
             schema.partition_by = partition_by;

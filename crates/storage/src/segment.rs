@@ -162,9 +162,11 @@ pub(crate) enum SegmentCut {
     Rewritten(Segment),
 }
 
-/// Whether raw timestamp `v` lies in one of `ranges` (half-open).
+/// Whether raw timestamp `v` lies in one of `ranges` (half-open, sorted,
+/// apart): only the last one starting at or before it can hold it.
 fn in_ranges(ranges: &[(i64, i64)], v: i64) -> bool {
-    ranges.iter().any(|&(lo, hi)| lo <= v && v < hi)
+    let i = ranges.partition_point(|&(lo, _)| lo <= v);
+    i > 0 && v < ranges[i - 1].1
 }
 
 /// Which rows of a segment block to keep: those whose timestamp (column
@@ -184,7 +186,8 @@ fn rows_outside(batch: &RecordBatch, ts: usize, ranges: &[(i64, i64)]) -> Option
 
 impl Segment {
     /// The segment without its rows whose designated timestamp (stored
-    /// column `ts_column`) lies in one of `ranges` (half-open, raw values):
+    /// column `ts_column`) lies in one of `ranges` (half-open, raw values,
+    /// sorted and apart):
     /// [`SegmentCut::Rewritten`] writes a new file
     /// (`<first row id>-<span>-<live rows>.arrow`) with the other rows,
     /// their row ids unchanged, and the same row-id span. Returns how many
@@ -488,6 +491,18 @@ fn write_segment_file(
     create_dir_durably(fs, dir)?;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
+    // A drop may remove the day directory once it is empty, between the
+    // check above and the create: make it again then.
+    let mut attempts = 0;
+    let file = loop {
+        match fs.create(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                attempts += 1;
+                create_dir_durably(fs, dir)?;
+            }
+            created => break created.map_err(StorageError::io("create", &tmp))?,
+        }
+    };
     let mut fields = vec![Arc::new(Field::new(ROW_ID_COLUMN, DataType::UInt64, false))];
     fields.extend(columns);
     let metadata = HashMap::from([
@@ -507,7 +522,6 @@ fn write_segment_file(
         ),
     ]);
     let full = Arc::new(Schema::new_with_metadata(fields, metadata));
-    let file = fs.create(&tmp).map_err(StorageError::io("create", &tmp))?;
     // Write errors surface as Arrow errors; report them as I/O on the file.
     let failed = |e: arrow::error::ArrowError| StorageError::Io {
         op: "write",

@@ -255,24 +255,18 @@ impl TableState {
         &self.segments
     }
 
-    /// Puts `replacements` in place of the segments spanning the same row
-    /// ids (DROP PARTITION; spans never change, invariant 1 holds).
-    /// Returns the segments replaced.
-    pub(crate) fn replace_segments(
-        &mut self,
-        replacements: Vec<Arc<Segment>>,
-    ) -> Vec<Arc<Segment>> {
-        let mut replaced = Vec::with_capacity(replacements.len());
-        for new in replacements {
-            let found = self
-                .segments
-                .binary_search_by_key(&new.first_row_id, |s| s.first_row_id);
-            if let Ok(i) = found {
-                debug_assert_eq!(self.segments[i].row_count, new.row_count, "invariant 1");
-                replaced.push(std::mem::replace(&mut self.segments[i], new));
-            }
-        }
-        replaced
+    /// Puts `prefix` in place of the segments below row id `end` (DROP
+    /// PARTITION: the same row ids, fewer rows; invariant 1 holds). Seals
+    /// finished meanwhile stay after it.
+    pub(crate) fn replace_sealed_prefix(&mut self, end: u64, prefix: Vec<Arc<Segment>>) {
+        debug_assert!(
+            prefix.iter().try_fold(0, |next, s| (s.first_row_id == next)
+                .then(|| next + s.row_count))
+                == Some(end),
+            "invariant 1"
+        );
+        let keep = self.segments.partition_point(|s| s.first_row_id < end);
+        self.segments.splice(..keep, prefix);
     }
 }
 

@@ -101,7 +101,50 @@ fn dropped_days_lose_their_rows_and_files_others_keep_their_ids() {
     assert_eq!(contents(&db)["t"], after, "the drop survives a reopen");
     // Dropping what is gone already is nothing.
     assert_eq!(drop_days(&db, "t", &[2]).unwrap().rows, 0);
+    // Day 3 between the dropped days 2 and 4: their emptied segments
+    // become one span, so the list does not grow with every drop.
+    drop_days(&db, "t", &[3]).unwrap();
+    let segments = db.snapshot("t").unwrap().segments().to_vec();
+    assert!(
+        segments
+            .windows(2)
+            .all(|w| w[0].has_rows() || w[1].has_rows()),
+        "neighbouring empty spans: {segments:?}"
+    );
+    let ids: Vec<u64> = contents(&db)["t"].iter().map(|r| r.0).collect();
+    let kept: Vec<u64> = after
+        .iter()
+        .filter(|r| day_of(r) != 3)
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(ids, kept);
+    // The manifest says it holds segments with fewer rows than they span
+    // (version 3); a table without drops keeps version 2.
+    let manifests: Vec<u8> = disk
+        .files()
+        .iter()
+        .filter(|(p, _)| p.ends_with("manifest"))
+        .map(|(_, bytes)| bytes[8])
+        .collect();
+    assert_eq!(manifests, vec![3]);
     db.close();
+}
+
+#[test]
+fn a_table_without_drops_keeps_the_older_manifest_version() {
+    let disk = SimulatedDisk::new();
+    let db = open(&disk).unwrap();
+    create(&db, "t").unwrap();
+    fill(&db, "t");
+    assert_eq!(drop_days(&db, "t", &[100]).unwrap().rows, 0);
+    db.close();
+    let versions: Vec<u8> = disk
+        .files()
+        .iter()
+        .filter(|(p, _)| p.ends_with("manifest"))
+        .map(|(_, bytes)| bytes[8])
+        .collect();
+    assert_eq!(versions, vec![2]);
 }
 
 #[test]

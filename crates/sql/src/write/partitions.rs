@@ -30,38 +30,42 @@ pub(crate) fn floor_unit(unit: PartitionBy) -> Option<&'static str> {
     })
 }
 
-/// The start of the partition holding `nanos`.
-pub(crate) fn partition_start(unit: PartitionBy, nanos: i64) -> i64 {
+/// The start of the partition holding `nanos` (`None` past the range of
+/// nanosecond timestamps, 1677 to 2262).
+pub(crate) fn partition_start(unit: PartitionBy, nanos: i64) -> Option<i64> {
     let day = nanos.div_euclid(DAY);
-    match unit {
-        PartitionBy::Hour => nanos.div_euclid(HOUR) * HOUR,
-        PartitionBy::Day | PartitionBy::None => day * DAY,
+    let days = match unit {
+        PartitionBy::Hour => return Some(nanos.div_euclid(HOUR) * HOUR),
+        PartitionBy::Day | PartitionBy::None => day,
         // 1970-01-01 was a Thursday: Mondays are 4 days later, mod 7.
-        PartitionBy::Week => (day - (day - 4).rem_euclid(7)) * DAY,
+        PartitionBy::Week => day - (day - 4).rem_euclid(7),
         PartitionBy::Month => {
             let (y, m, _) = civil_from_days(day);
-            days_from_civil(y, m, 1) * DAY
+            days_from_civil(y, m, 1)
         }
         PartitionBy::Year => {
             let (y, _, _) = civil_from_days(day);
-            days_from_civil(y, 1, 1) * DAY
+            days_from_civil(y, 1, 1)
         }
-    }
+    };
+    days.checked_mul(DAY)
 }
 
-/// The end (exclusive) of the partition starting at `start`.
-pub(crate) fn partition_end(unit: PartitionBy, start: i64) -> i64 {
+/// The end (exclusive) of the partition starting at `start` (`None` past
+/// the range of nanosecond timestamps).
+pub(crate) fn partition_end(unit: PartitionBy, start: i64) -> Option<i64> {
     let day = start.div_euclid(DAY);
     let (y, m, _) = civil_from_days(day);
     match unit {
-        PartitionBy::Hour => start.saturating_add(HOUR),
-        PartitionBy::Day | PartitionBy::None => start.saturating_add(DAY),
-        PartitionBy::Week => start.saturating_add(7 * DAY),
+        PartitionBy::Hour => start.checked_add(HOUR),
+        PartitionBy::Day | PartitionBy::None => start.checked_add(DAY),
+        PartitionBy::Week => start.checked_add(7 * DAY),
         PartitionBy::Month => match m {
-            12 => days_from_civil(y + 1, 1, 1) * DAY,
-            _ => days_from_civil(y, m + 1, 1) * DAY,
-        },
-        PartitionBy::Year => days_from_civil(y + 1, 1, 1) * DAY,
+            12 => days_from_civil(y + 1, 1, 1),
+            _ => days_from_civil(y, m + 1, 1),
+        }
+        .checked_mul(DAY),
+        PartitionBy::Year => days_from_civil(y + 1, 1, 1).checked_mul(DAY),
     }
 }
 
@@ -103,11 +107,15 @@ pub(crate) fn parse_partition_name(unit: PartitionBy, name: &str) -> Result<i64,
         && week.len() == 2
         && let (Ok(year), Ok(week)) = (year.parse::<i64>(), week.parse::<i64>())
     {
-        let start = (iso_week_one(year) + (week - 1) * 7) * DAY;
-        if (1..=53).contains(&week) && partition_name(unit, start) == text {
-            return Ok(start);
-        }
-        return Err(invalid(format!("'{name}' is not a week of {year}")));
+        let start = (iso_week_one(year) + (week - 1) * 7).checked_mul(DAY);
+        return match start {
+            Some(start) if (1..=53).contains(&week) && partition_name(unit, start) == text => {
+                Ok(start)
+            }
+            _ => Err(invalid(format!(
+                "'{name}' is not a week of {year} within the range of timestamps"
+            ))),
+        };
     }
     let Some((from, to)) = crate::dialect::time_ranges::partial_timestamp(text) else {
         return Err(invalid(format!(
@@ -115,8 +123,9 @@ pub(crate) fn parse_partition_name(unit: PartitionBy, name: &str) -> Result<i64,
             partition_name(unit, 0)
         )));
     };
-    let start = partition_start(unit, from);
-    if to > partition_end(unit, start) {
+    let out_of_range = || invalid(format!("'{name}' is outside the range of timestamps"));
+    let start = partition_start(unit, from).ok_or_else(out_of_range)?;
+    if to > partition_end(unit, start).ok_or_else(out_of_range)? {
         return Err(invalid(format!(
             "'{name}' spans more than one partition of a table partitioned by {}",
             unit.name()
@@ -126,14 +135,17 @@ pub(crate) fn parse_partition_name(unit: PartitionBy, name: &str) -> Result<i64,
 }
 
 /// `nanos` less `months` calendar months (the day kept, or the month's
-/// last when it is shorter).
-fn months_before(nanos: i64, months: i64) -> i64 {
+/// last when it is shorter); `None` before 1677.
+fn months_before(nanos: i64, months: i64) -> Option<i64> {
     let day = nanos.div_euclid(DAY);
     let (y, m, d) = civil_from_days(day);
-    let index = y * 12 + i64::from(m) - 1 - months;
-    let (y, m) = (index.div_euclid(12), (index.rem_euclid(12) + 1) as u32);
+    let index = (y * 12 + i64::from(m) - 1).checked_sub(months)?;
+    let y = index.div_euclid(12);
+    let m = u32::try_from(index.rem_euclid(12) + 1).ok()?;
     let d = d.min(days_in_month(y, m));
-    days_from_civil(y, m, d) * DAY + nanos.rem_euclid(DAY)
+    days_from_civil(y, m, d)
+        .checked_mul(DAY)?
+        .checked_add(nanos.rem_euclid(DAY))
 }
 
 /// Where a table's TTL cuts at `reference` (the newest designated
@@ -141,16 +153,19 @@ fn months_before(nanos: i64, months: i64) -> i64 {
 /// is in a partition that ends at or before `reference - ttl` and goes
 /// (QuestDB's rule: a partition is dropped once its end is older than the
 /// reference less the TTL; the partition holding that instant stays).
-pub(crate) fn ttl_boundary(unit: PartitionBy, ttl: Ttl, reference: i64) -> i64 {
+/// `None` when that lies before the range of timestamps (nothing is old
+/// enough).
+pub(crate) fn ttl_boundary(unit: PartitionBy, ttl: Ttl, reference: i64) -> Option<i64> {
     let n = i64::from(ttl.count);
+    let back = |unit_nanos: i64| reference.checked_sub(n.checked_mul(unit_nanos)?);
     let cutoff = match ttl.unit {
-        TtlUnit::Hours => reference.saturating_sub(n.saturating_mul(HOUR)),
-        TtlUnit::Days => reference.saturating_sub(n.saturating_mul(DAY)),
-        TtlUnit::Weeks => reference.saturating_sub(n.saturating_mul(7 * DAY)),
+        TtlUnit::Hours => back(HOUR),
+        TtlUnit::Days => back(DAY),
+        TtlUnit::Weeks => back(7 * DAY),
         TtlUnit::Months => months_before(reference, n),
-        TtlUnit::Years => months_before(reference, n * 12),
-    };
-    partition_start(unit, cutoff)
+        TtlUnit::Years => months_before(reference, n.checked_mul(12)?),
+    }?;
+    partition_start(unit, cutoff).filter(|&b| b <= reference)
 }
 
 #[cfg(test)]
@@ -172,9 +187,9 @@ mod tests {
             (PartitionBy::Year, "2024", "2025"),
         ];
         for (unit, start, end) in cases {
-            let s = partition_start(unit, t);
+            let s = partition_start(unit, t).unwrap();
             assert_eq!(s, at(start), "{unit:?}");
-            assert_eq!(partition_end(unit, s), at(end), "{unit:?}");
+            assert_eq!(partition_end(unit, s), Some(at(end)), "{unit:?}");
         }
         assert_eq!(
             partition_name(PartitionBy::Hour, at("2024-02-29T13")),
@@ -203,8 +218,13 @@ mod tests {
         );
         assert_eq!(
             partition_end(PartitionBy::Month, at("2024-12-01")),
-            at("2025-01-01")
+            Some(at("2025-01-01"))
         );
+        // The last partitions of the nanosecond range have no end in it;
+        // the first ones no start.
+        assert_eq!(partition_end(PartitionBy::Month, at("2262-04-01")), None);
+        assert_eq!(partition_end(PartitionBy::Year, at("2262-01-01")), None);
+        assert_eq!(partition_start(PartitionBy::Year, at("1677-09-22")), None);
     }
 
     #[test]
@@ -235,6 +255,9 @@ mod tests {
             (PartitionBy::Day, "yesterday"),
             (PartitionBy::Week, "2021-W53"),
             (PartitionBy::Week, "2024-W00"),
+            (PartitionBy::Week, "1000-W01"),
+            (PartitionBy::Year, "1677"),
+            (PartitionBy::Month, "2262-04"),
         ] {
             assert!(parse_partition_name(unit, bad).is_err(), "{unit:?} {bad}");
         }
@@ -246,22 +269,31 @@ mod tests {
         // 7 days before 2024-03-10T12:00 is 2024-03-03T12:00: the day
         // partitions before March 3rd go, March 3rd stays.
         let r = at("2024-03-10T12:00:00");
+        let boundary = |unit, ttl, r| ttl_boundary(unit, ttl, r).unwrap();
         assert_eq!(
-            ttl_boundary(PartitionBy::Day, ttl(7, TtlUnit::Days), r),
+            boundary(PartitionBy::Day, ttl(7, TtlUnit::Days), r),
             at("2024-03-03")
         );
+        // A TTL reaching before 1677 drops nothing (never wraps around).
+        for long in [
+            ttl(400, TtlUnit::Years),
+            ttl(5000, TtlUnit::Months),
+            ttl(u32::MAX, TtlUnit::Weeks),
+        ] {
+            assert_eq!(ttl_boundary(PartitionBy::Day, long, r), None, "{long}");
+        }
         assert_eq!(
-            ttl_boundary(PartitionBy::Hour, ttl(2, TtlUnit::Hours), r),
+            boundary(PartitionBy::Hour, ttl(2, TtlUnit::Hours), r),
             at("2024-03-10T10:00")
         );
         // At a partition's exact start, the partition ending there goes.
         assert_eq!(
-            ttl_boundary(PartitionBy::Day, ttl(1, TtlUnit::Days), at("2024-03-10")),
+            boundary(PartitionBy::Day, ttl(1, TtlUnit::Days), at("2024-03-10")),
             at("2024-03-09")
         );
         // Calendar months: March 31st less one month is February 29th.
         assert_eq!(
-            ttl_boundary(
+            boundary(
                 PartitionBy::Day,
                 ttl(1, TtlUnit::Months),
                 at("2024-03-31T05:00")
@@ -269,7 +301,7 @@ mod tests {
             at("2024-02-29")
         );
         assert_eq!(
-            ttl_boundary(
+            boundary(
                 PartitionBy::Month,
                 ttl(2, TtlUnit::Months),
                 at("2024-01-15")
@@ -277,11 +309,11 @@ mod tests {
             at("2023-11-01")
         );
         assert_eq!(
-            ttl_boundary(PartitionBy::Year, ttl(1, TtlUnit::Years), at("2024-02-29")),
+            boundary(PartitionBy::Year, ttl(1, TtlUnit::Years), at("2024-02-29")),
             at("2023-01-01")
         );
         assert_eq!(
-            ttl_boundary(PartitionBy::Week, ttl(2, TtlUnit::Weeks), at("2024-03-10")),
+            boundary(PartitionBy::Week, ttl(2, TtlUnit::Weeks), at("2024-03-10")),
             at("2024-02-19")
         );
     }

@@ -505,10 +505,11 @@ pub(super) fn drop_rows(
         let state = table.state();
         (state.durable_sealed_row_end(), state.segments().to_vec())
     };
+    // The ranges are sorted and apart: the last one starting at or before
+    // a segment's newest time is the only one that can reach into it.
     let overlaps = |s: &Segment| {
-        ranges
-            .iter()
-            .any(|&(lo, hi)| s.min_ts < hi && lo <= s.max_ts)
+        let i = ranges.partition_point(|&(lo, _)| lo <= s.max_ts);
+        i > 0 && ranges[i - 1].1 > s.min_ts
     };
     let mut replacements = Vec::new();
     let mut written: Vec<Arc<Segment>> = Vec::new();
@@ -555,22 +556,36 @@ pub(super) fn drop_rows(
     if replacements.is_empty() {
         return Ok(outcome);
     }
-    let listed: Vec<Arc<Segment>> = segments
-        .iter()
-        .take_while(|s| s.first_row_id < end)
-        .map(|s| {
-            replacements
-                .iter()
-                .find(|r| r.first_row_id == s.first_row_id)
-                .unwrap_or(s)
-                .clone()
-        })
+    let by_id: std::collections::HashMap<u64, Arc<Segment>> = replacements
+        .into_iter()
+        .map(|r| (r.first_row_id, r))
         .collect();
+    // The durable segments as they will be; neighbouring spans without
+    // rows become one, so the list does not grow with every drop.
+    let mut listed: Vec<Arc<Segment>> = Vec::new();
+    for s in segments.iter().take_while(|s| s.first_row_id < end) {
+        let s = by_id.get(&s.first_row_id).unwrap_or(s);
+        match listed.last_mut() {
+            Some(last) if !last.has_rows() && !s.has_rows() => {
+                *last = Arc::new(Segment {
+                    row_count: last.row_count + s.row_count,
+                    ..Segment::clone(last)
+                });
+            }
+            _ => listed.push(s.clone()),
+        }
+    }
     if let Err(e) = store_manifest(shared, table, end, &listed) {
         shared.poison(&e);
         return Err(e);
     }
-    let replaced = table.state_mut().replace_segments(replacements);
+    // The segments replaced: their files go once no snapshot reads them.
+    let replaced: Vec<Arc<Segment>> = segments
+        .into_iter()
+        .filter(|s| by_id.contains_key(&s.first_row_id))
+        .collect();
+    drop(by_id);
+    table.state_mut().replace_sealed_prefix(end, listed);
     tracing::info!(
         table = %schema.name,
         rows = outcome.rows,

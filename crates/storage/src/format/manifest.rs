@@ -3,7 +3,8 @@
 //! last seal. Replaced by temp file + fsync + rename + directory fsync.
 //!
 //! ```text
-//! magic "QMAN" | u32 crc32c of the rest | u8 version (3; 2 is still read)
+//! magic "QMAN" | u32 crc32c of the rest | u8 version (3 once a segment
+//!     lost rows to a drop, 2 until then so older binaries still open it)
 //! u32 table id | u64 sealed row end
 //! u32 segment count (at most MAX_SEGMENTS), each:
 //!     str path | u64 first row id | u64 row count (the row ids it spans)
@@ -50,6 +51,10 @@ pub struct Manifest {
 impl Manifest {
     /// The file's bytes for a table whose directory is `table_dir`.
     pub fn encode(&self, table_dir: &Path) -> Result<Vec<u8>, Overflow> {
+        let version = match self.segments.iter().all(|s| s.live_rows == s.row_count) {
+            true => 2,
+            false => VERSION,
+        };
         let mut e = Encoder::with_capacity(256 + self.segments.len() * 80);
         e.u32(self.table_id);
         e.u64(self.sealed_row_end);
@@ -65,7 +70,9 @@ impl Manifest {
             e.str("segment path", &relative.to_string_lossy());
             e.u64(s.first_row_id);
             e.u64(s.row_count);
-            e.u64(s.live_rows);
+            if version == VERSION {
+                e.u64(s.live_rows);
+            }
             e.i64(s.min_ts);
             e.i64(s.max_ts);
         }
@@ -77,7 +84,7 @@ impl Manifest {
                 e.str("symbol entry", entry);
             }
         }
-        Ok(checksummed_file(MAGIC, VERSION, &e.finish()?))
+        Ok(checksummed_file(MAGIC, version, &e.finish()?))
     }
 
     /// Decodes the manifest of the table in `table_dir`, read from
