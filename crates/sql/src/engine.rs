@@ -1077,6 +1077,8 @@ impl QueryEngine {
             dialect::rewrite::order_first_last(q, &|t: &str| {
                 designated.get(&t.to_ascii_lowercase()).cloned()
             })?;
+            let aggregates = ctx.state().aggregate_functions().clone();
+            dialect::rewrite::implicit_group_by(q, &|name: &str| aggregates.contains_key(name))?;
             if !clauses.joins.is_empty() {
                 dialect::time_joins::using_to_on(q)?;
             }

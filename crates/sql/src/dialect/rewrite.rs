@@ -15,6 +15,9 @@
 //!   ([`order_first_last`]; scan order otherwise), `first_not_null` /
 //!   `last_not_null` the same `IGNORE NULLS`, and `count_distinct(x)` is
 //!   `count(DISTINCT x)`;
+//! - a SELECT that mixes aggregates with other columns and has no GROUP BY
+//!   groups by those columns, as QuestDB's implicit GROUP BY does
+//!   ([`implicit_group_by`]): `SELECT sym, avg(px) FROM t`;
 //! - names are case-insensitive, as in QuestDB ([`resolve_names`]): an
 //!   unquoted name that matches a column or a result alias in another case
 //!   is replaced by that spelling, quoted (DataFusion would otherwise
@@ -87,6 +90,69 @@ pub fn order_first_last(
                 }
                 ControlFlow::<()>::Continue(())
             });
+        }
+        Ok(())
+    })
+}
+
+/// QuestDB's implicit GROUP BY: in each SELECT without GROUP BY whose
+/// result has an aggregate (`is_aggregate` names them; window functions are
+/// not) next to items that read columns without one, those items become
+/// the GROUP BY (`SELECT sym, timestamp_floor('d', ts) d, count() FROM t`
+/// groups by `sym` and the day). Items that are constants are left out (a
+/// number in GROUP BY would mean a position), as are SELECTs with `*`.
+pub fn implicit_group_by(
+    query: &mut Query,
+    is_aggregate: &dyn Fn(&str) -> bool,
+) -> Result<(), crate::error::QueryError> {
+    use datafusion::sql::sqlparser::ast::{GroupByExpr, visit_expressions};
+    let has_aggregate = |item: &SelectItem| {
+        visit_expressions(item, |e| match e {
+            Expr::Function(f)
+                if f.over.is_none()
+                    && f.name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .is_some_and(|i| is_aggregate(&i.value.to_ascii_lowercase())) =>
+            {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break()
+    };
+    let reads_columns = |expr: &Expr| {
+        visit_expressions(expr, |e| match e {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break()
+    };
+    super::clause_markers::for_each_select(query, &mut |select| {
+        let ungrouped = matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+        let wildcard = select.projection.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _)
+            )
+        });
+        if !ungrouped || wildcard || !select.projection.iter().any(has_aggregate) {
+            return Ok(());
+        }
+        let keys: Vec<Expr> = select
+            .projection
+            .iter()
+            .filter(|item| !has_aggregate(item))
+            .filter_map(|item| match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    reads_columns(e).then(|| e.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        if !keys.is_empty() {
+            select.group_by = GroupByExpr::Expressions(keys, vec![]);
         }
         Ok(())
     })
