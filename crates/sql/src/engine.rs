@@ -833,6 +833,16 @@ impl QueryEngine {
                 schema.name
             )));
         };
+        // A partition's rows as raw values of the column: [start, end).
+        let raw_range = |start: i64| -> Result<(i64, i64), QueryError> {
+            let end = partition_end(unit, start).ok_or_else(|| {
+                invalid(format!(
+                    "partition {} ends past the range of timestamps",
+                    partition_name(unit, start)
+                ))
+            })?;
+            Ok((start / nanos_per_tick, end / nanos_per_tick))
+        };
         let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
         let column = quote(&ts.name);
         let from = quote(&schema.name);
@@ -845,17 +855,8 @@ impl QueryEngine {
                 }
                 let mut bounds = Vec::with_capacity(listed.len());
                 for &start in &listed {
-                    let end = partition_end(unit, start).ok_or_else(|| {
-                        invalid(format!(
-                            "partition {} ends past the range of timestamps",
-                            partition_name(unit, start)
-                        ))
-                    })?;
-                    bounds.push(format!(
-                        "({column} >= {} AND {column} < {})",
-                        start / nanos_per_tick,
-                        end / nanos_per_tick
-                    ));
+                    let (lo, hi) = raw_range(start)?;
+                    bounds.push(format!("({column} >= {lo} AND {column} < {hi})"));
                 }
                 let query = format!(
                     "SELECT DISTINCT timestamp_floor('{floor}', {column}) FROM {from} WHERE {}",
@@ -929,16 +930,10 @@ impl QueryEngine {
                 partition_name(unit, *missing)
             )));
         }
-        let mut ranges = Vec::with_capacity(starts.len());
-        for &start in &starts {
-            let end = partition_end(unit, start).ok_or_else(|| {
-                invalid(format!(
-                    "partition {} ends past the range of timestamps",
-                    partition_name(unit, start)
-                ))
-            })?;
-            ranges.push((start / nanos_per_tick, end / nanos_per_tick));
-        }
+        let ranges = starts
+            .iter()
+            .map(|&start| raw_range(start))
+            .collect::<Result<Vec<_>, _>>()?;
         tracing::info!(
             table = %schema.name,
             partitions = ranges.len(),

@@ -106,21 +106,11 @@ pub fn implicit_group_by(
     is_aggregate: &dyn Fn(&str) -> bool,
 ) -> Result<(), crate::error::QueryError> {
     use datafusion::sql::sqlparser::ast::{GroupByExpr, visit_expressions};
-    let has_aggregate = |item: &SelectItem| {
-        visit_expressions(item, |e| match e {
-            Expr::Function(f)
-                if f.over.is_none()
-                    && f.name
-                        .0
-                        .last()
-                        .and_then(|p| p.as_ident())
-                        .is_some_and(|i| is_aggregate(&i.value.to_ascii_lowercase())) =>
-            {
-                ControlFlow::Break(())
-            }
-            _ => ControlFlow::Continue(()),
-        })
-        .is_break()
+    let has_aggregate = |item: &SelectItem| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            calls_aggregate(e, is_aggregate)
+        }
+        _ => false,
     };
     let reads_columns = |expr: &Expr| {
         visit_expressions(expr, |e| match e {
@@ -156,6 +146,26 @@ pub fn implicit_group_by(
         }
         Ok(())
     })
+}
+
+/// Whether `expr` calls an aggregate (one `is_aggregate` names, not as a
+/// window function) anywhere.
+pub(crate) fn calls_aggregate(expr: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_expressions;
+    visit_expressions(expr, |e| match e {
+        Expr::Function(f)
+            if f.over.is_none()
+                && f.name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| is_aggregate(&i.value.to_ascii_lowercase())) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// QuestDB's aggregate names as DataFusion's (see the module docs).

@@ -164,26 +164,6 @@ fn is_column(expr: &Expr, ts: &str, qualifiers: &[String]) -> bool {
     }
 }
 
-/// Whether `expr` calls an aggregate anywhere.
-fn has_aggregate(expr: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> bool {
-    use datafusion::sql::sqlparser::ast::visit_expressions;
-    use std::ops::ControlFlow;
-    visit_expressions(expr, |e| match e {
-        Expr::Function(f)
-            if f.over.is_none()
-                && f.name
-                    .0
-                    .last()
-                    .and_then(|p| p.as_ident())
-                    .is_some_and(|i| is_aggregate(&i.value.to_ascii_lowercase())) =>
-        {
-            ControlFlow::Break(())
-        }
-        _ => ControlFlow::Continue(()),
-    })
-    .is_break()
-}
-
 fn timestamp_literal(ns: i64) -> Expr {
     Expr::value(Value::SingleQuotedString(format_nanos(ns)))
 }
@@ -273,7 +253,7 @@ fn rewrite_select(
                 ));
             }
         };
-        if !has_aggregate(expr, context.is_aggregate) {
+        if !crate::dialect::rewrite::calls_aggregate(expr, context.is_aggregate) {
             keys.push(expr.clone());
         }
     }
