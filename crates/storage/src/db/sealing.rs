@@ -1,9 +1,13 @@
 //! Sealing: the sealer thread writes a table's oldest rows to segments
 //! (split by UTC day) and drops them from memory; the seal syncer thread
 //! makes written seals durable in order, stores manifests and deletes the
-//! WAL files they cover (after storing the catalog checkpoint). See the
-//! parent module's docs. Neither thread asks the committer for anything:
-//! WAL durability comes from the syncer ([`Durability::wait_blocking`]).
+//! WAL files they cover (after storing the catalog checkpoint). A drop of
+//! rows by time (DROP PARTITION, TTL) travels the same way: the sealer
+//! seals the table's visible rows, the seal syncer then cuts segments and
+//! stores the manifest in its place among the seals ([`drop_rows`]); it is
+//! the only thread that stores manifests. See the parent module's docs.
+//! Neither thread asks the committer for anything: WAL durability comes
+//! from the syncer ([`Durability::wait_blocking`]).
 
 use arrow::array::ArrayRef;
 use arrow::compute::concat_batches;
