@@ -53,6 +53,15 @@ fn segment_files(disk: &SimulatedDisk) -> Vec<String> {
         .collect()
 }
 
+/// The format version byte of every table's manifest on `disk`.
+fn manifest_versions(disk: &SimulatedDisk) -> Vec<u8> {
+    disk.files()
+        .iter()
+        .filter(|(p, _)| p.ends_with("manifest"))
+        .map(|(_, bytes)| bytes[8])
+        .collect()
+}
+
 #[test]
 fn dropped_days_lose_their_rows_and_files_others_keep_their_ids() {
     let disk = SimulatedDisk::new();
@@ -120,13 +129,7 @@ fn dropped_days_lose_their_rows_and_files_others_keep_their_ids() {
     assert_eq!(ids, kept);
     // The manifest says it holds segments with fewer rows than they span
     // (version 3); a table without drops keeps version 2.
-    let manifests: Vec<u8> = disk
-        .files()
-        .iter()
-        .filter(|(p, _)| p.ends_with("manifest"))
-        .map(|(_, bytes)| bytes[8])
-        .collect();
-    assert_eq!(manifests, vec![3]);
+    assert_eq!(manifest_versions(&disk), vec![3]);
     db.close();
 }
 
@@ -138,13 +141,7 @@ fn a_table_without_drops_keeps_the_older_manifest_version() {
     fill(&db, "t");
     assert_eq!(drop_days(&db, "t", &[100]).unwrap().rows, 0);
     db.close();
-    let versions: Vec<u8> = disk
-        .files()
-        .iter()
-        .filter(|(p, _)| p.ends_with("manifest"))
-        .map(|(_, bytes)| bytes[8])
-        .collect();
-    assert_eq!(versions, vec![2]);
+    assert_eq!(manifest_versions(&disk), vec![2]);
 }
 
 #[test]

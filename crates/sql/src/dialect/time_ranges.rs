@@ -293,15 +293,7 @@ fn parse_range_at(text: &str, now: i64) -> Result<Vec<(i64, i64)>, QueryError> {
             "time range '{text}' keeps no day (its day filter excludes every one)"
         )));
     }
-    out.sort_unstable();
-    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(out.len());
-    for (s, e) in out {
-        match merged.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => merged.push((s, e)),
-        }
-    }
-    Ok(merged)
+    Ok(quiver_storage::db::merge_ranges(out))
 }
 
 /// Whether `text` is a date whose day (29..31) is past its month's end.

@@ -1069,8 +1069,10 @@ impl Database {
     }
 }
 
-/// `ranges` sorted, with overlapping and touching ones joined.
-fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+/// Half-open `ranges` sorted, with overlapping and touching ones joined
+/// (what [`Database::drop_rows_in`] works with; the SQL layer's time
+/// ranges use it too).
+pub fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     ranges.sort_unstable();
     let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
     for (lo, hi) in ranges {
