@@ -212,6 +212,11 @@ fn partitions() {
     run_file("partitions.slt");
 }
 
+#[test]
+fn scan_filters() {
+    run_file("scan_filters.slt");
+}
+
 /// The server applies TTLs on its own, every `--ttl-check-secs`: rows
 /// inserted after the TTL was set, in partitions already past it, go
 /// without another statement, and their day directories with them.

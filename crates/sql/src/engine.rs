@@ -267,7 +267,9 @@ impl QueryEngine {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(options.memory_limit, 1.0)
             .build_arc()?;
+        // As many partitions (and scan threads, see `scan`) as query threads.
         let mut config = SessionConfig::new()
+            .with_target_partitions(options.threads.max(1))
             .with_batch_size(options.batch_size)
             .with_information_schema(false);
         // A scan is one partition in row order, and QuestDB returns rows

@@ -90,6 +90,54 @@ fn filter_bounds(e: &Expr, column: &str) -> Option<(i128, i128)> {
     }
 }
 
+/// The range (in nanoseconds, both ends inclusive) that one filter keeps
+/// exactly, if it is nothing but bounds on `column`: `ts <op> literal` with
+/// `<`, `<=`, `>`, `>=`, `=`, `BETWEEN`, and ANDs of those (no OR: its hull
+/// would keep more). A block whose timestamps all lie in it, none NULL,
+/// passes the filter whole ([`holds_for_block`]).
+pub fn exact_bounds(e: &Expr, column: &str) -> Option<(i128, i128)> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => {
+            let (a, b) = (exact_bounds(left, column)?, exact_bounds(right, column)?);
+            Some((a.0.max(b.0), a.1.min(b.1)))
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (op, value) = if is_column(left, column) {
+                (*op, literal_nanos(right)?)
+            } else if is_column(right, column) {
+                (op.swap()?, literal_nanos(left)?)
+            } else {
+                return None;
+            };
+            match op {
+                Operator::Eq => Some((value, value)),
+                Operator::GtEq => Some((value, i128::MAX)),
+                Operator::Gt => Some((value + 1, i128::MAX)),
+                Operator::LtEq => Some((i128::MIN, value)),
+                Operator::Lt => Some((i128::MIN, value - 1)),
+                _ => None,
+            }
+        }
+        Expr::Between(b) if !b.negated && is_column(&b.expr, column) => {
+            Some((literal_nanos(&b.low)?, literal_nanos(&b.high)?))
+        }
+        _ => None,
+    }
+}
+
+/// Whether every row of a block whose designated timestamps (of type `t`,
+/// none NULL) span `min..=max` raw lies in `bounds` ([`exact_bounds`]).
+pub fn holds_for_block(bounds: (i128, i128), t: ColumnType, (min, max): (i64, i64)) -> bool {
+    let Some(per) = nanos_per_unit(t) else {
+        return false;
+    };
+    i128::from(min) * per >= bounds.0 && i128::from(max) * per <= bounds.1
+}
+
 /// Whether `filter` bounds the designated timestamp `column`.
 pub fn is_bound(filter: &Expr, column: &str) -> bool {
     filter_bounds(filter, column).is_some()
@@ -147,6 +195,45 @@ mod tests {
             timestamp_range(&[day(10, 20).and(col("v").eq(lit(1)))], "ts", t),
             Some((10, 20))
         );
+    }
+
+    #[test]
+    fn exact_bounds_say_when_a_whole_block_passes() {
+        let t = ColumnType::Timestamp;
+        let ns = |v: i64| lit(ScalarValue::TimestampNanosecond(Some(v), None));
+        // ts >= 10 AND ts < 20 (microseconds): blocks within 10..=19 pass.
+        let b = exact_bounds(
+            &col("ts").gt_eq(micros(10)).and(col("ts").lt(micros(20))),
+            "ts",
+        )
+        .unwrap();
+        assert!(holds_for_block(b, t, (10, 19)));
+        assert!(!holds_for_block(b, t, (9, 19)));
+        assert!(!holds_for_block(b, t, (10, 20)));
+        // Strict and inclusive ends, literals of a finer unit: ts > 1500 ns
+        // keeps 2 us and up, not 1 us; ts <= 2500 ns keeps 2 us, not 3.
+        let b = exact_bounds(&col("ts").gt(ns(1_500)), "ts").unwrap();
+        assert!(holds_for_block(b, t, (2, 5)) && !holds_for_block(b, t, (1, 5)));
+        let b = exact_bounds(&ns(2_500).gt_eq(col("ts")), "ts").unwrap();
+        assert!(holds_for_block(b, t, (0, 2)) && !holds_for_block(b, t, (0, 3)));
+        let b = exact_bounds(&col("ts").gt(micros(7)), "ts").unwrap();
+        assert!(!holds_for_block(b, t, (7, 9)) && holds_for_block(b, t, (8, 9)));
+        let b = exact_bounds(&col("ts").between(micros(5), micros(7)), "ts").unwrap();
+        assert!(holds_for_block(b, t, (5, 7)) && !holds_for_block(b, t, (5, 8)));
+        let b = exact_bounds(&col("ts").eq(micros(3)), "ts").unwrap();
+        assert!(holds_for_block(b, t, (3, 3)) && !holds_for_block(b, t, (3, 4)));
+        // Extremes do not overflow.
+        let b = exact_bounds(&col("ts").lt(micros(i64::MIN)), "ts").unwrap();
+        assert!(!holds_for_block(b, t, (i64::MIN, i64::MIN)));
+        // Not exact: an OR, another column, another operator.
+        let day = |lo: i64, hi: i64| col("ts").gt_eq(micros(lo)).and(col("ts").lt(micros(hi)));
+        assert_eq!(exact_bounds(&day(10, 20).or(day(50, 60)), "ts"), None);
+        assert_eq!(
+            exact_bounds(&day(10, 20).and(col("v").eq(lit(1))), "ts"),
+            None
+        );
+        assert_eq!(exact_bounds(&col("ts").not_eq(micros(1)), "ts"), None);
+        assert_eq!(exact_bounds(&col("v").gt(micros(1)), "ts"), None);
     }
 
     #[test]

@@ -2,35 +2,55 @@
 //! `TableProvider` over one [`TableSnapshot`] (taken by the engine for the
 //! whole statement), and [`SnapshotScanExec`] the leaf plan that reads it.
 //!
-//! The scan runs on tokio's blocking pool (segments are files) and hands
-//! batches over a channel of two: memory is bounded by the batch size, and
-//! dropping the stream stops the reader at the next batch. Rows come in
-//! row-id order (segments, then memtable rows). Only the projected columns
-//! are read; filters on the designated timestamp ([`crate::prune`]) skip
-//! segments and memtable batches outside their range (shown by `EXPLAIN`),
-//! and DataFusion still applies every filter above the scan. When the
-//! snapshot's rows are in designated-timestamp order the scan declares that
-//! ordering, so time joins (and sorts on the timestamp) need not sort.
+//! Rows come in row-id order (segments, then memtable rows). Only the
+//! projected columns (and those the filters read) are read; filters on the
+//! designated timestamp ([`crate::prune`]) skip segments, their blocks and
+//! memtable batches outside their range. The query's WHERE conditions that
+//! can be evaluated on one row of this table alone (no subquery, nothing
+//! volatile) are applied by the scan itself, exactly: DataFusion keeps no
+//! filter above it, and a block without a matching row goes no further.
+//! `EXPLAIN` shows both the range and the filter.
+//!
+//! The scan runs on tokio's blocking pool (segments are files): its thread
+//! walks the blocks in order and deals them round robin to itself and to
+//! helper threads (up to DataFusion's target partitions in all, at most
+//! [`MAX_SCAN_WORKERS`], within a process-wide budget) that read, filter
+//! and trim them; the stream takes the results in the same turn, so rows
+//! keep their order. Each hand-over holds at most one block: memory is
+//! bounded by a few blocks per thread, and dropping the stream stops every
+//! thread at its next block. When the snapshot's rows are in designated-timestamp order the
+//! scan declares that ordering, so time joins (and sorts on the
+//! timestamp) need not sort.
 
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use quiver_storage::{ScanRequest, TableSnapshot};
+use quiver_storage::{ScanRequest, StoredBlock, StoredReader, TableSnapshot};
+use tokio::sync::mpsc;
+
+/// Most threads one scan reads and filters blocks on.
+pub const MAX_SCAN_WORKERS: usize = 8;
 
 /// One table's snapshot as a DataFusion table.
 #[derive(Debug, Clone)]
@@ -55,6 +75,35 @@ impl SnapshotTable {
             schema,
         }
     }
+
+    /// Whether the scan can apply `filter` itself, exactly as a filter
+    /// above it would: it reads only this table's columns, runs the same
+    /// for every row (nothing volatile, such as `random()`, which would
+    /// otherwise be drawn twice), and holds no subquery or parameter.
+    fn can_apply(&self, filter: &Expr) -> bool {
+        if filter.is_volatile() {
+            return false;
+        }
+        let mut plain = true;
+        let _ = filter.apply(|e| {
+            plain = match e {
+                Expr::Column(c) => self.schema.index_of(&c.name).is_ok(),
+                Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::OuterReferenceColumn(..)
+                | Expr::Placeholder(_)
+                | Expr::AggregateFunction(_)
+                | Expr::WindowFunction(_) => false,
+                _ => true,
+            };
+            Ok(match plain {
+                true => TreeNodeRecursion::Continue,
+                false => TreeNodeRecursion::Stop,
+            })
+        });
+        plain
+    }
 }
 
 #[async_trait]
@@ -71,21 +120,18 @@ impl TableProvider for SnapshotTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        let ts = self.designated_timestamp();
         Ok(filters
             .iter()
-            .map(|f| match &ts {
-                Some((name, _)) if crate::prune::is_bound(f, name) => {
-                    TableProviderFilterPushDown::Inexact
-                }
-                _ => TableProviderFilterPushDown::Unsupported,
+            .map(|f| match self.can_apply(f) {
+                true => TableProviderFilterPushDown::Exact,
+                false => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
     }
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -93,41 +139,139 @@ impl TableProvider for SnapshotTable {
         let ts_range = self
             .designated_timestamp()
             .and_then(|(name, t)| crate::prune::timestamp_range(filters, &name, t));
-        let request = ScanRequest {
-            columns: projection.cloned(),
-            ts_range,
+        let output: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        // Every column read: the output's, then those only the filter reads.
+        let mut read = output.clone();
+        let filter = match conjunction(filters.iter().cloned()) {
+            None => None,
+            Some(all) => {
+                let mut columns = Vec::new();
+                for c in all.column_refs() {
+                    let i = self.schema.index_of(&c.name)?;
+                    if !columns.contains(&i) {
+                        columns.push(i);
+                    }
+                    if !read.contains(&i) {
+                        read.push(i);
+                    }
+                }
+                let columns = ScanRequest {
+                    columns: Some(columns),
+                    ts_range: None,
+                };
+                let schema =
+                    DFSchema::try_from(self.snapshot.request_schema(&columns).as_ref().clone())?;
+                // The conditions on the designated timestamp alone that a
+                // block inside their range passes whole, and the others.
+                let (mut bounds, mut rest) = (None::<(i128, i128)>, Vec::new());
+                let ts = self.designated_timestamp();
+                for f in filters {
+                    match ts
+                        .as_ref()
+                        .and_then(|(name, _)| crate::prune::exact_bounds(f, name))
+                    {
+                        Some(b) => {
+                            bounds = Some(bounds.map_or(b, |a| (a.0.max(b.0), a.1.min(b.1))));
+                        }
+                        None => rest.push(f.clone()),
+                    }
+                }
+                let inside = match (bounds, ts) {
+                    (Some(bounds), Some((_, t))) => Some(WholeBlocks {
+                        bounds,
+                        column_type: t,
+                        predicate: conjunction(rest)
+                            .map(|e| state.create_physical_expr(e, &schema))
+                            .transpose()?,
+                    }),
+                    _ => None,
+                };
+                let predicate = state.create_physical_expr(all, &schema)?;
+                Some(ScanFilter {
+                    columns,
+                    predicate,
+                    inside,
+                })
+            }
+        };
+        let spec = ScanSpec {
+            read: ScanRequest {
+                columns: Some(read),
+                ts_range,
+            },
+            output: ScanRequest {
+                columns: Some(output),
+                ts_range: None,
+            },
+            filter,
         };
         Ok(Arc::new(SnapshotScanExec::new(
             Arc::clone(&self.snapshot),
-            request,
+            spec,
             limit,
         )))
     }
+}
+
+/// What one scan reads, keeps and returns.
+#[derive(Debug)]
+struct ScanSpec {
+    /// Every column read (the output's and the filter's) and the range of
+    /// designated timestamps that may match.
+    read: ScanRequest,
+    /// The columns returned.
+    output: ScanRequest,
+    /// Which rows are returned (all when `None`).
+    filter: Option<ScanFilter>,
+}
+
+/// The rows a scan keeps: those for which `predicate` (over `columns`)
+/// is true.
+#[derive(Debug, Clone)]
+struct ScanFilter {
+    columns: ScanRequest,
+    predicate: Arc<dyn PhysicalExpr>,
+    /// For blocks inside the range of its designated-timestamp conditions.
+    inside: Option<WholeBlocks>,
+}
+
+/// What the filter is for a block whose designated timestamps (none NULL)
+/// all lie in `bounds` (nanoseconds, inclusive; the column is of
+/// `column_type`): `predicate`, the other conditions (`None`: every row
+/// passes). The rows of a block in the middle of a time range then need
+/// no look at their timestamps, and without other conditions no copy.
+#[derive(Debug, Clone)]
+struct WholeBlocks {
+    bounds: (i128, i128),
+    column_type: quiver_storage::ColumnType,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
 }
 
 /// The leaf plan reading a [`SnapshotTable`] (see the module docs).
 #[derive(Debug)]
 pub struct SnapshotScanExec {
     snapshot: Arc<TableSnapshot>,
-    request: Arc<ScanRequest>,
+    spec: Arc<ScanSpec>,
     limit: Option<usize>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl SnapshotScanExec {
-    fn new(snapshot: Arc<TableSnapshot>, request: ScanRequest, limit: Option<usize>) -> Self {
-        let schema = snapshot.request_schema(&request);
+    fn new(snapshot: Arc<TableSnapshot>, spec: ScanSpec, limit: Option<usize>) -> Self {
+        let schema = snapshot.request_schema(&spec.output);
         // Rows come in row-id order; when that is also designated-timestamp
         // order (ingested in order), say so: a merge or sort on it is free.
-        let ts_index =
-            snapshot
-                .schema()
-                .designated_timestamp
-                .and_then(|d| match &request.columns {
-                    Some(columns) => columns.iter().position(|&c| c == d),
-                    None => Some(d),
-                });
+        let ts_index = snapshot.schema().designated_timestamp.and_then(|d| {
+            spec.output
+                .columns
+                .as_ref()
+                .and_then(|c| c.iter().position(|&c| c == d))
+        });
         let equivalences = match ts_index {
             Some(i) if snapshot.is_ts_ordered() => {
                 // Ascending, NULLs last (there are none): what ORDER BY ts
@@ -151,10 +295,11 @@ impl SnapshotScanExec {
         );
         SnapshotScanExec {
             snapshot,
-            request: Arc::new(request),
+            spec: Arc::new(spec),
             limit,
             schema,
             properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -168,15 +313,18 @@ impl DisplayAs for SnapshotScanExec {
                     f,
                     "SnapshotScanExec: table={name}, rows={}, segments={} of {}",
                     self.snapshot.row_count(),
-                    self.snapshot.segments_for(&self.request),
+                    self.snapshot.segments_for(&self.spec.read),
                     self.snapshot
                         .segments()
                         .iter()
                         .filter(|s| s.has_rows())
                         .count(),
                 )?;
-                if let Some((lo, hi)) = self.request.ts_range {
+                if let Some((lo, hi)) = self.spec.read.ts_range {
                     write!(f, ", timestamp in [{lo}, {hi}]")?;
+                }
+                if let Some(filter) = &self.spec.filter {
+                    write!(f, ", filter={}", filter.predicate)?;
                 }
                 write!(f, ", limit={:?}", self.limit)
             }
@@ -200,9 +348,12 @@ impl ExecutionPlan for SnapshotScanExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
+        match &self.spec.filter {
+            Some(filter) => f(&filter.predicate),
+            None => Ok(TreeNodeRecursion::Continue),
+        }
     }
 
     fn with_new_children(
@@ -217,39 +368,307 @@ impl ExecutionPlan for SnapshotScanExec {
         }
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         if partition != 0 {
             return Err(DataFusionError::Internal(format!(
                 "SnapshotScanExec has one partition, not {partition}"
             )));
         }
-        let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
-        let tx = builder.tx();
-        let snapshot = Arc::clone(&self.snapshot);
-        let request = Arc::clone(&self.request);
-        let mut left = self.limit.unwrap_or(usize::MAX);
-        builder.spawn_blocking(move || {
-            for batch in snapshot.scan_request(&request) {
-                if left == 0 {
-                    break;
+        let workers = context
+            .session_config()
+            .target_partitions()
+            .clamp(1, MAX_SCAN_WORKERS);
+        let counters = ScanCounters {
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            read_rows: MetricBuilder::new(&self.metrics).counter("read_rows", partition),
+        };
+        let stream = scan_in_order(
+            Arc::clone(&self.snapshot),
+            Arc::clone(&self.spec),
+            workers,
+            self.limit,
+            counters,
+        );
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        )))
+    }
+}
+
+/// What a scan counts for `EXPLAIN ANALYZE`.
+struct ScanCounters {
+    /// Rows returned, and the time spent reading and filtering.
+    baseline: BaselineMetrics,
+    /// Rows of the blocks read, before the filter.
+    read_rows: Count,
+}
+
+/// Threads a scan may start besides its own, taken from one budget for
+/// the whole process (twice the cores): under many concurrent queries a
+/// scan runs on its own thread alone instead of multiplying threads.
+struct HelperThreads {
+    count: usize,
+}
+
+/// Helper threads of all scans now running.
+static HELPERS_IN_USE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl HelperThreads {
+    /// Up to `wanted` helpers, as many as the budget has left.
+    fn reserve(wanted: usize) -> Self {
+        use std::sync::atomic::Ordering;
+        let budget = std::thread::available_parallelism().map_or(2, usize::from) * 2;
+        let mut count = 0;
+        let _ = HELPERS_IN_USE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            count = wanted.min(budget.saturating_sub(used));
+            Some(used + count)
+        });
+        HelperThreads { count }
+    }
+}
+
+impl Drop for HelperThreads {
+    fn drop(&mut self) {
+        HELPERS_IN_USE.fetch_sub(self.count, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// What each thread of a scan does to a block, and counts.
+struct BlockWork {
+    reader: ScanReader,
+    read_rows: Count,
+    elapsed: datafusion::physical_plan::metrics::Time,
+}
+
+impl BlockWork {
+    fn piece(&self, block: quiver_storage::Result<StoredBlock>) -> Result<Piece> {
+        let _timer = self.elapsed.timer();
+        let block = block.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.read_rows.add(block.batch.num_rows());
+        self.reader.keep_rows(&block)
+    }
+}
+
+/// Walks the scan's blocks in order on this thread and deals them round
+/// robin to itself (turn 0) and one helper thread per further output;
+/// each block's result goes to the output of its turn. Stops at the end
+/// (each output then gets [`Piece::Done`]), at an error, or when an output
+/// is dropped (the stream is gone).
+fn deal_blocks(
+    snapshot: &TableSnapshot,
+    request: &ScanRequest,
+    work: &BlockWork,
+    outputs: Vec<mpsc::Sender<Result<Piece>>>,
+) {
+    let mut outputs = outputs.into_iter();
+    let Some(own) = outputs.next() else { return };
+    std::thread::scope(|scope| {
+        let mut helpers = Vec::new();
+        for output in outputs {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<quiver_storage::Result<StoredBlock>>(1);
+            let started = std::thread::Builder::new()
+                .name("quiver-scan".into())
+                .spawn_scoped(scope, move || {
+                    while let Ok(block) = rx.recv() {
+                        let piece = work.piece(block);
+                        let failed = piece.is_err();
+                        if output.blocking_send(piece).is_err() || failed {
+                            return;
+                        }
+                    }
+                    let _ = output.blocking_send(Ok(Piece::Done));
+                });
+            if let Err(e) = started {
+                let _ = own.blocking_send(Err(DataFusionError::ResourcesExhausted(format!(
+                    "cannot start a scan thread: {e}"
+                ))));
+                return;
+            }
+            helpers.push(tx);
+        }
+        let turns = helpers.len() + 1;
+        for (turn, block) in snapshot.scan_stored(request).enumerate() {
+            let sent = match turn % turns {
+                0 => {
+                    let piece = work.piece(block);
+                    let failed = piece.is_err();
+                    own.blocking_send(piece).is_ok() && !failed
                 }
-                let batch = batch.map_err(|e| DataFusionError::External(Box::new(e)))?;
-                let batch = match batch.num_rows() > left {
-                    true => batch.slice(0, left),
-                    false => batch,
-                };
-                left -= batch.num_rows();
-                if tx.blocking_send(Ok(batch)).is_err() {
-                    // The stream was dropped: stop reading.
-                    break;
+                k => helpers[k - 1].send(block).is_ok(),
+            };
+            // A gone helper or stream, or an error sent: stop.
+            if !sent {
+                return;
+            }
+        }
+        let _ = own.blocking_send(Ok(Piece::Done));
+        // Dropping the helpers' senders ends them, each with its Done.
+    });
+}
+
+/// What a worker hands back for one block, in the block's turn.
+enum Piece {
+    /// The block's rows that passed (at least one).
+    Rows(RecordBatch),
+    /// None of the block's rows passed.
+    Nothing,
+    /// No block is left for this worker.
+    Done,
+}
+
+/// The scan's batches in row-id order, read and filtered on `workers`
+/// threads (see the module docs); at most `limit` rows.
+fn scan_in_order(
+    snapshot: Arc<TableSnapshot>,
+    spec: Arc<ScanSpec>,
+    workers: usize,
+    limit: Option<usize>,
+    counters: ScanCounters,
+) -> impl futures_util::Stream<Item = Result<RecordBatch>> + Send {
+    let reader = ScanReader {
+        output: snapshot.stored_reader(&spec.output),
+        filter: spec
+            .filter
+            .as_ref()
+            .map(|f| (snapshot.stored_reader(&f.columns), f.clone())),
+    };
+    // The scan's own thread plus as many helpers as the budget allows.
+    let helpers = HelperThreads::reserve(workers.saturating_sub(1));
+    let mut outputs = Vec::with_capacity(helpers.count + 1);
+    let mut results = Vec::with_capacity(helpers.count + 1);
+    for _ in 0..=helpers.count {
+        let (tx, rx) = mpsc::channel::<Result<Piece>>(1);
+        outputs.push(tx);
+        results.push(rx);
+    }
+    let work = BlockWork {
+        reader,
+        read_rows: counters.read_rows.clone(),
+        elapsed: counters.baseline.elapsed_compute().clone(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let _helpers = helpers;
+        deal_blocks(&snapshot, &spec.read, &work, outputs);
+    });
+    struct Taking {
+        results: Vec<mpsc::Receiver<Result<Piece>>>,
+        turn: usize,
+        left: usize,
+        baseline: BaselineMetrics,
+    }
+    let state = Taking {
+        results,
+        turn: 0,
+        left: limit.unwrap_or(usize::MAX),
+        baseline: counters.baseline,
+    };
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        loop {
+            if state.left == 0 {
+                return None;
+            }
+            let n = state.results.len();
+            let piece = state.results[state.turn % n].recv().await;
+            state.turn += 1;
+            match piece {
+                Some(Ok(Piece::Rows(batch))) => {
+                    let batch = match batch.num_rows() > state.left {
+                        true => batch.slice(0, state.left),
+                        false => batch,
+                    };
+                    state.left -= batch.num_rows();
+                    state.baseline.record_output(batch.num_rows());
+                    return Some((Ok(batch), Some(state)));
+                }
+                Some(Ok(Piece::Nothing)) => continue,
+                Some(Ok(Piece::Done)) => {
+                    state.baseline.done();
+                    return None;
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    return Some((
+                        Err(DataFusionError::Internal(
+                            "a scan thread stopped before the end of the scan".into(),
+                        )),
+                        None,
+                    ));
                 }
             }
-            Ok(())
-        });
-        Ok(builder.build())
+        }
+    })
+}
+
+/// What a scan thread turns stored blocks into the output with.
+#[derive(Clone)]
+struct ScanReader {
+    /// The output columns.
+    output: StoredReader,
+    /// The filter's columns, and the filter.
+    filter: Option<(StoredReader, ScanFilter)>,
+}
+
+impl ScanReader {
+    /// One stored block's rows that pass the filter, in the read form.
+    /// The filter runs on its own columns first; only the passing rows of
+    /// the output columns are then taken (and their SYMBOL keys checked).
+    fn keep_rows(&self, block: &StoredBlock) -> Result<Piece> {
+        let external = |e: quiver_storage::StorageError| DataFusionError::External(Box::new(e));
+        let all_rows = || -> Result<Piece> {
+            let batch = self.output.read(&block.batch).map_err(external)?;
+            Ok(match batch.num_rows() {
+                0 => Piece::Nothing,
+                _ => Piece::Rows(batch),
+            })
+        };
+        let Some((columns, filter)) = &self.filter else {
+            return all_rows();
+        };
+        let predicate = match (&filter.inside, block.ts_range) {
+            (Some(inside), Some(range))
+                if crate::prune::holds_for_block(inside.bounds, inside.column_type, range) =>
+            {
+                match &inside.predicate {
+                    Some(p) => p,
+                    None => return all_rows(),
+                }
+            }
+            _ => &filter.predicate,
+        };
+        let on = columns.read(&block.batch).map_err(external)?;
+        let value = predicate.evaluate(&on)?.into_array(on.num_rows())?;
+        let mask = value
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!(
+                    "a filter evaluated to {}, not BOOLEAN",
+                    value.data_type()
+                ))
+            })?;
+        // NULL is not true: the row goes.
+        let mask = match mask.null_count() {
+            0 => mask.clone(),
+            _ => arrow::compute::prep_null_mask_filter(mask),
+        };
+        Ok(match mask.true_count() {
+            0 => Piece::Nothing,
+            n if n == on.num_rows() => all_rows()?,
+            _ => Piece::Rows(
+                self.output
+                    .read_selected(&block.batch, &mask)
+                    .map_err(external)?,
+            ),
+        })
     }
 }

@@ -178,6 +178,15 @@ fn timestamp_filters_skip_segments_and_keep_results_exact() {
                 120..130,
             ),
             ("timestamp = '1970-01-01T00:00:00.333Z'", 333..334),
+            // Ends on a block's first or last row (blocks hold 100 ms):
+            // strict bounds leave that row out, inclusive ones keep it.
+            ("timestamp > '1970-01-01T00:00:00.300Z'", 301..400),
+            ("timestamp < '1970-01-01T00:00:00.099Z'", 0..99),
+            ("timestamp <= '1970-01-01T00:00:00.199Z'", 0..200),
+            (
+                "timestamp BETWEEN '1970-01-01T00:00:00.100Z' AND '1970-01-01T00:00:00.198Z'",
+                100..199,
+            ),
             (
                 "timestamp > '1970-01-01T00:00:00.150Z' AND v < 160",
                 151..160,
@@ -431,5 +440,78 @@ fn scans_in_timestamp_order_spare_time_joins_a_sort() {
             longs(&rows(&engine, ordered).await, 0),
             vec![0, 1, 2, 3, 4, 5, 5]
         );
+    });
+}
+
+#[test]
+fn the_scan_filters_on_several_threads_and_keeps_row_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        Options {
+            seal_rows: 100,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = db
+        .create_table(schema("t"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    // v = 0..1000 in 40 commits of 25: some sealed into segments, the
+    // rest memtable batches; each is a block dealt to one of 4 threads.
+    for i in 0..40 {
+        commit(&db, &t, i * 25..(i + 1) * 25);
+    }
+    let engine = QueryEngine::new(
+        db.clone(),
+        &QueryOptions {
+            threads: 4,
+            ..QueryOptions::default()
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for _ in 0..20 {
+            // Blocks where nothing passes sit between those where rows do.
+            let got = rows(&engine, "SELECT v FROM t WHERE v % 60 < 3").await;
+            let want: Vec<i64> = (0..1000).filter(|v| v % 60 < 3).collect();
+            assert_eq!(longs(&got, 0), want);
+            let got = rows(&engine, "SELECT v FROM t WHERE v % 9 = 4 LIMIT 30").await;
+            let want: Vec<i64> = (0..1000).filter(|v| v % 9 == 4).take(30).collect();
+            assert_eq!(longs(&got, 0), want);
+        }
+        // The scan applies the filter: no filter above it.
+        let plan = rows(&engine, "EXPLAIN SELECT timestamp FROM t WHERE v % 60 < 3").await;
+        let text: String = plan
+            .iter()
+            .map(|b| {
+                b.column(1)
+                    .as_string::<i32>()
+                    .value(b.num_rows() - 1)
+                    .to_string()
+            })
+            .collect();
+        assert!(
+            text.contains("SnapshotScanExec") && text.contains("filter="),
+            "{text}"
+        );
+        assert!(!text.contains("FilterExec"), "{text}");
+        // A stream dropped after its first batch stops the threads (the
+        // next query still runs, the database still closes).
+        match engine
+            .execute("SELECT v FROM t WHERE v >= 0")
+            .await
+            .unwrap()
+        {
+            QueryOutput::Rows(mut stream) => {
+                assert!(stream.next().await.unwrap().is_ok());
+            }
+            other => panic!("{other:?}"),
+        }
+        let all = rows(&engine, "SELECT count(*) FROM t WHERE v >= 0").await;
+        assert_eq!(longs(&all, 0), vec![1000]);
     });
 }

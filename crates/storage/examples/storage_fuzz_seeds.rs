@@ -152,7 +152,7 @@ fn main() {
             live_rows: 5,
             min_ts: 1,
             max_ts: 9,
-            ts_sorted: Default::default(),
+            cache: Default::default(),
         }],
         symbols: vec![("sym".into(), vec!["a".into(), "b".into()])],
     };

@@ -84,4 +84,6 @@ pub use schema::{
 };
 pub use segment::{ROW_ID_COLUMN, Segment};
 pub use symbols::SymbolTable;
-pub use table::{BatchOrder, ScanRequest, StoredBatch, Table, TableSnapshot};
+pub use table::{
+    BatchOrder, ScanRequest, StoredBatch, StoredBlock, StoredReader, Table, TableSnapshot,
+};

@@ -50,11 +50,10 @@ pub struct Segment {
     pub min_ts: i64,
     /// Largest designated timestamp (raw value), or `i64::MIN` if none.
     pub max_ts: i64,
-    /// Whether its rows are in designated-timestamp order: known when the
-    /// segment is written, read from the file's metadata
-    /// (`quiver.ts_sorted`) the first time it is asked otherwise
-    /// ([`Segment::is_ts_sorted`]).
-    pub ts_sorted: TsOrder,
+    /// What is learned from the file once and kept while the segment is
+    /// in use: whether its rows are in designated-timestamp order and the
+    /// opened file itself.
+    pub cache: SegmentCache,
 }
 
 /// The designated timestamps of a segment being written: their range (raw
@@ -68,25 +67,59 @@ pub struct SegmentTimes {
     pub sorted: bool,
 }
 
-/// Whether a segment's rows are in timestamp order, learned once: a cache,
-/// not part of the segment's identity (every two compare equal).
-#[derive(Debug, Clone, Default)]
-pub struct TsOrder(std::sync::OnceLock<bool>);
+/// What a segment learns from its file once (a cache, not part of the
+/// segment's identity: every two compare equal).
+///
+/// The opened file is kept so that every query after the first reads the
+/// same mapping: mapping a file anew per query faulted in every page it
+/// touched again (measured: a third of a scan's time on a 12-column
+/// filter), and parsed the footer again. Its record batches are kept too,
+/// decoded and validated once (Arrow's checks of SYMBOL keys and text
+/// offsets, and the dictionaries' decoding, ran on every query before:
+/// another tenth): they are views of the mapping, not copies. Both live
+/// as long as the last [`Segment`] clone holding them (the table's state,
+/// a snapshot); one mapping per segment file that was read.
+#[derive(Clone, Default)]
+pub struct SegmentCache {
+    /// Whether the rows are in designated-timestamp order: known when the
+    /// segment is written, read from the file's metadata
+    /// (`quiver.ts_sorted`) the first time it is asked otherwise
+    /// ([`Segment::is_ts_sorted`]).
+    ts_sorted: std::sync::OnceLock<bool>,
+    /// The file, once it was opened without error.
+    file: std::sync::OnceLock<SegmentFile>,
+    /// Its record batches, every column, once all decoded without error.
+    blocks: std::sync::OnceLock<Arc<[RecordBatch]>>,
+}
 
-impl TsOrder {
-    /// Known when the segment is written.
-    pub fn known(sorted: bool) -> Self {
-        TsOrder(std::sync::OnceLock::from(sorted))
+impl SegmentCache {
+    /// For a segment just written, whose order is known.
+    pub fn with_order(sorted: bool) -> Self {
+        SegmentCache {
+            ts_sorted: std::sync::OnceLock::from(sorted),
+            ..Default::default()
+        }
     }
 }
 
-impl PartialEq for TsOrder {
+impl std::fmt::Debug for SegmentCache {
+    // Not the file's bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentCache")
+            .field("ts_sorted", &self.ts_sorted.get())
+            .field("opened", &self.file.get().is_some())
+            .field("decoded", &self.blocks.get().is_some())
+            .finish()
+    }
+}
+
+impl PartialEq for SegmentCache {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl Eq for TsOrder {}
+impl Eq for SegmentCache {}
 
 impl Segment {
     /// Whether the segment has a file (some of its rows survive).
@@ -98,14 +131,25 @@ impl Segment {
     /// written before this was recorded, or one that cannot be read, counts
     /// as not).
     pub fn is_ts_sorted(&self, fs: &dyn FileSystem) -> bool {
-        *self.ts_sorted.0.get_or_init(|| {
-            SegmentFile::open(fs, &self.path).is_ok_and(|f| {
+        *self.cache.ts_sorted.get_or_init(|| {
+            self.file(fs).is_ok_and(|f| {
                 f.schema
                     .metadata()
                     .get("quiver.ts_sorted")
                     .is_some_and(|v| v == "1")
             })
         })
+    }
+
+    /// The opened file: mapped and its footer read the first time, the
+    /// same mapping after that (an error is not kept: the next call tries
+    /// again).
+    fn file(&self, fs: &dyn FileSystem) -> Result<SegmentFile> {
+        if let Some(f) = self.cache.file.get() {
+            return Ok(f.clone());
+        }
+        let f = SegmentFile::open(fs, &self.path)?;
+        Ok(self.cache.file.get_or_init(|| f).clone())
     }
 
     /// Makes the file and its directory entry durable.
@@ -119,21 +163,32 @@ impl Segment {
         }
     }
 
+    /// The record batches, every column (row ids first): decoded the
+    /// first time, the same ones after that (an error is not kept).
+    fn blocks(&self, fs: &dyn FileSystem) -> Result<Arc<[RecordBatch]>> {
+        if let Some(b) = self.cache.blocks.get() {
+            return Ok(Arc::clone(b));
+        }
+        let blocks: Arc<[RecordBatch]> = self.file(fs)?.batches(None).collect::<Result<_>>()?;
+        Ok(Arc::clone(self.cache.blocks.get_or_init(|| blocks)))
+    }
+
     /// Reads the segment's batches (row-id column first).
     pub fn read(&self, fs: &dyn FileSystem) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
-        let file = SegmentFile::open(fs, &self.path)?;
-        Ok(file.batches(None))
+        let blocks = self.blocks(fs)?;
+        Ok((0..blocks.len()).map(move |i| Ok(blocks[i].clone())))
     }
 
     /// Reads the segment's batches with only the columns named in
     /// `columns` that it holds (stored names, ASCII case ignored; no row
-    /// ids): the other columns' bytes are not read.
+    /// ids): the other columns' bytes are not touched.
     pub fn read_columns(
         &self,
         fs: &dyn FileSystem,
         columns: &[String],
-    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
-        let file = SegmentFile::open(fs, &self.path)?;
+    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + use<>> {
+        let file = self.file(fs)?;
+        let blocks = self.blocks(fs)?;
         let mut indices: Vec<usize> = columns
             .iter()
             .filter_map(|name| {
@@ -147,7 +202,7 @@ impl Segment {
             // The row ids carry the row count when no column is read.
             indices.push(0);
         }
-        Ok(file.batches(Some(indices)))
+        Ok((0..blocks.len()).map(move |i| Ok(blocks[i].project(&indices)?)))
     }
 }
 
@@ -159,7 +214,7 @@ pub(crate) enum SegmentCut {
     /// All of its rows were: no file replaces it.
     Emptied,
     /// Some were: a new file holds the rest (not yet durable).
-    Rewritten(Segment),
+    Rewritten(Box<Segment>),
 }
 
 /// Whether raw timestamp `v` lies in one of `ranges` (half-open, sorted,
@@ -203,7 +258,7 @@ impl Segment {
         if !self.has_rows() {
             return Ok((0, SegmentCut::Untouched));
         }
-        let file = SegmentFile::open(fs, &self.path)?;
+        let file = self.file(fs)?;
         let Some(ts) = file
             .schema
             .fields()
@@ -235,7 +290,7 @@ impl Segment {
             return Ok((self.live_rows, SegmentCut::Emptied));
         }
         let live_rows = self.live_rows - removed;
-        let file = SegmentFile::open(fs, &self.path)?;
+        let file = self.file(fs)?;
         let fields: Vec<Arc<Field>> = file.schema.fields().iter().skip(1).cloned().collect();
         // One block at a time: memory stays at a block, not the segment.
         let kept = file.batches(None).map(move |b| {
@@ -266,7 +321,7 @@ impl Segment {
             },
         };
         let segment = write_segment_file(fs, spec, kept)?;
-        Ok((removed, SegmentCut::Rewritten(segment)))
+        Ok((removed, SegmentCut::Rewritten(Box::new(segment))))
     }
 }
 
@@ -276,6 +331,7 @@ impl Segment {
 /// column data is never copied, and the pages of columns not read are
 /// never touched. Every block the footer names is checked to lie inside the
 /// file before it is sliced, so a damaged file is an error.
+#[derive(Clone)]
 struct SegmentFile {
     path: PathBuf,
     /// The whole file. Each block is handed to Arrow as its own buffer
@@ -552,7 +608,7 @@ fn write_segment_file(
         live_rows,
         min_ts: times.range.0,
         max_ts: times.range.1,
-        ts_sorted: TsOrder::known(times.sorted),
+        cache: SegmentCache::with_order(times.sorted),
     })
 }
 
@@ -608,13 +664,13 @@ mod tests {
         // The order is in the file: a segment known only by its manifest
         // entry reads it from there.
         let listed = Segment {
-            ts_sorted: Default::default(),
+            cache: Default::default(),
             ..seg.clone()
         };
         assert!(listed.is_ts_sorted(&fs));
         let missing = Segment {
             path: dir.path().join("gone.arrow"),
-            ts_sorted: Default::default(),
+            cache: Default::default(),
             ..seg.clone()
         };
         assert!(!missing.is_ts_sorted(&fs));
@@ -714,9 +770,17 @@ mod tests {
         )
         .unwrap();
         let good = std::fs::read(&seg.path).unwrap();
+        // Each time a segment that has not opened the file yet (a mapping
+        // kept from a file rewritten in place would be stale).
         let read_all = |bytes: &[u8]| {
             std::fs::write(&seg.path, bytes).unwrap();
-            seg.read(&fs).and_then(|it| it.collect::<Result<Vec<_>>>())
+            let fresh = Segment {
+                cache: Default::default(),
+                ..seg.clone()
+            };
+            fresh
+                .read(&fs)
+                .and_then(|it| it.collect::<Result<Vec<_>>>())
         };
         assert!(read_all(&good).is_ok());
         let len = good.len();

@@ -22,7 +22,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use arrow::array::{
-    Array, ArrayRef, DictionaryArray, RecordBatch, UInt32Array, UInt64Array, new_null_array,
+    Array, ArrayRef, BooleanArray, DictionaryArray, RecordBatch, UInt32Array, UInt64Array,
+    new_null_array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 
@@ -653,72 +654,120 @@ impl TableSnapshot {
     }
 
     /// The visible rows `request` asks for, in row-id order, as batches of
-    /// [`TableSnapshot::request_schema`]: only the requested columns are
-    /// read from segment files, and segments, their blocks and memtable
-    /// batches whose designated timestamps all lie outside the requested
-    /// range are skipped. Rows in a read segment or batch are not filtered: the
-    /// range prunes, the caller filters.
+    /// [`TableSnapshot::request_schema`]: [`TableSnapshot::scan_stored`]'s
+    /// blocks through [`TableSnapshot::read_stored`].
     pub fn scan_request<'a>(
         &'a self,
         request: &'a ScanRequest,
     ) -> impl Iterator<Item = Result<RecordBatch>> + 'a {
-        let schema = self.request_schema(request);
-        let columns: Vec<usize> = match &request.columns {
-            Some(c) => c.clone(),
-            None => (0..self.schema.columns.len()).collect(),
+        let reader = self.stored_reader(request);
+        self.scan_stored(request)
+            .map(move |b| reader.read(&b?.batch))
+    }
+
+    /// The blocks holding the rows `request` asks for, in row-id order, in
+    /// their stored form (stored column names, SYMBOL as keys): only the
+    /// requested columns are read from segment files, and segments, their
+    /// blocks and memtable batches whose designated timestamps all lie
+    /// outside the requested range are skipped. Rows in a block are not
+    /// filtered: the range prunes, the caller filters. A
+    /// [`StoredReader`] turns each into the read form; the two steps are
+    /// apart so that callers may spread the second over threads.
+    pub fn scan_stored<'a>(
+        &'a self,
+        request: &'a ScanRequest,
+    ) -> impl Iterator<Item = Result<StoredBlock>> + Send + 'a {
+        let names: Vec<String> = match &request.columns {
+            Some(c) => c
+                .iter()
+                .filter_map(|&i| self.schema.columns.get(i).map(|c| c.stored_name.clone()))
+                .collect(),
+            None => self
+                .schema
+                .columns
+                .iter()
+                .map(|c| c.stored_name.clone())
+                .collect(),
         };
-        let names: Vec<String> = columns
-            .iter()
-            .filter_map(|&i| self.schema.columns.get(i).map(|c| c.stored_name.clone()))
-            .collect();
-        let columns2 = columns.clone();
-        let schema2 = schema.clone();
         let ts_name = self
             .schema
             .designated_timestamp
             .and_then(|i| self.schema.columns.get(i))
             .map(|c| c.stored_name.clone());
-        // Whether a block or batch (stored columns) may hold wanted rows:
-        // its designated timestamps' range against the request's (a block
-        // without the timestamp column, or without a value, is kept/skipped
-        // as below).
-        let may_hold = move |batch: &RecordBatch, missing: bool| -> bool {
-            match (&request.ts_range, &ts_name) {
-                (Some(_), Some(name)) => match batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .position(|f| f.name().eq_ignore_ascii_case(name))
-                {
-                    Some(i) => match timestamp_range(batch.column(i)) {
-                        Some((lo, hi)) => request.may_hold(lo, hi),
-                        None => false,
-                    },
-                    None => missing,
-                },
-                _ => true,
-            }
+        // A block or batch (stored columns) with what is known of its
+        // designated timestamps, or `None` when it cannot hold wanted rows:
+        // their range against the request's (a block without the timestamp
+        // column, or without a value, is kept/skipped as below). In a
+        // segment whose rows are in timestamp order (so without NULLs) a
+        // block's range is its first and last value. Only looked at when
+        // the request has a range.
+        let look = move |batch: RecordBatch, missing: bool, sorted: bool| -> Option<StoredBlock> {
+            let (Some(_), Some(name)) = (&request.ts_range, &ts_name) else {
+                return Some(StoredBlock {
+                    batch,
+                    ts_range: None,
+                });
+            };
+            let Some(i) = batch
+                .schema()
+                .fields()
+                .iter()
+                .position(|f| f.name().eq_ignore_ascii_case(name))
+            else {
+                return missing.then_some(StoredBlock {
+                    batch,
+                    ts_range: None,
+                });
+            };
+            let column = batch.column(i).clone();
+            let range = match sorted {
+                true => sorted_timestamp_range(&column),
+                false => timestamp_range(&column),
+            }?;
+            request.may_hold(range.0, range.1).then(|| StoredBlock {
+                ts_range: (column.null_count() == 0).then_some(range),
+                batch,
+            })
         };
-        let may_hold2 = may_hold.clone();
+        let fs = &*self.fs;
+        let look_batch = look.clone();
         let from_segments = self
             .segments
             .iter()
             .filter(move |s| s.has_rows() && request.may_hold(s.min_ts, s.max_ts))
-            .flat_map(move |seg| match seg.read_columns(&*self.fs, &names) {
-                Ok(batches) => Box::new(batches) as Box<dyn Iterator<Item = Result<RecordBatch>>>,
-                Err(e) => Box::new(std::iter::once(Err(e))),
-            })
-            // A block of a segment outside the range is skipped too (its
-            // columns are mapped, not decoded, so this costs one pass over
-            // its timestamps).
-            .filter(move |b| b.as_ref().map_or(true, |b| may_hold2(b, true)))
-            .map(move |b| self.project_columns(&b?, &columns2, &schema2));
+            .flat_map(move |seg| {
+                // A block of a segment outside the range is skipped too (its
+                // columns are mapped, not decoded, so this costs a look at
+                // its timestamps).
+                let sorted = request.ts_range.is_some() && seg.is_ts_sorted(fs);
+                let look = look.clone();
+                match seg.read_columns(fs, &names) {
+                    Ok(batches) => Box::new(batches.filter_map(move |b| match b {
+                        Ok(b) => look(b, true, sorted).map(Ok),
+                        Err(e) => Some(Err(e)),
+                    }))
+                        as Box<dyn Iterator<Item = Result<StoredBlock>> + Send>,
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            });
         let from_memtable = self
             .batches
             .iter()
-            .filter(move |s| may_hold(&s.batch, false))
-            .map(move |s| self.project_columns(&s.batch, &columns, &schema));
+            .filter_map(move |s| look_batch(s.batch.clone(), false, false).map(Ok));
         from_segments.chain(from_memtable)
+    }
+
+    /// What turns [`TableSnapshot::scan_stored`]'s blocks into `request`'s
+    /// read form ([`TableSnapshot::request_schema`]).
+    pub fn stored_reader(&self, request: &ScanRequest) -> StoredReader {
+        StoredReader {
+            snapshot: self.clone(),
+            columns: match &request.columns {
+                Some(c) => c.clone(),
+                None => (0..self.schema.columns.len()).collect(),
+            },
+            schema: self.request_schema(request),
+        }
     }
 
     /// A stored or sealed batch as `columns` of the read schema.
@@ -727,8 +776,18 @@ impl TableSnapshot {
         batch: &RecordBatch,
         columns: &[usize],
         schema: &SchemaRef,
+        selection: Option<&BooleanArray>,
     ) -> Result<RecordBatch> {
-        let n = batch.num_rows();
+        // Only the selected rows are taken (one prepared selection for
+        // every column), before SYMBOL keys are checked and wrapped.
+        let selection = selection.map(|s| {
+            let mut builder = arrow::compute::FilterBuilder::new(s);
+            if columns.len() > 1 {
+                builder = builder.optimize();
+            }
+            builder.build()
+        });
+        let n = selection.as_ref().map_or(batch.num_rows(), |s| s.count());
         let source = batch.schema();
         let mut out: Vec<ArrayRef> = Vec::with_capacity(columns.len());
         for &i in columns {
@@ -737,7 +796,11 @@ impl TableSnapshot {
                 .fields()
                 .iter()
                 .position(|f| f.name().eq_ignore_ascii_case(&c.stored_name))
-                .map(|i| batch.column(i).clone());
+                .map(|i| match &selection {
+                    Some(s) => s.filter(batch.column(i)),
+                    None => Ok(batch.column(i).clone()),
+                })
+                .transpose()?;
             out.push(self.read_column(c, found, n)?);
         }
         Ok(RecordBatch::try_new_with_options(
@@ -837,6 +900,64 @@ impl TableSnapshot {
     }
 }
 
+/// One block of a scan ([`TableSnapshot::scan_stored`]): stored columns
+/// of consecutive rows.
+#[derive(Debug, Clone)]
+pub struct StoredBlock {
+    /// The columns, in stored form.
+    pub batch: RecordBatch,
+    /// The smallest and largest raw value of its designated timestamps,
+    /// when the request has a range and none of them is NULL.
+    pub ts_range: Option<(i64, i64)>,
+}
+
+/// Turns stored blocks of one snapshot ([`TableSnapshot::scan_stored`])
+/// into a request's read form: requested columns in the order asked,
+/// missing ones as NULL, SYMBOL keys as dictionaries over the snapshot's
+/// values. Cheap to clone and `Send`: one per thread of a scan.
+#[derive(Debug, Clone)]
+pub struct StoredReader {
+    snapshot: TableSnapshot,
+    columns: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl StoredReader {
+    /// `block` in the read form.
+    pub fn read(&self, block: &RecordBatch) -> Result<RecordBatch> {
+        self.snapshot
+            .project_columns(block, &self.columns, &self.schema, None)
+    }
+
+    /// The rows of `block` that `selection` (as long as the block, no
+    /// NULLs) marks, in the read form: only those rows of each column are
+    /// taken from the block.
+    pub fn read_selected(
+        &self,
+        block: &RecordBatch,
+        selection: &BooleanArray,
+    ) -> Result<RecordBatch> {
+        if selection.len() != block.num_rows() || selection.null_count() > 0 {
+            return Err(StorageError::InvalidRequest {
+                table: self.snapshot.schema.name.clone(),
+                reason: format!(
+                    "a selection of {} rows ({} NULL) for a block of {}",
+                    selection.len(),
+                    selection.null_count(),
+                    block.num_rows()
+                ),
+            });
+        }
+        self.snapshot
+            .project_columns(block, &self.columns, &self.schema, Some(selection))
+    }
+
+    /// The schema of what [`StoredReader::read`] returns.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+}
+
 /// What a scan of a snapshot reads ([`TableSnapshot::scan_request`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanRequest {
@@ -926,6 +1047,16 @@ pub(crate) fn timestamp_values(
         }
         _ => return None,
     })
+}
+
+/// The range of a timestamp column known to be in non-decreasing order
+/// without NULLs: its first and last value.
+fn sorted_timestamp_range(column: &ArrayRef) -> Option<(i64, i64)> {
+    let (values, nulls) = timestamp_values(column)?;
+    match nulls.is_some_and(|n| n.null_count() > 0) {
+        true => timestamp_range(column),
+        false => Some((*values.first()?, *values.last()?)),
+    }
 }
 
 pub(crate) fn timestamp_range(column: &ArrayRef) -> Option<(i64, i64)> {

@@ -533,13 +533,13 @@ pub(super) fn drop_rows(
                         live_rows: 0,
                         min_ts: i64::MAX,
                         max_ts: i64::MIN,
-                        ts_sorted: crate::segment::TsOrder::known(true),
+                        cache: crate::segment::SegmentCache::with_order(true),
                         ..Segment::clone(s)
                     }
                 }
                 SegmentCut::Rewritten(new) => {
                     outcome.segments_rewritten += 1;
-                    let new = Arc::new(new);
+                    let new = Arc::new(*new);
                     written.push(new.clone());
                     new.sync(&*shared.fs)?;
                     Segment::clone(&new)

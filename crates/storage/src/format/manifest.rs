@@ -129,7 +129,7 @@ impl Manifest {
                 live_rows,
                 min_ts: d.i64()?,
                 max_ts: d.i64()?,
-                ts_sorted: Default::default(),
+                cache: Default::default(),
             });
         }
         if next != sealed_row_end {
@@ -178,7 +178,7 @@ mod tests {
                     true => dir.join("segments").join(format!("2026-01-0{}", i + 1)).join(name),
                     false => dir.join("segments").join(name),
                 };
-                let s = Segment { path, first_row_id: next, row_count: *n, live_rows: *n / (i as u64 + 1), min_ts: -(i as i64), max_ts: i as i64, ts_sorted: Default::default() };
+                let s = Segment { path, first_row_id: next, row_count: *n, live_rows: *n / (i as u64 + 1), min_ts: -(i as i64), max_ts: i as i64, cache: Default::default() };
                 next += n;
                 s
             }).collect();
