@@ -426,7 +426,9 @@ impl HelperThreads {
     /// Up to `wanted` helpers, as many as the budget has left.
     fn reserve(wanted: usize) -> Self {
         use std::sync::atomic::Ordering;
-        let budget = std::thread::available_parallelism().map_or(2, usize::from) * 2;
+        static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let budget =
+            *BUDGET.get_or_init(|| std::thread::available_parallelism().map_or(2, usize::from) * 2);
         let mut count = 0;
         let _ = HELPERS_IN_USE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
             count = wanted.min(budget.saturating_sub(used));
@@ -450,11 +452,25 @@ struct BlockWork {
 }
 
 impl BlockWork {
+    /// One block's result; a panic in it (a bug) is an error naming it,
+    /// not a lost thread.
     fn piece(&self, block: quiver_storage::Result<StoredBlock>) -> Result<Piece> {
         let _timer = self.elapsed.timer();
         let block = block.map_err(|e| DataFusionError::External(Box::new(e)))?;
         self.read_rows.add(block.batch.num_rows());
-        self.reader.keep_rows(&block)
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.reader.keep_rows(&block)
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(DataFusionError::Internal(format!(
+                "a scan thread panicked: {message}"
+            )))
+        })
     }
 }
 

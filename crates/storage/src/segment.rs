@@ -68,47 +68,92 @@ pub struct SegmentTimes {
 }
 
 /// What a segment learns from its file once (a cache, not part of the
-/// segment's identity: every two compare equal).
+/// segment's identity: every two compare equal; clones share it).
 ///
 /// The opened file is kept so that every query after the first reads the
 /// same mapping: mapping a file anew per query faulted in every page it
 /// touched again (measured: a third of a scan's time on a 12-column
-/// filter), and parsed the footer again. Its record batches are kept too,
-/// decoded and validated once (Arrow's checks of SYMBOL keys and text
-/// offsets, and the dictionaries' decoding, ran on every query before:
-/// another tenth): they are views of the mapping, not copies. Both live
-/// as long as the last [`Segment`] clone holding them (the table's state,
-/// a snapshot); one mapping per segment file that was read.
+/// filter), and parsed the footer again. Each column a query reads is
+/// decoded (and checked by Arrow: SYMBOL keys, text offsets and UTF-8,
+/// dictionaries) the first time and kept: views of the mapping, not
+/// copies. At most [`MAX_CACHED_SEGMENT_FILES`] files stay mapped in the
+/// whole process (each mapping is one of the kernel's `vm.max_map_count`
+/// areas); past that, a segment maps its file per read, as before. A
+/// mapping lives as long as the last [`Segment`] clone holding it (the
+/// table's state, a snapshot).
 #[derive(Clone, Default)]
-pub struct SegmentCache {
+pub struct SegmentCache(Arc<CacheInner>);
+
+#[derive(Default)]
+struct CacheInner {
     /// Whether the rows are in designated-timestamp order: known when the
     /// segment is written, read from the file's metadata
     /// (`quiver.ts_sorted`) the first time it is asked otherwise
     /// ([`Segment::is_ts_sorted`]).
     ts_sorted: std::sync::OnceLock<bool>,
-    /// The file, once it was opened without error.
-    file: std::sync::OnceLock<SegmentFile>,
-    /// Its record batches, every column, once all decoded without error.
-    blocks: std::sync::OnceLock<Arc<[RecordBatch]>>,
+    /// The opened file, once opened without error within the budget.
+    opened: std::sync::Mutex<Option<Arc<OpenedSegment>>>,
+}
+
+/// Most segment files kept mapped by [`SegmentCache`]s at once.
+pub const MAX_CACHED_SEGMENT_FILES: usize = 8192;
+
+/// Segment files now kept mapped.
+static CACHED_SEGMENT_FILES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// A mapped segment file and its columns decoded so far.
+struct OpenedSegment {
+    file: SegmentFile,
+    /// By the file's column index: that column in every block.
+    columns: std::sync::Mutex<HashMap<usize, Arc<[ArrayRef]>>>,
+    /// Whether it counts against [`MAX_CACHED_SEGMENT_FILES`].
+    counted: bool,
+}
+
+impl Drop for OpenedSegment {
+    fn drop(&mut self) {
+        if self.counted {
+            CACHED_SEGMENT_FILES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
+impl OpenedSegment {
+    /// Column `index` of every block: decoded the first time (when kept).
+    fn column(&self, index: usize) -> Result<Arc<[ArrayRef]>> {
+        let cached = |columns: &HashMap<usize, Arc<[ArrayRef]>>| columns.get(&index).cloned();
+        if let Some(c) = cached(&self.columns.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(c);
+        }
+        let decoded: Arc<[ArrayRef]> = self
+            .file
+            .clone()
+            .batches(Some(vec![index]))
+            .map(|b| Ok(b?.column(0).clone()))
+            .collect::<Result<_>>()?;
+        let mut columns = self.columns.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(Arc::clone(columns.entry(index).or_insert(decoded)))
+    }
 }
 
 impl SegmentCache {
     /// For a segment just written, whose order is known.
     pub fn with_order(sorted: bool) -> Self {
-        SegmentCache {
+        SegmentCache(Arc::new(CacheInner {
             ts_sorted: std::sync::OnceLock::from(sorted),
             ..Default::default()
-        }
+        }))
     }
 }
 
 impl std::fmt::Debug for SegmentCache {
     // Not the file's bytes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let opened = self.0.opened.lock().map(|o| o.is_some()).unwrap_or(false);
         f.debug_struct("SegmentCache")
-            .field("ts_sorted", &self.ts_sorted.get())
-            .field("opened", &self.file.get().is_some())
-            .field("decoded", &self.blocks.get().is_some())
+            .field("ts_sorted", &self.0.ts_sorted.get())
+            .field("opened", &opened)
             .finish()
     }
 }
@@ -129,10 +174,10 @@ impl Segment {
 
     /// Whether the segment's rows are in designated-timestamp order (a file
     /// written before this was recorded, or one that cannot be read, counts
-    /// as not).
+    /// as not). Asking does not keep the file mapped.
     pub fn is_ts_sorted(&self, fs: &dyn FileSystem) -> bool {
-        *self.cache.ts_sorted.get_or_init(|| {
-            self.file(fs).is_ok_and(|f| {
+        *self.cache.0.ts_sorted.get_or_init(|| {
+            SegmentFile::open(fs, &self.path).is_ok_and(|f| {
                 f.schema
                     .metadata()
                     .get("quiver.ts_sorted")
@@ -142,14 +187,34 @@ impl Segment {
     }
 
     /// The opened file: mapped and its footer read the first time, the
-    /// same mapping after that (an error is not kept: the next call tries
-    /// again).
-    fn file(&self, fs: &dyn FileSystem) -> Result<SegmentFile> {
-        if let Some(f) = self.cache.file.get() {
-            return Ok(f.clone());
+    /// same after that while the budget of kept mappings allows (an error
+    /// is not kept: the next call tries again).
+    fn opened(&self, fs: &dyn FileSystem) -> Result<Arc<OpenedSegment>> {
+        use std::sync::atomic::Ordering;
+        let mut slot = self
+            .cache
+            .0
+            .opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = slot.as_ref() {
+            return Ok(Arc::clone(o));
         }
-        let f = SegmentFile::open(fs, &self.path)?;
-        Ok(self.cache.file.get_or_init(|| f).clone())
+        let file = SegmentFile::open(fs, &self.path)?;
+        let counted = CACHED_SEGMENT_FILES
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_CACHED_SEGMENT_FILES).then_some(n + 1)
+            })
+            .is_ok();
+        let opened = Arc::new(OpenedSegment {
+            file,
+            columns: Default::default(),
+            counted,
+        });
+        if counted {
+            *slot = Some(Arc::clone(&opened));
+        }
+        Ok(opened)
     }
 
     /// Makes the file and its directory entry durable.
@@ -163,32 +228,22 @@ impl Segment {
         }
     }
 
-    /// The record batches, every column (row ids first): decoded the
-    /// first time, the same ones after that (an error is not kept).
-    fn blocks(&self, fs: &dyn FileSystem) -> Result<Arc<[RecordBatch]>> {
-        if let Some(b) = self.cache.blocks.get() {
-            return Ok(Arc::clone(b));
-        }
-        let blocks: Arc<[RecordBatch]> = self.file(fs)?.batches(None).collect::<Result<_>>()?;
-        Ok(Arc::clone(self.cache.blocks.get_or_init(|| blocks)))
-    }
-
     /// Reads the segment's batches (row-id column first).
     pub fn read(&self, fs: &dyn FileSystem) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
-        let blocks = self.blocks(fs)?;
-        Ok((0..blocks.len()).map(move |i| Ok(blocks[i].clone())))
+        Ok(self.opened(fs)?.file.clone().batches(None))
     }
 
     /// Reads the segment's batches with only the columns named in
     /// `columns` that it holds (stored names, ASCII case ignored; no row
-    /// ids): the other columns' bytes are not touched.
+    /// ids): the other columns' bytes are not read. Each column is decoded
+    /// once while the file stays mapped ([`SegmentCache`]).
     pub fn read_columns(
         &self,
         fs: &dyn FileSystem,
         columns: &[String],
     ) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + use<>> {
-        let file = self.file(fs)?;
-        let blocks = self.blocks(fs)?;
+        let opened = self.opened(fs)?;
+        let file = &opened.file;
         let mut indices: Vec<usize> = columns
             .iter()
             .filter_map(|name| {
@@ -202,7 +257,25 @@ impl Segment {
             // The row ids carry the row count when no column is read.
             indices.push(0);
         }
-        Ok((0..blocks.len()).map(move |i| Ok(blocks[i].project(&indices)?)))
+        let schema = Arc::new(file.schema.project(&indices)?);
+        let arrays = indices
+            .iter()
+            .map(|&i| opened.column(i))
+            .collect::<Result<Vec<_>>>()?;
+        let blocks = file.blocks.len();
+        let path = self.path.clone();
+        Ok((0..blocks).map(move |b| {
+            let columns = arrays
+                .iter()
+                .map(|c| c.get(b).cloned())
+                .collect::<Option<Vec<ArrayRef>>>()
+                .ok_or_else(|| StorageError::Corrupt {
+                    path: path.clone(),
+                    offset: 0,
+                    reason: "a column with fewer blocks than the file lists",
+                })?;
+            Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+        }))
     }
 }
 
@@ -258,7 +331,7 @@ impl Segment {
         if !self.has_rows() {
             return Ok((0, SegmentCut::Untouched));
         }
-        let file = self.file(fs)?;
+        let file = self.opened(fs)?.file.clone();
         let Some(ts) = file
             .schema
             .fields()
@@ -290,7 +363,7 @@ impl Segment {
             return Ok((self.live_rows, SegmentCut::Emptied));
         }
         let live_rows = self.live_rows - removed;
-        let file = self.file(fs)?;
+        let file = self.opened(fs)?.file.clone();
         let fields: Vec<Arc<Field>> = file.schema.fields().iter().skip(1).cloned().collect();
         // One block at a time: memory stays at a block, not the segment.
         let kept = file.batches(None).map(move |b| {
@@ -747,6 +820,68 @@ mod tests {
                 "{counted} of a {file_len}-byte file"
             );
         }
+    }
+
+    #[test]
+    fn columns_are_decoded_once_each_and_only_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFileSystem;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+                Arc::new(arrow::array::StringArray::from(vec!["x", "ZZZZZZZZ", "y"])),
+            ],
+        )
+        .unwrap();
+        let seg = write_segment(
+            &fs,
+            dir.path(),
+            "t",
+            &schema,
+            0,
+            &[b.clone(), b],
+            SegmentTimes {
+                range: (0, 0),
+                sorted: false,
+            },
+        )
+        .unwrap();
+        // Text that is not UTF-8 in `s` only: a reader of `a` never sees it
+        // (before, every column of every block was checked on first read).
+        let mut bytes = std::fs::read(&seg.path).unwrap();
+        let at = bytes.windows(8).position(|w| w == b"ZZZZZZZZ").unwrap();
+        bytes[at] = 0xff;
+        std::fs::write(&seg.path, &bytes).unwrap();
+        let fresh = Segment {
+            cache: Default::default(),
+            ..seg.clone()
+        };
+        let read = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            fresh
+                .read_columns(&fs, &names)
+                .and_then(|it| it.collect::<Result<Vec<_>>>())
+        };
+        for _ in 0..2 {
+            let got = read(&["A"]).unwrap();
+            assert_eq!(got.len(), 2);
+            let a = got[1]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            assert_eq!(a.values(), &[1, 2, 3]);
+            assert!(read(&["a", "s"]).is_err());
+            // No column named: the row count still comes through.
+            let rows = read(&["nope"]).unwrap();
+            assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 6);
+        }
+        assert!(format!("{:?}", fresh.cache).contains("opened: true"));
     }
 
     #[test]
