@@ -45,6 +45,18 @@ fn is_column(e: &Expr, name: &str) -> bool {
     }
 }
 
+/// `left op right` as `column op literal` (swapped when the column is on
+/// the right), with the literal in nanoseconds.
+fn comparison(left: &Expr, op: Operator, right: &Expr, column: &str) -> Option<(Operator, i128)> {
+    if is_column(left, column) {
+        Some((op, literal_nanos(right)?))
+    } else if is_column(right, column) {
+        Some((op.swap()?, literal_nanos(left)?))
+    } else {
+        None
+    }
+}
+
 /// The range (in nanoseconds, inclusive) one filter keeps, if it is a
 /// bound on `column`.
 fn filter_bounds(e: &Expr, column: &str) -> Option<(i128, i128)> {
@@ -69,13 +81,7 @@ fn filter_bounds(e: &Expr, column: &str) -> Option<(i128, i128)> {
             (None, None) => None,
         },
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let (op, value) = if is_column(left, column) {
-                (*op, literal_nanos(right)?)
-            } else if is_column(right, column) {
-                (op.swap()?, literal_nanos(left)?)
-            } else {
-                return None;
-            };
+            let (op, value) = comparison(left, *op, right, column)?;
             match op {
                 Operator::Eq => Some((value, value)),
                 Operator::Gt | Operator::GtEq => Some((value, i128::MAX)),
@@ -106,13 +112,7 @@ pub fn exact_bounds(e: &Expr, column: &str) -> Option<(i128, i128)> {
             Some((a.0.max(b.0), a.1.min(b.1)))
         }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let (op, value) = if is_column(left, column) {
-                (*op, literal_nanos(right)?)
-            } else if is_column(right, column) {
-                (op.swap()?, literal_nanos(left)?)
-            } else {
-                return None;
-            };
+            let (op, value) = comparison(left, *op, right, column)?;
             match op {
                 Operator::Eq => Some((value, value)),
                 Operator::GtEq => Some((value, i128::MAX)),
