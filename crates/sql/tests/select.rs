@@ -47,6 +47,24 @@ fn commit(db: &Database, table: &Arc<Table>, values: std::ops::Range<i64>) {
         .unwrap();
 }
 
+/// A database sealing every 100 rows, with table `t` of [`schema`].
+fn sealing_table(dir: &std::path::Path) -> (Arc<Database>, Arc<Table>) {
+    let db = Database::open(
+        dir,
+        Options {
+            seal_rows: 100,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = db
+        .create_table(schema("t"))
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    (db, t)
+}
+
 async fn rows(engine: &QueryEngine, sql: &str) -> Vec<RecordBatch> {
     match engine.execute(sql).await.unwrap() {
         QueryOutput::Rows(stream) => stream.map(|b| b.unwrap()).collect().await,
@@ -69,19 +87,7 @@ fn longs(batches: &[RecordBatch], column: usize) -> Vec<i64> {
 #[test]
 fn select_reads_segments_and_memtable_rows_in_one_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(
-        dir.path(),
-        Options {
-            seal_rows: 100,
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    let t = db
-        .create_table(schema("t"))
-        .blocking_recv()
-        .unwrap()
-        .unwrap();
+    let (db, t) = sealing_table(dir.path());
     for i in 0..5 {
         commit(&db, &t, i * 50..(i + 1) * 50);
     }
@@ -132,19 +138,7 @@ fn errors_name_what_is_wrong() {
 #[test]
 fn timestamp_filters_skip_segments_and_keep_results_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(
-        dir.path(),
-        Options {
-            seal_rows: 100,
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    let t = db
-        .create_table(schema("t"))
-        .blocking_recv()
-        .unwrap()
-        .unwrap();
+    let (db, t) = sealing_table(dir.path());
     // v = 0..400, timestamp = v ms, sealed 100 rows at a time into four
     // segments.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -367,19 +361,7 @@ fn first_observation_alignment_sees_bind_values() {
 #[test]
 fn scans_in_timestamp_order_spare_time_joins_a_sort() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(
-        dir.path(),
-        Options {
-            seal_rows: 100,
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    let t = db
-        .create_table(schema("t"))
-        .blocking_recv()
-        .unwrap()
-        .unwrap();
+    let (db, t) = sealing_table(dir.path());
     // Two sealed segments and memtable rows, all in timestamp order.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     for i in 0..2 {
@@ -446,19 +428,7 @@ fn scans_in_timestamp_order_spare_time_joins_a_sort() {
 #[test]
 fn the_scan_filters_on_several_threads_and_keeps_row_order() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(
-        dir.path(),
-        Options {
-            seal_rows: 100,
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    let t = db
-        .create_table(schema("t"))
-        .blocking_recv()
-        .unwrap()
-        .unwrap();
+    let (db, t) = sealing_table(dir.path());
     // v = 0..1000 in 40 commits of 25: some sealed into segments, the
     // rest memtable batches; each is a block dealt to one of 4 threads.
     for i in 0..40 {
