@@ -5,6 +5,8 @@
 //! |---|---|
 //! | `GET /exec?query=...` | the SQL's result as QuestDB's JSON (see [`crate::sql_http`]) |
 //! | `GET /exp?query=...` | the SQL's result as CSV |
+//! | `POST /write`, `POST /api/v2/write` | line protocol (QuestDB's and InfluxDB's v1/v2 write APIs, see [`crate::ilp::http`]): 204, or a JSON error |
+//! | `GET /settings` | the line protocol versions and name limit the official clients negotiate with |
 //! | `GET /ping` | 204; 503 + `{"status":"unhealthy","reason":...}` once storage refuses writes after a failure |
 //! | `GET /read/v1` with a valid upgrade | 101 + `X-QWP-Version: 1` (`X-QWP-Content-Encoding: zstd;level=N` when the client accepts zstd), then QWP egress: SQL queries |
 //! | `GET /write/v4`, `GET /api/v4/write` with a valid upgrade | 101 + `X-QWP-Version: 1`, `X-QWP-Max-Batch-Size`, `X-QWP-Durable-Ack: enabled` when asked |
@@ -33,6 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
 
 use crate::egress::{EgressOptions, EgressSession};
+use crate::ilp::LineOptions;
 use crate::ingest::{IngestSession, SessionOptions};
 use crate::sql_http::{self, Endpoint};
 
@@ -54,6 +57,8 @@ pub struct ServerState {
     pub max_message_len: usize,
     /// Settings every ingest session starts from.
     pub session: SessionOptions,
+    /// Line protocol settings.
+    pub ilp: LineOptions,
     /// Becomes `true` at shutdown.
     pub stop: watch::Receiver<bool>,
     /// Tracks upgraded sessions for graceful shutdown.
@@ -107,6 +112,11 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, state: ServerState) -> 
     if let Some(endpoint) = endpoint {
         return sql_http::handle(endpoint, req.uri().query(), state.engine.clone()).await;
     }
+    if req.method() == Method::POST && matches!(req.uri().path(), "/write" | "/api/v2/write") {
+        return crate::ilp::http::write(req, peer, state)
+            .await
+            .map(|b| b.map_err(|never| match never {}).boxed());
+    }
     route_whole(req, peer, state).map(|b| b.map_err(|never| match never {}).boxed())
 }
 
@@ -138,9 +148,12 @@ fn route_whole(
         },
         (&Method::GET, "/write/v4" | "/api/v4/write") => upgrade_ingest(req, peer, state),
         (&Method::GET, "/read/v1") => upgrade_egress(req, peer, state),
-        (_, "/write/v4" | "/api/v4/write" | "/read/v1" | "/ping" | "/exec" | "/exp") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
-        }
+        (&Method::GET, "/settings") => crate::ilp::http::settings(),
+        (_, "/write" | "/api/v2/write") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
+        (
+            _,
+            "/write/v4" | "/api/v4/write" | "/read/v1" | "/ping" | "/exec" | "/exp" | "/settings",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         (_, path) => text(
             StatusCode::NOT_FOUND,
             &format!("no such endpoint: {path}\n"),

@@ -17,6 +17,7 @@
 
 pub mod egress;
 pub mod http;
+pub mod ilp;
 pub mod ingest;
 pub mod sql_http;
 pub mod tools;
@@ -36,6 +37,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+pub use ilp::LineOptions;
+pub use ilp::tcp::TcpOptions;
 pub use ingest::{FrameLimits, SessionOptions};
 pub use quiver_sql::QueryOptions;
 
@@ -61,6 +64,13 @@ pub struct ServeConfig {
     /// Per-connection ingest settings (limits, timeouts); `durable_acks` is
     /// set per connection from its upgrade request.
     pub session: SessionOptions,
+    /// Line protocol settings (`durable` follows `sync_every_commit`;
+    /// frame limits and the pending bound follow `session`'s).
+    pub ilp: LineOptions,
+    /// Where line protocol over TCP listens (off if `None`).
+    pub ilp_tcp_listen: Option<SocketAddr>,
+    /// Line protocol over TCP settings.
+    pub ilp_tcp: TcpOptions,
     /// Query engine settings.
     pub query: QueryOptions,
     /// Per-connection query settings (batch rows, frame size, compression
@@ -87,6 +97,9 @@ impl Default for ServeConfig {
             max_unsealed_bytes: Options::default().max_unsealed_bytes,
             max_uncommitted_bytes: Options::default().max_uncommitted_bytes,
             session: SessionOptions::default(),
+            ilp: LineOptions::default(),
+            ilp_tcp_listen: None,
+            ilp_tcp: TcpOptions::default(),
             query: QueryOptions::default(),
             egress: EgressOptions::default(),
             shutdown_grace: Duration::from_secs(10),
@@ -141,6 +154,7 @@ pub struct Server {
     engine: Arc<QueryEngine>,
     listener: TcpListener,
     local: SocketAddr,
+    ilp_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -163,18 +177,28 @@ impl Server {
             .map_err(|e| ServerError::Tool(format!("query engine: {e}")))?;
         let listener = TcpListener::bind(config.listen).await?;
         let local = listener.local_addr()?;
+        let ilp_listener = match config.ilp_tcp_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             config,
             db,
             engine: Arc::new(engine),
             listener,
             local,
+            ilp_listener,
         })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The address line protocol over TCP listens on, if it does.
+    pub fn ilp_tcp_addr(&self) -> Option<SocketAddr> {
+        self.ilp_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves: stop accepting, let sessions
@@ -187,6 +211,7 @@ impl Server {
             engine,
             listener,
             local,
+            ilp_listener,
         } = self;
         tracing::info!(listen = %local, data_dir = %config.data_dir.display(), "quiver listening");
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -197,12 +222,32 @@ impl Server {
             config.ttl_check_interval,
             stop_rx.clone(),
         ));
+        let ilp = LineOptions {
+            durable: config.sync_every_commit,
+            frame_limits: config.session.frame_limits,
+            max_pending_bytes: config.session.max_pending_bytes,
+            ..config.ilp.clone()
+        };
+        if let Some(listener) = ilp_listener {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(listen = %addr, "line protocol over TCP listening");
+            }
+            tracker.spawn(ilp::tcp::serve(
+                listener,
+                db.clone(),
+                ilp.clone(),
+                config.ilp_tcp.clone(),
+                stop_rx.clone(),
+                tracker.clone(),
+            ));
+        }
         let state = http::ServerState {
             db: db.clone(),
             engine,
             egress: config.egress.clone(),
             max_message_len: config.max_message_len,
             session: config.session.clone(),
+            ilp,
             stop: stop_rx,
             tracker: tracker.clone(),
         };
@@ -270,5 +315,8 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let server = Server::bind(config).await?;
     println!("quiver listening on {}", server.local_addr());
+    if let Some(addr) = server.ilp_tcp_addr() {
+        println!("quiver line protocol over TCP on {addr}");
+    }
     server.run(shutdown).await
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mimalloc::MiMalloc;
-use quiver_server::{FrameLimits, QueryOptions, ServeConfig, SessionOptions, serve, tools};
+use quiver_server::{
+    FrameLimits, LineOptions, QueryOptions, ServeConfig, SessionOptions, serve, tools,
+};
 
 /// Ingest allocates and frees column buffers of a few MiB per frame; mimalloc
 /// reuses them where the system allocator maps and zeroes fresh pages.
@@ -28,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: QWP/WebSocket ingest on /write/v4 and /api/v4/write, SQL queries on /read/v1, GET /ping.
+    /// Run the server: QWP/WebSocket ingest on /write/v4 and /api/v4/write, SQL queries on /read/v1 and /exec, line protocol on POST /write and /api/v2/write (and TCP with --ilp-tcp-listen), GET /ping.
     Serve {
         /// Data directory (created if missing).
         #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
@@ -73,6 +75,15 @@ enum Command {
         /// Apply tables' TTLs (drop expired partitions) every this many seconds.
         #[arg(long, env = "QUIVER_TTL_CHECK_SECS", default_value_t = 30)]
         ttl_check_secs: u64,
+        /// Also take line protocol over plain TCP on this address (QuestDB uses port 9009); off unless given.
+        #[arg(long, env = "QUIVER_ILP_TCP_LISTEN")]
+        ilp_tcp_listen: Option<SocketAddr>,
+        /// Most bytes one line protocol HTTP request body may hold (after gzip); larger ones get 413.
+        #[arg(long, env = "QUIVER_ILP_MAX_REQUEST_BYTES", default_value_t = LineOptions::default().max_request_bytes)]
+        ilp_max_request_bytes: usize,
+        /// Longest line protocol line, in bytes.
+        #[arg(long, env = "QUIVER_ILP_MAX_LINE_BYTES", default_value_t = LineOptions::default().limits.max_line_bytes)]
+        ilp_max_line_bytes: usize,
     },
     /// List tables with their columns, types and committed row counts.
     Tables {
@@ -130,7 +141,11 @@ fn main() -> ExitCode {
             deferred_idle_timeout_secs,
             query_memory_bytes,
             ttl_check_secs,
+            ilp_tcp_listen,
+            ilp_max_request_bytes,
+            ilp_max_line_bytes,
         } => {
+            let ilp_defaults = LineOptions::default();
             let config = ServeConfig {
                 data_dir,
                 listen,
@@ -154,6 +169,15 @@ fn main() -> ExitCode {
                     ..QueryOptions::default()
                 },
                 ttl_check_interval: Duration::from_secs(ttl_check_secs),
+                ilp: LineOptions {
+                    max_request_bytes: ilp_max_request_bytes,
+                    limits: quiver_ilp::Limits {
+                        max_line_bytes: ilp_max_line_bytes,
+                        ..ilp_defaults.limits
+                    },
+                    ..ilp_defaults
+                },
+                ilp_tcp_listen,
                 ..ServeConfig::default()
             };
             match tokio::runtime::Builder::new_multi_thread()

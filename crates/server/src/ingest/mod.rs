@@ -32,6 +32,7 @@
 
 pub mod coerce;
 pub mod convert;
+pub mod group;
 pub mod plan;
 pub mod symbol_cache;
 
@@ -45,9 +46,7 @@ use hyper_util::rt::TokioIo;
 use quiver_qwp::{
     IngressDecoder, IngressResponse, Limits, StatusCode, TableSeqTxn, encode_ingress_response,
 };
-use quiver_storage::{
-    CommitReceipt, Committed, Database, StorageError, Transaction, UncommittedReservation,
-};
+use quiver_storage::{CommitReceipt, Committed, Database, StorageError};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -57,6 +56,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use convert::BlockConverter;
+use group::PendingGroup;
 pub use plan::FrameLimits;
 
 /// A failure to apply a frame, reported in an error ack.
@@ -66,6 +66,9 @@ pub struct IngestError {
     pub status: StatusCode,
     /// What went wrong, naming table and column where known.
     pub message: String,
+    /// The column whose type or values failed, where one did (line
+    /// protocol ingest turns it into a line number).
+    pub column: Option<String>,
 }
 
 impl IngestError {
@@ -74,7 +77,14 @@ impl IngestError {
         IngestError {
             status,
             message: message.into(),
+            column: None,
         }
+    }
+
+    /// The same error, about `column`.
+    pub fn about_column(mut self, column: &str) -> Self {
+        self.column = Some(column.to_string());
+        self
     }
 }
 
@@ -171,9 +181,8 @@ pub struct IngestSession {
     converter: BlockConverter,
     state: SessionState,
     next_seq: i64,
-    pending: Transaction,
-    /// The pending group's rows against the server-wide budget.
-    reservation: Option<UncommittedReservation>,
+    /// The deferred frames' rows.
+    pending: PendingGroup,
     acks: VecDeque<AckItem>,
     durable: VecDeque<DurableWait>,
     /// Bytes of binary frames received.
@@ -199,12 +208,14 @@ impl IngestSession {
         IngestSession {
             converter: BlockConverter::new(db.clone(), options.max_symbol_cache_entries),
             decoder: IngressDecoder::new(options.limits.clone()),
+            pending: PendingGroup::new(
+                options.max_pending_bytes,
+                "send a frame without FLAG_DEFER_COMMIT sooner (max_pending_bytes)",
+            ),
             db,
             options,
             state: SessionState::Open,
             next_seq: 0,
-            pending: Transaction::new(),
-            reservation: None,
             acks: VecDeque::new(),
             durable: VecDeque::new(),
             bytes: 0,
@@ -238,8 +249,7 @@ impl IngestSession {
     }
 
     fn drop_pending(&mut self) {
-        self.pending = Transaction::new();
-        self.reservation = None;
+        self.pending.clear();
     }
 
     fn owes_nothing(&self) -> bool {
@@ -437,10 +447,9 @@ impl IngestSession {
         match self.apply_frame(bytes).await {
             Ok(true) => {}
             Ok(false) => {
-                let txn = std::mem::take(&mut self.pending);
                 // The rows leave the uncommitted budget for the committer's
                 // (bounded by `max_in_flight` and then the memory limit).
-                self.reservation = None;
+                let txn = self.pending.take();
                 if txn.is_empty() {
                     self.acks.push_back(AckItem::Ready { seq });
                 } else {
@@ -469,42 +478,19 @@ impl IngestSession {
         if outcome.redefined {
             self.converter.clear_symbol_caches();
         }
-        // Everything is checked before anything changes (see `plan`).
-        let plan = plan::plan_frame(
-            &self.db,
-            &message.tables,
-            self.decoder.dictionary(),
-            &self.options.frame_limits,
-            self.pending.part_count(),
-        )?;
-        reserve(
-            &self.db,
-            &mut self.reservation,
-            self.options.max_pending_bytes,
-            plan.bytes,
-        )?;
-        let prepared = self
-            .converter
-            .prepare(&plan, &message.tables, self.decoder.dictionary())?;
-        let tables = self.converter.apply_ddl(&plan).await?;
-        let mut txn = Transaction::new();
-        for (bp, prepared) in plan.blocks.iter().zip(prepared) {
-            let table = &tables[bp.table];
-            let batch = self.converter.finish(
-                table,
-                &message.tables[bp.block],
-                bp,
-                &plan.tables[bp.table].schema,
-                prepared,
+        self.pending
+            .add(
+                &self.db,
+                &mut self.converter,
+                &message.tables,
                 self.decoder.dictionary(),
-            )?;
-            txn.add(table.clone(), batch)?;
-        }
-        self.pending.append(txn)?;
+                &self.options.frame_limits,
+            )
+            .await?;
         if message.defer_commit {
             // Write the deferred rows to the WAL now, so the frame that
             // commits the group only names them.
-            self.db.stage(&mut self.pending)?;
+            self.pending.stage(&self.db)?;
         }
         Ok(message.defer_commit)
     }
@@ -566,39 +552,6 @@ impl IngestSession {
         };
         tracing::trace!(?response, "ack");
         send_response(ws, &response).await
-    }
-}
-
-/// Counts `bytes` more of uncommitted rows against a connection's bound
-/// (`max_pending`) and the server-wide budget.
-fn reserve(
-    db: &Database,
-    reservation: &mut Option<UncommittedReservation>,
-    max_pending: usize,
-    bytes: usize,
-) -> Result<(), IngestError> {
-    let held = reservation.as_ref().map_or(0, |r| r.bytes());
-    if held.saturating_add(bytes) > max_pending {
-        return Err(IngestError::new(
-            StatusCode::PARSE_ERROR,
-            format!(
-                "uncommitted rows of this connection would take more than {max_pending} bytes \
-                 (max_pending_bytes); send a frame without FLAG_DEFER_COMMIT sooner"
-            ),
-        ));
-    }
-    let budget = |e: StorageError| {
-        IngestError::new(
-            StatusCode::WRITE_ERROR,
-            format!("the server is holding too many uncommitted rows; retry later ({e})"),
-        )
-    };
-    match reservation {
-        Some(r) => r.grow(bytes).map_err(budget),
-        None => {
-            *reservation = Some(db.reserve_uncommitted(bytes).map_err(budget)?);
-            Ok(())
-        }
     }
 }
 

@@ -114,7 +114,7 @@ pub fn mismatch(
         message.push_str(": ");
         message.push_str(d);
     }
-    IngestError::new(StatusCode::SCHEMA_MISMATCH, message)
+    IngestError::new(StatusCode::SCHEMA_MISMATCH, message).about_column(column)
 }
 
 fn parse_error(message: String) -> IngestError {

@@ -20,6 +20,8 @@ pub struct TestServer {
     child: Option<Child>,
     /// The bound port on 127.0.0.1.
     pub port: u16,
+    /// The line protocol TCP port, when started with `--ilp-tcp-listen`.
+    pub ilp_tcp_port: Option<u16>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// Holds the temp dir alive (when the server created it).
@@ -34,6 +36,15 @@ impl TestServer {
         let temp = tempfile::tempdir().expect("temp dir");
         let data_dir = temp.path().join("data");
         let mut s = Self::start_in(&data_dir, &[]);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Starts a server with a fresh data directory and extra args.
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut s = Self::start_in(&data_dir, extra);
         s._temp = Some(temp);
         s
     }
@@ -67,6 +78,9 @@ impl TestServer {
                 if let Some(addr) = line.strip_prefix("quiver listening on ") {
                     let _ = tx.send(addr.to_string());
                 }
+                if let Some(addr) = line.strip_prefix("quiver line protocol over TCP on ") {
+                    let _ = tx.send(addr.to_string());
+                }
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(60)) {
@@ -79,10 +93,18 @@ impl TestServer {
                 );
             }
         };
-        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let port_of = |addr: &str| addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        let port = port_of(&addr);
+        let ilp_tcp_port = extra.contains(&"--ilp-tcp-listen").then(|| {
+            let addr = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the server names its line protocol TCP address");
+            port_of(&addr)
+        });
         TestServer {
             child: Some(child),
             port,
+            ilp_tcp_port,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             log,
@@ -218,4 +240,73 @@ pub fn http_get(addr: &str, path: &str) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).to_string()
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// The head, lower-cased.
+    pub head: String,
+    /// The body (de-chunked).
+    pub body: String,
+}
+
+/// Sends `request` (a whole HTTP/1.1 request with `Connection: close`) and
+/// reads the whole response.
+pub fn http_exchange(addr: &str, request: &[u8]) -> HttpResponse {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    parse_response(&out)
+}
+
+/// `POST path` of `body` with extra header lines (each ending in `\r\n`).
+pub fn http_post(addr: &str, path: &str, headers: &str, body: &[u8]) -> HttpResponse {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    http_exchange(addr, &request)
+}
+
+fn parse_response(raw: &[u8]) -> HttpResponse {
+    let text = String::from_utf8_lossy(raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let head = head.to_ascii_lowercase();
+    let body = if head.contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    HttpResponse { status, head, body }
+}
+
+/// Polls `done` until it holds (panics after 30 s).
+pub fn wait_for(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not reached in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

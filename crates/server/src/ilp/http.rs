@@ -1,0 +1,257 @@
+//! Line protocol over HTTP: `POST /write` and `POST /api/v2/write` (QuestDB's
+//! paths, and InfluxDB's v1 and v2 write APIs), and `GET /settings`.
+//!
+//! | parameter | meaning |
+//! |---|---|
+//! | `precision` | line timestamps' unit: `n`/`ns` (default), `u`/`us`, `ms`, `s`, `m`, `h` |
+//! | `db` (v1), `bucket`, `org` (v2), `rp`, `u`, `p` | accepted and ignored: tables are named by the lines |
+//!
+//! A request is one transaction: every line is committed and the answer is
+//! 204, or none is and the answer is QuestDB's JSON error (`code`,
+//! `message`, `line`, `errorId`): 400 for a line or request that is wrong,
+//! 413 past [`LineOptions::max_request_bytes`], 415 for an unknown
+//! `Content-Encoding`, 503 while the server holds too many uncommitted rows
+//! (retry), 500 if the server failed. `Content-Encoding: gzip` bodies are
+//! inflated as they arrive, a slice at a time. The answer comes once the
+//! rows are visible to queries, or once they are fsync'd when the server
+//! runs with `--sync-every-commit`.
+//!
+//! `GET /settings` advertises what the official clients negotiate with:
+//! `line.proto.support.versions` `[1, 2, 3]` (so they send binary doubles,
+//! arrays and decimals by themselves) and `cairo.max.file.name.length`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::FutureExt;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_ENCODING, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use quiver_ilp::Precision;
+use quiver_storage::schema::MAX_NAME_LEN;
+
+use super::{LineWriter, WriteError};
+use crate::http::ServerState;
+
+/// Compressed bytes inflated at a time (deflate expands at most ~1,032
+/// times, so one slice inflates to a few MiB at most).
+const INFLATE_SLICE: usize = 4096;
+
+/// The body of `GET /settings`.
+pub fn settings() -> Response<Full<Bytes>> {
+    let body = format!(
+        "{{\"config\":{{\"release.type\":\"OSS\",\"release.version\":\"quiver {}\",\
+         \"line.proto.support.versions\":[1,2,3],\"ilp.proto.transports\":[\"http\",\"tcp\"],\
+         \"cairo.max.file.name.length\":{MAX_NAME_LEN}}},\"preferences.version\":0,\"preferences\":{{}}}}\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    json(StatusCode::OK, body)
+}
+
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The timestamp unit a request asks for.
+fn precision(query: Option<&str>) -> Result<Precision, WriteError> {
+    let Some(query) = query else {
+        return Ok(Precision::Nanos);
+    };
+    let mut precision = Precision::Nanos;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "precision" {
+            // `µ` arrives percent-encoded.
+            let unit = match value {
+                "%C2%B5" | "%C2%B5s" => "u",
+                v => v,
+            };
+            precision = Precision::parse(unit).ok_or_else(|| {
+                WriteError::Request(format!(
+                    "unknown precision {value:?}; use n, u, ms, s, m or h"
+                ))
+            })?;
+        }
+    }
+    Ok(precision)
+}
+
+/// A unique id for an error answer, also in the server's log.
+fn error_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    format!("{:x}-{}", *START, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The JSON answer to a failed write.
+fn error_response(error: &WriteError, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let (status, code) = match error {
+        WriteError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
+        WriteError::Rejected { error, .. }
+            if error.status == quiver_qwp::StatusCode::WRITE_ERROR =>
+        {
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        }
+        e if e.is_client_fault() => (StatusCode::BAD_REQUEST, "invalid"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let id = error_id();
+    let message = error.to_string();
+    match status {
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            tracing::error!(%peer, error_id = %id, %message, "line protocol write failed")
+        }
+        _ => tracing::info!(%peer, error_id = %id, %message, "line protocol write refused"),
+    }
+    let mut body = String::with_capacity(message.len() + 96);
+    body.push_str("{\"code\":");
+    crate::sql_http::cells::json_string(&mut body, code);
+    body.push_str(",\"message\":");
+    crate::sql_http::cells::json_string(&mut body, &message);
+    if let Some(line) = error.line() {
+        body.push_str(&format!(",\"line\":{line}"));
+    }
+    body.push_str(",\"errorId\":");
+    crate::sql_http::cells::json_string(&mut body, &id);
+    body.push_str("}\n");
+    json(status, body)
+}
+
+/// Serves a write request (see the module docs).
+pub async fn write(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    state: ServerState,
+) -> Response<Full<Bytes>> {
+    let outcome = std::panic::AssertUnwindSafe(write_request(req, &state))
+        .catch_unwind()
+        .await;
+    match outcome {
+        Ok(Ok(rows)) => {
+            tracing::debug!(%peer, rows, "line protocol write committed");
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r
+        }
+        Ok(Err(WriteError::Request(m))) if m == UNSUPPORTED_ENCODING => {
+            let mut r = error_response(&WriteError::Request(m), peer);
+            *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            r
+        }
+        Ok(Err(e)) => error_response(&e, peer),
+        Err(_) => {
+            tracing::error!(%peer, "a line protocol write panicked (a bug)");
+            error_response(
+                &WriteError::Internal("the server failed while writing the lines".into()),
+                peer,
+            )
+        }
+    }
+}
+
+const UNSUPPORTED_ENCODING: &str =
+    "unsupported Content-Encoding; send the body as it is or with gzip";
+
+/// How the body is encoded.
+enum BodyDecoder {
+    Identity,
+    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
+}
+
+/// Reads, parses and commits one request; returns the rows committed.
+async fn write_request(req: Request<Incoming>, state: &ServerState) -> Result<usize, WriteError> {
+    let precision = precision(req.uri().query())?;
+    let mut decoder = match req.headers().get(CONTENT_ENCODING).map(|v| v.as_bytes()) {
+        None | Some(b"identity") => BodyDecoder::Identity,
+        Some(v) if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") => {
+            BodyDecoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
+        }
+        Some(_) => return Err(WriteError::Request(UNSUPPORTED_ENCODING.into())),
+    };
+    let db = state.db.clone();
+    let mut writer = LineWriter::new(db.clone(), state.ilp.clone(), precision);
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| WriteError::Request(format!("reading the request body failed: {e}")))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        // Hold the client back while storage seals (as QWP ingest does).
+        if db.over_memory_limit() {
+            db.memory_available().await;
+        }
+        match &mut decoder {
+            BodyDecoder::Identity => writer.feed(&chunk).await?,
+            BodyDecoder::Gzip(gz) => {
+                for slice in chunk.chunks(INFLATE_SLICE) {
+                    gz.write_all(slice).map_err(bad_gzip)?;
+                    let inflated = std::mem::take(gz.get_mut());
+                    writer.feed(&inflated).await?;
+                }
+            }
+        }
+    }
+    if let BodyDecoder::Gzip(gz) = &mut decoder {
+        gz.try_finish().map_err(bad_gzip)?;
+        let inflated = std::mem::take(gz.get_mut());
+        writer.feed(&inflated).await?;
+    }
+    let txn = writer.finish().await?;
+    let rows = txn.row_count();
+    if txn.is_empty() {
+        return Ok(0);
+    }
+    let durable = state.ilp.durable;
+    let receipt = db.commit(txn, durable);
+    let committed = receipt
+        .committed
+        .await
+        .unwrap_or(Err(quiver_storage::StorageError::Closed));
+    committed.map_err(|e| WriteError::Internal(format!("the commit failed: {e}")))?;
+    if let Some(d) = receipt.durable {
+        d.await
+            .unwrap_or(Err(quiver_storage::StorageError::Closed))
+            .map_err(|e| {
+                WriteError::Internal(format!(
+                    "the rows are committed but could not be made durable: {e}"
+                ))
+            })?;
+    }
+    Ok(rows)
+}
+
+fn bad_gzip(e: std::io::Error) -> WriteError {
+    WriteError::Request(format!("the gzip body cannot be inflated: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precisions_of_both_apis() {
+        assert_eq!(precision(None).unwrap(), Precision::Nanos);
+        assert_eq!(precision(Some("db=x")).unwrap(), Precision::Nanos);
+        assert_eq!(precision(Some("precision=ns")).unwrap(), Precision::Nanos);
+        assert_eq!(
+            precision(Some("org=a&bucket=b&precision=us")).unwrap(),
+            Precision::Micros
+        );
+        assert_eq!(precision(Some("precision=u")).unwrap(), Precision::Micros);
+        assert_eq!(precision(Some("precision=ms")).unwrap(), Precision::Millis);
+        assert_eq!(precision(Some("precision=h")).unwrap(), Precision::Hours);
+        assert!(precision(Some("precision=fortnight")).is_err());
+    }
+}

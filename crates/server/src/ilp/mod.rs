@@ -1,0 +1,268 @@
+//! InfluxDB line protocol ingest: HTTP `/write` and `/api/v2/write`
+//! ([`http`]) and newline-delimited TCP ([`tcp`]).
+//!
+//! Bytes are parsed by `quiver_ilp`; lines become QWP table blocks
+//! ([`blocks`]) and take QWP ingest's path from there (`crate::ingest`:
+//! plan, coercions, table and column creation, the uncommitted budget), so
+//! a row written either way is stored the same. [`LineWriter`] turns a
+//! stream of bytes into one transaction: lines are gathered, converted and
+//! staged in steps of [`LineOptions::step_rows`] rows, so a request's
+//! memory is bounded by what it converts, not by its body.
+//!
+//! This module must not decide types or coercions, or write storage other
+//! than through a [`PendingGroup`] and a commit.
+
+pub mod blocks;
+pub mod http;
+pub mod tcp;
+
+use std::sync::Arc;
+
+use quiver_ilp::{IlpError, Limits, Line, Parser, Precision, Step};
+use quiver_qwp::{StatusCode, SymbolDictionary};
+use quiver_storage::{Database, Transaction};
+
+use crate::ingest::convert::BlockConverter;
+use crate::ingest::group::PendingGroup;
+use crate::ingest::{FrameLimits, IngestError};
+use blocks::LineBlocks;
+
+/// Why lines were not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A line that is not line protocol.
+    #[error("failed to parse line protocol: {0}")]
+    Malformed(#[from] IlpError),
+    /// A line that cannot go into its table as it is.
+    #[error("error in line {line}: {message}")]
+    Line {
+        /// Its number, from 1.
+        line: u64,
+        /// What is wrong, naming table and column.
+        message: String,
+    },
+    /// Ingest refused a line's rows (types, names, limits).
+    #[error("error in line {line}: {}", error.message)]
+    Rejected {
+        /// The line to blame.
+        line: u64,
+        /// Ingest's error.
+        error: IngestError,
+    },
+    /// The request itself is wrong (parameters, encoding, body).
+    #[error("{0}")]
+    Request(String),
+    /// The request is larger than allowed.
+    #[error(
+        "the request body is larger than {max} bytes (--ilp-max-request-bytes); send smaller requests"
+    )]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The server failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl WriteError {
+    /// The line it concerns, if one.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            WriteError::Malformed(e) => Some(e.line),
+            WriteError::Line { line, .. } | WriteError::Rejected { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+
+    /// Whether the client caused it (a retry as it is fails the same way).
+    pub fn is_client_fault(&self) -> bool {
+        match self {
+            WriteError::Rejected { error, .. } => matches!(
+                error.status,
+                StatusCode::PARSE_ERROR | StatusCode::SCHEMA_MISMATCH
+            ),
+            WriteError::Internal(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// Line-protocol settings.
+#[derive(Debug, Clone)]
+pub struct LineOptions {
+    /// Most bytes one HTTP request's body may hold (after gzip).
+    pub max_request_bytes: usize,
+    /// What one line may hold (length, names, columns, array elements).
+    pub limits: Limits,
+    /// Rows gathered before they are converted and staged.
+    pub step_rows: usize,
+    /// Estimated bytes gathered before they are converted and staged.
+    pub step_bytes: usize,
+    /// Most converted bytes one request (or TCP commit group) may hold
+    /// (the server's `--max-pending-bytes`).
+    pub max_pending_bytes: usize,
+    /// What one step may materialise.
+    pub frame_limits: FrameLimits,
+    /// A write is answered once it is fsync'd, not once it is visible.
+    pub durable: bool,
+}
+
+impl Default for LineOptions {
+    fn default() -> Self {
+        LineOptions {
+            max_request_bytes: 1 << 30,
+            limits: Limits::default(),
+            step_rows: 100_000,
+            step_bytes: 16 << 20,
+            max_pending_bytes: 1 << 30,
+            frame_limits: FrameLimits::default(),
+            durable: false,
+        }
+    }
+}
+
+/// Bytes of line protocol into one pending transaction (see the module
+/// docs).
+pub struct LineWriter {
+    db: Arc<Database>,
+    options: LineOptions,
+    precision: Precision,
+    blocks: LineBlocks,
+    group: PendingGroup,
+    converter: BlockConverter,
+    /// An incomplete last line of the bytes fed so far.
+    carry: Vec<u8>,
+    /// The number of the next line to parse.
+    next_line: u64,
+    /// Bytes fed so far.
+    fed: usize,
+    /// Lines written so far.
+    lines: u64,
+}
+
+/// Line blocks carry their SYMBOL values in their own dictionaries.
+static NO_DICTIONARY: std::sync::LazyLock<SymbolDictionary> =
+    std::sync::LazyLock::new(SymbolDictionary::new);
+
+impl LineWriter {
+    /// A writer of lines with timestamps in `precision`.
+    pub fn new(db: Arc<Database>, options: LineOptions, precision: Precision) -> Self {
+        LineWriter {
+            converter: BlockConverter::new(db.clone(), 1024),
+            group: PendingGroup::new(
+                options.max_pending_bytes,
+                "send fewer rows per request or TCP commit group (--max-pending-bytes)",
+            ),
+            db,
+            precision,
+            blocks: LineBlocks::default(),
+            carry: Vec::new(),
+            next_line: 1,
+            fed: 0,
+            lines: 0,
+            options,
+        }
+    }
+
+    /// Lines taken so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Rows gathered or pending.
+    pub fn rows(&self) -> usize {
+        self.group.row_count() + self.blocks.rows()
+    }
+
+    /// Parses the whole lines of `chunk` (after what earlier chunks left
+    /// over); converts and stages them when a step is full.
+    pub async fn feed(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
+        self.fed = self.fed.saturating_add(chunk.len());
+        if self.fed > self.options.max_request_bytes {
+            return Err(WriteError::TooLarge {
+                max: self.options.max_request_bytes,
+            });
+        }
+        if self.carry.is_empty() {
+            let consumed = self.parse(chunk, true)?;
+            self.carry.extend_from_slice(&chunk[consumed..]);
+        } else {
+            self.carry.extend_from_slice(chunk);
+            let carry = std::mem::take(&mut self.carry);
+            let consumed = self.parse(&carry, true);
+            self.carry = carry;
+            self.carry.drain(..consumed?);
+        }
+        if self.blocks.rows() >= self.options.step_rows
+            || self.blocks.bytes() >= self.options.step_bytes
+        {
+            self.step().await?;
+        }
+        Ok(())
+    }
+
+    /// Parses what is left (the last line needs no newline) and returns the
+    /// transaction of every line, for commit.
+    pub async fn finish(&mut self) -> Result<Transaction, WriteError> {
+        let carry = std::mem::take(&mut self.carry);
+        self.parse(&carry, false)?;
+        self.take().await
+    }
+
+    /// The transaction of every whole line so far, for commit; a line cut
+    /// by the end of the input so far waits for the rest.
+    pub async fn take(&mut self) -> Result<Transaction, WriteError> {
+        self.step().await?;
+        Ok(self.group.take())
+    }
+
+    /// Drops every line taken (rolled back).
+    pub fn clear(&mut self) {
+        self.group.clear();
+        self.blocks = LineBlocks::default();
+        self.carry.clear();
+    }
+
+    /// Parses `input` into the blocks; returns the bytes of whole lines.
+    fn parse(&mut self, input: &[u8], partial: bool) -> Result<usize, WriteError> {
+        let mut parser =
+            Parser::new(input, self.precision, self.options.limits).first_line(self.next_line);
+        if partial {
+            parser = parser.partial();
+        }
+        let mut line = Line::default();
+        // `End` or `NeedMore` stops it.
+        while let Step::Line = parser.next_line(&mut line)? {
+            // The parser counts the line once it has read it.
+            let number = parser.line_number() - 1;
+            self.blocks.add(&line, number, &self.db)?;
+            self.lines += 1;
+        }
+        self.next_line = parser.line_number();
+        Ok(parser.consumed())
+    }
+
+    /// Converts the gathered lines into the pending transaction and
+    /// writes them to the WAL (not yet committed).
+    async fn step(&mut self) -> Result<(), WriteError> {
+        for b in self.blocks.finish()? {
+            self.group
+                .add(
+                    &self.db,
+                    &mut self.converter,
+                    std::slice::from_ref(&b.block),
+                    &NO_DICTIONARY,
+                    &self.options.frame_limits,
+                )
+                .await
+                .map_err(|error| WriteError::Rejected {
+                    line: b.line_of(error.column.as_deref()),
+                    error,
+                })?;
+        }
+        self.group
+            .stage(&self.db)
+            .map_err(|e| WriteError::Internal(e.message))
+    }
+}
