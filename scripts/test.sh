@@ -26,7 +26,7 @@ if [ ! -x "$QUIVER_VENV/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
   "$QUIVER_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$stamp"
 fi
-"$QUIVER_VENV/bin/python" -c 'import questdb, pandas, pyarrow, polars; print("questdb", questdb.__version__)'
+"$QUIVER_VENV/bin/python" -c 'import questdb, pandas, pyarrow, polars, influxdb, influxdb_client; print("questdb", questdb.__version__)'
 
 step "format"
 cargo fmt --all -- --check

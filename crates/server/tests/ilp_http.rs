@@ -35,7 +35,11 @@ fn row_count(server: &TestServer, table: &str) -> u64 {
 #[test]
 fn a_request_is_one_transaction_and_errors_name_the_line() {
     let server = TestServer::start();
-    let ok = write(&server, "/write", "t,k=a x=1i,y=1.5 1000\nt,k=b x=2i 2000\n");
+    let ok = write(
+        &server,
+        "/write",
+        "t,k=a x=1i,y=1.5 1000\nt,k=b x=2i 2000\n",
+    );
     assert_eq!(ok.status, 204, "{ok:?}");
     assert!(ok.body.is_empty());
 
@@ -105,7 +109,10 @@ fn a_failed_request_leaves_nothing_even_after_steps_were_staged_and_a_restart() 
     assert_eq!(row_count(&server, "big"), 1);
     server.stop();
     let server = TestServer::start_in(&data, &[]);
-    assert_eq!(read_table(&server.storage(), "big").ints("seq"), vec![Some(0)]);
+    assert_eq!(
+        read_table(&server.storage(), "big").ints("seq"),
+        vec![Some(0)]
+    );
 }
 
 #[test]
@@ -136,7 +143,12 @@ fn gzip_and_chunked_bodies() {
     );
     assert_eq!(r.status, 400, "{r:?}");
     assert!(json(&r)["message"].as_str().unwrap().contains("gzip"));
-    let r = http_post(&server.addr(), "/write", "Content-Encoding: br\r\n", b"x v=1i\n");
+    let r = http_post(
+        &server.addr(),
+        "/write",
+        "Content-Encoding: br\r\n",
+        b"x v=1i\n",
+    );
     assert_eq!(r.status, 415, "{r:?}");
 
     // Chunked, with lines (and a multi-byte character) cut across chunks
@@ -184,7 +196,12 @@ fn limits_answer_with_clear_errors() {
     let long = format!("lim s=\"{}\"\n", "x".repeat(300));
     let r = write(&server, "/write", &long);
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(json(&r)["message"].as_str().unwrap().contains("longer than 200"));
+    assert!(
+        json(&r)["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 200")
+    );
     let r = write(&server, "/write", &format!("{} v=1i\n", "n".repeat(128)));
     assert_eq!(r.status, 400, "{r:?}");
     let r = http_post(&server.addr(), "/write", "", b"bad\xffname v=1i\n");
@@ -200,8 +217,14 @@ fn precisions_and_the_influxdb_apis() {
     for (path, ts) in [
         ("/write?precision=s", "1700000000"),
         ("/write?db=mydb&precision=ms", "1700000000001"),
-        ("/api/v2/write?org=o&bucket=b&precision=us", "1700000000000002"),
-        ("/api/v2/write?org=o&bucket=b&precision=ns", "1700000000000003000"),
+        (
+            "/api/v2/write?org=o&bucket=b&precision=us",
+            "1700000000000002",
+        ),
+        (
+            "/api/v2/write?org=o&bucket=b&precision=ns",
+            "1700000000000003000",
+        ),
         ("/api/v2/write?bucket=b", "1700000000000004000"),
         ("/write?precision=m", "28333333"),
         ("/write?precision=h", "472222"),
