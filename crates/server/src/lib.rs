@@ -226,6 +226,7 @@ impl Server {
             durable: config.sync_every_commit,
             frame_limits: config.session.frame_limits,
             max_pending_bytes: config.session.max_pending_bytes,
+            body_idle_timeout: config.session.deferred_idle_timeout,
             ..config.ilp.clone()
         };
         if let Some(listener) = ilp_listener {

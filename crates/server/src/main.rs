@@ -66,7 +66,7 @@ enum Command {
         /// Close an ingest connection that sends nothing for this many seconds.
         #[arg(long, env = "QUIVER_IDLE_TIMEOUT_SECS", default_value_t = 300)]
         idle_timeout_secs: u64,
-        /// The same while it holds an open deferred group (its rows are rolled back).
+        /// The same while it holds an open deferred group (its rows are rolled back); also how long a line protocol HTTP body may stall (408).
         #[arg(long, env = "QUIVER_DEFERRED_IDLE_TIMEOUT_SECS", default_value_t = 60)]
         deferred_idle_timeout_secs: u64,
         /// Most bytes the operators of all running queries may hold together (sorts, joins, aggregates); a query past it fails with LIMIT_EXCEEDED.

@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use arrow::datatypes::TimeUnit;
-use common::{HttpResponse, TestServer, http_exchange, http_get, http_post, wait_for};
+use common::{HttpResponse, TestServer, http_get, http_post, wait_for};
 use stored::read_table;
 
 fn write(server: &TestServer, path: &str, body: &str) -> HttpResponse {
@@ -334,4 +334,120 @@ fn tcp_closes_a_connection_on_a_bad_line_and_spares_the_others() {
     v.sort();
     assert_eq!(v, vec![Some(1), Some(2), Some(10), Some(11), Some(12)]);
     assert!(server.log_text().contains("oops"), "the bad line is logged");
+}
+
+#[test]
+fn wide_and_sparse_tables_stay_bounded() {
+    let server = TestServer::start();
+    // Past the column limit, in one line or over two: refused at once,
+    // naming the line.
+    let line = |from: usize, to: usize| {
+        let fields: Vec<String> = (from..to).map(|c| format!("c{c}=1i")).collect();
+        format!("wide {}\n", fields.join(","))
+    };
+    let r = write(&server, "/write", &line(0, 3000));
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        json(&r)["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 2048")
+    );
+    let r = write(&server, "/write", &(line(0, 1500) + &line(1500, 3000)));
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(json(&r)["line"], 2);
+    assert!(
+        json(&r)["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 2048 columns")
+    );
+    // Many rows, then a line adding many columns: the line starts its own
+    // block instead of filling every earlier row with NULLs.
+    let mut body = "sparse a=1i\n".repeat(20_000);
+    body.push_str("sparse ");
+    for c in 0..1500 {
+        body.push_str(&format!("c{c}=1i,"));
+    }
+    body.pop();
+    body.push('\n');
+    let r = write(&server, "/write", &body);
+    assert_eq!(r.status, 204, "{r:?}");
+    let t = read_table(&server.storage(), "sparse");
+    assert_eq!(t.rows(), 20_001);
+    assert_eq!(t.ints("c1499")[20_000], Some(1));
+    assert_eq!(t.ints("c0")[0], None);
+}
+
+#[test]
+fn decimals_at_their_edges() {
+    let server = TestServer::start();
+    // A scale past DECIMAL128's 38 digits goes into DECIMAL256.
+    let r = write(&server, "/write", "dec d=1e-50d\ndec d=-2.5d\n");
+    assert_eq!(r.status, 204, "{r:?}");
+    let t = read_table(&server.storage(), "dec");
+    let (values, scale) = t.decimals("d");
+    assert_eq!(scale, 50);
+    assert_eq!(values[0], Some(stored::dec("1")));
+    assert_eq!(
+        values[1],
+        Some(stored::dec(&format!("-25{}", "0".repeat(49))))
+    );
+    // An exponent no decimal can have is refused (not scaled a million
+    // times).
+    let r = write(&server, "/write", "dec2 d=0e999999d\n");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(json(&r)["message"].as_str().unwrap().contains("exponent"));
+    // A value with more digits after the point than its column is refused,
+    // not rounded.
+    assert_eq!(write(&server, "/write", "dec3 p=1d\n").status, 204);
+    let r = write(&server, "/write", "dec3 p=1.99d\n");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(write(&server, "/write", "dec3 p=2.00d\n").status, 204);
+    let t = read_table(&server.storage(), "dec3");
+    assert_eq!(
+        t.decimals("p"),
+        (vec![Some(stored::dec("1")), Some(stored::dec("2"))], 0)
+    );
+}
+
+#[test]
+fn a_stalled_body_is_dropped_with_408() {
+    let server = TestServer::start_with(&["--deferred-idle-timeout-secs", "1"]);
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /write HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000\r\n\r\nstall v=1i\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(row_count(&server, "stall"), 0);
+}
+
+#[test]
+fn a_long_lived_tcp_connection_is_not_held_to_the_request_size() {
+    let server = TestServer::start_with(&[
+        "--ilp-tcp-listen",
+        "127.0.0.1:0",
+        "--ilp-max-request-bytes",
+        "4096",
+    ]);
+    let tcp = format!("127.0.0.1:{}", server.ilp_tcp_port.unwrap());
+    let mut c = TcpStream::connect(&tcp).unwrap();
+    let mut sent = 0;
+    for group in 0..4 {
+        let mut body = String::new();
+        for i in 0..200 {
+            body.push_str(&format!("long_tcp v={}i\n", group * 200 + i));
+        }
+        assert!(body.len() < 4096);
+        sent += body.len();
+        c.write_all(body.as_bytes()).unwrap();
+        wait_for(|| row_count(&server, "long_tcp") == (group + 1) * 200);
+    }
+    assert!(sent > 4096 * 2);
 }

@@ -28,6 +28,7 @@ use arrow::datatypes::i256;
 use quiver_ilp::{ArrayElement, Line, Text, Timestamp, Value as LineValue};
 use quiver_qwp::ingress::Column;
 use quiver_qwp::{ColumnBuilder, NullEncoding, StringList, TableBlock, TypeCode, Value};
+use quiver_storage::schema::MAX_COLUMNS;
 use quiver_storage::{ColumnType, Database};
 
 use super::WriteError;
@@ -37,6 +38,9 @@ const VALUE_OVERHEAD: usize = 9;
 
 /// Largest decimal scale (QuestDB's DECIMAL precision is at most 76).
 const MAX_DECIMAL_SCALE: u32 = 76;
+
+/// Largest scale and precision of a DECIMAL128 column.
+const MAX_DECIMAL128_DIGITS: u8 = 38;
 
 /// What a column of an open block holds (one per ILP value kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +100,12 @@ enum Values {
         index: HashMap<Box<str>, u32>,
         strings: Vec<Box<str>>,
     },
-    /// Decimals with the scale each was sent with (rescaled at the end)
-    /// and the line each came from.
-    Decimal(Vec<Option<(i256, u8, u64)>>),
+    /// Decimals (row, unscaled value, the scale it was sent with, its
+    /// line), rescaled at the end; the other rows of `rows` are NULL.
+    Decimal {
+        values: Vec<(usize, i256, u8, u64)>,
+        rows: usize,
+    },
 }
 
 impl Values {
@@ -106,7 +113,7 @@ impl Values {
         match self {
             Values::Plain(b) => b.len(),
             Values::Symbol { ids, .. } => ids.len(),
-            Values::Decimal(v) => v.len(),
+            Values::Decimal { rows, .. } => *rows,
         }
     }
 
@@ -116,7 +123,7 @@ impl Values {
                 // A NULL fits every column.
                 let _ = b.push(None);
             }
-            Values::Decimal(v) => v.push(None),
+            Values::Decimal { rows, .. } => *rows += 1,
         }
     }
 }
@@ -171,7 +178,6 @@ impl LineBlock {
 }
 
 /// Lines gathered into blocks (see the module docs).
-#[derive(Default)]
 pub struct LineBlocks {
     /// Open and closed blocks, in order of their first line.
     blocks: Vec<OpenBlock>,
@@ -183,6 +189,18 @@ pub struct LineBlocks {
     seen: Vec<usize>,
     rows: usize,
     bytes: usize,
+    /// A line adding columns to a block whose NULL fill would take more
+    /// than this many (estimated) bytes starts a new block instead.
+    max_fill_bytes: usize,
+}
+
+/// Whether a line fits its table's open block.
+enum Fit {
+    /// It does.
+    Fits,
+    /// A value has another kind than its column, or new columns would
+    /// fill too many rows with NULLs: the line starts a new block.
+    NewBlock,
 }
 
 fn utf8<'a>(text: &Text<'a>, line: u64, what: &str) -> Result<Cow<'a, str>, WriteError> {
@@ -193,6 +211,19 @@ fn utf8<'a>(text: &Text<'a>, line: u64, what: &str) -> Result<Cow<'a, str>, Writ
 }
 
 impl LineBlocks {
+    /// No lines yet; `max_fill_bytes` bounds the NULLs a new column adds.
+    pub fn new(max_fill_bytes: usize) -> Self {
+        LineBlocks {
+            blocks: Vec::new(),
+            open: HashMap::new(),
+            last: None,
+            seen: Vec::new(),
+            rows: 0,
+            bytes: 0,
+            max_fill_bytes,
+        }
+    }
+
     /// Rows gathered since the last [`LineBlocks::finish`].
     pub fn rows(&self) -> usize {
         self.rows
@@ -208,7 +239,7 @@ impl LineBlocks {
     pub fn add(&mut self, line: &Line<'_>, number: u64, db: &Database) -> Result<(), WriteError> {
         let table = utf8(&line.table, number, "the table name")?;
         let mut b = self.block_for(&table, number, db);
-        if self.conflicts(b, line, number)? {
+        if let Fit::NewBlock = self.fit(b, line, number)? {
             let lower = table.to_ascii_lowercase();
             self.open.remove(&lower);
             b = self.block_for(&table, number, db);
@@ -216,7 +247,7 @@ impl LineBlocks {
         let block = &mut self.blocks[b];
         let row = block.rows;
         self.seen.clear();
-        let mut bytes = VALUE_OVERHEAD;
+        let mut bytes = 0;
         let columns = line.tags.len() + line.fields.len();
         block.hints.resize(columns, usize::MAX);
         let tags = line.tags.iter().map(|(n, v)| (n, Err(v)));
@@ -227,7 +258,7 @@ impl LineBlocks {
                 Err(_) => Kind::Symbol,
                 Ok(v) => Kind::of(v),
             };
-            let c = block.column(&name, kind, position, number);
+            let c = block.column(&name, kind, position, number)?;
             if self.seen.contains(&c) {
                 return Err(WriteError::Line {
                     line: number,
@@ -242,12 +273,13 @@ impl LineBlocks {
             while column.values.len() < row {
                 column.values.push_null();
             }
-            bytes += VALUE_OVERHEAD
-                + match value {
-                    Err(tag) => push_tag(column, tag, number)?,
-                    Ok(v) => push_field(column, v, number, &block.table)?,
-                };
+            bytes += match value {
+                Err(tag) => push_tag(column, tag, number)?,
+                Ok(v) => push_field(column, v, number, &block.table)?,
+            };
         }
+        // Every column of the block takes room in this row, NULL or not.
+        bytes += (block.columns.len() + 1) * VALUE_OVERHEAD;
         let ts = match line.timestamp {
             None => None,
             Some(ts) if block.nanos => Some(ts.as_nanos().ok_or_else(|| WriteError::Line {
@@ -302,24 +334,31 @@ impl LineBlocks {
         b
     }
 
-    /// Whether a value of `line` has another kind than its column in block
-    /// `b` (the line then starts a new block).
-    fn conflicts(&self, b: usize, line: &Line<'_>, number: u64) -> Result<bool, WriteError> {
+    /// Whether `line` fits block `b` (see [`Fit`]).
+    fn fit(&self, b: usize, line: &Line<'_>, number: u64) -> Result<Fit, WriteError> {
         let block = &self.blocks[b];
-        if block.columns.is_empty() {
-            return Ok(false);
+        if block.rows == 0 {
+            return Ok(Fit::Fits);
         }
         let tags = line.tags.iter().map(|(n, _)| (n, Kind::Symbol));
         let fields = line.fields.iter().map(|(n, v)| (n, Kind::of(v)));
+        let mut new = 0usize;
         for (position, (name, kind)) in tags.chain(fields).enumerate() {
             let name = utf8(name, number, "a column name")?;
-            if let Some(c) = block.find(&name, position)
-                && block.columns[c].kind != kind
-            {
-                return Ok(true);
+            match block.find(&name, position) {
+                Some(c) if block.columns[c].kind != kind => return Ok(Fit::NewBlock),
+                Some(_) => {}
+                None => new += 1,
             }
         }
-        Ok(false)
+        let fill = block
+            .rows
+            .saturating_mul(block.columns.len() + new)
+            .saturating_mul(VALUE_OVERHEAD);
+        Ok(match new > 0 && fill > self.max_fill_bytes {
+            true => Fit::NewBlock,
+            false => Fit::Fits,
+        })
     }
 
     /// The blocks gathered so far (emptied), in order.
@@ -350,9 +389,24 @@ impl OpenBlock {
 
     /// The column `name`, added (NULL so far) if new; the caller checked
     /// its kind.
-    fn column(&mut self, name: &str, kind: Kind, position: usize, number: u64) -> usize {
+    fn column(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        position: usize,
+        number: u64,
+    ) -> Result<usize, WriteError> {
         let c = match self.find(name, position) {
             Some(c) => c,
+            None if self.columns.len() >= MAX_COLUMNS => {
+                return Err(WriteError::Line {
+                    line: number,
+                    message: format!(
+                        "more than {MAX_COLUMNS} columns for one table [table={}]",
+                        self.table
+                    ),
+                });
+            }
             None => {
                 let values = match kind {
                     Kind::Symbol => Values::Symbol {
@@ -360,7 +414,10 @@ impl OpenBlock {
                         index: HashMap::new(),
                         strings: Vec::new(),
                     },
-                    Kind::Decimal => Values::Decimal(Vec::new()),
+                    Kind::Decimal => Values::Decimal {
+                        values: Vec::new(),
+                        rows: 0,
+                    },
                     k => Values::Plain(ColumnBuilder::new(k.type_code())),
                 };
                 self.columns.push(BlockColumn {
@@ -375,7 +432,7 @@ impl OpenBlock {
             }
         };
         self.hints[position] = c;
-        c
+        Ok(c)
     }
 
     fn finish(self) -> Result<LineBlock, WriteError> {
@@ -395,7 +452,9 @@ impl OpenBlock {
                 Values::Symbol { ids, strings, .. } => ids
                     .finish_local_symbols(StringList::from_strs(strings))
                     .map_err(|e| internal(&self.table, &c.name, e))?,
-                Values::Decimal(values) => decimal_column(&values, &self.table, &c.name)?,
+                Values::Decimal { values, rows } => {
+                    decimal_column(&values, rows, &self.table, &c.name)?
+                }
             };
             column_lines.push((c.name.clone(), c.first_line));
             columns.push(Column {
@@ -482,7 +541,7 @@ fn push_field(
         line,
         message: format!("{message} [table={table}, column={}]", column.name),
     };
-    if let Values::Decimal(values) = &mut column.values {
+    if let Values::Decimal { values, rows } = &mut column.values {
         let d = match value {
             LineValue::DecimalText(text) => parse_decimal(text).map_err(bad)?,
             LineValue::Decimal { scale, mantissa } => Some((
@@ -499,7 +558,10 @@ fn push_field(
                 "decimal scale {scale} is larger than {MAX_DECIMAL_SCALE}"
             )));
         }
-        values.push(d.map(|(v, s)| (v, s, line)));
+        if let Some((v, s)) = d {
+            values.push((*rows, v, s, line));
+        }
+        *rows += 1;
         return Ok(32);
     }
     let Values::Plain(b) = &mut column.values else {
@@ -578,6 +640,14 @@ fn parse_decimal(text: &str) -> Result<Option<(i256, u8)>, String> {
     if whole.is_empty() && fraction.is_empty() {
         return Err(bad());
     }
+    // Beyond these no 256-bit value at a scale of at most 76 exists (and
+    // scaling a zero by a huge exponent must not loop).
+    if !(-2 * MAX_DECIMAL_SCALE as i32..=2 * MAX_DECIMAL_SCALE as i32).contains(&exponent) {
+        return Err(format!(
+            "decimal {text:?} has an exponent outside ±{}",
+            2 * MAX_DECIMAL_SCALE
+        ));
+    }
     let ten = i256::from_i128(10);
     let mut value = i256::ZERO;
     for d in whole.bytes().chain(fraction.bytes()) {
@@ -612,46 +682,47 @@ fn parse_decimal(text: &str) -> Result<Option<(i256, u8)>, String> {
     )))
 }
 
-/// A decimal column at the largest scale its values were sent with:
-/// DECIMAL128 if every value fits, else DECIMAL256.
+/// A decimal column of `rows` rows at the largest scale its values were
+/// sent with: DECIMAL128 if that scale and every value fit one, else
+/// DECIMAL256.
 fn decimal_column(
-    values: &[Option<(i256, u8, u64)>],
+    values: &[(usize, i256, u8, u64)],
+    rows: usize,
     table: &str,
     column: &str,
 ) -> Result<quiver_qwp::ColumnData<'static>, WriteError> {
-    let scale = values
-        .iter()
-        .flatten()
-        .map(|(_, s, _)| *s)
-        .max()
-        .unwrap_or(0);
+    let scale = values.iter().map(|(_, _, s, _)| *s).max().unwrap_or(0);
     let ten = i256::from_i128(10);
     let mut rescaled = Vec::with_capacity(values.len());
-    for v in values {
-        rescaled.push(match v {
-            None => None,
-            Some((v, s, line)) => {
-                let mut v = *v;
-                for _ in *s..scale {
-                    v = v.checked_mul(ten).ok_or_else(|| WriteError::Line {
-                        line: *line,
-                        message: format!(
-                            "the decimal does not fit 256 bits at scale {scale}, the largest \
-                             scale of the column in this request [table={table}, column={column}]"
-                        ),
-                    })?;
-                }
-                Some(v)
-            }
-        });
+    for &(row, v, s, line) in values {
+        let mut v = v;
+        for _ in s..scale {
+            v = v.checked_mul(ten).ok_or_else(|| WriteError::Line {
+                line,
+                message: format!(
+                    "the decimal does not fit 256 bits at scale {scale}, the largest scale of \
+                     the column in this request [table={table}, column={column}]"
+                ),
+            })?;
+        }
+        rescaled.push((row, v));
     }
-    let narrow = rescaled.iter().flatten().all(|v| v.to_i128().is_some());
+    let limit = i256::from_i128(10i128.pow(u32::from(MAX_DECIMAL128_DIGITS)));
+    let narrow = scale <= MAX_DECIMAL128_DIGITS
+        && rescaled
+            .iter()
+            .all(|(_, v)| v.checked_abs().is_some_and(|a| a < limit));
     let mut b = ColumnBuilder::new(match narrow {
         true => TypeCode::Decimal128,
         false => TypeCode::Decimal256,
     })
     .decimal_scale(scale);
-    for v in rescaled {
+    let mut next = rescaled.iter().peekable();
+    for row in 0..rows {
+        let v = match next.peek() {
+            Some((r, _)) if *r == row => next.next().map(|(_, v)| *v),
+            _ => None,
+        };
         let v = v.map(|v| match v.to_i128() {
             Some(small) if narrow => Value::Decimal128 {
                 scale,
@@ -690,6 +761,10 @@ mod tests {
         }
         assert!(parse_decimal(&"9".repeat(80)).is_err());
         assert!(parse_decimal("1e-77").is_err());
+        // A huge exponent is refused before any scaling (zero included).
+        assert!(parse_decimal("0e999999").is_err());
+        assert!(parse_decimal("1e-999999").is_err());
+        assert_eq!(d("0e100"), Some((0, 0)));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! A request is one transaction: every line is committed and the answer is
 //! 204, or none is and the answer is QuestDB's JSON error (`code`,
 //! `message`, `line`, `errorId`): 400 for a line or request that is wrong,
-//! 413 past [`LineOptions::max_request_bytes`], 415 for an unknown
+//! 413 past [`super::LineOptions::max_request_bytes`], 408 if the body
+//! stalls for [`super::LineOptions::body_idle_timeout`], 415 for an unknown
 //! `Content-Encoding`, 503 while the server holds too many uncommitted rows
 //! (retry), 500 if the server failed. `Content-Encoding: gzip` bodies are
 //! inflated as they arrive, a slice at a time. The answer comes once the
@@ -98,6 +99,7 @@ fn error_id() -> String {
 fn error_response(error: &WriteError, peer: SocketAddr) -> Response<Full<Bytes>> {
     let (status, code) = match error {
         WriteError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
+        WriteError::Stalled { .. } => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
         WriteError::Rejected { error, .. }
             if error.status == quiver_qwp::StatusCode::WRITE_ERROR =>
         {
@@ -182,7 +184,16 @@ async fn write_request(req: Request<Incoming>, state: &ServerState) -> Result<us
     let db = state.db.clone();
     let mut writer = LineWriter::new(db.clone(), state.ilp.clone(), precision);
     let mut body = req.into_body();
-    while let Some(frame) = body.frame().await {
+    let idle = state.ilp.body_idle_timeout;
+    loop {
+        let Ok(frame) = tokio::time::timeout(idle, body.frame()).await else {
+            return Err(WriteError::Stalled {
+                secs: idle.as_secs(),
+            });
+        };
+        let Some(frame) = frame else {
+            break;
+        };
         let frame = frame
             .map_err(|e| WriteError::Request(format!("reading the request body failed: {e}")))?;
         let Ok(chunk) = frame.into_data() else {

@@ -60,6 +60,12 @@ pub enum WriteError {
         /// The limit.
         max: usize,
     },
+    /// The client stopped sending the body.
+    #[error("the request body stalled for {secs} s; nothing was written")]
+    Stalled {
+        /// The idle limit.
+        secs: u64,
+    },
     /// The server failed.
     #[error("{0}")]
     Internal(String),
@@ -106,6 +112,10 @@ pub struct LineOptions {
     pub frame_limits: FrameLimits,
     /// A write is answered once it is fsync'd, not once it is visible.
     pub durable: bool,
+    /// An HTTP request whose body sends nothing for this long is dropped
+    /// (its staged rows with it), so a stalled client cannot pin the WAL
+    /// and the uncommitted budget.
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl Default for LineOptions {
@@ -118,6 +128,7 @@ impl Default for LineOptions {
             max_pending_bytes: 1 << 30,
             frame_limits: FrameLimits::default(),
             durable: false,
+            body_idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -133,6 +144,10 @@ pub struct LineWriter {
     converter: BlockConverter,
     /// An incomplete last line of the bytes fed so far.
     carry: Vec<u8>,
+    /// Bytes of `carry` the parser found incomplete at its last look.
+    scanned: usize,
+    /// Bytes handed to the parser so far (rescans included).
+    parsed_bytes: u64,
     /// The number of the next line to parse.
     next_line: u64,
     /// Bytes fed so far.
@@ -156,8 +171,10 @@ impl LineWriter {
             ),
             db,
             precision,
-            blocks: LineBlocks::default(),
+            blocks: LineBlocks::new(options.step_bytes),
             carry: Vec::new(),
+            scanned: 0,
+            parsed_bytes: 0,
             next_line: 1,
             fed: 0,
             lines: 0,
@@ -176,7 +193,7 @@ impl LineWriter {
     }
 
     /// Parses the whole lines of `chunk` (after what earlier chunks left
-    /// over); converts and stages them when a step is full.
+    /// over), converting and staging them a step at a time.
     pub async fn feed(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
         self.fed = self.fed.saturating_add(chunk.len());
         if self.fed > self.options.max_request_bytes {
@@ -185,62 +202,101 @@ impl LineWriter {
             });
         }
         if self.carry.is_empty() {
-            let consumed = self.parse(chunk, true)?;
+            let consumed = self.parse_all(chunk, true).await?;
             self.carry.extend_from_slice(&chunk[consumed..]);
-        } else {
-            self.carry.extend_from_slice(chunk);
-            let carry = std::mem::take(&mut self.carry);
-            let consumed = self.parse(&carry, true);
-            self.carry = carry;
-            self.carry.drain(..consumed?);
+            self.scanned = self.carry.len();
+            return Ok(());
         }
-        if self.blocks.rows() >= self.options.step_rows
-            || self.blocks.bytes() >= self.options.step_bytes
-        {
-            self.step().await?;
+        self.carry.extend_from_slice(chunk);
+        // The carried line was scanned whole already: scan it again only
+        // once a newline came and it grew by a quarter (so tiny chunks
+        // cost no rescans of a long line), or once it is past the line
+        // limit (the parser says so).
+        let grew = self.carry.len() - self.scanned;
+        let over_limit = self.carry.len() > self.options.limits.max_line_bytes;
+        if !over_limit && (!chunk.contains(&b'\n') || grew < self.scanned / 4) {
+            return Ok(());
         }
-        Ok(())
+        self.parse_carry(true).await
     }
 
     /// Parses what is left (the last line needs no newline) and returns the
     /// transaction of every line, for commit.
     pub async fn finish(&mut self) -> Result<Transaction, WriteError> {
-        let carry = std::mem::take(&mut self.carry);
-        self.parse(&carry, false)?;
+        self.parse_carry(false).await?;
         self.take().await
     }
 
     /// The transaction of every whole line so far, for commit; a line cut
-    /// by the end of the input so far waits for the rest.
+    /// by the end of the input so far waits for the rest. The request
+    /// size counts from here again.
     pub async fn take(&mut self) -> Result<Transaction, WriteError> {
+        if !self.carry.is_empty() {
+            self.parse_carry(true).await?;
+        }
         self.step().await?;
+        self.fed = self.carry.len();
         Ok(self.group.take())
     }
 
     /// Drops every line taken (rolled back).
     pub fn clear(&mut self) {
         self.group.clear();
-        self.blocks = LineBlocks::default();
+        self.blocks = LineBlocks::new(self.options.step_bytes);
         self.carry.clear();
+        self.scanned = 0;
     }
 
-    /// Parses `input` into the blocks; returns the bytes of whole lines.
-    fn parse(&mut self, input: &[u8], partial: bool) -> Result<usize, WriteError> {
+    /// Parses the carried bytes, keeping what is left of them.
+    async fn parse_carry(&mut self, partial: bool) -> Result<(), WriteError> {
+        let carry = std::mem::take(&mut self.carry);
+        let consumed = self.parse_all(&carry, partial).await;
+        self.carry = carry;
+        self.carry.drain(..consumed?);
+        self.scanned = self.carry.len();
+        Ok(())
+    }
+
+    /// Parses the whole lines of `input` into the blocks, converting a step
+    /// whenever one is full; returns the bytes of whole lines.
+    async fn parse_all(&mut self, input: &[u8], partial: bool) -> Result<usize, WriteError> {
+        let mut offset = 0;
+        loop {
+            let (consumed, full) = self.parse(&input[offset..], partial)?;
+            offset += consumed;
+            if !full {
+                return Ok(offset);
+            }
+            self.step().await?;
+        }
+    }
+
+    /// Parses lines of `input` until it ends or a step is full; returns the
+    /// bytes of whole lines parsed and whether a step is full.
+    fn parse(&mut self, input: &[u8], partial: bool) -> Result<(usize, bool), WriteError> {
+        self.parsed_bytes += input.len() as u64;
         let mut parser =
             Parser::new(input, self.precision, self.options.limits).first_line(self.next_line);
         if partial {
             parser = parser.partial();
         }
         let mut line = Line::default();
+        let mut full = false;
         // `End` or `NeedMore` stops it.
         while let Step::Line = parser.next_line(&mut line)? {
             // The parser counts the line once it has read it.
             let number = parser.line_number() - 1;
             self.blocks.add(&line, number, &self.db)?;
             self.lines += 1;
+            if self.blocks.rows() >= self.options.step_rows
+                || self.blocks.bytes() >= self.options.step_bytes
+            {
+                full = true;
+                break;
+            }
         }
         self.next_line = parser.line_number();
-        Ok(parser.consumed())
+        Ok((parser.consumed(), full))
     }
 
     /// Converts the gathered lines into the pending transaction and
@@ -264,5 +320,36 @@ impl LineWriter {
         self.group
             .stage(&self.db)
             .map_err(|e| WriteError::Internal(e.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_long_line_in_tiny_chunks_is_not_rescanned_per_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), quiver_storage::Options::default()).unwrap();
+        let mut w = LineWriter::new(db.clone(), LineOptions::default(), Precision::Nanos);
+        // A 64 KiB string with an escaped newline every 100 bytes, so most
+        // chunks hold a newline byte, fed 7 bytes at a time.
+        let line = format!(
+            "t s=\"{}\"\n",
+            format!("{}\\\n", "x".repeat(99)).repeat(640)
+        );
+        for chunk in line.as_bytes().chunks(7) {
+            w.feed(chunk).await.unwrap();
+        }
+        let txn = w.finish().await.unwrap();
+        assert_eq!(txn.row_count(), 1);
+        assert!(
+            w.parsed_bytes < 6 * line.len() as u64,
+            "{} bytes parsed for a line of {}",
+            w.parsed_bytes,
+            line.len()
+        );
+        drop(txn);
+        db.close();
     }
 }

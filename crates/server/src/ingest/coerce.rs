@@ -359,7 +359,32 @@ pub fn convert(
             Ok(Arc::new(chars))
         }
         Coercion::Parse if to == ColumnType::Uuid => parse_uuids(&array),
+        Coercion::Cast if is_decimal(&target) && !array.data_type().is_integer() => {
+            // Arrow rounds a float or a finer decimal into a decimal column
+            // of a smaller scale: a value that changes is refused.
+            let cast = cast_with_options(&array, &target, &strict)
+                .map_err(|e| format!("a value cannot be converted: {e}"))?;
+            let back = cast_with_options(&cast, array.data_type(), &strict)
+                .map_err(|e| format!("a value cannot be converted: {e}"))?;
+            if back.as_ref() != array.as_ref() {
+                return Err(format!(
+                    "a value has more digits after the point than the column's {}",
+                    to.name()
+                ));
+            }
+            Ok(cast)
+        }
         Coercion::Parse | Coercion::Cast => cast_with_options(&array, &target, &strict)
             .map_err(|e| format!("a value cannot be converted: {e}")),
     }
+}
+
+fn is_decimal(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+    )
 }
