@@ -236,45 +236,55 @@ static ENDS_VALUE: [bool; 256] = {
 };
 
 /// Where the first byte that ends a name (or a backslash) is in `bytes`
-/// (`bytes.len()` if none): eight bytes at a time, each compared with the
-/// six at once (a byte equal to one of them is a zero byte of the XOR, and
-/// the lowest flagged byte of the zero-byte test is the first such byte),
-/// then the tail byte by byte.
+/// (`bytes.len()` if none), eight bytes at a time (see [`find_first`]).
 fn find_name_end(bytes: &[u8]) -> usize {
-    find_first(bytes, b" ,=\n\r\\", &ENDS_NAME)
+    find_first(bytes, b",=\\", &ENDS_NAME)
 }
 
 /// Where the first byte that ends an unquoted value is in `bytes`.
 fn find_value_end(bytes: &[u8]) -> usize {
-    find_first(bytes, b" ,\n\r", &ENDS_VALUE)
+    find_first(bytes, b",", &ENDS_VALUE)
 }
 
-/// Where the first of `stops` (also marked in `table`) is in `bytes`
-/// (`bytes.len()` if none), eight bytes at a time (see
-/// [`find_name_end`]).
+/// Where the first byte marked in `table` is in `bytes` (`bytes.len()` if
+/// none). The marked bytes are the space, `\n`, `\r` and `stops` (all above
+/// the space). Eight bytes at a time: one test flags every byte below
+/// `0x21` (the space, line ends and other control bytes), one per stop
+/// flags the bytes equal to it (zero bytes of the XOR); the lowest flagged
+/// byte is a true one (a borrow flags bytes above a hit, never below), and
+/// is read from the word itself. A flagged control byte that is not marked
+/// is skipped. The tail goes byte by byte.
 #[inline(always)]
 fn find_first(bytes: &[u8], stops: &[u8], table: &[bool; 256]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    fn zero_bytes(x: u64) -> u64 {
-        x.wrapping_sub(ONES) & !x & HIGHS
+    /// Bytes of `x` below `n` (`n` at most 128), flagged in their high bit.
+    #[inline(always)]
+    fn below(x: u64, n: u8) -> u64 {
+        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS
     }
     let mut i = 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
+    while i + 8 <= bytes.len() {
         let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+        word.copy_from_slice(&bytes[i..i + 8]);
         let v = u64::from_le_bytes(word);
-        let hits = stops.iter().fold(0, |hits, &stop| {
-            hits | zero_bytes(v ^ (ONES * u64::from(stop)))
+        let hits = stops.iter().fold(below(v, 0x21), |hits, &stop| {
+            hits | below(v ^ (ONES * u64::from(stop)), 1)
         });
-        if hits != 0 {
-            // A borrow can flag a byte above a true hit, never below one.
-            return i + (hits.trailing_zeros() / 8) as usize;
+        if hits == 0 {
+            i += 8;
+            continue;
         }
-        i += 8;
+        let k = hits.trailing_zeros() / 8;
+        let b = (v >> (8 * k)) as u8;
+        let at = i + k as usize;
+        if b > b' ' || matches!(b, b' ' | b'\n' | b'\r') {
+            return at;
+        }
+        // A control byte inside a name or value: not an end.
+        i = at + 1;
     }
-    let tail = chunks.remainder();
+    let tail = &bytes[i..];
     i + tail
         .iter()
         .position(|&b| table[usize::from(b)])

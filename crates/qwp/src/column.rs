@@ -949,6 +949,23 @@ impl ColumnBuilder {
         self.is_null.len()
     }
 
+    /// Makes room for `rows` more rows (values of variable width: their
+    /// offsets only), so a column known to grow large is not reallocated
+    /// on the way.
+    pub fn reserve(&mut self, rows: usize) {
+        self.is_null.reserve(rows);
+        match self.type_code.layout() {
+            Layout::Boolean => self.values.reserve(rows),
+            Layout::Fixed(w) | Layout::Decimal(w) => self.values.reserve(rows.saturating_mul(w)),
+            Layout::Timestamp => self.values.reserve(rows.saturating_mul(8)),
+            Layout::VarLen => self.offsets.reserve(rows),
+            _ => {}
+        }
+        if self.type_code == TypeCode::Symbol {
+            self.ids.reserve(rows);
+        }
+    }
+
     /// Whether no rows were pushed.
     pub fn is_empty(&self) -> bool {
         self.is_null.is_empty()

@@ -36,6 +36,10 @@ use super::WriteError;
 /// Bytes a value is counted as besides its payload (buffers, NULL flag).
 const VALUE_OVERHEAD: usize = 9;
 
+/// A block with this many rows is likely to fill its step: its columns
+/// then make room for the step at once instead of doubling their way up.
+const RESERVE_AT: usize = 1024;
+
 /// Largest decimal scale (QuestDB's DECIMAL precision is at most 76).
 const MAX_DECIMAL_SCALE: u32 = 76;
 
@@ -94,10 +98,11 @@ impl Kind {
 enum Values {
     /// Values with a QWP encoding of their own.
     Plain(ColumnBuilder),
-    /// Tag values: ids into the column's own dictionary.
+    /// Tag values: ids into the column's own dictionary (looked up by
+    /// their bytes; checked to be UTF-8 once, when added).
     Symbol {
         ids: ColumnBuilder,
-        index: HashMap<Box<str>, u32>,
+        index: HashMap<Box<[u8]>, u32>,
         strings: Vec<Box<str>>,
     },
     /// Decimals (row, unscaled value, the scale it was sent with, its
@@ -114,6 +119,13 @@ impl Values {
             Values::Plain(b) => b.len(),
             Values::Symbol { ids, .. } => ids.len(),
             Values::Decimal { rows, .. } => *rows,
+        }
+    }
+
+    fn reserve(&mut self, rows: usize) {
+        match self {
+            Values::Plain(b) | Values::Symbol { ids: b, .. } => b.reserve(rows),
+            Values::Decimal { .. } => {}
         }
     }
 
@@ -185,13 +197,15 @@ pub struct LineBlocks {
     open: HashMap<String, usize>,
     /// The block of the last line.
     last: Option<usize>,
-    /// Columns of the current line already seen (scratch).
-    seen: Vec<usize>,
+    /// The column of each tag and field of the current line (scratch).
+    resolved: Vec<Option<usize>>,
     rows: usize,
     bytes: usize,
     /// A line adding columns to a block whose NULL fill would take more
     /// than this many (estimated) bytes starts a new block instead.
     max_fill_bytes: usize,
+    /// Rows a large block makes room for (a step's).
+    reserve_rows: usize,
 }
 
 /// Whether a line fits its table's open block.
@@ -211,16 +225,18 @@ fn utf8<'a>(text: &Text<'a>, line: u64, what: &str) -> Result<Cow<'a, str>, Writ
 }
 
 impl LineBlocks {
-    /// No lines yet; `max_fill_bytes` bounds the NULLs a new column adds.
-    pub fn new(max_fill_bytes: usize) -> Self {
+    /// No lines yet; `max_fill_bytes` bounds the NULLs a new column adds
+    /// (and the bytes of a step); `reserve_rows` is a step's rows.
+    pub fn new(max_fill_bytes: usize, reserve_rows: usize) -> Self {
         LineBlocks {
             blocks: Vec::new(),
             open: HashMap::new(),
             last: None,
-            seen: Vec::new(),
+            resolved: Vec::new(),
             rows: 0,
             bytes: 0,
             max_fill_bytes,
+            reserve_rows,
         }
     }
 
@@ -237,39 +253,39 @@ impl LineBlocks {
     /// Adds line number `number`; a table not seen before is looked up in
     /// `db` for its designated timestamp's unit.
     pub fn add(&mut self, line: &Line<'_>, number: u64, db: &Database) -> Result<(), WriteError> {
-        let table = utf8(&line.table, number, "the table name")?;
-        let mut b = self.block_for(&table, number, db);
-        if let Fit::NewBlock = self.fit(b, line, number)? {
-            let lower = table.to_ascii_lowercase();
-            self.open.remove(&lower);
-            b = self.block_for(&table, number, db);
+        let mut b = self.block_for(&line.table, number, db)?;
+        if let Fit::NewBlock = self.resolve(b, line, number)? {
+            let table = self.blocks[b].table.to_ascii_lowercase();
+            self.open.remove(&table);
+            self.last = None;
+            b = self.block_for(&line.table, number, db)?;
+            self.resolve(b, line, number)?;
         }
         let block = &mut self.blocks[b];
         let row = block.rows;
-        self.seen.clear();
         let mut bytes = 0;
-        let columns = line.tags.len() + line.fields.len();
-        block.hints.resize(columns, usize::MAX);
         let tags = line.tags.iter().map(|(n, v)| (n, Err(v)));
         let fields = line.fields.iter().map(|(n, v)| (n, Ok(v)));
         for (position, (name, value)) in tags.chain(fields).enumerate() {
-            let name = utf8(name, number, "a column name")?;
             let kind = match &value {
                 Err(_) => Kind::Symbol,
                 Ok(v) => Kind::of(v),
             };
-            let c = block.column(&name, kind, position, number)?;
-            if self.seen.contains(&c) {
+            let c = match self.resolved[position] {
+                Some(c) => c,
+                None => block.add_column(name, kind, number)?,
+            };
+            block.hints[position] = c;
+            let column = &mut block.columns[c];
+            if column.values.len() > row {
                 return Err(WriteError::Line {
                     line: number,
                     message: format!(
-                        "column {name} appears twice in the line [table={}]",
-                        block.table
+                        "column {} appears twice in the line [table={}]",
+                        column.name, block.table
                     ),
                 });
             }
-            self.seen.push(c);
-            let column = &mut block.columns[c];
             while column.values.len() < row {
                 column.values.push_null();
             }
@@ -294,32 +310,50 @@ impl LineBlocks {
         block.any_timestamp |= ts.is_some();
         block.timestamps.push(ts);
         block.rows += 1;
+        if block.rows == RESERVE_AT {
+            // Bounded by the step's bytes: wide blocks reserve fewer rows.
+            let width = (block.columns.len() + 1) * VALUE_OVERHEAD;
+            let more = self
+                .reserve_rows
+                .min(self.max_fill_bytes / width)
+                .saturating_sub(RESERVE_AT);
+            block.timestamps.reserve(more);
+            for c in &mut block.columns {
+                c.values.reserve(more);
+            }
+        }
         self.rows += 1;
         self.bytes += bytes;
         self.last = Some(b);
         Ok(())
     }
 
-    /// The open block of `table`, opened if there is none.
-    fn block_for(&mut self, table: &str, number: u64, db: &Database) -> usize {
+    /// The open block of `table`, opened if there is none. The last line's
+    /// block is recognised by its name's bytes, without decoding them.
+    fn block_for(
+        &mut self,
+        table: &Text<'_>,
+        number: u64,
+        db: &Database,
+    ) -> Result<usize, WriteError> {
         if let Some(b) = self.last
-            && self.blocks[b].table.eq_ignore_ascii_case(table)
-            && self.open.get(&table.to_ascii_lowercase()) == Some(&b)
+            && self.blocks[b].table.as_bytes() == &*table.unescaped()
         {
-            return b;
+            return Ok(b);
         }
+        let table = utf8(table, number, "the table name")?;
         let lower = table.to_ascii_lowercase();
         if let Some(&b) = self.open.get(&lower) {
-            return b;
+            return Ok(b);
         }
-        let nanos = db.table(table).is_some_and(|t| {
+        let nanos = db.table(&table).is_some_and(|t| {
             let schema = t.schema();
             schema
                 .designated_timestamp
                 .is_some_and(|d| schema.columns[d].column_type == ColumnType::TimestampNanos)
         });
         self.blocks.push(OpenBlock {
-            table: table.to_string(),
+            table: table.into_owned(),
             rows: 0,
             columns: Vec::new(),
             index: HashMap::new(),
@@ -331,31 +365,38 @@ impl LineBlocks {
         });
         let b = self.blocks.len() - 1;
         self.open.insert(lower, b);
-        b
+        Ok(b)
     }
 
-    /// Whether `line` fits block `b` (see [`Fit`]).
-    fn fit(&self, b: usize, line: &Line<'_>, number: u64) -> Result<Fit, WriteError> {
-        let block = &self.blocks[b];
-        if block.rows == 0 {
-            return Ok(Fit::Fits);
-        }
+    /// Finds the column of each tag and field of `line` in block `b` (into
+    /// `resolved`, `None` for a new one) and whether the line fits the
+    /// block (see [`Fit`]).
+    fn resolve(&mut self, b: usize, line: &Line<'_>, number: u64) -> Result<Fit, WriteError> {
+        let block = &mut self.blocks[b];
+        let count = line.tags.len() + line.fields.len();
+        block.hints.resize(count, usize::MAX);
+        self.resolved.clear();
         let tags = line.tags.iter().map(|(n, _)| (n, Kind::Symbol));
         let fields = line.fields.iter().map(|(n, v)| (n, Kind::of(v)));
         let mut new = 0usize;
+        let mut conflict = false;
         for (position, (name, kind)) in tags.chain(fields).enumerate() {
-            let name = utf8(name, number, "a column name")?;
-            match block.find(&name, position) {
-                Some(c) if block.columns[c].kind != kind => return Ok(Fit::NewBlock),
+            let c = block.find(name, position, number)?;
+            match c {
+                Some(c) if block.columns[c].kind != kind => conflict = true,
                 Some(_) => {}
                 None => new += 1,
             }
+            self.resolved.push(c);
+        }
+        if block.rows == 0 {
+            return Ok(Fit::Fits);
         }
         let fill = block
             .rows
             .saturating_mul(block.columns.len() + new)
             .saturating_mul(VALUE_OVERHEAD);
-        Ok(match new > 0 && fill > self.max_fill_bytes {
+        Ok(match conflict || (new > 0 && fill > self.max_fill_bytes) {
             true => Fit::NewBlock,
             false => Fit::Fits,
         })
@@ -375,63 +416,68 @@ impl LineBlocks {
 }
 
 impl OpenBlock {
-    /// The column `name` of the block, if it has one (trying the column the
-    /// same position of the last line went to first).
-    fn find(&self, name: &str, position: usize) -> Option<usize> {
-        if let Some(&h) = self.hints.get(position)
-            && let Some(c) = self.columns.get(h)
-            && c.name.eq_ignore_ascii_case(name)
-        {
-            return Some(h);
-        }
-        self.index.get(&name.to_ascii_lowercase()).copied()
-    }
-
-    /// The column `name`, added (NULL so far) if new; the caller checked
-    /// its kind.
-    fn column(
-        &mut self,
-        name: &str,
-        kind: Kind,
+    /// The column called `name` in the block, if it has one: the column
+    /// the same position of the last line went to if its name has the same
+    /// bytes (no decoding), else by its case-folded name.
+    fn find(
+        &self,
+        name: &Text<'_>,
         position: usize,
         number: u64,
+    ) -> Result<Option<usize>, WriteError> {
+        let bytes = name.unescaped();
+        if let Some(&h) = self.hints.get(position)
+            && let Some(c) = self.columns.get(h)
+            && c.name.as_bytes() == &*bytes
+        {
+            return Ok(Some(h));
+        }
+        let name = utf8(name, number, "a column name")?;
+        Ok(self.index.get(&name.to_ascii_lowercase()).copied())
+    }
+
+    /// Adds the column `name` (NULL so far), or finds one added earlier in
+    /// the same line; the caller checked its kind.
+    fn add_column(
+        &mut self,
+        name: &Text<'_>,
+        kind: Kind,
+        number: u64,
     ) -> Result<usize, WriteError> {
-        let c = match self.find(name, position) {
-            Some(c) => c,
-            None if self.columns.len() >= MAX_COLUMNS => {
-                return Err(WriteError::Line {
-                    line: number,
-                    message: format!(
-                        "more than {MAX_COLUMNS} columns for one table [table={}]",
-                        self.table
-                    ),
-                });
-            }
-            None => {
-                let values = match kind {
-                    Kind::Symbol => Values::Symbol {
-                        ids: ColumnBuilder::new(TypeCode::Symbol),
-                        index: HashMap::new(),
-                        strings: Vec::new(),
-                    },
-                    Kind::Decimal => Values::Decimal {
-                        values: Vec::new(),
-                        rows: 0,
-                    },
-                    k => Values::Plain(ColumnBuilder::new(k.type_code())),
-                };
-                self.columns.push(BlockColumn {
-                    name: name.to_string(),
-                    kind,
-                    first_line: number,
-                    values,
-                });
-                let c = self.columns.len() - 1;
-                self.index.insert(name.to_ascii_lowercase(), c);
-                c
-            }
+        let name = utf8(name, number, "a column name")?;
+        let lower = name.to_ascii_lowercase();
+        if let Some(&c) = self.index.get(&lower) {
+            return Ok(c);
+        }
+        if self.columns.len() >= MAX_COLUMNS {
+            return Err(WriteError::Line {
+                line: number,
+                message: format!(
+                    "more than {MAX_COLUMNS} columns for one table [table={}]",
+                    self.table
+                ),
+            });
+        }
+        let values = match kind {
+            Kind::Symbol => Values::Symbol {
+                ids: ColumnBuilder::new(TypeCode::Symbol),
+                index: HashMap::new(),
+                strings: Vec::new(),
+            },
+            Kind::Decimal => Values::Decimal {
+                values: Vec::new(),
+                rows: 0,
+            },
+            k => Values::Plain(ColumnBuilder::new(k.type_code())),
         };
-        self.hints[position] = c;
+        self.columns.push(BlockColumn {
+            name: name.into_owned(),
+            kind,
+            first_line: number,
+            values,
+        });
+        let c = self.columns.len() - 1;
+        self.index.insert(lower, c);
         Ok(c)
     }
 
@@ -516,18 +562,19 @@ fn push_tag(column: &mut BlockColumn, value: &Text<'_>, line: u64) -> Result<usi
     else {
         return Err(kind_bug(&column.name));
     };
-    let value = utf8(value, line, "a tag value")?;
-    let id = match index.get(value.as_ref()) {
+    let bytes = value.unescaped();
+    let id = match index.get(&*bytes) {
         Some(&id) => id,
         None => {
+            let text = utf8(value, line, "a tag value")?;
             let id = u32::try_from(strings.len()).unwrap_or(u32::MAX);
-            strings.push(value.as_ref().into());
-            index.insert(value.as_ref().into(), id);
+            strings.push(text.as_ref().into());
+            index.insert(bytes.as_ref().into(), id);
             id
         }
     };
     let _ = ids.push(Some(&Value::Symbol(id)));
-    Ok(value.len())
+    Ok(bytes.len())
 }
 
 /// Adds a field value; returns its payload bytes.

@@ -171,7 +171,7 @@ impl LineWriter {
             ),
             db,
             precision,
-            blocks: LineBlocks::new(options.step_bytes),
+            blocks: LineBlocks::new(options.step_bytes, options.step_rows),
             carry: Vec::new(),
             scanned: 0,
             parsed_bytes: 0,
@@ -242,7 +242,7 @@ impl LineWriter {
     /// Drops every line taken (rolled back).
     pub fn clear(&mut self) {
         self.group.clear();
-        self.blocks = LineBlocks::new(self.options.step_bytes);
+        self.blocks = LineBlocks::new(self.options.step_bytes, self.options.step_rows);
         self.carry.clear();
         self.scanned = 0;
     }
