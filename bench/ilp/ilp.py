@@ -4,8 +4,9 @@ over QWP (ws::), into a release quiver, in the same run.
 
 usage: ilp.py QUIVER_BINARY ROWS [RUNS]
 Prints, per transport, the median seconds of RUNS runs (each into a fresh
-server), rows/s, wire MB/s (bytes the server read from its sockets:
-/proc/PID/io rchar) and the ratio of line protocol to QWP.
+server), rows/s, wire MB/s (bytes through the loopback interface during the
+run, /proc/net/dev: payload both ways plus TCP/IP headers; the answers are
+tiny) and the ratio of line protocol to QWP.
 """
 import os
 import re
@@ -37,9 +38,12 @@ def start_server(data_dir):
     return p, int(m.group(1))
 
 
-def rchar(pid):
-    with open(f"/proc/{pid}/io") as f:
-        return int(re.search(r"rchar: (\d+)", f.read()).group(1))
+def loopback_bytes():
+    with open("/proc/net/dev") as f:
+        for line in f:
+            if line.strip().startswith("lo:"):
+                return int(line.split(":")[1].split()[0])
+    return 0
 
 
 def run(df, transport):
@@ -48,7 +52,7 @@ def run(df, transport):
     proc, port = start_server(data)
     try:
         os.sync()
-        before = rchar(proc.pid)
+        before = loopback_bytes()
         t0 = time.perf_counter()
         if transport == "ilp":
             with questdb.Sender.from_conf(f"http::addr=127.0.0.1:{port};") as sender:
@@ -57,7 +61,7 @@ def run(df, transport):
             with questdb.connect(f"ws::addr=127.0.0.1:{port};query_pool_min=0;") as db:
                 db.dataframe(df, table_name="s1", at="ts")
         secs = time.perf_counter() - t0
-        wire = rchar(proc.pid) - before
+        wire = loopback_bytes() - before
         proc.terminate()
         proc.wait(timeout=120)
         out = subprocess.run([binary, "tables", "--data-dir", data],

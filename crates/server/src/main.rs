@@ -81,6 +81,9 @@ enum Command {
         /// Most bytes one line protocol HTTP request body may hold (after gzip); larger ones get 413.
         #[arg(long, env = "QUIVER_ILP_MAX_REQUEST_BYTES", default_value_t = LineOptions::default().max_request_bytes)]
         ilp_max_request_bytes: usize,
+        /// Most tables one line protocol request (or TCP commit group) may write.
+        #[arg(long, env = "QUIVER_ILP_MAX_TABLES", default_value_t = LineOptions::default().max_tables)]
+        ilp_max_tables: usize,
         /// Longest line protocol line, in bytes.
         #[arg(long, env = "QUIVER_ILP_MAX_LINE_BYTES", default_value_t = LineOptions::default().limits.max_line_bytes)]
         ilp_max_line_bytes: usize,
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
             ttl_check_secs,
             ilp_tcp_listen,
             ilp_max_request_bytes,
+            ilp_max_tables,
             ilp_max_line_bytes,
         } => {
             let ilp_defaults = LineOptions::default();
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
                 ttl_check_interval: Duration::from_secs(ttl_check_secs),
                 ilp: LineOptions {
                     max_request_bytes: ilp_max_request_bytes,
+                    max_tables: ilp_max_tables,
                     limits: quiver_ilp::Limits {
                         max_line_bytes: ilp_max_line_bytes,
                         ..ilp_defaults.limits

@@ -188,6 +188,8 @@ fn limits_answer_with_clear_errors() {
         "4096",
         "--ilp-max-line-bytes",
         "200",
+        "--ilp-max-tables",
+        "3",
     ]);
     let body = "lim v=1i\n".repeat(1000);
     let r = write(&server, "/write", &body);
@@ -209,6 +211,17 @@ fn limits_answer_with_clear_errors() {
     assert!(json(&r)["message"].as_str().unwrap().contains("UTF-8"));
     assert_eq!(row_count(&server, "lim"), 0);
     assert!(http_get(&server.addr(), "/write").starts_with("HTTP/1.1 405"));
+    let body: String = (0..5).map(|t| format!("few{t} v=1i\n")).collect();
+    let r = write(&server, "/write", &body);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(json(&r)["line"], 4);
+    assert!(
+        json(&r)["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 3 tables")
+    );
+    assert_eq!(row_count(&server, "few0"), 0);
 }
 
 #[test]

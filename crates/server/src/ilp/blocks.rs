@@ -206,6 +206,10 @@ pub struct LineBlocks {
     max_fill_bytes: usize,
     /// Rows a large block makes room for (a step's).
     reserve_rows: usize,
+    /// Lower-cased names of the tables written since [`LineBlocks::new`]
+    /// (across steps), at most `max_tables`.
+    tables: std::collections::HashSet<String>,
+    max_tables: usize,
 }
 
 /// Whether a line fits its table's open block.
@@ -226,8 +230,9 @@ fn utf8<'a>(text: &Text<'a>, line: u64, what: &str) -> Result<Cow<'a, str>, Writ
 
 impl LineBlocks {
     /// No lines yet; `max_fill_bytes` bounds the NULLs a new column adds
-    /// (and the bytes of a step); `reserve_rows` is a step's rows.
-    pub fn new(max_fill_bytes: usize, reserve_rows: usize) -> Self {
+    /// (and the bytes of a step); `reserve_rows` is a step's rows; lines
+    /// may name at most `max_tables` tables.
+    pub fn new(max_fill_bytes: usize, reserve_rows: usize, max_tables: usize) -> Self {
         LineBlocks {
             blocks: Vec::new(),
             open: HashMap::new(),
@@ -237,6 +242,8 @@ impl LineBlocks {
             bytes: 0,
             max_fill_bytes,
             reserve_rows,
+            tables: std::collections::HashSet::new(),
+            max_tables,
         }
     }
 
@@ -345,6 +352,19 @@ impl LineBlocks {
         let lower = table.to_ascii_lowercase();
         if let Some(&b) = self.open.get(&lower) {
             return Ok(b);
+        }
+        if !self.tables.contains(&lower) {
+            if self.tables.len() >= self.max_tables {
+                return Err(WriteError::Line {
+                    line: number,
+                    message: format!(
+                        "more than {} tables in one request (--ilp-max-tables); send fewer \
+                         tables per request",
+                        self.max_tables
+                    ),
+                });
+            }
+            self.tables.insert(lower.clone());
         }
         let nanos = db.table(&table).is_some_and(|t| {
             let schema = t.schema();

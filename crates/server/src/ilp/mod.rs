@@ -101,6 +101,8 @@ pub struct LineOptions {
     pub max_request_bytes: usize,
     /// What one line may hold (length, names, columns, array elements).
     pub limits: Limits,
+    /// Most tables one request (or TCP commit group) may write.
+    pub max_tables: usize,
     /// Rows gathered before they are converted and staged.
     pub step_rows: usize,
     /// Estimated bytes gathered before they are converted and staged.
@@ -123,6 +125,7 @@ impl Default for LineOptions {
         LineOptions {
             max_request_bytes: 1 << 30,
             limits: Limits::default(),
+            max_tables: 1024,
             step_rows: 100_000,
             step_bytes: 16 << 20,
             max_pending_bytes: 1 << 30,
@@ -171,7 +174,7 @@ impl LineWriter {
             ),
             db,
             precision,
-            blocks: LineBlocks::new(options.step_bytes, options.step_rows),
+            blocks: LineBlocks::new(options.step_bytes, options.step_rows, options.max_tables),
             carry: Vec::new(),
             scanned: 0,
             parsed_bytes: 0,
@@ -235,14 +238,24 @@ impl LineWriter {
             self.parse_carry(true).await?;
         }
         self.step().await?;
+        // The next group (TCP) counts its size and tables afresh.
         self.fed = self.carry.len();
+        self.blocks = LineBlocks::new(
+            self.options.step_bytes,
+            self.options.step_rows,
+            self.options.max_tables,
+        );
         Ok(self.group.take())
     }
 
     /// Drops every line taken (rolled back).
     pub fn clear(&mut self) {
         self.group.clear();
-        self.blocks = LineBlocks::new(self.options.step_bytes, self.options.step_rows);
+        self.blocks = LineBlocks::new(
+            self.options.step_bytes,
+            self.options.step_rows,
+            self.options.max_tables,
+        );
         self.carry.clear();
         self.scanned = 0;
     }
