@@ -30,26 +30,29 @@ impl Line<'_> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Text<'a> {
     raw: &'a [u8],
-    /// Whether `raw` holds a backslash (quoted strings), or one before a
-    /// character that needs it (names and tag values).
-    escaped: bool,
-    quoted: bool,
+    /// [`ESCAPED`]: `raw` holds a backslash (quoted strings), or one before
+    /// a character that needs it (names and tag values); [`QUOTED`]: a
+    /// quoted string. One word, written and copied whole: two `bool`s were
+    /// copied with unaligned reads of what had just been written, which
+    /// stalled every field pushed into a [`Line`].
+    flags: u64,
 }
+
+const ESCAPED: u64 = 1;
+const QUOTED: u64 = 2;
 
 impl<'a> Text<'a> {
     pub(crate) fn name(raw: &'a [u8], escaped: bool) -> Self {
         Text {
             raw,
-            escaped,
-            quoted: false,
+            flags: u64::from(escaped) * ESCAPED,
         }
     }
 
     pub(crate) fn quoted(raw: &'a [u8], escaped: bool) -> Self {
         Text {
             raw,
-            escaped,
-            quoted: true,
+            flags: u64::from(escaped) * ESCAPED | QUOTED,
         }
     }
 
@@ -65,10 +68,10 @@ impl<'a> Text<'a> {
     /// for that character; any other backslash is itself, as InfluxDB
     /// reads it.
     pub fn unescaped(&self) -> Cow<'a, [u8]> {
-        if !self.escaped {
+        if self.flags & ESCAPED == 0 {
             return Cow::Borrowed(self.raw);
         }
-        let escapes: &[u8] = match self.quoted {
+        let escapes: &[u8] = match self.flags & QUOTED != 0 {
             true => b"\"\n\r\\",
             false => b" ,=\n\r\\",
         };

@@ -641,49 +641,62 @@ impl<'a> Cursor<'a, '_> {
         }
         self.check_length()?;
         let token = &self.input[begin..self.pos];
-        let shown = || IlpErrorKind::shown(token);
-        let integer = |digits: &[u8], v: Option<Value<'a>>| match v {
-            Some(v) => Ok(v),
-            None if number::looks_integral(digits) => {
-                Err(IlpErrorKind::IntegerOutOfRange { value: shown() })
-            }
-            None => Err(IlpErrorKind::BadValue { value: shown() }),
+        // Each arm yields the value or returns its error: building a
+        // `Result<Value, IlpErrorKind>` first (a large error type) made
+        // every value a copy through memory.
+        let fail = |this: &mut Self, kind: IlpErrorKind| {
+            this.pos = begin;
+            this.error(kind)
+        };
+        let integer = |this: &mut Self, digits: &[u8]| {
+            let value = IlpErrorKind::shown(token);
+            let kind = match number::looks_integral(digits) {
+                true => IlpErrorKind::IntegerOutOfRange { value },
+                false => IlpErrorKind::BadValue { value },
+            };
+            fail(this, kind)
         };
         // Numbers first (most values); booleans, NaN and Infinity after.
         let numeric = matches!(token.first(), Some(b'0'..=b'9' | b'-' | b'+' | b'.'));
-        let value = match token {
+        Ok(match token {
             _ if !numeric => match token {
-                b"t" | b"T" | b"true" | b"True" | b"TRUE" => Ok(Value::Boolean(true)),
-                b"f" | b"F" | b"false" | b"False" | b"FALSE" => Ok(Value::Boolean(false)),
-                _ => number::parse_f64(token)
-                    .map(Value::Double)
-                    .ok_or_else(|| IlpErrorKind::BadValue { value: shown() }),
+                b"t" | b"T" | b"true" | b"True" | b"TRUE" => Value::Boolean(true),
+                b"f" | b"F" | b"false" | b"False" | b"FALSE" => Value::Boolean(false),
+                _ => match number::parse_f64(token) {
+                    Some(v) => Value::Double(v),
+                    None => {
+                        let value = IlpErrorKind::shown(token);
+                        return Err(fail(self, IlpErrorKind::BadValue { value }));
+                    }
+                },
             },
-            [digits @ .., b'i'] => integer(digits, number::parse_i64(digits).map(Value::Long)),
-            [digits @ .., b'u'] => {
-                integer(digits, number::parse_u64(digits).map(Value::UnsignedLong))
-            }
-            [digits @ .., b't'] => integer(
-                digits,
-                number::parse_i64(digits).map(|v| Value::Timestamp(Timestamp::Micros(v))),
-            ),
-            [digits @ .., b'n'] => integer(
-                digits,
-                number::parse_i64(digits).map(|v| Value::Timestamp(Timestamp::Nanos(v))),
-            ),
+            [digits @ .., b'i'] => match number::parse_i64(digits) {
+                Some(v) => Value::Long(v),
+                None => return Err(integer(self, digits)),
+            },
+            [digits @ .., b'u'] => match number::parse_u64(digits) {
+                Some(v) => Value::UnsignedLong(v),
+                None => return Err(integer(self, digits)),
+            },
+            [digits @ .., b't'] => match number::parse_i64(digits) {
+                Some(v) => Value::Timestamp(Timestamp::Micros(v)),
+                None => return Err(integer(self, digits)),
+            },
+            [digits @ .., b'n'] => match number::parse_i64(digits) {
+                Some(v) => Value::Timestamp(Timestamp::Nanos(v)),
+                None => return Err(integer(self, digits)),
+            },
+            // Digits, signs, points and letters of NaN/Infinity: ASCII.
             [digits @ .., b'd'] if number::is_decimal_text(digits) => {
-                // Digits, signs, points and letters of NaN/Infinity: ASCII.
-                Ok(Value::DecimalText(
-                    std::str::from_utf8(digits).unwrap_or_default(),
-                ))
+                Value::DecimalText(std::str::from_utf8(digits).unwrap_or_default())
             }
-            _ => number::parse_f64(token)
-                .map(Value::Double)
-                .ok_or_else(|| IlpErrorKind::BadValue { value: shown() }),
-        };
-        value.map_err(|kind| {
-            self.pos = begin;
-            self.error(kind)
+            _ => match number::parse_f64(token) {
+                Some(v) => Value::Double(v),
+                None => {
+                    let value = IlpErrorKind::shown(token);
+                    return Err(fail(self, IlpErrorKind::BadValue { value }));
+                }
+            },
         })
     }
 }
