@@ -52,7 +52,7 @@ impl<'a> Text<'a> {
     pub(crate) fn quoted(raw: &'a [u8], escaped: bool) -> Self {
         Text {
             raw,
-            flags: u64::from(escaped) * ESCAPED | QUOTED,
+            flags: (u64::from(escaped) * ESCAPED) | QUOTED,
         }
     }
 
