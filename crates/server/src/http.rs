@@ -7,6 +7,7 @@
 //! | `GET /exp?query=...` | the SQL's result as CSV |
 //! | `POST /write`, `POST /api/v2/write` | line protocol (QuestDB's and InfluxDB's v1/v2 write APIs, see [`crate::ilp::http`]): 204, or a JSON error |
 //! | `GET /settings` | the line protocol versions and name limit the official clients negotiate with |
+//! | `GET`/`POST /query` | InfluxDB 1.x: `CREATE DATABASE` answered OK (nothing to create), other InfluxQL 400 |
 //! | `GET /ping` | 204; 503 + `{"status":"unhealthy","reason":...}` once storage refuses writes after a failure |
 //! | `GET /read/v1` with a valid upgrade | 101 + `X-QWP-Version: 1` (`X-QWP-Content-Encoding: zstd;level=N` when the client accepts zstd), then QWP egress: SQL queries |
 //! | `GET /write/v4`, `GET /api/v4/write` with a valid upgrade | 101 + `X-QWP-Version: 1`, `X-QWP-Max-Batch-Size`, `X-QWP-Durable-Ack: enabled` when asked |
@@ -112,6 +113,11 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, state: ServerState) -> 
     if let Some(endpoint) = endpoint {
         return sql_http::handle(endpoint, req.uri().query(), state.engine.clone()).await;
     }
+    if matches!(*req.method(), Method::GET | Method::POST) && req.uri().path() == "/query" {
+        return crate::ilp::http::influx_query(req)
+            .await
+            .map(|b| b.map_err(|never| match never {}).boxed());
+    }
     if req.method() == Method::POST && matches!(req.uri().path(), "/write" | "/api/v2/write") {
         return crate::ilp::http::write(req, peer, state)
             .await
@@ -130,6 +136,11 @@ fn route_whole(
             None => {
                 let mut r = Response::new(Full::new(Bytes::new()));
                 *r.status_mut() = StatusCode::NO_CONTENT;
+                // InfluxDB clients read these to tell a server is there.
+                r.headers_mut()
+                    .insert("x-influxdb-version", HeaderValue::from_static("1.8.10"));
+                r.headers_mut()
+                    .insert("x-influxdb-build", HeaderValue::from_static("OSS"));
                 r
             }
             Some(reason) => {

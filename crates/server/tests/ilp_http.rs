@@ -245,6 +245,21 @@ fn precisions_and_the_influxdb_apis() {
         let r = write(&server, path, &format!("p v=1i {ts}\n"));
         assert_eq!(r.status, 204, "{path}: {r:?}");
     }
+    // InfluxDB 1.x clients create their database first; other InfluxQL
+    // is refused with a pointer to SQL.
+    let r = http_post(
+        &server.addr(),
+        "/query",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        b"q=CREATE+DATABASE+%22telegraf%22",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("statement_id"), "{r:?}");
+    let r = http_post(&server.addr(), "/query?q=SELECT+*+FROM+p", "", b"");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("/exec"), "{r:?}");
+    let ping = http_get(&server.addr(), "/ping").to_ascii_lowercase();
+    assert!(ping.contains("x-influxdb-version"), "{ping}");
     let r = write(&server, "/write?precision=fortnight", "p v=1i 1\n");
     assert_eq!(r.status, 400, "{r:?}");
     let t = read_table(&server.storage(), "p");

@@ -158,8 +158,10 @@ fn official_client_rows_and_a_rejected_flush_over_http() {
 #[test]
 fn influxdb_clients_v1_and_v2() {
     let server = TestServer::start();
-    run(&server, "influx_v1");
-    run(&server, "influx_v2");
+    let out = run(&server, "influx_v1");
+    assert!(out.contains("ping 1.8.10"), "{out}");
+    let out = run(&server, "influx_v2");
+    assert!(out.contains("ping True"), "{out}");
     for (table, second_ts, note) in [
         ("v1_weather", BASE_US + 1000, "warm, \"sunny\""),
         ("v2_weather", BASE_US, "warm"),

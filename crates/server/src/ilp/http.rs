@@ -17,6 +17,11 @@
 //! rows are visible to queries, or once they are fsync'd when the server
 //! runs with `--sync-every-commit`.
 //!
+//! `/query` answers InfluxDB 1.x clients that create their database before
+//! writing (Telegraf does): `CREATE DATABASE` succeeds (there is nothing to
+//! create; lines name their tables), any other InfluxQL gets 400 pointing at
+//! SQL on `/exec`.
+//!
 //! `GET /settings` advertises what the official clients negotiate with:
 //! `line.proto.support.versions` `[1, 2, 3]` (so they send binary doubles,
 //! arrays and decimals by themselves) and `cairo.max.file.name.length`.
@@ -58,6 +63,83 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
     r
+}
+
+/// Most bytes of a `/query` request body read (a form with `q=`).
+const MAX_QUERY_BODY: usize = 64 << 10;
+
+/// `GET`/`POST /query` of InfluxDB's 1.x API (see the module docs).
+pub async fn influx_query(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut text = req.uri().query().unwrap_or_default().to_string();
+    let body = http_body_util::Limited::new(req.into_body(), MAX_QUERY_BODY);
+    match body.collect().await {
+        Ok(b) => {
+            text.push('&');
+            text.push_str(&String::from_utf8_lossy(&b.to_bytes()));
+        }
+        Err(_) => {
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{{\"error\":\"a query body is at most {MAX_QUERY_BODY} bytes\"}}\n"),
+            );
+        }
+    }
+    let q = text
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "q")
+        .map(|(_, v)| percent_decode(v))
+        .unwrap_or_default();
+    let create = q.split(';').filter(|st| !st.trim().is_empty()).all(|st| {
+        let words: Vec<&str> = st.split_whitespace().take(2).collect();
+        words.len() == 2
+            && words[0].eq_ignore_ascii_case("create")
+            && words[1].eq_ignore_ascii_case("database")
+    });
+    if create && !q.trim().is_empty() {
+        return json(
+            StatusCode::OK,
+            "{\"results\":[{\"statement_id\":0}]}\n".to_string(),
+        );
+    }
+    let mut body = String::from("{\"error\":");
+    crate::sql_http::cells::json_string(
+        &mut body,
+        "InfluxQL is not supported (CREATE DATABASE is accepted and does nothing); query with SQL on GET /exec?query=",
+    );
+    body.push_str("}\n");
+    json(StatusCode::BAD_REQUEST, body)
+}
+
+/// `%XX` escapes and `+` decoded (invalid escapes kept as they are).
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes[i] {
+            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1]).zip(hex(bytes[i + 2])),
+            _ => None,
+        };
+        match (bytes[i], decoded) {
+            (_, Some((hi, lo))) => {
+                out.push(hi * 16 + lo);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The timestamp unit a request asks for.
@@ -250,6 +332,16 @@ fn bad_gzip(e: std::io::Error) -> WriteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            percent_decode("CREATE+DATABASE+%22telegraf%22"),
+            "CREATE DATABASE \"telegraf\""
+        );
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("ü%C3%BC"), "üü");
+    }
 
     #[test]
     fn precisions_of_both_apis() {

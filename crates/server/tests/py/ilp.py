@@ -8,10 +8,10 @@ usage: ilp.py PORT CASE
               strings with None, Categorical symbols, datetime64[ns] with
               NaT), designated at="ts"; protocol version negotiated.
   rows        the same sender's row() with every ILP type it offers.
-  influx_v1   the `influxdb` package (InfluxDB 1.x API, /write?db=),
-              millisecond precision.
-  influx_v2   the `influxdb-client` package (InfluxDB 2.x API,
-              /api/v2/write?org=&bucket=), nanoseconds, gzip on.
+  influx_v1   the `influxdb` package (InfluxDB 1.x API): ping, CREATE
+              DATABASE, /write?db= with millisecond precision.
+  influx_v2   the `influxdb-client` package (InfluxDB 2.x API): ping,
+              /api/v2/write?org=&bucket=, nanoseconds, gzip on.
   reject      the official client's http:: sender flushing a row that
               conflicts with the column's type: prints the error.
 
@@ -73,6 +73,8 @@ elif case == "rows":
 elif case == "influx_v1":
     from influxdb import InfluxDBClient
     client = InfluxDBClient(host="127.0.0.1", port=port, database="mydb")
+    print("ping", client.ping())
+    client.create_database("mydb")  # as Telegraf does before writing
     points = [
         {"measurement": "v1_weather", "tags": {"city": "Oslo"},
          "fields": {"temp": 3.5, "count": 7, "ok": True, "note": "cold"},
@@ -87,6 +89,7 @@ elif case == "influx_v2":
     from influxdb_client.client.write_api import SYNCHRONOUS
     with InfluxDBClient(url=f"http://127.0.0.1:{port}", token="unused", org="o",
                         enable_gzip=True) as client:
+        print("ping", client.ping())
         write = client.write_api(write_options=SYNCHRONOUS)
         write.write(bucket="b", write_precision=WritePrecision.NS, record=[
             Point("v2_weather").tag("city", "Oslo").field("temp", 3.5)
