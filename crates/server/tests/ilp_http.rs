@@ -437,6 +437,18 @@ fn decimals_at_their_edges() {
         t.decimals("p"),
         (vec![Some(stored::dec("1")), Some(stored::dec("2"))], 0)
     );
+    // Floats are approximate: rounded to the column's scale, -0.0 is 0.
+    assert_eq!(write(&server, "/write", "dec4 p=1.5d\n").status, 204);
+    let r = write(
+        &server,
+        "/write",
+        "dec4 p=-0.0\ndec4 p=51912171146.239054\n",
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let (values, scale) = read_table(&server.storage(), "dec4").decimals("p");
+    assert_eq!(scale, 1);
+    assert_eq!(values[1], Some(stored::dec("0")));
+    assert_eq!(values[2], Some(stored::dec("519121711462")));
 }
 
 #[test]
@@ -478,4 +490,27 @@ fn a_long_lived_tcp_connection_is_not_held_to_the_request_size() {
         wait_for(|| row_count(&server, "long_tcp") == (group + 1) * 200);
     }
     assert!(sent > 4096 * 2);
+}
+
+#[test]
+fn a_tcp_line_completed_by_a_small_read_is_committed_promptly() {
+    let server = TestServer::start_with(&["--ilp-tcp-listen", "127.0.0.1:0"]);
+    let tcp = format!("127.0.0.1:{}", server.ilp_tcp_port.unwrap());
+    let mut c = TcpStream::connect(&tcp).unwrap();
+    // A 400 KB string with an escaped newline every KB (so most reads hold
+    // a newline byte), its last bytes sent after a pause while the
+    // connection stays open.
+    let line = format!(
+        "tcp_big s=\"{}\"\n",
+        format!("{}\\\n", "x".repeat(1000)).repeat(400)
+    );
+    let (head, tail) = line.as_bytes().split_at(line.len() - 500);
+    for piece in head.chunks(16 << 10) {
+        c.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    c.write_all(tail).unwrap();
+    wait_for(|| row_count(&server, "tcp_big") == 1);
+    drop(c);
 }

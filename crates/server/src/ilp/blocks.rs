@@ -206,6 +206,9 @@ pub struct LineBlocks {
     max_fill_bytes: usize,
     /// Rows a large block makes room for (a step's).
     reserve_rows: usize,
+    /// Bytes (estimated) blocks of this step reserved: all of them
+    /// together reserve at most `max_fill_bytes`.
+    reserved: usize,
     /// Lower-cased names of the tables written since [`LineBlocks::new`]
     /// (across steps), at most `max_tables`.
     tables: std::collections::HashSet<String>,
@@ -242,6 +245,7 @@ impl LineBlocks {
             bytes: 0,
             max_fill_bytes,
             reserve_rows,
+            reserved: 0,
             tables: std::collections::HashSet::new(),
             max_tables,
         }
@@ -255,6 +259,12 @@ impl LineBlocks {
     /// Bytes they take, estimated.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Bytes (estimated) the blocks of this step reserved ahead.
+    #[cfg(test)]
+    pub fn reserved(&self) -> usize {
+        self.reserved
     }
 
     /// Adds line number `number`; a table not seen before is looked up in
@@ -318,12 +328,15 @@ impl LineBlocks {
         block.timestamps.push(ts);
         block.rows += 1;
         if block.rows == RESERVE_AT {
-            // Bounded by the step's bytes: wide blocks reserve fewer rows.
+            // Bounded by what the step's blocks reserved together: wide
+            // blocks, and blocks after many others, reserve fewer rows.
             let width = (block.columns.len() + 1) * VALUE_OVERHEAD;
+            let budget = self.max_fill_bytes.saturating_sub(self.reserved);
             let more = self
                 .reserve_rows
-                .min(self.max_fill_bytes / width)
+                .min(budget / width)
                 .saturating_sub(RESERVE_AT);
+            self.reserved += more * width;
             block.timestamps.reserve(more);
             for c in &mut block.columns {
                 c.values.reserve(more);
@@ -428,6 +441,7 @@ impl LineBlocks {
         self.last = None;
         self.rows = 0;
         self.bytes = 0;
+        self.reserved = 0;
         std::mem::take(&mut self.blocks)
             .into_iter()
             .map(OpenBlock::finish)

@@ -149,6 +149,8 @@ pub struct LineWriter {
     carry: Vec<u8>,
     /// Bytes of `carry` the parser found incomplete at its last look.
     scanned: usize,
+    /// A newline arrived in `carry` since that look (a line may be whole).
+    unscanned_newline: bool,
     /// Bytes handed to the parser so far (rescans included).
     parsed_bytes: u64,
     /// The number of the next line to parse.
@@ -177,6 +179,7 @@ impl LineWriter {
             blocks: LineBlocks::new(options.step_bytes, options.step_rows, options.max_tables),
             carry: Vec::new(),
             scanned: 0,
+            unscanned_newline: false,
             parsed_bytes: 0,
             next_line: 1,
             fed: 0,
@@ -217,10 +220,18 @@ impl LineWriter {
         // limit (the parser says so).
         let grew = self.carry.len() - self.scanned;
         let over_limit = self.carry.len() > self.options.limits.max_line_bytes;
-        if !over_limit && (!chunk.contains(&b'\n') || grew < self.scanned / 4) {
+        let newline = chunk.contains(&b'\n');
+        if !over_limit && (!newline || grew < self.scanned / 4) {
+            self.unscanned_newline |= newline;
             return Ok(());
         }
         self.parse_carry(true).await
+    }
+
+    /// Whether lines may be waiting: rows gathered, or a newline in the
+    /// carried bytes not parsed yet ([`LineWriter::take`] parses them).
+    pub fn has_pending(&self) -> bool {
+        self.rows() > 0 || self.unscanned_newline
     }
 
     /// Parses what is left (the last line needs no newline) and returns the
@@ -258,6 +269,7 @@ impl LineWriter {
         );
         self.carry.clear();
         self.scanned = 0;
+        self.unscanned_newline = false;
     }
 
     /// Parses the carried bytes, keeping what is left of them.
@@ -267,6 +279,7 @@ impl LineWriter {
         self.carry = carry;
         self.carry.drain(..consumed?);
         self.scanned = self.carry.len();
+        self.unscanned_newline = false;
         Ok(())
     }
 
@@ -363,6 +376,38 @@ mod tests {
             line.len()
         );
         drop(txn);
+        db.close();
+    }
+
+    #[tokio::test]
+    async fn blocks_of_a_step_reserve_within_its_bytes_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), quiver_storage::Options::default()).unwrap();
+        let options = LineOptions {
+            step_rows: 1 << 20,
+            ..LineOptions::default()
+        };
+        let max = options.step_bytes;
+        let mut w = LineWriter::new(db.clone(), options, Precision::Nanos);
+        // 80 tables of 1,024 rows each: each block reaches the row count at
+        // which it reserves room for a whole step.
+        let mut body = String::new();
+        for t in 0..80 {
+            for _ in 0..1024 {
+                body.push_str(&format!(
+                    "t{t} a=1i,b=2i,c=3i,d=4i,e=5i,f=6i,g=7i,h=8i,i=9i,j=10i\n"
+                ));
+            }
+        }
+        for chunk in body.as_bytes().chunks(1 << 20) {
+            w.feed(chunk).await.unwrap();
+            assert!(
+                w.blocks.reserved() <= max,
+                "{} > {max}",
+                w.blocks.reserved()
+            );
+        }
+        drop(w.finish().await.unwrap());
         db.close();
     }
 }

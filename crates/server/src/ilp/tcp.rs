@@ -129,7 +129,7 @@ impl Connection {
                     if let Err(e) = self.writer.feed(&buf[..n]).await {
                         break Err(e);
                     }
-                    if self.writer.rows() > 0 && commit_at.is_none() {
+                    if self.writer.has_pending() && commit_at.is_none() {
                         commit_at = Some(Instant::now() + self.options.commit_interval);
                     }
                     if self.writer.rows() >= self.step_rows {

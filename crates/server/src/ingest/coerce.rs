@@ -359,9 +359,10 @@ pub fn convert(
             Ok(Arc::new(chars))
         }
         Coercion::Parse if to == ColumnType::Uuid => parse_uuids(&array),
-        Coercion::Cast if is_decimal(&target) && !array.data_type().is_integer() => {
-            // Arrow rounds a float or a finer decimal into a decimal column
-            // of a smaller scale: a value that changes is refused.
+        Coercion::Cast if is_decimal(&target) && is_decimal(array.data_type()) => {
+            // Arrow rounds a finer decimal into a decimal column of a
+            // smaller scale: a value that changes is refused. (Floats are
+            // rounded to the column's scale, as they are approximate.)
             let cast = cast_with_options(&array, &target, &strict)
                 .map_err(|e| format!("a value cannot be converted: {e}"))?;
             let back = cast_with_options(&cast, array.data_type(), &strict)
