@@ -255,6 +255,7 @@ enum BodyDecoder {
 
 /// Reads, parses and commits one request; returns the rows committed.
 async fn write_request(req: Request<Incoming>, state: &ServerState) -> Result<usize, WriteError> {
+    let started = std::time::Instant::now();
     let precision = precision(req.uri().query())?;
     let mut decoder = match req.headers().get(CONTENT_ENCODING).map(|v| v.as_bytes()) {
         None | Some(b"identity") => BodyDecoder::Identity,
@@ -306,6 +307,7 @@ async fn write_request(req: Request<Incoming>, state: &ServerState) -> Result<us
     if txn.is_empty() {
         return Ok(0);
     }
+    let read = started.elapsed();
     let durable = state.ilp.durable;
     let receipt = db.commit(txn, durable);
     let committed = receipt
@@ -322,6 +324,14 @@ async fn write_request(req: Request<Incoming>, state: &ServerState) -> Result<us
                 ))
             })?;
     }
+    tracing::debug!(
+        rows,
+        lines = writer.lines(),
+        read_parse_convert_ms = read.as_secs_f64() * 1e3,
+        of_which_convert_ms = writer.convert_time().as_secs_f64() * 1e3,
+        commit_ms = (started.elapsed() - read).as_secs_f64() * 1e3,
+        "line protocol request"
+    );
     Ok(rows)
 }
 

@@ -153,6 +153,8 @@ pub struct LineWriter {
     unscanned_newline: bool,
     /// Bytes handed to the parser so far (rescans included).
     parsed_bytes: u64,
+    /// Time spent converting gathered lines (for the request's log line).
+    convert_time: std::time::Duration,
     /// The number of the next line to parse.
     next_line: u64,
     /// Bytes fed so far.
@@ -181,6 +183,7 @@ impl LineWriter {
             scanned: 0,
             unscanned_newline: false,
             parsed_bytes: 0,
+            convert_time: std::time::Duration::ZERO,
             next_line: 1,
             fed: 0,
             lines: 0,
@@ -191,6 +194,11 @@ impl LineWriter {
     /// Lines taken so far.
     pub fn lines(&self) -> u64 {
         self.lines
+    }
+
+    /// Time spent converting lines into table rows so far.
+    pub fn convert_time(&self) -> std::time::Duration {
+        self.convert_time
     }
 
     /// Rows gathered or pending.
@@ -328,6 +336,13 @@ impl LineWriter {
     /// Converts the gathered lines into the pending transaction and
     /// writes them to the WAL (not yet committed).
     async fn step(&mut self) -> Result<(), WriteError> {
+        let started = std::time::Instant::now();
+        let result = self.convert_and_stage().await;
+        self.convert_time += started.elapsed();
+        result
+    }
+
+    async fn convert_and_stage(&mut self) -> Result<(), WriteError> {
         for b in self.blocks.finish()? {
             self.group
                 .add(
