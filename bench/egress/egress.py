@@ -32,14 +32,15 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import questdb
 
 from qwpws import (OP_BINARY, OP_CLOSE, QUERY_ERROR, QWP_HEADER_LEN, RESULT_END, SERVER_INFO,
                    TERMINATORS, FrameReader, client_frame, connect_egress, query_request,
                    read_varint)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import s1_frame, start_server  # noqa: E402
 
 binary, rows = sys.argv[1], int(sys.argv[2])
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,31 +51,6 @@ RUNS = 9
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def s1_frame(n):
-    """S1-narrow: designated timestamp, LONG, DOUBLE, SYMBOL (8 values), VARCHAR 16 B."""
-    rng = np.random.default_rng(42)
-    syms = [f"SYM-{i}" for i in range(8)]
-    return pd.DataFrame({
-        "ts": pd.date_range("2024-01-01", periods=n, freq="us"),
-        "i64": rng.integers(0, 1 << 40, n, dtype=np.int64),
-        "f64": rng.random(n),
-        "sym": pd.Categorical.from_codes(rng.integers(0, 8, n), categories=syms),
-        "str": pd.array([f"v{i:015d}" for i in range(n)], dtype="string[pyarrow]"),
-    })
-
-
-def start_server(data_dir):
-    log_file = open(data_dir + ".log", "w")
-    p = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=log_file, text=True)
-    line = p.stdout.readline()
-    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-    if not m:
-        p.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return p, int(m.group(1))
 
 
 def proc_cpu(pid):
@@ -211,7 +187,7 @@ def main():
     try:
         log(f"building {rows:,} S1-narrow rows...")
         df = s1_frame(rows)
-        server, port = start_server(data_dir)
+        server, port = start_server(binary, data_dir)
         log(f"ingesting into quiver on 127.0.0.1:{port}...")
         t0 = time.perf_counter()
         with questdb.connect(f"ws::addr=127.0.0.1:{port};") as db:

@@ -20,22 +20,10 @@ import time
 import questdb
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from s1 import s1_frame  # noqa: E402
+from common import s1_frame, start_server  # noqa: E402
 
 binary, rows = sys.argv[1], int(sys.argv[2])
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-
-
-def start_server(data_dir):
-    log = open(data_dir + ".log", "w")
-    p = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=log, text=True)
-    line = p.stdout.readline()
-    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-    if not m:
-        p.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return p, int(m.group(1))
 
 
 def loopback_bytes():
@@ -49,7 +37,7 @@ def loopback_bytes():
 def run(df, transport):
     d = tempfile.mkdtemp(prefix="quiver-ilp-bench-")
     data = os.path.join(d, "data")
-    proc, port = start_server(data)
+    proc, port = start_server(binary, data)
     try:
         os.sync()
         before = loopback_bytes()

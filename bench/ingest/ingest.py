@@ -18,21 +18,9 @@ import time
 import questdb
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from s1 import s1_frame  # noqa: E402
+from common import s1_frame, start_server  # noqa: E402
 
 binary, rows = sys.argv[1], int(sys.argv[2])
-
-
-def start_server(data_dir, extra=()):
-    log = open(data_dir + ".log", "w")
-    p = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0", *extra],
-                         stdout=subprocess.PIPE, stderr=log, text=True)
-    line = p.stdout.readline()
-    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-    if not m:
-        p.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return p, int(m.group(1))
 
 
 def wait_for_idle_disk(limit=5.0, timeout=120.0):
@@ -56,7 +44,7 @@ def wait_for_idle_disk(limit=5.0, timeout=120.0):
 
 def run_quiver(df, durable):
     d = tempfile.mkdtemp(prefix="quiver-bench-")
-    proc, port = start_server(os.path.join(d, "data"))
+    proc, port = start_server(binary, os.path.join(d, "data"))
     try:
         conf = f"ws::addr=127.0.0.1:{port};query_pool_min=0;"
         if durable:

@@ -308,22 +308,7 @@ async fn write_request(req: Request<Incoming>, state: &ServerState) -> Result<us
         return Ok(0);
     }
     let read = started.elapsed();
-    let durable = state.ilp.durable;
-    let receipt = db.commit(txn, durable);
-    let committed = receipt
-        .committed
-        .await
-        .unwrap_or(Err(quiver_storage::StorageError::Closed));
-    committed.map_err(|e| WriteError::Internal(format!("the commit failed: {e}")))?;
-    if let Some(d) = receipt.durable {
-        d.await
-            .unwrap_or(Err(quiver_storage::StorageError::Closed))
-            .map_err(|e| {
-                WriteError::Internal(format!(
-                    "the rows are committed but could not be made durable: {e}"
-                ))
-            })?;
-    }
+    super::commit(&db, txn, state.ilp.durable).await?;
     tracing::debug!(
         rows,
         lines = writer.lines(),

@@ -163,6 +163,24 @@ pub struct LineWriter {
     lines: u64,
 }
 
+/// Commits `txn` (not empty) and waits until it is visible, and also until
+/// it is fsync'd if `durable`.
+pub async fn commit(db: &Database, txn: Transaction, durable: bool) -> Result<(), WriteError> {
+    let receipt = db.commit(txn, durable);
+    let closed = Err(quiver_storage::StorageError::Closed);
+    let committed = receipt.committed.await.unwrap_or(closed);
+    committed.map_err(|e| WriteError::Internal(format!("the commit failed: {e}")))?;
+    if let Some(d) = receipt.durable {
+        let closed = Err(quiver_storage::StorageError::Closed);
+        d.await.unwrap_or(closed).map_err(|e| {
+            WriteError::Internal(format!(
+                "the rows are committed but could not be made durable: {e}"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// Line blocks carry their SYMBOL values in their own dictionaries.
 static NO_DICTIONARY: std::sync::LazyLock<SymbolDictionary> =
     std::sync::LazyLock::new(SymbolDictionary::new);

@@ -186,19 +186,7 @@ impl Connection {
             return Ok(());
         }
         let rows = txn.row_count();
-        let receipt = self.db.commit(txn, self.durable);
-        let committed = receipt
-            .committed
-            .await
-            .unwrap_or(Err(quiver_storage::StorageError::Closed));
-        committed.map_err(|e| WriteError::Internal(format!("the commit failed: {e}")))?;
-        if let Some(d) = receipt.durable {
-            d.await
-                .unwrap_or(Err(quiver_storage::StorageError::Closed))
-                .map_err(|e| {
-                    WriteError::Internal(format!("the rows could not be made durable: {e}"))
-                })?;
-        }
+        super::commit(&self.db, txn, self.durable).await?;
         self.committed_rows += rows;
         Ok(())
     }
