@@ -79,6 +79,21 @@ fn a_request_is_one_transaction_and_errors_name_the_line() {
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(json(&r)["line"], 4);
 
+    // A refused value names its own line, not the first of its column.
+    let r = write(
+        &server,
+        "/write",
+        "t x=8.0\nt,k=h y=1.5\nt x=9.0\nt x=9.5\nt x=10.0\n",
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(json(&r)["line"], 4, "{r:?}");
+    assert!(
+        json(&r)["message"]
+            .as_str()
+            .unwrap()
+            .contains("row 3 of the block")
+    );
+
     // A column twice in a line.
     let r = write(&server, "/write", "t x=1i,x=2i\n");
     assert_eq!(r.status, 400, "{r:?}");

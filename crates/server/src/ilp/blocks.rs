@@ -160,6 +160,8 @@ struct OpenBlock {
     hints: Vec<usize>,
     /// Line timestamps, in nanoseconds if `nanos`, else microseconds.
     timestamps: Vec<Option<i64>>,
+    /// The line of each row.
+    lines: Vec<u64>,
     any_timestamp: bool,
     nanos: bool,
     first_line: u64,
@@ -173,12 +175,18 @@ pub struct LineBlock {
     pub first_line: u64,
     /// Each column's first line with a value.
     pub column_lines: Vec<(String, u64)>,
+    /// The line of each row.
+    pub lines: Vec<u64>,
 }
 
 impl LineBlock {
-    /// The line to blame for a failure concerning `column` (the first
-    /// that gave it a value in this block, else the block's first line).
-    pub fn line_of(&self, column: Option<&str>) -> u64 {
+    /// The line to blame for a failure concerning `column` at `row`: the
+    /// row's line if known, else the first line that gave the column a
+    /// value in this block, else the block's first line.
+    pub fn line_of(&self, column: Option<&str>, row: Option<usize>) -> u64 {
+        if let Some(&line) = row.and_then(|r| self.lines.get(r)) {
+            return line;
+        }
         column
             .and_then(|c| {
                 self.column_lines
@@ -326,6 +334,7 @@ impl LineBlocks {
         };
         block.any_timestamp |= ts.is_some();
         block.timestamps.push(ts);
+        block.lines.push(number);
         block.rows += 1;
         if block.rows == RESERVE_AT {
             // Bounded by what the step's blocks reserved together: wide
@@ -392,6 +401,7 @@ impl LineBlocks {
             index: HashMap::new(),
             hints: Vec::new(),
             timestamps: Vec::new(),
+            lines: Vec::new(),
             any_timestamp: false,
             nanos,
             first_line: number,
@@ -569,6 +579,7 @@ impl OpenBlock {
             },
             first_line: self.first_line,
             column_lines,
+            lines: self.lines,
         })
     }
 }

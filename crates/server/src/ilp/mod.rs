@@ -372,7 +372,7 @@ impl LineWriter {
                 )
                 .await
                 .map_err(|error| WriteError::Rejected {
-                    line: b.line_of(error.column.as_deref()),
+                    line: b.line_of(error.column.as_deref(), error.row),
                     error,
                 })?;
         }

@@ -351,7 +351,35 @@ fn convert_column(
         (TypeCode::Symbol, Coercion::Text) => Coercion::Exact,
         (_, how) => how,
     };
-    convert(array, from.0, from.1, target.column_type, how).map_err(|d| fail(Some(d)))
+    let to = target.column_type;
+    convert(array.clone(), from.0, from.1, to, how).map_err(|d| {
+        let mut e = fail(Some(d));
+        e.row = first_refused_row(&array, |a| convert(a, from.0, from.1, to, how).is_ok());
+        if let Some(row) = e.row {
+            e.message.push_str(&format!(" (row {row} of the block)"));
+        }
+        e
+    })
+}
+
+/// The first row of `array` that `converts` refuses, found by halving (on
+/// the error path only: a slice is refused exactly when it holds a refused
+/// row).
+fn first_refused_row(array: &ArrayRef, converts: impl Fn(ArrayRef) -> bool) -> Option<usize> {
+    let (mut start, mut len) = (0, array.len());
+    if len == 0 || converts(array.clone()) {
+        return None;
+    }
+    while len > 1 {
+        let half = len / 2;
+        if converts(array.slice(start, half)) {
+            start += half;
+            len -= half;
+        } else {
+            len = half;
+        }
+    }
+    Some(start)
 }
 
 /// A column's values as text, for a SYMBOL column (`None`: no text form).
@@ -418,6 +446,33 @@ fn fill_designated(array: ArrayRef, column_type: &ColumnType) -> ArrayRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_refused_row_is_found_wherever_it_is() {
+        for len in 1..40usize {
+            for bad in 0..len {
+                for second in [None, Some(len - 1)] {
+                    let values: Int64Array = (0..len as i64)
+                        .map(|i| {
+                            let refused = i as usize == bad || Some(i as usize) == second;
+                            Some(if refused { -1 } else { i })
+                        })
+                        .collect();
+                    let array: ArrayRef = Arc::new(values);
+                    let converts =
+                        |a: ArrayRef| a.as_primitive::<Int64Type>().iter().all(|v| v != Some(-1));
+                    let want = second.map_or(bad, |s| s.min(bad));
+                    assert_eq!(
+                        first_refused_row(&array, converts),
+                        Some(want),
+                        "{len} {bad}"
+                    );
+                }
+            }
+            let fine: ArrayRef = Arc::new(Int64Array::from(vec![1i64; len]));
+            assert_eq!(first_refused_row(&fine, |_| true), None);
+        }
+    }
     use crate::ingest::coerce::natural_type;
     use quiver_qwp::{ColumnBuilder, NullEncoding, StringList, Value};
 

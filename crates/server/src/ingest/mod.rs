@@ -69,6 +69,8 @@ pub struct IngestError {
     /// The column whose type or values failed, where one did (line
     /// protocol ingest turns it into a line number).
     pub column: Option<String>,
+    /// The first row of the block whose value was refused, where known.
+    pub row: Option<usize>,
 }
 
 impl IngestError {
@@ -78,6 +80,7 @@ impl IngestError {
             status,
             message: message.into(),
             column: None,
+            row: None,
         }
     }
 
