@@ -182,6 +182,7 @@ fn error_response(error: &WriteError, peer: SocketAddr) -> Response<Full<Bytes>>
     let (status, code) = match error {
         WriteError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
         WriteError::Stalled { .. } => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
+        WriteError::Encoding => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported encoding"),
         WriteError::Rejected { error, .. }
             if error.status == quiver_qwp::StatusCode::WRITE_ERROR =>
         {
@@ -228,11 +229,6 @@ pub async fn write(
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
         }
-        Ok(Err(WriteError::Request(m))) if m == UNSUPPORTED_ENCODING => {
-            let mut r = error_response(&WriteError::Request(m), peer);
-            *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-            r
-        }
         Ok(Err(e)) => error_response(&e, peer),
         Err(_) => {
             tracing::error!(%peer, "a line protocol write panicked (a bug)");
@@ -243,9 +239,6 @@ pub async fn write(
         }
     }
 }
-
-const UNSUPPORTED_ENCODING: &str =
-    "unsupported Content-Encoding; send the body as it is or with gzip";
 
 /// How the body is encoded.
 enum BodyDecoder {
@@ -262,7 +255,7 @@ async fn write_request(req: Request<Incoming>, state: &ServerState) -> Result<us
         Some(v) if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") => {
             BodyDecoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
         }
-        Some(_) => return Err(WriteError::Request(UNSUPPORTED_ENCODING.into())),
+        Some(_) => return Err(WriteError::Encoding),
     };
     let db = state.db.clone();
     let mut writer = LineWriter::new(db.clone(), state.ilp.clone(), precision);

@@ -49,9 +49,12 @@ pub enum WriteError {
         /// Ingest's error.
         error: IngestError,
     },
-    /// The request itself is wrong (parameters, encoding, body).
+    /// The request itself is wrong (parameters, body).
     #[error("{0}")]
     Request(String),
+    /// A `Content-Encoding` other than gzip.
+    #[error("unsupported Content-Encoding; send the body as it is or with gzip")]
+    Encoding,
     /// The request is larger than allowed.
     #[error(
         "the request body is larger than {max} bytes (--ilp-max-request-bytes); send smaller requests"
