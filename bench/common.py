@@ -22,9 +22,10 @@ def s1_frame(n):
 
 
 def start_server(binary, data_dir, extra=()):
-    """`quiver serve` on 127.0.0.1, a free port, logging to DATA_DIR.log;
-    returns the process and its port."""
-    log = open(data_dir + ".log", "w")
+    """`quiver serve` on 127.0.0.1, a free port, appending its log to
+    DATA_DIR.log (a restart on the same data keeps the first log); returns
+    the process and its port."""
+    log = open(data_dir + ".log", "a")
     p = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0", *extra],
                          stdout=subprocess.PIPE, stderr=log, text=True)
     line = p.stdout.readline()

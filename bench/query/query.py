@@ -27,7 +27,6 @@ Query kinds (TSBS's, in QuestDB's SQL for quiver, DuckDB's for DuckDB):
   asof-join              cpu ASOF JOIN cpu2 per host over 6 hours
 """
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -41,6 +40,9 @@ import pandas as pd
 import pyarrow as pa
 import questdb
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import start_server  # noqa: E402
+
 binary, rows = sys.argv[1], int(sys.argv[2])
 RUNS = 7
 HOSTS = 100
@@ -48,18 +50,6 @@ METRICS = ["usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowa
            "usage_irq", "usage_softirq", "usage_steal", "usage_guest", "usage_guest_nice"]
 START = pd.Timestamp("2016-01-01T00:00:00")
 CHUNK = 1_000_000
-
-
-def start_server(data_dir):
-    log = open(data_dir + ".log", "a")
-    p = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=log, text=True)
-    line = p.stdout.readline()
-    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-    if not m:
-        p.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return p, int(m.group(1))
 
 
 def frames(table_rows, offset_s, seed):
@@ -156,7 +146,7 @@ def main():
     work = tempfile.mkdtemp(prefix="quiver-query-bench-")
     data_dir = os.path.join(work, "data")
     try:
-        server, port = start_server(data_dir)
+        server, port = start_server(binary, data_dir)
         conf = f"ws::addr=127.0.0.1:{port};"
         t0 = time.perf_counter()
         with questdb.connect(conf) as db:
@@ -174,7 +164,7 @@ def main():
                            stderr=subprocess.DEVNULL)
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{path}')")
         con.execute("SET TimeZone = 'UTC'")
-        server, port = start_server(data_dir)
+        server, port = start_server(binary, data_dir)
         conf = f"ws::addr=127.0.0.1:{port};"
         print(f"DuckDB {duckdb.__version__}, {os.cpu_count()} cores; median of {RUNS} runs each\n")
         print(f"{'query':<24}{'quiver ms':>11}{'DuckDB ms':>11}{'quiver/DuckDB':>15}  rows")

@@ -275,9 +275,10 @@ fn find_first(bytes: &[u8], stops: &[u8], table: &[bool; 256]) -> usize {
             i += 8;
             continue;
         }
-        let k = hits.trailing_zeros() / 8;
-        let b = (v >> (8 * k)) as u8;
-        let at = i + k as usize;
+        // At most 7: the word has eight bytes.
+        let k = (hits.trailing_zeros() / 8) as usize;
+        let b = word[k];
+        let at = i + k;
         if b > b' ' || matches!(b, b' ' | b'\n' | b'\r') {
             return at;
         }

@@ -43,6 +43,9 @@ const RESERVE_AT: usize = 1024;
 /// Largest decimal scale (QuestDB's DECIMAL precision is at most 76).
 const MAX_DECIMAL_SCALE: u32 = 76;
 
+/// Largest exponent of a text decimal (twice the largest scale).
+const MAX_DECIMAL_EXPONENT: i32 = 152;
+
 /// Largest scale and precision of a DECIMAL128 column.
 const MAX_DECIMAL128_DIGITS: u8 = 38;
 
@@ -734,10 +737,9 @@ fn parse_decimal(text: &str) -> Result<Option<(i256, u8)>, String> {
     }
     // Beyond these no 256-bit value at a scale of at most 76 exists (and
     // scaling a zero by a huge exponent must not loop).
-    if !(-2 * MAX_DECIMAL_SCALE as i32..=2 * MAX_DECIMAL_SCALE as i32).contains(&exponent) {
+    if !(-MAX_DECIMAL_EXPONENT..=MAX_DECIMAL_EXPONENT).contains(&exponent) {
         return Err(format!(
-            "decimal {text:?} has an exponent outside ±{}",
-            2 * MAX_DECIMAL_SCALE
+            "decimal {text:?} has an exponent outside ±{MAX_DECIMAL_EXPONENT}"
         ));
     }
     let ten = i256::from_i128(10);
