@@ -29,6 +29,7 @@ pub mod fuzzing;
 mod line;
 mod number;
 mod parse;
+mod stops;
 
 pub use error::{IlpError, IlpErrorKind};
 pub use line::{ArrayElement, ArrayView, Line, Precision, Text, Timestamp, Value};

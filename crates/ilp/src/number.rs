@@ -55,6 +55,9 @@ pub(crate) fn parse_f64(s: &[u8]) -> Option<f64> {
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
+    if let Some(v) = short_plain(body) {
+        return Some(if negative { -v } else { v });
+    }
     let mut i = 0;
     let mut mantissa: u64 = 0;
     let mut digits = 0usize;
@@ -105,6 +108,44 @@ pub(crate) fn parse_f64(s: &[u8]) -> Option<f64> {
         return Some(if negative { -v } else { v });
     }
     std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// The most common shape, `digits[.digits]` of at most 19 bytes, with
+/// one branch per byte that stays predictable (the point is taken by a
+/// conditional move); `None` for anything else, including a mantissa
+/// that an f64 cannot hold exactly (the general path decides those).
+#[inline(always)]
+fn short_plain(body: &[u8]) -> Option<f64> {
+    if body.is_empty() || body.len() > 19 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    // Bytes after the point, counted from the end: `len - 1 - point`.
+    let mut point = body.len();
+    let mut bad = false;
+    for (i, &b) in body.iter().enumerate() {
+        let d = b.wrapping_sub(b'0');
+        let digit = d < 10;
+        let is_point = b == b'.';
+        bad |= !(digit || is_point) || (is_point && point != body.len());
+        point = if is_point { i } else { point };
+        // At most 19 digits: below 10^19, no overflow.
+        mantissa = if digit {
+            mantissa * 10 + u64::from(d)
+        } else {
+            mantissa
+        };
+    }
+    let fraction = match point == body.len() {
+        true => 0,
+        false => body.len() - 1 - point,
+    };
+    // A lone point has no digit.
+    if bad || body.len() == 1 && point == 0 || mantissa >= 1 << 53 || fraction > 22 {
+        return None;
+    }
+    // Below 2^53: exact; one rounding in the division.
+    Some(mantissa as f64 / POW10[fraction])
 }
 
 /// One digit into the mantissa; past 19 digits the fast path is off.

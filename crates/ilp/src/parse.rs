@@ -5,6 +5,7 @@
 use crate::error::{IlpError, IlpErrorKind};
 use crate::line::{ArrayElement, ArrayView, Line, Precision, Text, Timestamp, Value};
 use crate::number;
+use crate::stops::Stops;
 
 /// QuestDB's binary value types (after `name==`).
 const BINARY_DOUBLE: u8 = 16;
@@ -66,6 +67,8 @@ pub struct Parser<'a> {
     complete: bool,
     precision: Precision,
     limits: Limits,
+    /// Where the next token ends may be (kept across lines).
+    stops: Stops,
 }
 
 /// Inside one line: where it starts, for error offsets.
@@ -75,6 +78,7 @@ struct Cursor<'a, 'p> {
     start: usize,
     line: u64,
     limits: &'p Limits,
+    stops: Stops,
 }
 
 /// Why a line stopped: an error, or (partial input) its end not yet read.
@@ -97,6 +101,7 @@ impl<'a> Parser<'a> {
             complete: true,
             precision,
             limits,
+            stops: Stops::default(),
         }
     }
 
@@ -183,8 +188,11 @@ impl<'a> Parser<'a> {
             start: self.pos,
             line: self.line,
             limits: &self.limits,
+            stops: self.stops,
         };
-        match cursor.line(out, self.precision, self.complete) {
+        let parsed = cursor.line(out, self.precision, self.complete);
+        self.stops = cursor.stops;
+        match parsed {
             Ok(()) => {
                 self.pos = cursor.pos;
                 self.line += 1;
@@ -213,85 +221,6 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
 }
 
-/// Bytes that end a name or tag value unless escaped (and the backslash).
-static ENDS_NAME: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b' ' as usize] = true;
-    t[b',' as usize] = true;
-    t[b'=' as usize] = true;
-    t[b'\n' as usize] = true;
-    t[b'\r' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-/// Bytes that end an unquoted field value or a timestamp.
-static ENDS_VALUE: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b' ' as usize] = true;
-    t[b',' as usize] = true;
-    t[b'\n' as usize] = true;
-    t[b'\r' as usize] = true;
-    t
-};
-
-/// Where the first byte that ends a name (or a backslash) is in `bytes`
-/// (`bytes.len()` if none), eight bytes at a time (see [`find_first`]).
-fn find_name_end(bytes: &[u8]) -> usize {
-    find_first(bytes, b",=\\", &ENDS_NAME)
-}
-
-/// Where the first byte that ends an unquoted value is in `bytes`.
-fn find_value_end(bytes: &[u8]) -> usize {
-    find_first(bytes, b",", &ENDS_VALUE)
-}
-
-/// Where the first byte marked in `table` is in `bytes` (`bytes.len()` if
-/// none). The marked bytes are the space, `\n`, `\r` and `stops` (all above
-/// the space). Eight bytes at a time: one test flags every byte below
-/// `0x21` (the space, line ends and other control bytes), one per stop
-/// flags the bytes equal to it (zero bytes of the XOR); the lowest flagged
-/// byte is a true one (a borrow flags bytes above a hit, never below), and
-/// is read from the word itself. A flagged control byte that is not marked
-/// is skipped. The tail goes byte by byte.
-#[inline(always)]
-fn find_first(bytes: &[u8], stops: &[u8], table: &[bool; 256]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    /// Bytes of `x` below `n` (`n` at most 128), flagged in their high bit.
-    #[inline(always)]
-    fn below(x: u64, n: u8) -> u64 {
-        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS
-    }
-    let mut i = 0;
-    while i + 8 <= bytes.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[i..i + 8]);
-        let v = u64::from_le_bytes(word);
-        let hits = stops.iter().fold(below(v, 0x21), |hits, &stop| {
-            hits | below(v ^ (ONES * u64::from(stop)), 1)
-        });
-        if hits == 0 {
-            i += 8;
-            continue;
-        }
-        // At most 7: the word has eight bytes.
-        let k = (hits.trailing_zeros() / 8) as usize;
-        let b = word[k];
-        let at = i + k;
-        if b > b' ' || matches!(b, b' ' | b'\n' | b'\r') {
-            return at;
-        }
-        // A control byte inside a name or value: not an end.
-        i = at + 1;
-    }
-    let tail = &bytes[i..];
-    i + tail
-        .iter()
-        .position(|&b| table[usize::from(b)])
-        .unwrap_or(tail.len())
-}
-
 impl<'a> Cursor<'a, '_> {
     fn error(&self, kind: IlpErrorKind) -> Stop {
         Stop::Error(Box::new(IlpError {
@@ -313,6 +242,35 @@ impl<'a> Cursor<'a, '_> {
         self.input.get(self.pos).copied()
     }
 
+    /// The next byte from `from` that may end a token, and that byte
+    /// (`None` at the end of the input).
+    #[inline(always)]
+    fn next_stop(&mut self, from: usize) -> (usize, Option<u8>) {
+        let at = self.stops.next(self.input, from);
+        (at, self.input.get(at).copied())
+    }
+
+    /// Moves to the end of an unquoted value or timestamp: the first
+    /// space or line end, or (with `comma`) comma.
+    #[inline(always)]
+    fn skip_token(&mut self, comma: bool) {
+        let mut from = self.pos;
+        loop {
+            let (at, b) = self.next_stop(from);
+            match b {
+                None | Some(b' ' | b'\n' | b'\r') => {
+                    self.pos = at;
+                    return;
+                }
+                Some(b',') if comma => {
+                    self.pos = at;
+                    return;
+                }
+                Some(_) => from = at + 1,
+            }
+        }
+    }
+
     fn check_length(&self) -> Parsed<()> {
         match self.pos - self.start > self.limits.max_line_bytes {
             true => Err(self.error(IlpErrorKind::LineTooLong {
@@ -327,19 +285,25 @@ impl<'a> Cursor<'a, '_> {
     fn name(&mut self, complete: bool) -> Parsed<Text<'a>> {
         let begin = self.pos;
         let mut escaped = false;
+        let mut from = self.pos;
         loop {
-            self.pos += find_name_end(&self.input[self.pos..]);
-            let Some(&b) = self.input.get(self.pos) else {
-                break;
-            };
-            if b != b'\\' {
-                break;
+            let (at, b) = self.next_stop(from);
+            match b {
+                None | Some(b' ' | b',' | b'=' | b'\n' | b'\r') => {
+                    self.pos = at;
+                    break;
+                }
+                Some(b'\\') => {
+                    if at + 1 >= self.input.len() {
+                        self.pos = at;
+                        return Err(self.at_end(complete, IlpErrorKind::UnexpectedEnd));
+                    }
+                    escaped = true;
+                    from = at + 2;
+                }
+                // A quote or a control byte inside a name: not an end.
+                Some(_) => from = at + 1,
             }
-            if self.pos + 1 >= self.input.len() {
-                return Err(self.at_end(complete, IlpErrorKind::UnexpectedEnd));
-            }
-            escaped = true;
-            self.pos += 2;
         }
         if self.pos >= self.input.len() && !complete {
             return Err(Stop::Incomplete);
@@ -479,12 +443,7 @@ impl<'a> Cursor<'a, '_> {
         complete: bool,
     ) -> Parsed<()> {
         let begin = self.pos;
-        while let Some(b) = self.peek() {
-            if matches!(b, b' ' | b'\n' | b'\r') {
-                break;
-            }
-            self.pos += 1;
-        }
+        self.skip_token(false);
         if self.pos >= self.input.len() && !complete {
             return Err(Stop::Incomplete);
         }
@@ -521,7 +480,14 @@ impl<'a> Cursor<'a, '_> {
         let begin = self.pos;
         let mut escaped = false;
         loop {
-            match self.peek() {
+            let (at, b) = self.next_stop(self.pos);
+            self.pos = at;
+            if self.pos - self.start > self.limits.max_line_bytes {
+                return Err(self.error(IlpErrorKind::LineTooLong {
+                    max: self.limits.max_line_bytes,
+                }));
+            }
+            match b {
                 None => return Err(self.at_end(complete, IlpErrorKind::UnclosedString)),
                 Some(b'"') => break,
                 Some(b'\\') => {
@@ -532,11 +498,6 @@ impl<'a> Cursor<'a, '_> {
                     self.pos += 2;
                 }
                 Some(_) => self.pos += 1,
-            }
-            if self.pos - self.start > self.limits.max_line_bytes {
-                return Err(self.error(IlpErrorKind::LineTooLong {
-                    max: self.limits.max_line_bytes,
-                }));
             }
         }
         let text = Text::quoted(&self.input[begin..self.pos], escaped);
@@ -636,7 +597,7 @@ impl<'a> Cursor<'a, '_> {
     /// An unquoted value: up to a comma, space or line end.
     fn text_value(&mut self, complete: bool) -> Parsed<Value<'a>> {
         let begin = self.pos;
-        self.pos += find_value_end(&self.input[self.pos..]);
+        self.skip_token(true);
         if self.pos >= self.input.len() && !complete {
             return Err(Stop::Incomplete);
         }
@@ -699,21 +660,5 @@ impl<'a> Cursor<'a, '_> {
                 }
             },
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    proptest::proptest! {
-        #[test]
-        fn the_word_scan_finds_what_the_byte_scan_finds(bytes in proptest::collection::vec(
-            proptest::sample::select(b"ab \\,=\n\r\x00\x7f\xff\x21\x3c\x5d\x0b\x09".to_vec()), 0..40)) {
-            let want = bytes.iter().position(|&b| ENDS_NAME[usize::from(b)]).unwrap_or(bytes.len());
-            proptest::prop_assert_eq!(find_name_end(&bytes), want);
-            let want = bytes.iter().position(|&b| ENDS_VALUE[usize::from(b)]).unwrap_or(bytes.len());
-            proptest::prop_assert_eq!(find_value_end(&bytes), want);
-        }
     }
 }

@@ -1,0 +1,135 @@
+//! Where tokens may end: a bitmask of the bytes that can stop a name, a
+//! value or a timestamp, 64 input bytes at a time.
+//!
+//! The parser asks [`Stops::next`] for the next such byte instead of
+//! testing bytes one by one: a block's mask is computed once (a compare of
+//! each byte, which the compiler vectorises, packed to bits eight at a
+//! time) and then each stop costs a count of trailing zeros. The marked
+//! bytes are a superset of every context's ends: control bytes and the
+//! space (`<= 0x20`), `,`, `=`, `\\` and `"`; a context that meets one
+//! that does not end it (an `=` inside a value, a tab inside a name) just
+//! asks for the next. Binary values are skipped by their length, so the
+//! parser may jump anywhere: a position outside the cached block starts a
+//! new block there.
+//!
+//! What it must not do: decide what a byte means (the parser does).
+
+/// Whether `b` is marked (see the module docs).
+#[inline(always)]
+fn marked(b: u8) -> bool {
+    b <= b' ' || b == b',' || b == b'=' || b == b'\\' || b == b'"'
+}
+
+/// The mask of marked bytes in `block` (bit `i` for byte `i`).
+#[inline(always)]
+fn block_mask(block: &[u8; 64]) -> u64 {
+    // One byte of 0 or 1 per input byte (vectorised), then each eight
+    // bytes' low bits gathered into one byte by a multiply: byte `i`'s bit
+    // lands at bit 56 + i and no two partial products meet.
+    let mut flags = [0u8; 64];
+    for (f, &b) in flags.iter_mut().zip(block) {
+        *f = u8::from(marked(b));
+    }
+    let mut mask = 0u64;
+    for (k, eight) in flags.chunks_exact(8).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(eight);
+        let bits = u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        mask |= bits << (8 * k);
+    }
+    mask
+}
+
+/// The next marked byte of one input, with the mask of the block it is in
+/// kept for the next question.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Stops {
+    /// Where the cached block starts.
+    base: usize,
+    /// Its marked bytes.
+    mask: u64,
+    /// Whether `mask` holds a block (a fresh `Stops` holds none).
+    valid: bool,
+}
+
+impl Stops {
+    /// The position of the first marked byte of `input` at or after
+    /// `from`, or `input.len()` if there is none.
+    #[inline(always)]
+    pub(crate) fn next(&mut self, input: &[u8], from: usize) -> usize {
+        let offset = from.wrapping_sub(self.base);
+        if !self.valid || offset >= 64 {
+            self.base = from;
+            self.mask = Self::mask_at(input, from);
+            self.valid = true;
+        }
+        // Bits before `from` are left out, not cleared: the parser may
+        // step back inside the block.
+        let mut left = self.mask & (!0u64 << from.wrapping_sub(self.base));
+        while left == 0 {
+            self.base += 64;
+            if self.base >= input.len() {
+                self.valid = false;
+                return input.len();
+            }
+            self.mask = Self::mask_at(input, self.base);
+            left = self.mask;
+        }
+        self.base + left.trailing_zeros() as usize
+    }
+
+    /// The mask of the 64 bytes from `base` (bytes past the input's end
+    /// are unmarked). Not inlined: its vector constants would be loaded on
+    /// every entry of every caller, most of which never compute a block.
+    #[inline(never)]
+    fn mask_at(input: &[u8], base: usize) -> u64 {
+        match input.get(base..base + 64) {
+            Some(block) => {
+                let mut b = [0u8; 64];
+                b.copy_from_slice(block);
+                block_mask(&b)
+            }
+            None => {
+                let mut b = [b'a'; 64];
+                let rest = input.get(base..).unwrap_or_default();
+                b[..rest.len()].copy_from_slice(rest);
+                block_mask(&b)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_is_marked_as_the_rule_says() {
+        for b in 0..=255u8 {
+            let mut block = [b'a'; 64];
+            block[13] = b;
+            let want = matches!(b, 0..=0x20 | b',' | b'=' | b'\\' | b'"');
+            assert_eq!(block_mask(&block) == 1 << 13, want, "{b:#x}");
+            assert_eq!(block_mask(&block) == 0, !want, "{b:#x}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stops_are_the_marked_bytes_from_anywhere(
+            bytes in proptest::collection::vec(proptest::sample::select(b"ab \\,=\n\r\x00\"\x7f\xff\x21\t".to_vec()), 0..300),
+            jumps in proptest::collection::vec(0usize..90, 1..40),
+        ) {
+            let mut stops = Stops::default();
+            let mut from = 0;
+            for jump in jumps {
+                let want = bytes.iter().skip(from).position(|&b| marked(b)).map_or(bytes.len(), |i| from + i);
+                let got = stops.next(&bytes, from);
+                proptest::prop_assert_eq!(got, want, "from {}", from);
+                // Onwards from just past the stop, or a jump (binary values).
+                from = if jump < 45 { (got + 1).min(bytes.len()) } else { (from + jump).min(bytes.len()) };
+                if jump % 7 == 0 { from = from.saturating_sub(jump / 7); }
+            }
+        }
+    }
+}
