@@ -1,14 +1,25 @@
 //! `quiver-client`: a Rust SDK for servers that speak QWP (QuestDB's wire
 //! protocol over WebSocket), Quiver's and QuestDB's.
 //!
-//! Built in slices (issue 13). This slice holds the connection string:
-//! [`ClientConf::parse`] reads the official clients' `ws::`/`wss::`
-//! grammar and key names (endpoints for failover, authentication, durable
-//! acks, pool sizes and timeouts, compression, TLS) into typed, validated
-//! settings with the official defaults. Keys of features not built yet
-//! (auto-flush, store-and-forward, reconnect and failover tuning) are
-//! refused as unknown rather than ignored. The pool, the column sender,
-//! Arrow ingest and egress come next and take a [`ClientConf`].
+//! Built in slices (issue 13). This far:
+//!
+//! - [`ClientConf::parse`] reads the official clients' `ws::`/`wss::`
+//!   grammar and key names (endpoints for failover, authentication,
+//!   durable acks, pool sizes and timeouts, compression, TLS) into typed,
+//!   validated settings with the official defaults. Keys of features not
+//!   built yet (auto-flush, store-and-forward, reconnect and failover
+//!   tuning) are refused as unknown rather than ignored.
+//! - [`Client`] is the pool: it lends ingest connections ([`Writer`]) to
+//!   any thread, opens the minimum eagerly, waits up to the acquire
+//!   timeout past the maximum, closes broken connections instead of
+//!   lending them again and reaps idle ones.
+//! - [`IngestConnection`] sends encoded QWP ingress frames (pipelined) and
+//!   reads the server's cumulative acks; errors carry the server's status,
+//!   message and the refused frame's sequence ([`ClientError`]).
+//!
+//! Still to come: the column-major sender that builds frames from caller
+//! memory, Arrow and Polars ingest, egress (query connections join the
+//! pool then), TLS (`wss::` is parsed, and refused at connect).
 //!
 //! ```
 //! use quiver_client::{ClientConf, Endpoint};
@@ -24,5 +35,12 @@
 #![forbid(unsafe_code)]
 
 pub mod conf;
+mod error;
+mod ingest;
+mod pool;
+mod transport;
 
 pub use conf::{Auth, ClientConf, Compression, ConfError, Endpoint, PoolConf, Reap};
+pub use error::{ClientError, Lane, Result};
+pub use ingest::IngestConnection;
+pub use pool::{Client, LaneStats, Writer};

@@ -1,0 +1,123 @@
+//! What can go wrong talking to a QWP server, typed: callers match on the
+//! kind (retry, fail over, give up) and the server's status and message
+//! are kept as sent.
+
+use std::time::Duration;
+
+use crate::conf::{ConfError, Endpoint};
+
+/// Which pool lane a borrow was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Ingest connections (`/write/v4`).
+    Writer,
+    /// Query connections (`/read/v1`).
+    Reader,
+}
+
+impl std::fmt::Display for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Lane::Writer => "writer",
+            Lane::Reader => "reader",
+        })
+    }
+}
+
+/// An error of the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The connection string.
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    /// No endpoint could be reached; the last endpoint's error.
+    #[error("could not connect to {endpoint}: {reason}")]
+    Connect {
+        /// The last endpoint tried.
+        endpoint: Endpoint,
+        /// Why.
+        reason: String,
+    },
+    /// The server refused the credentials (401 or 403): not retried on
+    /// other endpoints.
+    #[error("{endpoint} refused the credentials (HTTP {status})")]
+    Unauthorized {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// 401 or 403.
+        status: u16,
+    },
+    /// `request_durable_ack=on`, and the server did not grant durable acks.
+    #[error("{endpoint} does not grant durable acks (request_durable_ack=on)")]
+    DurableAckRefused {
+        /// The endpoint.
+        endpoint: Endpoint,
+    },
+    /// A feature of the connection string this build cannot do yet.
+    #[error("{0} is not supported by this client yet")]
+    Unsupported(&'static str),
+    /// The connection broke (I/O or WebSocket), or the server closed it.
+    #[error("connection to {endpoint} failed: {reason}")]
+    Transport {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// Why.
+        reason: String,
+    },
+    /// The server sent something QWP does not allow.
+    #[error("{endpoint} broke the protocol: {reason}")]
+    Protocol {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The server refused a frame (a QWP error ack).
+    #[error("the server refused frame {sequence} with status {status:#04x}: {message}")]
+    Server {
+        /// The QWP status (`0x03` schema mismatch, `0x05` parse error, ...).
+        status: u8,
+        /// The refused frame's sequence number on its connection.
+        sequence: i64,
+        /// The server's message.
+        message: String,
+    },
+    /// A frame larger than the server accepts (`X-QWP-Max-Batch-Size`).
+    #[error("a frame of {len} bytes is larger than the server's limit of {max} bytes")]
+    FrameTooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The server's limit.
+        max: usize,
+    },
+    /// Every connection of a lane stayed borrowed for the whole acquire
+    /// timeout.
+    #[error("all {max} {lane} connections stayed busy for {waited:?} (acquire_timeout_ms)")]
+    PoolExhausted {
+        /// The lane.
+        lane: Lane,
+        /// Its maximum size.
+        max: usize,
+        /// How long the borrow waited.
+        waited: Duration,
+    },
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+impl ClientError {
+    /// Whether the connection that gave this error must not be used again.
+    pub fn breaks_connection(&self) -> bool {
+        !matches!(
+            self,
+            ClientError::Conf(_)
+                | ClientError::FrameTooLarge { .. }
+                | ClientError::PoolExhausted { .. }
+                | ClientError::Closed
+        )
+    }
+}
+
+/// A result of the client.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

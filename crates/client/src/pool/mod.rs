@@ -1,0 +1,367 @@
+//! The connection pool: [`Client`] lends ingest connections ([`Writer`])
+//! and, with egress, query connections, from one object shared by every
+//! thread.
+//!
+//! Each lane keeps idle connections (most recently returned lent first),
+//! opens new ones up to its maximum, and makes a borrower past the maximum
+//! wait up to the acquire timeout for one to come back, then fail with
+//! [`ClientError::PoolExhausted`]. A handle goes back on drop unless its
+//! connection saw an error that breaks it, or still has frames the server
+//! has not acknowledged (an open deferred group among them: another
+//! borrower must never commit it or see its acks), or it was
+//! [`Writer::discard`]ed; then it is closed, never lent again, and the
+//! server rolls back what it had not committed. (The column sender syncs
+//! before its connection goes back.) Idle connections past the idle
+//! timeout are closed down to the lane's minimum, by a background thread
+//! (`pool_reap=auto`) or by [`Client::reap`].
+//!
+//! No lock is held across network I/O: a slot is counted under the lock,
+//! the connection is opened or closed outside it.
+//!
+//! What it must not do: build or interpret frames (the connections and
+//! senders do).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::conf::{ClientConf, Reap};
+use crate::error::{ClientError, Lane as LaneKind, Result};
+use crate::ingest::IngestConnection;
+
+/// What a lane lends.
+trait Pooled: Sized + Send + 'static {
+    const LANE: LaneKind;
+    fn open(conf: &ClientConf) -> Result<Self>;
+    /// Whether it may be lent again as it is.
+    fn reusable(&self) -> bool;
+}
+
+impl Pooled for IngestConnection {
+    const LANE: LaneKind = LaneKind::Writer;
+    fn open(conf: &ClientConf) -> Result<Self> {
+        IngestConnection::connect(conf)
+    }
+    fn reusable(&self) -> bool {
+        // Frames not yet acknowledged (an open deferred group among them)
+        // must not pass to another borrower, who would see their acks or
+        // commit them.
+        !self.is_broken() && self.unacked() == 0
+    }
+}
+
+/// A lane's connections: idle ones and how many exist.
+struct LaneState<C> {
+    /// Idle connections and when each came back, oldest first.
+    idle: Vec<(C, Instant)>,
+    /// Connections that exist or are being opened (idle and lent too).
+    open: usize,
+    closed: bool,
+}
+
+/// One kind of connection (see the module docs).
+struct Lane<C> {
+    min: usize,
+    max: usize,
+    acquire_timeout: Duration,
+    idle_timeout: Duration,
+    state: Mutex<LaneState<C>>,
+    returned: Condvar,
+}
+
+impl<C: Pooled> Lane<C> {
+    fn new(min: usize, max: usize, conf: &ClientConf) -> Self {
+        Lane {
+            min,
+            max,
+            acquire_timeout: conf.pool.acquire_timeout,
+            idle_timeout: conf.pool.idle_timeout,
+            state: Mutex::new(LaneState {
+                idle: Vec::new(),
+                open: 0,
+                closed: false,
+            }),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LaneState<C>> {
+        // A panic while holding the lock leaves counts that are still
+        // consistent (every change is one statement), so go on.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection, or a new one while under the maximum, or the
+    /// first to come back within the acquire timeout.
+    fn acquire(&self, conf: &ClientConf) -> Result<C> {
+        let start = Instant::now();
+        let deadline = start + self.acquire_timeout;
+        let mut state = self.lock();
+        loop {
+            if state.closed {
+                return Err(ClientError::Closed);
+            }
+            if let Some((conn, _)) = state.idle.pop() {
+                return Ok(conn);
+            }
+            if state.open < self.max {
+                state.open += 1;
+                drop(state);
+                return C::open(conf).inspect_err(|_| self.forget_one());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::PoolExhausted {
+                    lane: C::LANE,
+                    max: self.max,
+                    waited: now - start,
+                });
+            }
+            state = self
+                .returned
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// A slot given up (a connection closed or never opened).
+    fn forget_one(&self) {
+        let mut state = self.lock();
+        state.open -= 1;
+        drop(state);
+        self.returned.notify_one();
+    }
+
+    /// Takes back a lent connection: idle again, or closed if it is not
+    /// [`Pooled::reusable`].
+    fn release(&self, conn: C) {
+        let mut state = self.lock();
+        if !conn.reusable() || state.closed {
+            state.open -= 1;
+            drop(state);
+            self.returned.notify_one();
+            drop(conn); // closes it, outside the lock
+            return;
+        }
+        state.idle.push((conn, Instant::now()));
+        drop(state);
+        self.returned.notify_one();
+    }
+
+    /// Opens connections up to the minimum (eager start).
+    fn fill(&self, conf: &ClientConf) -> Result<()> {
+        let mut opened = Vec::new();
+        for _ in 0..self.min {
+            opened.push(self.acquire(conf)?);
+        }
+        for conn in opened {
+            self.release(conn);
+        }
+        Ok(())
+    }
+
+    /// Closes idle connections idle for longer than the idle timeout,
+    /// keeping the minimum open; returns how many it closed.
+    fn reap(&self, now: Instant) -> usize {
+        let mut state = self.lock();
+        let mut expired = Vec::new();
+        // Oldest first: the front of `idle`.
+        while state.open > self.min
+            && state
+                .idle
+                .first()
+                .is_some_and(|(_, since)| now.duration_since(*since) >= self.idle_timeout)
+        {
+            expired.push(state.idle.remove(0).0);
+            state.open -= 1;
+        }
+        drop(state);
+        let n = expired.len();
+        drop(expired);
+        n
+    }
+
+    /// Closes every idle connection and refuses later borrows.
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len();
+        drop(state);
+        self.returned.notify_all();
+        drop(idle);
+    }
+
+    fn stats(&self) -> LaneStats {
+        let state = self.lock();
+        LaneStats {
+            open: state.open,
+            idle: state.idle.len(),
+        }
+    }
+}
+
+/// How many connections a lane has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneStats {
+    /// Connections that exist (idle, lent or being opened).
+    pub open: usize,
+    /// Of them, idle.
+    pub idle: usize,
+}
+
+/// What every handle and the reaper share.
+struct Shared {
+    conf: ClientConf,
+    writers: Lane<IngestConnection>,
+}
+
+/// A pool of connections to a QWP server (see the module docs). Cheap to
+/// share: wrap it in an `Arc` or lend `&Client` to threads.
+pub struct Client {
+    shared: Arc<Shared>,
+    /// Dropped with the client: stops the reaper.
+    _stop_reaper: Option<mpsc::Sender<()>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoints", &self.shared.conf.endpoints)
+            .field("writers", &self.shared.writers.stats())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Starts a pool: opens the minimum of writers now (unless
+    /// `lazy_connect=on`), so a wrong address or refused credentials fail
+    /// here, and starts the reaper when `pool_reap=auto`.
+    pub fn connect(conf: ClientConf) -> Result<Client> {
+        let writers = Lane::new(conf.pool.sender_min, conf.pool.sender_max, &conf);
+        let shared = Arc::new(Shared { conf, writers });
+        if !shared.conf.pool.lazy_connect {
+            shared.writers.fill(&shared.conf)?;
+        }
+        let stop = match shared.conf.pool.reap {
+            Reap::Auto => Some(start_reaper(Arc::downgrade(&shared))),
+            Reap::Manual => None,
+        };
+        Ok(Client {
+            shared,
+            _stop_reaper: stop,
+        })
+    }
+
+    /// [`Client::connect`] with a connection string (`ws::addr=...;`).
+    pub fn from_conf(conf: &str) -> Result<Client> {
+        Client::connect(ClientConf::parse(conf)?)
+    }
+
+    /// The settings the pool runs with.
+    pub fn conf(&self) -> &ClientConf {
+        &self.shared.conf
+    }
+
+    /// Borrows an ingest connection (see the module docs for waiting).
+    pub fn writer(&self) -> Result<Writer> {
+        let conn = self.shared.writers.acquire(&self.shared.conf)?;
+        Ok(Writer {
+            conn: Some(conn),
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    /// Closes idle connections past the idle timeout now (down to each
+    /// lane's minimum); returns how many. For `pool_reap=manual`.
+    pub fn reap(&self) -> usize {
+        self.shared.writers.reap(Instant::now())
+    }
+
+    /// The writer lane's counts.
+    pub fn writer_stats(&self) -> LaneStats {
+        self.shared.writers.stats()
+    }
+
+    /// Closes idle connections; borrowing fails from now on and lent
+    /// connections close when they come back.
+    pub fn close(&self) {
+        self.shared.writers.close();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A reaper thread that lives until the client is dropped.
+fn start_reaper(shared: Weak<Shared>) -> mpsc::Sender<()> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let tick = shared.upgrade().map_or(Duration::from_secs(1), |s| {
+        (s.conf.pool.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    });
+    let spawned = thread::Builder::new()
+        .name("quiver-client-reaper".into())
+        .spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                shared.writers.reap(Instant::now());
+            }
+        });
+    // Without a thread, idle connections stay until `reap` or close.
+    drop(spawned);
+    stop
+}
+
+/// A borrowed ingest connection; goes back to the pool on drop (closed
+/// instead if an error broke it).
+pub struct Writer {
+    conn: Option<IngestConnection>,
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    /// Closes the connection instead of returning it (what it sent and did
+    /// not commit is rolled back by the server).
+    pub fn discard(mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn);
+            self.shared.writers.forget_one();
+        }
+    }
+}
+
+impl Deref for Writer {
+    type Target = IngestConnection;
+    fn deref(&self) -> &IngestConnection {
+        // Present until drop or discard, which consume the handle.
+        self.conn.as_ref().expect("a writer holds its connection")
+    }
+}
+
+impl DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut IngestConnection {
+        self.conn.as_mut().expect("a writer holds its connection")
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.shared.writers.release(conn);
+        }
+    }
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("conn", &self.conn).finish()
+    }
+}
