@@ -181,6 +181,11 @@ pub struct ClientConf {
     pub pool: PoolConf,
     /// `connect_timeout` (milliseconds; default 10 s).
     pub connect_timeout: Duration,
+    /// `request_timeout` (milliseconds; default 60 s; Quiver's key, named
+    /// as the official `http::` sender's): the longest wait for the server
+    /// to take a frame or to answer one, before the connection is given
+    /// up as broken.
+    pub request_timeout: Duration,
     /// `compression` (`raw`, `zstd`, `auto`) for query results.
     pub compression: Compression,
     /// `compression_level` (1-22, default 3).
@@ -209,6 +214,7 @@ const KEYS: &[&str] = &[
     "pool_reap",
     "lazy_connect",
     "connect_timeout",
+    "request_timeout",
     "compression",
     "compression_level",
     "tls_verify",
@@ -297,6 +303,14 @@ fn millis(key: &str, v: &str) -> Result<Duration, ConfError> {
         .map_err(|_| bad(key, "a whole number of milliseconds"))
 }
 
+/// Milliseconds, at least one (a zero timeout cannot be set on a socket).
+fn positive_millis(key: &str, v: &str) -> Result<Duration, ConfError> {
+    match millis(key, v)? {
+        d if d.is_zero() => Err(bad(key, "at least 1 millisecond")),
+        d => Ok(d),
+    }
+}
+
 /// `host[:port]`, `[v6]:port`, comma-separated.
 fn endpoints(v: &str) -> Result<Vec<Endpoint>, ConfError> {
     let one = |e: &str| -> Result<Endpoint, ConfError> {
@@ -344,6 +358,7 @@ impl ClientConf {
             request_durable_ack: false,
             pool: PoolConf::default(),
             connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
             compression: Compression::Auto,
             compression_level: 3,
             tls_verify: true,
@@ -380,7 +395,8 @@ impl ClientConf {
                     }
                 }
                 "lazy_connect" => conf.pool.lazy_connect = on_off(key, v)?,
-                "connect_timeout" => conf.connect_timeout = millis(key, v)?,
+                "connect_timeout" => conf.connect_timeout = positive_millis(key, v)?,
+                "request_timeout" => conf.request_timeout = positive_millis(key, v)?,
                 "compression" => {
                     conf.compression = match v {
                         "raw" => Compression::Raw,
@@ -575,6 +591,17 @@ mod tests {
             ConfError::BadValue { .. }
         ));
         assert!(matches!(err("ws::addr=:9000;"), ConfError::BadValue { .. }));
+        for zero in ["connect_timeout=0", "request_timeout=0"] {
+            assert!(
+                matches!(
+                    err(&format!("ws::addr=h;{zero};")),
+                    ConfError::BadValue { .. }
+                ),
+                "{zero}"
+            );
+        }
+        let c = ClientConf::parse("ws::addr=h;request_timeout=2500;").unwrap();
+        assert_eq!(c.request_timeout, Duration::from_millis(2500));
         assert!(matches!(
             err("ws::addr=h;lazy_connect=maybe;"),
             ConfError::BadValue { .. }

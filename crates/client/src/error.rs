@@ -82,6 +82,22 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The server neither took nor answered a frame within
+    /// `request_timeout`.
+    #[error("{endpoint} did not answer within {waited:?} (request_timeout)")]
+    Timeout {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// How long the client waited.
+        waited: Duration,
+    },
+    /// A call the connection's state does not allow (the connection stays
+    /// usable).
+    #[error("{0}")]
+    Usage(String),
+    /// A chunk that cannot be sent as built.
+    #[error(transparent)]
+    Chunk(#[from] crate::sender::ChunkError),
     /// A frame larger than the server accepts (`X-QWP-Max-Batch-Size`).
     #[error("a frame of {len} bytes is larger than the server's limit of {max} bytes")]
     FrameTooLarge {
@@ -101,6 +117,15 @@ pub enum ClientError {
         /// How long the borrow waited.
         waited: Duration,
     },
+    /// A sender was dropped with flushed rows it could not commit (given
+    /// to the client's error handler; the rows are lost).
+    #[error("a sender dropped with {rows} unsynced rows could not commit them: {cause}")]
+    Unsynced {
+        /// Rows flushed and not committed.
+        rows: u64,
+        /// Why the commit failed.
+        cause: Box<ClientError>,
+    },
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
@@ -112,6 +137,8 @@ impl ClientError {
         !matches!(
             self,
             ClientError::Conf(_)
+                | ClientError::Usage(_)
+                | ClientError::Chunk(_)
                 | ClientError::FrameTooLarge { .. }
                 | ClientError::PoolExhausted { .. }
                 | ClientError::Closed

@@ -5,77 +5,139 @@
 //! cumulative OKs (every frame up to `sequence` is committed) or an error
 //! naming one frame; frames are pipelined, so [`IngestConnection::send`]
 //! never waits for an answer and [`IngestConnection::wait_acked`] reads
-//! answers until the one asked for. After any error the connection is
+//! answers until the frame of a [`Ticket`] is acknowledged. A frame sent
+//! with `FLAG_DEFER_COMMIT` opens a group the server answers only when a
+//! frame without the flag closes it, so waiting inside an open group is
+//! refused rather than left to hang. With durable acks granted, each OK's
+//! per-table transactions are kept until the server reports them durable
+//! ([`IngestConnection::wait_durable`]); nothing else is kept per table.
+//!
+//! Every wait ends within the request timeout of the last progress. After
+//! any error but a usage error the connection is
 //! [`broken`](IngestConnection::is_broken): the server rolled back its
 //! uncommitted rows, and a pool must not lend it again.
 //!
-//! It does not build frames (the sender does, with `quiver-qwp`).
+//! It does not build frames (the sender does).
 
-use quiver_qwp::{IngressResponse, decode_ingress_response};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use quiver_qwp::{Flags, IngressResponse, decode_ingress_response};
 
 use crate::conf::ClientConf;
 use crate::error::{ClientError, Result};
-use crate::transport::Transport;
+use crate::sender::SymbolTable;
+use crate::transport::{Transport, Upgrade};
 
 /// Where ingest connections upgrade (the official clients' path).
 const WRITE_PATH: &str = "/api/v4/write";
 /// The largest frame sent when the server does not say
 /// (`X-QWP-Max-Batch-Size`): QWP's ceiling.
 const DEFAULT_MAX_FRAME: usize = 16 << 20;
+/// The largest answer taken from the server (an OK names at most 65,535
+/// tables of at most 65,535 bytes; real ones are far smaller).
+const MAX_ANSWER: usize = 16 << 20;
+/// How often a connection waiting for durable acks pings (the official
+/// `durable_ack_keepalive_interval_millis`): the server sends them on
+/// inbound activity.
+const DURABLE_KEEPALIVE: Duration = Duration::from_millis(200);
+
+/// Numbers connections, so a ticket is only redeemed where it was issued.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// A sent frame: which connection, which sequence number on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    connection: u64,
+    sequence: i64,
+}
+
+impl Ticket {
+    /// The frame's sequence number on its connection (from 0).
+    pub fn sequence(&self) -> i64 {
+        self.sequence
+    }
+}
 
 /// An ingest connection (see the module docs).
 #[derive(Debug)]
 pub struct IngestConnection {
     transport: Transport,
+    id: u64,
     max_frame: usize,
     durable: bool,
+    request_timeout: Duration,
     /// The sequence number of the next frame sent.
     next_sequence: i64,
     /// Every frame up to this one is acknowledged (-1: none yet).
     acked: i64,
+    /// The first frame of an open deferred group.
+    open_group: Option<i64>,
+    /// Committed transactions per table not yet reported durable.
+    not_durable: HashMap<String, i64>,
     broken: bool,
+    /// The SYMBOL entries sent on this connection (ids are per connection).
+    pub(crate) symbols: SymbolTable,
 }
 
 impl IngestConnection {
-    /// Connects (failing over across the endpoints) and checks what the
-    /// server granted: durable acks when asked for, its frame limit.
-    pub fn connect(conf: &ClientConf) -> Result<IngestConnection> {
-        let mut headers = vec![("X-QWP-Max-Version", "1".to_owned())];
-        headers.push((
-            "X-QWP-Client-Id",
-            concat!("quiver-client/", env!("CARGO_PKG_VERSION")).to_owned(),
-        ));
+    /// Connects (failing over across the endpoints: one that does not
+    /// speak QWP 1, or does not grant durable acks when they are asked
+    /// for, is passed over) and reads the server's frame limit.
+    pub(crate) fn connect(conf: &ClientConf) -> Result<IngestConnection> {
+        let mut headers = vec![
+            ("X-QWP-Max-Version", "1".to_owned()),
+            (
+                "X-QWP-Client-Id",
+                concat!("quiver-client/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ),
+        ];
         if conf.request_durable_ack {
             headers.push(("X-QWP-Request-Durable-Ack", "true".to_owned()));
         }
-        let (transport, response) = Transport::connect(conf, WRITE_PATH, &headers)?;
-        let header = |name: &str| response.get(name).and_then(|v| v.to_str().ok());
-        let endpoint = transport.endpoint().clone();
-        match header("x-qwp-version").map(str::trim) {
-            None | Some("1") => {}
-            Some(v) => {
-                return Err(ClientError::Protocol {
-                    endpoint,
-                    reason: format!("QWP version {v} (this client speaks 1)"),
-                });
-            }
-        }
-        let durable =
-            header("x-qwp-durable-ack").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
-        if conf.request_durable_ack && !durable {
-            return Err(ClientError::DurableAckRefused { endpoint });
-        }
-        let max_frame = header("x-qwp-max-batch-size")
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .map_or(DEFAULT_MAX_FRAME, |n| n.min(DEFAULT_MAX_FRAME));
+        let upgrade = Upgrade {
+            path: WRITE_PATH,
+            headers: &headers,
+            max_inbound: MAX_ANSWER,
+        };
+        let (transport, (durable, max_frame)) =
+            Transport::connect(conf, &upgrade, |endpoint, response| {
+                let header = |name: &str| response.get(name).and_then(|v| v.to_str().ok());
+                match header("x-qwp-version").map(str::trim) {
+                    None | Some("1") => {}
+                    Some(v) => {
+                        return Err(ClientError::Protocol {
+                            endpoint: endpoint.clone(),
+                            reason: format!("QWP version {v} (this client speaks 1)"),
+                        });
+                    }
+                }
+                let durable = header("x-qwp-durable-ack")
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("enabled"));
+                if conf.request_durable_ack && !durable {
+                    return Err(ClientError::DurableAckRefused {
+                        endpoint: endpoint.clone(),
+                    });
+                }
+                let max_frame = header("x-qwp-max-batch-size")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .filter(|&n| n > 0)
+                    .map_or(DEFAULT_MAX_FRAME, |n| n.min(DEFAULT_MAX_FRAME));
+                Ok((durable, max_frame))
+            })?;
         Ok(IngestConnection {
             transport,
+            id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             max_frame,
             durable,
+            request_timeout: conf.request_timeout,
             next_sequence: 0,
             acked: -1,
+            open_group: None,
+            not_durable: HashMap::new(),
             broken: false,
+            symbols: SymbolTable::default(),
         })
     }
 
@@ -99,10 +161,23 @@ impl IngestConnection {
         self.next_sequence - 1 - self.acked
     }
 
-    /// Sends one encoded ingress message without waiting; returns its
-    /// sequence number. A frame over the server's limit is refused before
-    /// anything is sent (the connection stays usable).
-    pub fn send(&mut self, frame: Vec<u8>) -> Result<i64> {
+    /// Whether a deferred group is open (sent frames that only a frame
+    /// without `FLAG_DEFER_COMMIT` commits).
+    pub fn in_deferred_group(&self) -> bool {
+        self.open_group.is_some()
+    }
+
+    /// Whether the connection is open with nothing unread on the socket:
+    /// an idle connection the server closed (or wrote to since, such as a
+    /// late error) is not.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.transport.is_quiet()
+    }
+
+    /// Sends one encoded ingress message without waiting. A frame over the
+    /// server's limit is refused before anything is sent (the connection
+    /// stays usable).
+    pub fn send(&mut self, frame: Vec<u8>) -> Result<Ticket> {
         self.usable()?;
         if frame.len() > self.max_frame {
             return Err(ClientError::FrameTooLarge {
@@ -110,25 +185,75 @@ impl IngestConnection {
                 max: self.max_frame,
             });
         }
+        let defer = frame.get(5).is_some_and(|&f| Flags(f).defer_commit());
         let sent = self.transport.send(frame);
         self.note(sent)?;
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        Ok(sequence)
+        self.open_group = match defer {
+            true => self.open_group.or(Some(sequence)),
+            false => None,
+        };
+        Ok(Ticket {
+            connection: self.id,
+            sequence,
+        })
     }
 
-    /// Reads answers until frame `sequence` is acknowledged.
-    pub fn wait_acked(&mut self, sequence: i64) -> Result<()> {
+    /// Reads answers until the ticket's frame is acknowledged (committed).
+    pub fn wait_acked(&mut self, ticket: Ticket) -> Result<()> {
         self.usable()?;
-        if sequence >= self.next_sequence {
-            return Err(ClientError::Protocol {
-                endpoint: self.transport.endpoint().clone(),
-                reason: format!("frame {sequence} was never sent"),
-            });
+        if ticket.connection != self.id {
+            return Err(ClientError::Usage(format!(
+                "the ticket of frame {} was issued by another connection",
+                ticket.sequence
+            )));
         }
-        while self.acked < sequence {
-            let answer = self.read_answer();
-            self.note(answer)?;
+        if self
+            .open_group
+            .is_some_and(|start| ticket.sequence >= start)
+        {
+            return Err(ClientError::Usage(format!(
+                "frame {} is in an open deferred group: send a frame without FLAG_DEFER_COMMIT to commit it first",
+                ticket.sequence
+            )));
+        }
+        let mut progress = Instant::now();
+        while self.acked < ticket.sequence {
+            let before = self.acked;
+            let step = self.read_answer(progress);
+            self.note(step)?;
+            if self.acked > before {
+                progress = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every transaction committed on this connection is
+    /// durable (fsync'd), pinging meanwhile as the official clients do.
+    /// Only with durable acks granted (`request_durable_ack=on`).
+    pub fn wait_durable(&mut self) -> Result<()> {
+        self.usable()?;
+        if !self.durable {
+            return Err(ClientError::Usage(
+                "durable acks were not requested (request_durable_ack=on)".into(),
+            ));
+        }
+        let mut progress = Instant::now();
+        let mut pinged = Instant::now();
+        while !self.not_durable.is_empty() {
+            if pinged.elapsed() >= DURABLE_KEEPALIVE {
+                let ping = self.transport.ping();
+                self.note(ping)?;
+                pinged = Instant::now();
+            }
+            let left = self.not_durable.len();
+            let step = self.read_answer_within(progress, DURABLE_KEEPALIVE);
+            self.note(step)?;
+            if self.not_durable.len() < left {
+                progress = Instant::now();
+            }
         }
         Ok(())
     }
@@ -152,15 +277,34 @@ impl IngestConnection {
         result
     }
 
-    fn read_answer(&mut self) -> Result<()> {
-        let frame = self.transport.receive()?;
+    fn read_answer(&mut self, progress: Instant) -> Result<()> {
+        self.read_answer_within(progress, self.request_timeout)
+    }
+
+    /// Reads one answer, waiting at most `step` and failing once the
+    /// request timeout has passed since `progress`.
+    fn read_answer_within(&mut self, progress: Instant, step: Duration) -> Result<()> {
+        let waited = progress.elapsed();
+        let Some(left) = self
+            .request_timeout
+            .checked_sub(waited)
+            .filter(|d| !d.is_zero())
+        else {
+            return Err(ClientError::Timeout {
+                endpoint: self.transport.endpoint().clone(),
+                waited,
+            });
+        };
+        let Some(frame) = self.transport.receive_within(left.min(step))? else {
+            return Ok(());
+        };
         let endpoint = || self.transport.endpoint().clone();
         let response = decode_ingress_response(&frame).map_err(|e| ClientError::Protocol {
             endpoint: endpoint(),
             reason: format!("an undecodable ack: {e}"),
         })?;
         match response {
-            IngressResponse::Ok { sequence, .. } => {
+            IngressResponse::Ok { sequence, tables } => {
                 if sequence < self.acked || sequence >= self.next_sequence {
                     return Err(ClientError::Protocol {
                         endpoint: endpoint(),
@@ -171,10 +315,36 @@ impl IngestConnection {
                         ),
                     });
                 }
+                if self.open_group.is_some_and(|start| sequence >= start) {
+                    return Err(ClientError::Protocol {
+                        endpoint: endpoint(),
+                        reason: format!("an OK for frame {sequence} of an open deferred group"),
+                    });
+                }
                 self.acked = sequence;
+                if self.durable {
+                    for t in tables {
+                        let txn = self
+                            .not_durable
+                            .entry(t.table.into_owned())
+                            .or_insert(t.seq_txn);
+                        *txn = (*txn).max(t.seq_txn);
+                    }
+                }
                 Ok(())
             }
-            IngressResponse::DurableAck { .. } => Ok(()),
+            IngressResponse::DurableAck { tables } => {
+                for t in tables {
+                    if self
+                        .not_durable
+                        .get(t.table.as_ref())
+                        .is_some_and(|&txn| txn <= t.seq_txn)
+                    {
+                        self.not_durable.remove(t.table.as_ref());
+                    }
+                }
+                Ok(())
+            }
             IngressResponse::Error {
                 status,
                 sequence,

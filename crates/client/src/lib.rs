@@ -38,9 +38,11 @@ pub mod conf;
 mod error;
 mod ingest;
 mod pool;
+mod sender;
 mod transport;
 
 pub use conf::{Auth, ClientConf, Compression, ConfError, Endpoint, PoolConf, Reap};
 pub use error::{ClientError, Lane, Result};
-pub use ingest::IngestConnection;
+pub use ingest::{IngestConnection, Ticket};
 pub use pool::{Client, LaneStats, Writer};
+pub use sender::{Ack, Bits, Chunk, ChunkError, Codes, Offsets, Sender};

@@ -1,14 +1,16 @@
 //! One WebSocket connection to a QWP endpoint: the HTTP upgrade with QWP's
 //! headers, failover across the connection string's endpoints, binary
-//! frames both ways.
+//! frames both ways, every wait bounded.
 //!
 //! It owns the socket and nothing of QWP's meaning: what a frame says is
-//! the ingest connection's (or the query connection's) business. Pings are
-//! answered by the WebSocket layer; a close, a text frame or an I/O error
-//! is an error for the caller, who then drops the connection.
+//! the ingest connection's (or the query connection's) business, and so is
+//! whether an upgrade response is acceptable (a check it passes in, so a
+//! refusal moves on to the next endpoint). Pings are answered by the
+//! WebSocket layer; a close, a text frame, an I/O error or a timeout is an
+//! error for the caller, who then drops the connection.
 
-use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{self, ErrorKind};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -16,37 +18,53 @@ use tungstenite::client::ClientRequestBuilder;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::{HeaderMap, Uri};
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, WebSocket};
+use tungstenite::{Bytes, Message, WebSocket};
 
 use crate::conf::{Auth, ClientConf, Endpoint};
 use crate::error::{ClientError, Result};
 
-/// The largest frame accepted from the server.
-const MAX_INBOUND_FRAME: usize = 256 << 20;
+/// How long a closing connection may take to send its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What an upgrade asks for.
+pub(crate) struct Upgrade<'h> {
+    /// The path (`/api/v4/write`, `/read/v1`).
+    pub(crate) path: &'static str,
+    /// QWP headers (authentication is added from the settings).
+    pub(crate) headers: &'h [(&'static str, String)],
+    /// The largest frame accepted from the server.
+    pub(crate) max_inbound: usize,
+}
 
 /// An upgraded connection (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Transport {
     socket: WebSocket<TcpStream>,
     endpoint: Endpoint,
+    /// The read timeout currently set on the socket.
+    read_timeout: Option<Duration>,
 }
 
 impl Transport {
     /// Connects to the first endpoint of `conf` that accepts the upgrade
-    /// of `path` with `headers` (besides authentication), trying them in
-    /// order. Returns the upgrade response's headers. Refused credentials
-    /// end the search (another endpoint would refuse them too).
-    pub(crate) fn connect(
+    /// and whose response passes `check`, trying them in order. Refused
+    /// credentials end the search (another endpoint would refuse them
+    /// too); any other failure moves on, and the last one is returned.
+    pub(crate) fn connect<T>(
         conf: &ClientConf,
-        path: &str,
-        headers: &[(&str, String)],
-    ) -> Result<(Transport, HeaderMap)> {
+        upgrade: &Upgrade<'_>,
+        check: impl Fn(&Endpoint, &HeaderMap) -> Result<T>,
+    ) -> Result<(Transport, T)> {
         if conf.tls {
             return Err(ClientError::Unsupported("wss:: (TLS)"));
         }
         let mut last = None;
         for endpoint in &conf.endpoints {
-            match Self::connect_one(conf, endpoint, path, headers) {
+            let attempt = Self::connect_one(conf, endpoint, upgrade).and_then(|(t, headers)| {
+                let accepted = check(endpoint, &headers)?;
+                Ok((t, accepted))
+            });
+            match attempt {
                 Ok(done) => return Ok(done),
                 Err(e @ ClientError::Unauthorized { .. }) => return Err(e),
                 Err(e) => last = Some(e),
@@ -61,8 +79,7 @@ impl Transport {
     fn connect_one(
         conf: &ClientConf,
         endpoint: &Endpoint,
-        path: &str,
-        headers: &[(&str, String)],
+        upgrade: &Upgrade<'_>,
     ) -> Result<(Transport, HeaderMap)> {
         let failed = |reason: String| ClientError::Connect {
             endpoint: endpoint.clone(),
@@ -70,11 +87,11 @@ impl Transport {
         };
         let stream =
             open_socket(endpoint, conf.connect_timeout).map_err(|e| failed(e.to_string()))?;
-        let uri: Uri = format!("ws://{endpoint}{path}")
+        let uri: Uri = format!("ws://{endpoint}{}", upgrade.path)
             .parse()
             .map_err(|e| failed(format!("not a valid address: {e}")))?;
         let mut request = ClientRequestBuilder::new(uri);
-        for (name, value) in headers {
+        for (name, value) in upgrade.headers {
             request = request.with_header(*name, value.clone());
         }
         match &conf.auth {
@@ -89,8 +106,8 @@ impl Transport {
             }
         }
         let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_INBOUND_FRAME))
-            .max_frame_size(Some(MAX_INBOUND_FRAME));
+            .max_message_size(Some(upgrade.max_inbound))
+            .max_frame_size(Some(upgrade.max_inbound));
         let (socket, response) =
             match tungstenite::client::client_with_config(request, stream, Some(config)) {
                 Ok(done) => done,
@@ -111,17 +128,18 @@ impl Transport {
                 }
                 Err(e) => return Err(failed(format!("upgrade failed: {e}"))),
             };
-        // The handshake's timeout is the connect timeout; after it, reads
-        // wait as long as the server takes to answer.
-        socket
-            .get_ref()
-            .set_read_timeout(None)
+        // After the handshake (bounded by the connect timeout), every
+        // write and every read waits at most the request timeout.
+        let tcp = socket.get_ref();
+        tcp.set_write_timeout(Some(conf.request_timeout))
+            .and_then(|()| tcp.set_read_timeout(Some(conf.request_timeout)))
             .map_err(|e| failed(e.to_string()))?;
         let (parts, _) = response.into_parts();
         Ok((
             Transport {
                 socket,
                 endpoint: endpoint.clone(),
+                read_timeout: Some(conf.request_timeout),
             },
             parts.headers,
         ))
@@ -132,10 +150,19 @@ impl Transport {
         &self.endpoint
     }
 
-    fn broken(&self, e: impl std::fmt::Display) -> ClientError {
+    fn broken(&self, e: tungstenite::Error) -> ClientError {
+        let reason = match e {
+            tungstenite::Error::Io(io) if is_timeout(&io) => {
+                return ClientError::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    waited: self.read_timeout.unwrap_or_default(),
+                };
+            }
+            e => e.to_string(),
+        };
         ClientError::Transport {
             endpoint: self.endpoint.clone(),
-            reason: e.to_string(),
+            reason,
         }
     }
 
@@ -146,11 +173,33 @@ impl Transport {
             .map_err(|e| self.broken(e))
     }
 
-    /// Waits for the next binary frame (pings are answered meanwhile).
-    pub(crate) fn receive(&mut self) -> Result<tungstenite::Bytes> {
+    /// Sends an empty ping (activity the server may answer durable acks
+    /// on).
+    pub(crate) fn ping(&mut self) -> Result<()> {
+        self.socket
+            .send(Message::Ping(Bytes::new()))
+            .map_err(|e| self.broken(e))
+    }
+
+    /// Waits up to `within` for the next binary frame (pings are answered
+    /// meanwhile); `None` when none came in time.
+    pub(crate) fn receive_within(&mut self, within: Duration) -> Result<Option<Bytes>> {
+        let within = within.max(Duration::from_millis(1));
+        if self.read_timeout != Some(within) {
+            self.socket
+                .get_ref()
+                .set_read_timeout(Some(within))
+                .map_err(|e| self.broken(tungstenite::Error::Io(e)))?;
+            self.read_timeout = Some(within);
+        }
         loop {
-            match self.socket.read().map_err(|e| self.broken(e))? {
-                Message::Binary(frame) => return Ok(frame),
+            let message = match self.socket.read() {
+                Ok(m) => m,
+                Err(tungstenite::Error::Io(e)) if is_timeout(&e) => return Ok(None),
+                Err(e) => return Err(self.broken(e)),
+            };
+            match message {
+                Message::Binary(frame) => return Ok(Some(frame)),
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 Message::Text(_) => {
                     return Err(ClientError::Protocol {
@@ -163,27 +212,50 @@ impl Transport {
                         || "without a reason".to_owned(),
                         |c| format!("with code {} {}", u16::from(c.code), c.reason),
                     );
-                    return Err(self.broken(format!("the server closed the connection {why}")));
+                    return Err(ClientError::Transport {
+                        endpoint: self.endpoint.clone(),
+                        reason: format!("the server closed the connection {why}"),
+                    });
                 }
             }
         }
     }
 
-    /// Closes the connection politely (errors ignored: it is going away).
+    /// Whether the connection is open with nothing unread: an idle
+    /// connection the server closed (or wrote to since) is not.
+    pub(crate) fn is_quiet(&self) -> bool {
+        let tcp = self.socket.get_ref();
+        if tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let quiet = matches!(tcp.peek(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock);
+        tcp.set_nonblocking(false).is_ok() && quiet
+    }
+
+    /// Closes the connection: a close frame if it goes out within a
+    /// second, then the socket (errors ignored: it is going away).
     pub(crate) fn close(&mut self) {
+        let _ = self.socket.get_ref().set_write_timeout(Some(CLOSE_TIMEOUT));
         let _ = self.socket.close(None);
         let _ = self.socket.flush();
+        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
     }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
 /// A TCP connection to one of the endpoint's addresses.
 fn open_socket(endpoint: &Endpoint, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
+    let mut last = io::Error::new(ErrorKind::NotFound, "the host has no address");
     for addr in (endpoint.host.as_str(), endpoint.port).to_socket_addrs()? {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
                 stream.set_read_timeout(Some(timeout))?;
+                stream.set_write_timeout(Some(timeout))?;
                 return Ok(stream);
             }
             Err(e) => last = e,

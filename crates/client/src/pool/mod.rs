@@ -21,7 +21,7 @@
 //! What it must not do: build or interpret frames (the connections and
 //! senders do).
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread;
@@ -29,14 +29,17 @@ use std::time::{Duration, Instant};
 
 use crate::conf::{ClientConf, Reap};
 use crate::error::{ClientError, Lane as LaneKind, Result};
-use crate::ingest::IngestConnection;
+use crate::ingest::{IngestConnection, Ticket};
+use crate::sender::Sender;
 
 /// What a lane lends.
 trait Pooled: Sized + Send + 'static {
     const LANE: LaneKind;
     fn open(conf: &ClientConf) -> Result<Self>;
-    /// Whether it may be lent again as it is.
+    /// Whether it may go back to the idle list as it is.
     fn reusable(&self) -> bool;
+    /// Whether an idle one is still worth lending (checked at borrow).
+    fn alive(&self) -> bool;
 }
 
 impl Pooled for IngestConnection {
@@ -49,6 +52,9 @@ impl Pooled for IngestConnection {
         // must not pass to another borrower, who would see their acks or
         // commit them.
         !self.is_broken() && self.unacked() == 0
+    }
+    fn alive(&self) -> bool {
+        self.is_quiet()
     }
 }
 
@@ -93,8 +99,8 @@ impl<C: Pooled> Lane<C> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An idle connection, or a new one while under the maximum, or the
-    /// first to come back within the acquire timeout.
+    /// An idle connection that is still alive, or a new one while under
+    /// the maximum, or the first to come back within the acquire timeout.
     fn acquire(&self, conf: &ClientConf) -> Result<C> {
         let start = Instant::now();
         let deadline = start + self.acquire_timeout;
@@ -104,12 +110,24 @@ impl<C: Pooled> Lane<C> {
                 return Err(ClientError::Closed);
             }
             if let Some((conn, _)) = state.idle.pop() {
-                return Ok(conn);
+                drop(state);
+                // Checked outside the lock; a dead one gives its slot back.
+                if conn.alive() {
+                    return Ok(conn);
+                }
+                drop(conn);
+                self.forget_one();
+                state = self.lock();
+                continue;
             }
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return C::open(conf).inspect_err(|_| self.forget_one());
+                // The slot is given back if opening fails or panics.
+                let slot = Slot { lane: self };
+                let conn = C::open(conf)?;
+                std::mem::forget(slot);
+                return Ok(conn);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -204,6 +222,18 @@ impl<C: Pooled> Lane<C> {
     }
 }
 
+/// A counted slot whose connection is being opened: given back unless
+/// the open succeeds (then forgotten).
+struct Slot<'l, C: Pooled> {
+    lane: &'l Lane<C>,
+}
+
+impl<C: Pooled> Drop for Slot<'_, C> {
+    fn drop(&mut self) {
+        self.lane.forget_one();
+    }
+}
+
 /// How many connections a lane has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaneStats {
@@ -213,10 +243,14 @@ pub struct LaneStats {
     pub idle: usize,
 }
 
+/// Where errors no caller can receive go (see [`Client::on_error`]).
+type ErrorHandler = Arc<dyn Fn(&ClientError) + Send + Sync>;
+
 /// What every handle and the reaper share.
 struct Shared {
     conf: ClientConf,
     writers: Lane<IngestConnection>,
+    on_error: Mutex<Option<ErrorHandler>>,
 }
 
 /// A pool of connections to a QWP server (see the module docs). Cheap to
@@ -242,7 +276,11 @@ impl Client {
     /// here, and starts the reaper when `pool_reap=auto`.
     pub fn connect(conf: ClientConf) -> Result<Client> {
         let writers = Lane::new(conf.pool.sender_min, conf.pool.sender_max, &conf);
-        let shared = Arc::new(Shared { conf, writers });
+        let shared = Arc::new(Shared {
+            conf,
+            writers,
+            on_error: Mutex::new(None),
+        });
         if !shared.conf.pool.lazy_connect {
             shared.writers.fill(&shared.conf)?;
         }
@@ -273,6 +311,24 @@ impl Client {
             conn: Some(conn),
             shared: Arc::clone(&self.shared),
         })
+    }
+
+    /// Borrows an ingest connection as a column-major sender
+    /// ([`Sender`]).
+    pub fn sender(&self) -> Result<Sender> {
+        Ok(Sender::new(self.writer()?))
+    }
+
+    /// Calls `handler` with errors no caller can receive: a sender
+    /// dropped with rows it could not commit ([`ClientError::Unsynced`]).
+    /// They are also logged (`tracing`, target `quiver_client`).
+    pub fn on_error(&self, handler: impl Fn(&ClientError) + Send + Sync + 'static) {
+        let mut slot = self
+            .shared
+            .on_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *slot = Some(Arc::new(handler));
     }
 
     /// Closes idle connections past the idle timeout now (down to each
@@ -338,17 +394,47 @@ impl Writer {
     }
 }
 
-impl Deref for Writer {
-    type Target = IngestConnection;
-    fn deref(&self) -> &IngestConnection {
+impl Writer {
+    /// Hands `error` to the client's error handler, if one is set.
+    pub(crate) fn report(&self, error: &ClientError) {
+        let handler = self
+            .shared
+            .on_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(handler) = handler {
+            handler(error);
+        }
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut IngestConnection {
         // Present until drop or discard, which consume the handle.
-        self.conn.as_ref().expect("a writer holds its connection")
+        self.conn.as_mut().expect("a writer holds its connection")
+    }
+
+    /// [`IngestConnection::send`].
+    pub fn send(&mut self, frame: Vec<u8>) -> Result<Ticket> {
+        self.conn().send(frame)
+    }
+
+    /// [`IngestConnection::wait_acked`].
+    pub fn wait_acked(&mut self, ticket: Ticket) -> Result<()> {
+        self.conn().wait_acked(ticket)
+    }
+
+    /// [`IngestConnection::wait_durable`].
+    pub fn wait_durable(&mut self) -> Result<()> {
+        self.conn().wait_durable()
     }
 }
 
-impl DerefMut for Writer {
-    fn deref_mut(&mut self) -> &mut IngestConnection {
-        self.conn.as_mut().expect("a writer holds its connection")
+/// Read access to the connection's state; the connection itself stays
+/// in the handle (it cannot be swapped for another pool's).
+impl Deref for Writer {
+    type Target = IngestConnection;
+    fn deref(&self) -> &IngestConnection {
+        self.conn.as_ref().expect("a writer holds its connection")
     }
 }
 

@@ -1,0 +1,506 @@
+//! Our SDK's column-major sender against the real server:
+//!
+//! - the same rows sent by `questdb-rs`'s column sender (unsliced buffers)
+//!   and by ours (slices of longer buffers, validity bitmaps at a bit
+//!   offset that is not a multiple of 8, LargeUtf8 offsets not from 0,
+//!   16-bit symbol codes) must be stored identically, column by column;
+//! - a chunk larger than the server's frame limit is split and still
+//!   commits as one transaction;
+//! - dropping a sender with unsynced rows commits them, or reports the
+//!   failure to the error handler; `discard` drops them;
+//! - a durable sync needs durable acks, and waits for them.
+
+mod common;
+mod stored;
+
+use std::sync::{Arc, Mutex};
+
+use common::TestServer;
+use questdb::QuestDb;
+use questdb::ingress::TimestampUnit;
+use questdb::ingress::column_sender::{Chunk as TheirChunk, Validity};
+use quiver_client::{Ack, Bits, Chunk, Client, ClientError, Codes, Offsets};
+use stored::read_table;
+
+const ROWS: usize = 53;
+/// Our buffers hold this many extra rows before the ones sent.
+const SKIP: usize = 3;
+
+/// A deterministic pseudo-random sequence.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 11
+    }
+}
+
+/// An LSB-first validity bitmap (1 = valid) of `valid`, from bit `offset`.
+fn bitmap(valid: &[bool], offset: usize) -> Vec<u8> {
+    let mut out = vec![0u8; (offset + valid.len()).div_ceil(8)];
+    for (i, v) in valid.iter().enumerate() {
+        if *v {
+            out[(offset + i) / 8] |= 1 << ((offset + i) % 8);
+        }
+    }
+    out
+}
+
+/// Every column's data for ROWS rows, plus SKIP leading rows for slicing.
+struct Data {
+    valid: Vec<bool>,
+    i8s: Vec<i8>,
+    i16s: Vec<i16>,
+    i32s: Vec<i32>,
+    i64s: Vec<i64>,
+    f32s: Vec<f32>,
+    f64s: Vec<f64>,
+    bools: Vec<bool>,
+    texts: Vec<Option<String>>,
+    sym_codes: Vec<i16>,
+    dictionary: Vec<&'static str>,
+    uuids: Vec<[u8; 16]>,
+    l256s: Vec<[u8; 32]>,
+    ips: Vec<u32>,
+    micros: Vec<i64>,
+    nanos: Vec<i64>,
+    dates: Vec<i64>,
+    bins: Vec<Option<Vec<u8>>>,
+    d64: Vec<i64>,
+    d128: Vec<i128>,
+    d256: Vec<[u8; 32]>,
+    designated: Vec<i64>,
+}
+
+fn data() -> Data {
+    let n = ROWS + SKIP;
+    let mut r = Lcg(42);
+    let mut next = move || r.next();
+    let valid: Vec<bool> = (0..n).map(|_| next() % 4 != 0).collect();
+    let dictionary = vec!["alpha", "beta", "gamma", "δέλτα", "epsilon"];
+    Data {
+        i8s: (0..n).map(|_| next() as i8).collect(),
+        i16s: (0..n).map(|_| next() as i16).collect(),
+        i32s: (0..n).map(|_| (next() as i32).max(i32::MIN + 1)).collect(),
+        i64s: (0..n).map(|_| (next() as i64).max(i64::MIN + 1)).collect(),
+        f32s: (0..n).map(|_| (next() % 10_000) as f32 / 7.0).collect(),
+        f64s: (0..n).map(|_| (next() % 1_000_000) as f64 / 13.0).collect(),
+        bools: (0..n).map(|_| next() % 2 == 0).collect(),
+        texts: (0..n)
+            .map(|i| (next() % 5 != 0).then(|| format!("v{i}-é-{}", next() % 100)))
+            .collect(),
+        sym_codes: (0..n).map(|_| (next() % 5) as i16).collect(),
+        uuids: (0..n)
+            .map(|_| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&next().to_le_bytes());
+                b[8..].copy_from_slice(&next().to_le_bytes());
+                b
+            })
+            .collect(),
+        l256s: (0..n)
+            .map(|_| {
+                let mut b = [0u8; 32];
+                for k in 0..4 {
+                    b[k * 8..k * 8 + 8]
+                        .copy_from_slice(&(next() & 0x7fff_ffff_ffff_ffff).to_le_bytes());
+                }
+                b
+            })
+            .collect(),
+        ips: (0..n).map(|_| (next() as u32).max(1)).collect(),
+        micros: (0..n)
+            .map(|_| 1_600_000_000_000_000 + (next() % 1_000_000_000) as i64)
+            .collect(),
+        nanos: (0..n)
+            .map(|_| 1_600_000_000_000_000_000 + (next() % 1_000_000_000) as i64)
+            .collect(),
+        dates: (0..n)
+            .map(|_| 1_600_000_000_000 + (next() % 1_000_000) as i64)
+            .collect(),
+        bins: (0..n)
+            .map(|_| (next() % 3 != 0).then(|| (0..next() % 7).map(|b| b as u8 ^ 0x5a).collect()))
+            .collect(),
+        d64: (0..n)
+            .map(|_| (next() % 1_000_000) as i64 - 500_000)
+            .collect(),
+        d128: (0..n)
+            .map(|_| i128::from(next()) * 1_000_003 - (1 << 60))
+            .collect(),
+        d256: (0..n)
+            .map(|_| {
+                let v = i128::from(next()) - (1 << 50);
+                let mut b = [if v < 0 { 0xff } else { 0 }; 32];
+                b[..16].copy_from_slice(&v.to_le_bytes());
+                b
+            })
+            .collect(),
+        designated: (0..n)
+            .map(|i| 1_700_000_000_000_000_000 + i as i64 * 1_000)
+            .collect(),
+        valid,
+        dictionary,
+    }
+}
+
+/// Arrow Utf8/Binary layout of optional values (NULLs empty).
+fn layout<T: AsRef<[u8]>>(values: &[Option<T>]) -> (Vec<i64>, Vec<u8>) {
+    let mut offsets = vec![0i64];
+    let mut bytes = Vec::new();
+    for v in values {
+        if let Some(v) = v {
+            bytes.extend_from_slice(v.as_ref());
+        }
+        offsets.push(bytes.len() as i64);
+    }
+    (offsets, bytes)
+}
+
+#[test]
+fn every_column_kind_is_stored_as_the_official_column_sender_stores_it() {
+    let server = TestServer::start();
+    let d = data();
+    let sent = SKIP..SKIP + ROWS;
+
+    // Theirs: offset-0 buffers of exactly the rows sent.
+    let valid = bitmap(&d.valid[sent.clone()], 0);
+    let text_valid = bitmap(
+        &d.texts[sent.clone()]
+            .iter()
+            .map(Option::is_some)
+            .collect::<Vec<_>>(),
+        0,
+    );
+    let bin_valid = bitmap(
+        &d.bins[sent.clone()]
+            .iter()
+            .map(Option::is_some)
+            .collect::<Vec<_>>(),
+        0,
+    );
+    let (t_off, t_bytes) = layout(&d.texts[sent.clone()]);
+    let t_off32: Vec<i32> = t_off.iter().map(|&o| o as i32).collect();
+    let (b_off, b_bytes) = layout(&d.bins[sent.clone()]);
+    let b_off32: Vec<i32> = b_off.iter().map(|&o| o as i32).collect();
+    let (dict_off, dict_bytes) = layout(&d.dictionary.iter().map(Some).collect::<Vec<_>>());
+    let dict_off32: Vec<i32> = dict_off.iter().map(|&o| o as i32).collect();
+    let codes32: Vec<i32> = d.sym_codes[sent.clone()]
+        .iter()
+        .map(|&c| i32::from(c))
+        .collect();
+    let bool_bits = bitmap(&d.bools[sent.clone()], 0);
+    {
+        let db = QuestDb::connect(&format!("ws::addr={};", server.addr())).unwrap();
+        let mut sender = db.borrow_sender().unwrap();
+        let v = Validity::from_bitmap(&valid, ROWS).unwrap();
+        let tv = Validity::from_bitmap(&text_valid, ROWS).unwrap();
+        let bv = Validity::from_bitmap(&bin_valid, ROWS).unwrap();
+        let mut chunk = TheirChunk::new("theirs");
+        chunk
+            .column_i8("i8", &d.i8s[sent.clone()], Some(&v))
+            .unwrap()
+            .column_i16("i16", &d.i16s[sent.clone()], Some(&v))
+            .unwrap()
+            .column_i32("i32", &d.i32s[sent.clone()], Some(&v))
+            .unwrap()
+            .column_i64("i64", &d.i64s[sent.clone()], Some(&v))
+            .unwrap()
+            .column_f32("f32", &d.f32s[sent.clone()], Some(&v))
+            .unwrap()
+            .column_f64("f64", &d.f64s[sent.clone()], Some(&v))
+            .unwrap()
+            .column_f64("f64_dense", &d.f64s[sent.clone()], None)
+            .unwrap()
+            .column_bool("flag", &bool_bits, ROWS, None)
+            .unwrap()
+            .column_str("s", &t_off32, &t_bytes, Some(&tv))
+            .unwrap()
+            .symbol_i32("sym", &codes32, &dict_off32, &dict_bytes, Some(&v))
+            .unwrap()
+            .column_uuid("u", &d.uuids[sent.clone()], Some(&v))
+            .unwrap()
+            .column_long256("l256", &d.l256s[sent.clone()], Some(&v))
+            .unwrap()
+            .column_ipv4("ip", &d.ips[sent.clone()], Some(&v))
+            .unwrap()
+            .column_ts(
+                "ts_us",
+                &d.micros[sent.clone()],
+                TimestampUnit::Micros,
+                Some(&v),
+            )
+            .unwrap()
+            .column_ts("ts_ns", &d.nanos[sent.clone()], TimestampUnit::Nanos, None)
+            .unwrap()
+            .column_date("dt", &d.dates[sent.clone()], Some(&v))
+            .unwrap()
+            .column_binary("bin", &b_off32, &b_bytes, Some(&bv))
+            .unwrap()
+            .column_decimal64("dec64", &d.d64[sent.clone()], 3, Some(&v))
+            .unwrap()
+            .column_decimal128("dec128", &d.d128[sent.clone()], 9, Some(&v))
+            .unwrap()
+            .column_decimal256("dec256", &d.d256[sent.clone()], 20, Some(&v))
+            .unwrap()
+            .at_nanos(&d.designated[sent.clone()])
+            .unwrap();
+        sender
+            .flush_and_wait(&mut chunk, questdb::ingress::AckLevel::Ok)
+            .unwrap();
+    }
+
+    // Ours: slices of the longer buffers; bitmaps from bit SKIP.
+    let all_valid = bitmap(&d.valid, 0);
+    let all_text_valid = bitmap(&d.texts.iter().map(Option::is_some).collect::<Vec<_>>(), 0);
+    let all_bin_valid = bitmap(&d.bins.iter().map(Option::is_some).collect::<Vec<_>>(), 0);
+    let (all_t_off, all_t_bytes) = layout(&d.texts);
+    let (all_b_off, all_b_bytes) = layout(&d.bins);
+    let all_b_off32: Vec<i32> = all_b_off.iter().map(|&o| o as i32).collect();
+    let all_bools = bitmap(&d.bools, 0);
+    let v = Some(Bits::with_offset(&all_valid, SKIP));
+    let tv = Some(Bits::with_offset(&all_text_valid, SKIP));
+    let bv = Some(Bits::with_offset(&all_bin_valid, SKIP));
+    let client = Client::from_conf(&format!("ws::addr={};", server.addr())).unwrap();
+    let mut sender = client.sender().unwrap();
+    let mut chunk = Chunk::new("ours", ROWS).unwrap();
+    chunk
+        .i8("i8", &d.i8s[sent.clone()], v)
+        .unwrap()
+        .i16("i16", &d.i16s[sent.clone()], v)
+        .unwrap()
+        .i32("i32", &d.i32s[sent.clone()], v)
+        .unwrap()
+        .i64("i64", &d.i64s[sent.clone()], v)
+        .unwrap()
+        .f32("f32", &d.f32s[sent.clone()], v)
+        .unwrap()
+        .f64("f64", &d.f64s[sent.clone()], v)
+        .unwrap()
+        .f64("f64_dense", &d.f64s[sent.clone()], None)
+        .unwrap()
+        .bool("flag", Bits::with_offset(&all_bools, SKIP), None)
+        .unwrap()
+        .varchar(
+            "s",
+            Offsets::I64(&all_t_off[SKIP..=SKIP + ROWS]),
+            &all_t_bytes,
+            tv,
+        )
+        .unwrap()
+        .symbol(
+            "sym",
+            Codes::I16(&d.sym_codes[sent.clone()]),
+            Offsets::I64(&dict_off),
+            &dict_bytes,
+            v,
+        )
+        .unwrap()
+        .uuid("u", &d.uuids[sent.clone()], v)
+        .unwrap()
+        .long256("l256", &d.l256s[sent.clone()], v)
+        .unwrap()
+        .ipv4("ip", &d.ips[sent.clone()], v)
+        .unwrap()
+        .timestamp_micros("ts_us", &d.micros[sent.clone()], v)
+        .unwrap()
+        .timestamp_nanos("ts_ns", &d.nanos[sent.clone()], None)
+        .unwrap()
+        .date_millis("dt", &d.dates[sent.clone()], v)
+        .unwrap()
+        .binary(
+            "bin",
+            Offsets::I32(&all_b_off32[SKIP..=SKIP + ROWS]),
+            &all_b_bytes,
+            bv,
+        )
+        .unwrap()
+        .decimal64("dec64", 3, &d.d64[sent.clone()], v)
+        .unwrap()
+        .decimal128("dec128", 9, &d.d128[sent.clone()], v)
+        .unwrap()
+        .decimal256("dec256", 20, &d.d256[sent.clone()], v)
+        .unwrap()
+        .at_nanos(&d.designated[sent.clone()])
+        .unwrap();
+    sender.flush(&chunk).unwrap();
+    assert_eq!(sender.pending_rows(), ROWS as u64);
+    sender.sync(Ack::Ok).unwrap();
+    assert_eq!(sender.pending_rows(), 0);
+
+    let db = server.storage();
+    let theirs = read_table(&db, "theirs");
+    let ours = read_table(&db, "ours");
+    assert_eq!(ours.rows(), ROWS);
+    assert_eq!(theirs.rows(), ROWS);
+    let names: Vec<String> = theirs
+        .schema
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let ours_names: Vec<String> = ours.schema.columns.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(ours_names, names);
+    for name in &names {
+        assert_eq!(ours.column_type(name), theirs.column_type(name), "{name}");
+        let (a, b) = (ours.col(name), theirs.col(name));
+        assert!(
+            a.as_ref() == b.as_ref(),
+            "{name}:\nours   {a:?}\ntheirs {b:?}"
+        );
+    }
+    // And the values are the ones meant (not merely equal to theirs).
+    let want_i64: Vec<Option<i64>> = sent
+        .clone()
+        .map(|i| d.valid[i].then_some(d.i64s[i]))
+        .collect();
+    assert_eq!(ours.ints("i64"), want_i64);
+    let want_s: Vec<Option<String>> = d.texts[sent.clone()].to_vec();
+    assert_eq!(ours.strs("s"), want_s);
+    let want_sym: Vec<Option<String>> = sent
+        .clone()
+        .map(|i| d.valid[i].then(|| d.dictionary[d.sym_codes[i] as usize].to_owned()))
+        .collect();
+    assert_eq!(ours.syms("sym"), want_sym);
+}
+
+#[test]
+fn a_chunk_over_the_frame_limit_is_split_and_commits_as_one_transaction() {
+    let server = TestServer::start();
+    // 600,000 rows of ~40 bytes: over the 16 MiB frame limit.
+    let rows = 600_000usize;
+    let texts: Vec<Option<String>> = (0..rows)
+        .map(|i| Some(format!("{i:0>20}-{:0>10}", i * 7)))
+        .collect();
+    let (offsets, bytes) = layout(&texts);
+    let ts: Vec<i64> = (0..rows as i64)
+        .map(|i| 1_700_000_000_000_000 + i)
+        .collect();
+    let longs: Vec<i64> = (0..rows as i64).collect();
+    let client = Client::from_conf(&format!("ws::addr={};", server.addr())).unwrap();
+    let mut sender = client.sender().unwrap();
+    let mut chunk = Chunk::new("big", rows).unwrap();
+    chunk
+        .varchar("s", Offsets::I64(&offsets), &bytes, None)
+        .unwrap()
+        .i64("n", &longs, None)
+        .unwrap()
+        .at_micros(&ts)
+        .unwrap();
+    sender.flush(&chunk).unwrap();
+    assert!(sender.frames_sent() >= 2, "{} frames", sender.frames_sent());
+    // Deferred: nothing visible before the sync.
+    assert_eq!(
+        server
+            .storage()
+            .snapshot("big")
+            .map_or(0, |s| s.row_count()),
+        0
+    );
+    sender.sync(Ack::Ok).unwrap();
+    let stored = read_table(&server.storage(), "big");
+    assert_eq!(stored.rows(), rows);
+    assert_eq!(
+        stored.ints("n"),
+        longs.iter().map(|&v| Some(v)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn dropping_a_sender_commits_its_rows_or_reports_why_not_and_discard_drops_them() {
+    let mut server = TestServer::start();
+    let longs = [1i64, 2, 3];
+    let ts = [
+        1_700_000_000_000_000i64,
+        1_700_000_000_000_001,
+        1_700_000_000_000_002,
+    ];
+    let mut chunk = Chunk::new("t", 3).unwrap();
+    chunk
+        .i64("v", &longs, None)
+        .unwrap()
+        .at_micros(&ts)
+        .unwrap();
+    let client =
+        Client::from_conf(&format!("ws::addr={};sender_pool_min=0;", server.addr())).unwrap();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&errors);
+    client.on_error(move |e| sink.lock().unwrap().push(e.to_string()));
+
+    // Dropped after a flush: committed.
+    let mut sender = client.sender().unwrap();
+    sender.flush(&chunk).unwrap();
+    drop(sender);
+    assert_eq!(read_table(&server.storage(), "t").rows(), 3);
+
+    // Discarded: rolled back.
+    let mut sender = client.sender().unwrap();
+    sender.flush(&chunk).unwrap();
+    sender.discard();
+    let mut sender = client.sender().unwrap();
+    sender.sync(Ack::Ok).unwrap();
+    drop(sender);
+    assert_eq!(
+        read_table(&server.storage(), "t").rows(),
+        3,
+        "discarded rows never commit"
+    );
+    assert!(errors.lock().unwrap().is_empty());
+
+    // Dropped after a flush to a server that is gone: reported.
+    let mut sender = client.sender().unwrap();
+    sender.flush(&chunk).unwrap();
+    server.kill9();
+    drop(sender);
+    let errors = errors.lock().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("3 unsynced rows"), "{errors:?}");
+}
+
+#[test]
+fn a_durable_sync_needs_durable_acks_and_waits_for_them() {
+    let server = TestServer::start();
+    let longs = [7i64, 8];
+    let ts = [1_700_000_000_000_000i64, 1_700_000_000_000_001];
+    let mut chunk = Chunk::new("t", 2).unwrap();
+    chunk
+        .i64("v", &longs, None)
+        .unwrap()
+        .at_micros(&ts)
+        .unwrap();
+
+    let plain = Client::from_conf(&format!("ws::addr={};", server.addr())).unwrap();
+    let mut sender = plain.sender().unwrap();
+    sender.flush(&chunk).unwrap();
+    assert!(matches!(
+        sender.sync(Ack::Durable),
+        Err(ClientError::Usage(_))
+    ));
+    assert_eq!(
+        sender.pending_rows(),
+        2,
+        "nothing committed by a refused durable sync"
+    );
+    sender.sync(Ack::Ok).unwrap();
+
+    let durable = Client::from_conf(&format!(
+        "ws::addr={};request_durable_ack=on;",
+        server.addr()
+    ))
+    .unwrap();
+    let mut sender = durable.sender().unwrap();
+    sender.flush(&chunk).unwrap();
+    sender.sync(Ack::Durable).unwrap();
+    assert_eq!(read_table(&server.storage(), "t").rows(), 4);
+
+    // A chunk without a designated timestamp choice is refused before
+    // anything is sent.
+    let mut no_ts = Chunk::new("t", 2).unwrap();
+    no_ts.i64("v", &longs, None).unwrap();
+    assert!(matches!(sender.flush(&no_ts), Err(ClientError::Chunk(_))));
+    assert_eq!(sender.pending_rows(), 0);
+    sender.sync(Ack::Ok).unwrap();
+}
