@@ -126,6 +126,18 @@ pub enum ClientError {
         /// Why the commit failed.
         cause: Box<ClientError>,
     },
+    /// A chunk failed part-way (see [`crate::Sender::flush`]): the
+    /// connection was closed and the rows flushed since the last sync were
+    /// rolled back.
+    #[error(
+        "a chunk failed part-way, so {rows} rows flushed since the last sync were rolled back: {cause}"
+    )]
+    ChunkAborted {
+        /// Rows rolled back.
+        rows: u64,
+        /// What failed.
+        cause: Box<ClientError>,
+    },
     /// The client was closed.
     #[error("the client is closed")]
     Closed,

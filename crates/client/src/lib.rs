@@ -45,4 +45,6 @@ pub use conf::{Auth, ClientConf, Compression, ConfError, Endpoint, PoolConf, Rea
 pub use error::{ClientError, Lane, Result};
 pub use ingest::{IngestConnection, Ticket};
 pub use pool::{Client, LaneStats, Writer};
-pub use sender::{Ack, Bits, Chunk, ChunkError, Codes, Offsets, Sender};
+pub use sender::{
+    Ack, ArrowOptions, Bits, Chunk, ChunkError, Codes, ColumnAs, Designated, Offsets, Sender,
+};

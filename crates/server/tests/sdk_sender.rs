@@ -504,3 +504,278 @@ fn a_durable_sync_needs_durable_acks_and_waits_for_them() {
     assert_eq!(sender.pending_rows(), 0);
     sender.sync(Ack::Ok).unwrap();
 }
+
+mod arrow_ingest {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, DictionaryArray,
+        FixedSizeBinaryArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
+        Int64Array, LargeStringArray, RecordBatch, StringArray, TimestampMillisecondArray,
+        TimestampNanosecondArray, UInt8Array, UInt32Array,
+    };
+    use arrow::datatypes::Int16Type;
+    use questdb::ingress::{AckLevel, ColumnName};
+    use quiver_client::{Ack, ArrowOptions, Client, ClientError, ColumnAs};
+
+    use super::common::TestServer;
+    use super::stored::read_table;
+
+    const N: usize = 41;
+
+    fn batch() -> RecordBatch {
+        let valid = |i: usize| i % 5 != 2;
+        let texts: Vec<Option<String>> =
+            (0..N).map(|i| valid(i).then(|| format!("t{i}é"))).collect();
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            (
+                "i8",
+                Arc::new(Int8Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(i as i8 - 20)),
+                )),
+            ),
+            (
+                "i16",
+                Arc::new(Int16Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(i as i16 * 300)),
+                )),
+            ),
+            (
+                "i32",
+                Arc::new(Int32Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(i as i32 * 70_000)),
+                )),
+            ),
+            (
+                "i64",
+                Arc::new(Int64Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(i as i64 * 1 << 40)),
+                )),
+            ),
+            (
+                "u8",
+                Arc::new(UInt8Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(200 + i as u8 % 50)),
+                )),
+            ),
+            (
+                "f32",
+                Arc::new(Float32Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(i as f32 / 3.0)),
+                )),
+            ),
+            (
+                "f64",
+                Arc::new(Float64Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(i as f64 / 7.0)),
+                )),
+            ),
+            (
+                "flag",
+                Arc::new(BooleanArray::from_iter((0..N).map(|i| Some(i % 3 == 0)))),
+            ),
+            ("s", Arc::new(StringArray::from(texts.clone()))),
+            ("ls", Arc::new(LargeStringArray::from(texts.clone()))),
+            (
+                "sym",
+                Arc::new(
+                    (0..N)
+                        .map(|i| valid(i).then(|| ["x", "y", "zé"][i % 3]))
+                        .collect::<DictionaryArray<Int16Type>>(),
+                ),
+            ),
+            (
+                "tag",
+                Arc::new(StringArray::from_iter(
+                    (0..N).map(|i| valid(i).then(|| ["p", "q"][i % 2])),
+                )),
+            ),
+            (
+                "bin",
+                Arc::new(BinaryArray::from_iter(
+                    (0..N).map(|i| valid(i).then(|| vec![i as u8; i % 4])),
+                )),
+            ),
+            (
+                "u",
+                Arc::new(
+                    FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                        (0..N).map(|i| valid(i).then(|| [i as u8; 16])),
+                        16,
+                    )
+                    .unwrap(),
+                ),
+            ),
+            (
+                "fsb",
+                Arc::new(
+                    FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                        (0..N).map(|i| valid(i).then(|| [i as u8, 1, 2])),
+                        3,
+                    )
+                    .unwrap(),
+                ),
+            ),
+            (
+                "ip",
+                Arc::new(UInt32Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(0x0a00_0001 + i as u32)),
+                )),
+            ),
+            (
+                "ms",
+                Arc::new(TimestampMillisecondArray::from_iter(
+                    (0..N).map(|i| valid(i).then_some(1_600_000_000_000 + i as i64)),
+                )),
+            ),
+            (
+                "day",
+                Arc::new(Date32Array::from_iter(
+                    (0..N).map(|i| valid(i).then_some(19_000 + i as i32)),
+                )),
+            ),
+            (
+                "dec",
+                Arc::new(
+                    Decimal128Array::from_iter(
+                        (0..N).map(|i| valid(i).then_some(i as i128 * 12_345 - 99)),
+                    )
+                    .with_precision_and_scale(20, 4)
+                    .unwrap(),
+                ),
+            ),
+            (
+                "ts",
+                Arc::new(TimestampNanosecondArray::from_iter_values(
+                    (0..N).map(|i| 1_700_000_000_000_000_000 + i as i64 * 1_000),
+                )),
+            ),
+        ];
+        let fields: Vec<arrow::datatypes::Field> = columns
+            .iter()
+            .map(|(name, array)| {
+                let field = arrow::datatypes::Field::new(*name, array.data_type().clone(), true);
+                match *name {
+                    // The canonical UUID extension: RFC 4122 bytes.
+                    "u" => field.with_metadata(
+                        [("ARROW:extension:name".to_string(), "arrow.uuid".to_string())].into(),
+                    ),
+                    _ => field,
+                }
+            })
+            .collect();
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        RecordBatch::try_new(schema, columns.into_iter().map(|(_, a)| a).collect()).unwrap()
+    }
+
+    #[test]
+    fn a_sliced_record_batch_is_stored_as_the_official_client_stores_the_same_rows() {
+        let server = TestServer::start();
+        let whole = batch();
+        // Rows 3.. : every array at a non-zero offset (bitmaps at bit 3).
+        let sliced = whole.slice(3, N - 3);
+        let their_rows = RecordBatch::try_new(
+            sliced.schema(),
+            sliced
+                .columns()
+                .iter()
+                .map(|c| {
+                    arrow::compute::kernels::take::take(
+                        c,
+                        &arrow::array::UInt32Array::from_iter_values(0..(N - 3) as u32),
+                        None,
+                    )
+                    .unwrap()
+                })
+                .collect(),
+        )
+        .unwrap();
+        let overrides = [
+            questdb::ingress::column_sender::ArrowColumnOverride::Ipv4 { column: "ip" },
+            questdb::ingress::column_sender::ArrowColumnOverride::Symbol { column: "tag" },
+        ];
+        let db = questdb::QuestDb::connect(&format!("ws::addr={};", server.addr())).unwrap();
+        db.flush_arrow_batch(
+            "theirs",
+            &their_rows,
+            Some(ColumnName::new("ts").unwrap()),
+            &overrides,
+            Some(AckLevel::Ok),
+        )
+        .unwrap();
+
+        let client = Client::from_conf(&format!("ws::addr={};", server.addr())).unwrap();
+        let options = ArrowOptions::at_column("ours", "ts")
+            .with("ip", ColumnAs::Ipv4)
+            .with("tag", ColumnAs::Symbol);
+        client.send_batch(&sliced, &options, Ack::Ok).unwrap();
+
+        let db = server.storage();
+        let theirs = read_table(&db, "theirs");
+        let ours = read_table(&db, "ours");
+        assert_eq!(ours.rows(), N - 3);
+        let names: Vec<String> = theirs
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let ours_names: Vec<String> = ours.schema.columns.iter().map(|c| c.name.clone()).collect();
+        assert_eq!(ours_names, names);
+        for name in &names {
+            assert_eq!(ours.column_type(name), theirs.column_type(name), "{name}");
+            let (a, b) = (ours.col(name), theirs.col(name));
+            assert!(
+                a.as_ref() == b.as_ref(),
+                "{name}:\nours   {a:?}\ntheirs {b:?}"
+            );
+        }
+        let want: Vec<Option<String>> = (3..N)
+            .map(|i| (i % 5 != 2).then(|| format!("t{i}é")))
+            .collect();
+        assert_eq!(ours.strs("ls"), want);
+    }
+
+    #[test]
+    fn a_batch_needs_a_designated_timestamp_choice_and_unmappable_types_are_named() {
+        let server = TestServer::start();
+        let client = Client::from_conf(&format!("ws::addr={};", server.addr())).unwrap();
+        let b = batch();
+        // A designated column that is not there.
+        let missing = ArrowOptions::at_column("t", "nope");
+        assert!(matches!(
+            client.send_batch(&b, &missing, Ack::Ok),
+            Err(ClientError::Chunk(_))
+        ));
+        // A list column: refused with its name and type.
+        let list: ArrayRef = Arc::new(arrow::array::ListArray::from_iter_primitive::<
+            arrow::datatypes::Float64Type,
+            _,
+            _,
+        >((0..N).map(|i| Some(vec![Some(i as f64)]))));
+        let with_list = RecordBatch::try_from_iter(
+            b.columns()
+                .iter()
+                .cloned()
+                .zip(b.schema().fields().iter().map(|f| f.name().clone()))
+                .map(|(c, n)| (n, c))
+                .chain([("arr".to_string(), list)]),
+        )
+        .unwrap();
+        match client.send_batch(&with_list, &ArrowOptions::at_column("t", "ts"), Ack::Ok) {
+            Err(ClientError::Chunk(e)) => assert!(e.to_string().contains("arr"), "{e}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Server time, explicitly: the ts column is stored as a column.
+        client
+            .send_batch(&b, &ArrowOptions::at_server_time("st"), Ack::Ok)
+            .unwrap();
+        let stored = read_table(&server.storage(), "st");
+        assert_eq!(stored.rows(), N);
+        assert!(stored.schema.columns.iter().any(|c| c.name == "ts"));
+        assert!(
+            server.storage().snapshot("t").is_none(),
+            "nothing of a refused batch is stored"
+        );
+    }
+}

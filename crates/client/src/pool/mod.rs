@@ -319,6 +319,25 @@ impl Client {
         Ok(Sender::new(self.writer()?))
     }
 
+    /// Sends one Arrow `RecordBatch` and commits it at `ack`'s level, on a
+    /// borrowed connection (see [`crate::ArrowOptions`]). All of it or
+    /// nothing: on an error nothing of the batch is committed.
+    pub fn send_batch(
+        &self,
+        batch: &arrow_array::RecordBatch,
+        options: &crate::ArrowOptions,
+        ack: crate::Ack,
+    ) -> Result<()> {
+        let mut sender = self.sender()?;
+        let sent = sender
+            .flush_batch(batch, options)
+            .and_then(|()| sender.sync(ack));
+        if sent.is_err() {
+            sender.discard();
+        }
+        sent
+    }
+
     /// Calls `handler` with errors no caller can receive: a sender
     /// dropped with rows it could not commit ([`ClientError::Unsynced`]).
     /// They are also logged (`tracing`, target `quiver_client`).

@@ -84,6 +84,18 @@ pub enum ChunkError {
         /// What is wrong.
         reason: String,
     },
+    /// An Arrow type with no QuestDB column type (or not one yet).
+    #[error("table {table}, column {column}: Arrow type {data_type} cannot be sent{hint}")]
+    Unsupported {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The Arrow type.
+        data_type: String,
+        /// What to do instead, if anything.
+        hint: &'static str,
+    },
     /// No designated timestamp chosen (`at_*`, or `at_server_time` to
     /// let the server stamp rows: never implied).
     #[error("table {table}: no designated timestamp (call at_micros, at_nanos or at_server_time)")]

@@ -9,17 +9,25 @@
 //! server's OK, or (with [`Ack::Durable`]) until it is durable, failing
 //! without committing when the server does not grant durable acks.
 //!
+//! A chunk is sent whole or not at all: if it fails after some of its
+//! frames left (a single row over the frame limit, the connection's symbol
+//! limit), the connection is closed, the server rolls back everything
+//! flushed since the last sync, and the error
+//! ([`ClientError::ChunkAborted`]) says how many rows that was.
+//!
 //! Dropping a sender with flushed, unsynced rows commits them with a
 //! bounded wait (the request timeout); if that fails, the error goes to the
 //! log and to the client's error handler ([`crate::Client::on_error`]):
 //! rows are never dropped silently. [`Sender::discard`] is the way to drop
 //! them on purpose.
 
+mod arrow;
 mod chunk;
 mod encode;
 
 use std::ops::Range;
 
+pub use arrow::{ArrowOptions, ColumnAs, Designated};
 pub use chunk::{Bits, Chunk, ChunkError, Codes, Offsets};
 pub(crate) use encode::SymbolTable;
 
@@ -60,10 +68,13 @@ impl Sender {
         }
     }
 
-    fn writer(&mut self) -> &mut Writer {
-        self.writer
-            .as_mut()
-            .expect("a sender holds its writer until drop")
+    fn writer(&mut self) -> Result<&mut Writer> {
+        self.writer.as_mut().ok_or_else(|| {
+            ClientError::Usage(
+                "this sender's connection was closed after a chunk failed part-way; borrow another"
+                    .into(),
+            )
+        })
     }
 
     /// Rows flushed and not yet committed.
@@ -84,7 +95,7 @@ impl Sender {
         if chunk.rows == 0 {
             return Ok(());
         }
-        let max_frame = self.writer().max_frame();
+        let max_frame = self.writer()?.max_frame();
         // Row ranges still to send, last first.
         let mut todo: Vec<Range<usize>> = Vec::new();
         let mut start = chunk.rows;
@@ -94,60 +105,116 @@ impl Sender {
             start = from;
         }
         let mut frame = Vec::new();
+        let mut sent_frames = 0u64;
         while let Some(rows) = todo.pop() {
-            let conn = self.writer().conn();
+            let conn = self.writer()?.conn();
             let mark = conn.symbols.len();
             frame.clear();
             match encode::encode_chunk(chunk, rows.clone(), &mut conn.symbols, true, &mut frame) {
                 Ok(()) if frame.len() <= max_frame => {
                     let n = rows.len() as u64;
                     // The frame owns its buffer once sent.
-                    let sent = self.writer().send(std::mem::take(&mut frame));
+                    let sent = self.writer()?.send(std::mem::take(&mut frame));
                     sent?;
                     self.pending_rows += n;
                     self.frames += 1;
+                    sent_frames += 1;
                 }
                 Ok(()) | Err(EncodeError::TooLarge) => {
                     conn.symbols.rollback(mark);
                     if rows.len() == 1 {
-                        return Err(ClientError::FrameTooLarge {
+                        let e = ClientError::FrameTooLarge {
                             len: frame.len(),
                             max: max_frame,
-                        });
+                        };
+                        return Err(self.abort(sent_frames, e));
                     }
                     let mid = rows.start + rows.len() / 2;
                     todo.push(mid..rows.end);
                     todo.push(rows.start..mid);
                 }
-                Err(EncodeError::Chunk(e)) => return Err(e.into()),
+                Err(EncodeError::Chunk(e)) => return Err(self.abort(sent_frames, e.into())),
             }
         }
         Ok(())
     }
 
+    /// A chunk failed after `sent_frames` of its frames left: a chunk is
+    /// sent whole or not at all, so the connection is closed (the server
+    /// rolls back everything since the last sync) and the error says so.
+    fn abort(&mut self, sent_frames: u64, cause: ClientError) -> ClientError {
+        if sent_frames == 0 {
+            return cause;
+        }
+        let rows = std::mem::take(&mut self.pending_rows);
+        if let Some(writer) = self.writer.take() {
+            writer.discard();
+        }
+        ClientError::ChunkAborted {
+            rows,
+            cause: Box::new(cause),
+        }
+    }
+
+    /// Sends an Arrow `RecordBatch` as deferred frames, as [`flush`]
+    /// sends a chunk (see [`ArrowOptions`] for the type mapping and the
+    /// designated timestamp). Commit with [`Sender::sync`].
+    ///
+    /// [`flush`]: Sender::flush
+    pub fn flush_batch(
+        &mut self,
+        batch: &arrow_array::RecordBatch,
+        options: &ArrowOptions,
+    ) -> Result<()> {
+        let converted = arrow::ArrowChunk::new(batch, options)?;
+        let chunk = converted.chunk()?;
+        self.flush(&chunk)
+    }
+
+    /// Sends every batch of `reader` (see [`Sender::flush_batch`]) and
+    /// commits them as one transaction at `ack`'s level; returns the rows
+    /// sent. A batch that cannot be sent stops the stream: what was
+    /// flushed before it stays pending (sync or discard it).
+    pub fn send_reader(
+        &mut self,
+        reader: impl arrow_array::RecordBatchReader,
+        options: &ArrowOptions,
+        ack: Ack,
+    ) -> Result<u64> {
+        let mut rows = 0u64;
+        for batch in reader {
+            let batch =
+                batch.map_err(|e| ClientError::Usage(format!("the batch reader failed: {e}")))?;
+            self.flush_batch(&batch, options)?;
+            rows += batch.num_rows() as u64;
+        }
+        self.sync(ack)?;
+        Ok(rows)
+    }
+
     /// Commits every row flushed since the last sync as one transaction
     /// and waits for it to be acknowledged at `ack`'s level.
     pub fn sync(&mut self, ack: Ack) -> Result<()> {
-        if ack == Ack::Durable && !self.writer().durable() {
+        if ack == Ack::Durable && !self.writer()?.durable() {
             return Err(ClientError::Usage(
                 "durable sync needs durable acks: connect with request_durable_ack=on".into(),
             ));
         }
-        if self.pending_rows > 0 || self.writer().in_deferred_group() {
+        if self.pending_rows > 0 || self.writer()?.in_deferred_group() {
             let ticket = self.commit()?;
-            self.writer().wait_acked(ticket)?;
+            self.writer()?.wait_acked(ticket)?;
             self.pending_rows = 0;
         }
         if ack == Ack::Durable {
-            self.writer().wait_durable()?;
+            self.writer()?.wait_durable()?;
         }
         Ok(())
     }
 
     fn commit(&mut self) -> Result<Ticket> {
         let mut frame = Vec::new();
-        encode::encode_commit(&self.writer().conn().symbols, &mut frame);
-        self.writer().send(frame)
+        encode::encode_commit(&self.writer()?.conn().symbols, &mut frame);
+        self.writer()?.send(frame)
     }
 
     /// Drops the rows flushed since the last sync: the connection is
