@@ -549,7 +549,7 @@ mod arrow_ingest {
             (
                 "i64",
                 Arc::new(Int64Array::from_iter(
-                    (0..N).map(|i| valid(i).then_some(i as i64 * 1 << 40)),
+                    (0..N).map(|i| valid(i).then_some((i as i64) << 40)),
                 )),
             ),
             (
