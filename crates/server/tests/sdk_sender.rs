@@ -600,7 +600,7 @@ mod arrow_ingest {
                 "u",
                 Arc::new(
                     FixedSizeBinaryArray::try_from_sparse_iter_with_size(
-                        (0..N).map(|i| valid(i).then(|| [i as u8; 16])),
+                        (0..N).map(|i| valid(i).then_some([i as u8; 16])),
                         16,
                     )
                     .unwrap(),
@@ -610,7 +610,7 @@ mod arrow_ingest {
                 "fsb",
                 Arc::new(
                     FixedSizeBinaryArray::try_from_sparse_iter_with_size(
-                        (0..N).map(|i| valid(i).then(|| [i as u8, 1, 2])),
+                        (0..N).map(|i| valid(i).then_some([i as u8, 1, 2])),
                         3,
                     )
                     .unwrap(),
