@@ -28,7 +28,7 @@ use quiver_qwp::{Flags, IngressResponse, decode_ingress_response};
 use crate::conf::ClientConf;
 use crate::error::{ClientError, Result};
 use crate::sender::SymbolTable;
-use crate::transport::{Transport, Upgrade};
+use crate::transport::{HEADROOM, Transport, Upgrade};
 
 /// Where ingest connections upgrade (the official clients' path).
 const WRITE_PATH: &str = "/api/v4/write";
@@ -188,16 +188,39 @@ impl IngestConnection {
         let defer = frame.get(5).is_some_and(|&f| Flags(f).defer_commit());
         let sent = self.transport.send(frame);
         self.note(sent)?;
+        Ok(self.sent(defer))
+    }
+
+    /// [`IngestConnection::send`] of a frame encoded after
+    /// [`crate::transport::HEADROOM`] free bytes, without a copy (`frame`
+    /// is scratch afterwards).
+    pub(crate) fn send_in_place(&mut self, frame: &mut [u8]) -> Result<Ticket> {
+        self.usable()?;
+        let payload = frame.get(HEADROOM..).unwrap_or_default();
+        if payload.len() > self.max_frame {
+            return Err(ClientError::FrameTooLarge {
+                len: payload.len(),
+                max: self.max_frame,
+            });
+        }
+        let defer = payload.get(5).is_some_and(|&f| Flags(f).defer_commit());
+        let sent = self.transport.send_in_place(frame);
+        self.note(sent)?;
+        Ok(self.sent(defer))
+    }
+
+    /// Numbers a frame just sent.
+    fn sent(&mut self, defer: bool) -> Ticket {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         self.open_group = match defer {
             true => self.open_group.or(Some(sequence)),
             false => None,
         };
-        Ok(Ticket {
+        Ticket {
             connection: self.id,
             sequence,
-        })
+        }
     }
 
     /// Reads answers until the ticket's frame is acknowledged (committed).

@@ -41,6 +41,18 @@ mod pool;
 mod sender;
 mod transport;
 
+/// Encoding without a connection, for benchmarks (not a stable API).
+#[doc(hidden)]
+pub mod bench {
+    use crate::sender::{Chunk, SymbolTable, encode_chunk_public};
+
+    /// Appends the frame of all of `chunk`'s rows to `out`, as the first
+    /// frame of a fresh connection.
+    pub fn encode_frame(chunk: &Chunk<'_>, out: &mut Vec<u8>) -> bool {
+        encode_chunk_public(chunk, &mut SymbolTable::default(), out)
+    }
+}
+
 pub use conf::{Auth, ClientConf, Compression, ConfError, Endpoint, PoolConf, Reap};
 pub use error::{ClientError, Lane, Result};
 pub use ingest::{IngestConnection, Ticket};

@@ -8,8 +8,15 @@
 //! refusal moves on to the next endpoint). Pings are answered by the
 //! WebSocket layer; a close, a text frame, an I/O error or a timeout is an
 //! error for the caller, who then drops the connection.
+//!
+//! Frames built by the sender go out without a copy
+//! ([`Transport::send_in_place`]): the payload is encoded after
+//! [`HEADROOM`] free bytes, the WebSocket header is written into them, the
+//! payload is masked in place and the whole written with one call.
+//! (tungstenite would copy each frame into its own buffer, then mask it.)
 
-use std::io::{self, ErrorKind};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -22,6 +29,10 @@ use tungstenite::{Bytes, Message, WebSocket};
 
 use crate::conf::{Auth, ClientConf, Endpoint};
 use crate::error::{ClientError, Result};
+
+/// Bytes kept free before a payload sent with [`Transport::send_in_place`]:
+/// the longest client frame header (2, 8 bytes of length, 4 of mask).
+pub(crate) const HEADROOM: usize = 14;
 
 /// How long a closing connection may take to send its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -43,6 +54,8 @@ pub(crate) struct Transport {
     endpoint: Endpoint,
     /// The read timeout currently set on the socket.
     read_timeout: Option<Duration>,
+    /// State of the generator of masking keys.
+    mask_state: u64,
 }
 
 impl Transport {
@@ -140,6 +153,10 @@ impl Transport {
                 socket,
                 endpoint: endpoint.clone(),
                 read_timeout: Some(conf.request_timeout),
+                mask_state: std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+                    | 1,
             },
             parts.headers,
         ))
@@ -171,6 +188,55 @@ impl Transport {
         self.socket
             .send(Message::binary(frame))
             .map_err(|e| self.broken(e))
+    }
+
+    /// Sends `frame[HEADROOM..]` as one binary frame, writing the header
+    /// into the headroom and masking the payload in place (`frame` is
+    /// scratch afterwards).
+    pub(crate) fn send_in_place(&mut self, frame: &mut [u8]) -> Result<()> {
+        let Some(payload_len) = frame.len().checked_sub(HEADROOM) else {
+            return Err(ClientError::Usage("a frame without its headroom".into()));
+        };
+        let key = self.next_mask();
+        let mut header = [0u8; HEADROOM];
+        header[0] = 0x82; // FIN, binary
+        let mut n = 2;
+        match (u8::try_from(payload_len), u16::try_from(payload_len)) {
+            (Ok(len), _) if len < 126 => header[1] = 0x80 | len,
+            (_, Ok(len)) => {
+                header[1] = 0x80 | 126;
+                header[2..4].copy_from_slice(&len.to_be_bytes());
+                n = 4;
+            }
+            _ => {
+                header[1] = 0x80 | 127;
+                header[2..10].copy_from_slice(&(payload_len as u64).to_be_bytes());
+                n = 10;
+            }
+        }
+        header[n..n + 4].copy_from_slice(&key);
+        n += 4;
+        let start = HEADROOM - n;
+        frame[start..HEADROOM].copy_from_slice(&header[..n]);
+        apply_mask(&mut frame[HEADROOM..], key);
+        // Whatever the WebSocket layer queued (a pong) goes first, whole.
+        self.socket.flush().map_err(|e| self.broken(e))?;
+        self.socket
+            .get_mut()
+            .write_all(&frame[start..])
+            .map_err(|e| self.broken(tungstenite::Error::Io(e)))
+    }
+
+    /// A masking key (xorshift64*, seeded per connection from the
+    /// standard library's random hasher keys).
+    fn next_mask(&mut self) -> [u8; 4] {
+        let mut x = self.mask_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.mask_state = x;
+        let bytes = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+        [bytes[4], bytes[5], bytes[6], bytes[7]]
     }
 
     /// Sends an empty ping (activity the server may answer durable acks
@@ -243,6 +309,24 @@ impl Transport {
     }
 }
 
+/// XORs `payload` with `key` repeated (RFC 6455 §5.3), eight bytes at a
+/// time.
+fn apply_mask(payload: &mut [u8], key: [u8; 4]) {
+    let wide = u64::from_le_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut words = payload.chunks_exact_mut(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        word.copy_from_slice(&(u64::from_le_bytes(w) ^ wide).to_le_bytes());
+    }
+    // The tail starts at a multiple of 8, so of 4: the key from its start.
+    for (b, k) in words.into_remainder().iter_mut().zip(key.iter().cycle()) {
+        *b ^= k;
+    }
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
@@ -262,4 +346,27 @@ fn open_socket(endpoint: &Endpoint, timeout: Duration) -> io::Result<TcpStream> 
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_is_the_bytewise_rule_for_every_length_and_undoes_itself() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        for len in 0..40 {
+            let original: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
+            let mut masked = original.clone();
+            apply_mask(&mut masked, key);
+            let want: Vec<u8> = original
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4])
+                .collect();
+            assert_eq!(masked, want, "{len}");
+            apply_mask(&mut masked, key);
+            assert_eq!(masked, original);
+        }
+    }
 }

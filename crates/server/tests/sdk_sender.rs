@@ -410,6 +410,72 @@ fn a_chunk_over_the_frame_limit_is_split_and_commits_as_one_transaction() {
 }
 
 #[test]
+fn rows_far_larger_than_the_mean_are_split_again_and_a_row_too_large_aborts_the_chunk() {
+    let server = TestServer::start();
+    let client = Client::from_conf(&format!("ws::addr={};", server.addr())).unwrap();
+    // 200 rows of 100 KB first, then 200,000 empty ones: cut by the mean
+    // row size, the first frame would hold 20 MB, over the 16 MiB limit.
+    let rows = 200_200usize;
+    let big = "x".repeat(100_000);
+    let texts: Vec<Option<&str>> = (0..rows)
+        .map(|i| Some(if i < 200 { big.as_str() } else { "" }))
+        .collect();
+    let (offsets, bytes) = layout(&texts);
+    let ts: Vec<i64> = (0..rows as i64)
+        .map(|i| 1_700_000_000_000_000 + i)
+        .collect();
+    let mut chunk = Chunk::new("skewed", rows).unwrap();
+    chunk
+        .varchar("s", Offsets::I64(&offsets), &bytes, None)
+        .unwrap()
+        .at_micros(&ts)
+        .unwrap();
+    let mut sender = client.sender().unwrap();
+    sender.flush(&chunk).unwrap();
+    sender.sync(Ack::Ok).unwrap();
+    let stored = read_table(&server.storage(), "skewed");
+    assert_eq!(stored.rows(), rows);
+    assert_eq!(stored.strs("s")[199].as_deref(), Some(big.as_str()));
+
+    // A row larger than any frame, after rows that were already sent:
+    // the whole chunk (and what was flushed before it) is rolled back.
+    let huge = "y".repeat(17 << 20);
+    let texts: Vec<Option<&str>> = (0..100_000)
+        .map(|i| Some(if i == 99_999 { huge.as_str() } else { "a" }))
+        .collect();
+    let (offsets, bytes) = layout(&texts);
+    let ts: Vec<i64> = (0..100_000).map(|i| 1_700_000_000_000_000 + i).collect();
+    let mut chunk = Chunk::new("aborted", 100_000).unwrap();
+    chunk
+        .varchar("s", Offsets::I64(&offsets), &bytes, None)
+        .unwrap()
+        .at_micros(&ts)
+        .unwrap();
+    let mut sender = client.sender().unwrap();
+    match sender.flush(&chunk) {
+        Err(ClientError::ChunkAborted { rows, cause }) => {
+            assert!(rows > 0 && rows < 100_000, "{rows}");
+            assert!(
+                matches!(*cause, ClientError::FrameTooLarge { .. }),
+                "{cause}"
+            );
+        }
+        other => panic!("expected ChunkAborted, got {other:?}"),
+    }
+    assert!(matches!(sender.sync(Ack::Ok), Err(ClientError::Usage(_))));
+    drop(sender);
+    // A fresh sender commits something else; nothing of the aborted chunk.
+    let mut sender = client.sender().unwrap();
+    let one = [1i64];
+    let one_ts = [1_700_000_000_000_000i64];
+    let mut c = Chunk::new("aborted", 1).unwrap();
+    c.i64("n", &one, None).unwrap().at_micros(&one_ts).unwrap();
+    sender.flush(&c).unwrap();
+    sender.sync(Ack::Ok).unwrap();
+    assert_eq!(read_table(&server.storage(), "aborted").rows(), 1);
+}
+
+#[test]
 fn dropping_a_sender_commits_its_rows_or_reports_why_not_and_discard_drops_them() {
     let mut server = TestServer::start();
     let longs = [1i64, 2, 3];

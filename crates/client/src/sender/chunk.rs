@@ -281,6 +281,19 @@ pub(crate) enum Fixed<'a> {
 }
 
 impl Fixed<'_> {
+    /// Bytes per value on the wire.
+    fn width(&self) -> usize {
+        match self {
+            Fixed::I8(_) => 1,
+            Fixed::I16(_) | Fixed::U16(_) => 2,
+            Fixed::I32(_) | Fixed::F32(_) | Fixed::U32(_) => 4,
+            Fixed::I64(_) | Fixed::F64(_) => 8,
+            Fixed::I128(_) | Fixed::Uuid(_) => 16,
+            Fixed::Le32(_) => 32,
+            Fixed::Geo(_, n) => *n,
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Fixed::I8(v) => v.len(),
@@ -431,6 +444,27 @@ impl<'a> Chunk<'a> {
     /// How many rows.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// About how many frame bytes a row takes (exact for fixed widths; the
+    /// mean for VARCHAR and BINARY; five per SYMBOL id at most).
+    pub(crate) fn row_bytes(&self) -> usize {
+        let rows = self.rows.max(1);
+        let mut bytes = match self.timestamp {
+            Designated::Micros(_) | Designated::Nanos(_) => 8,
+            _ => 0,
+        };
+        for c in &self.columns {
+            bytes += match &c.data {
+                Data::Bool(_) => 1,
+                Data::Fixed(f) => f.width(),
+                Data::Var { offsets, .. } => {
+                    4 + (offsets.at(self.rows) - offsets.at(0)).div_ceil(rows)
+                }
+                Data::Symbol { .. } => 5,
+            };
+        }
+        bytes.max(1)
     }
 
     fn length(&self, column: &str, what: &'static str, expected: usize, got: usize) -> ChunkError {

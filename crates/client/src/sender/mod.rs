@@ -34,10 +34,25 @@ pub(crate) use encode::SymbolTable;
 use crate::error::{ClientError, Result};
 use crate::ingest::Ticket;
 use crate::pool::Writer;
+use crate::transport::HEADROOM;
 use encode::EncodeError;
+
+/// [`encode::encode_chunk`] of every row, for [`crate::bench`].
+pub(crate) fn encode_chunk_public(
+    chunk: &Chunk<'_>,
+    symbols: &mut SymbolTable,
+    out: &mut Vec<u8>,
+) -> bool {
+    encode::encode_chunk(chunk, 0..chunk.rows, symbols, true, out).is_ok()
+}
 
 /// Most rows in one frame's table block (QWP's limit).
 const MAX_ROWS_PER_FRAME: usize = 1_000_000;
+/// The size frames are cut to (when the server takes larger ones): the
+/// server decodes a frame while the next one arrives, so 1 MiB frames keep
+/// both sides busy where one 16 MiB frame leaves the server waiting for
+/// all of it. Measured in `cargo bench -p quiver-server --bench sdk`.
+const TARGET_FRAME_BYTES: usize = 1 << 20;
 
 /// How far [`Sender::sync`] waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +72,8 @@ pub struct Sender {
     pending_rows: u64,
     /// Frames the last flush sent.
     frames: u64,
+    /// The frame buffer, kept for the next flush.
+    buffer: Vec<u8>,
 }
 
 impl Sender {
@@ -65,6 +82,7 @@ impl Sender {
             writer: Some(writer),
             pending_rows: 0,
             frames: 0,
+            buffer: Vec::new(),
         }
     }
 
@@ -96,26 +114,36 @@ impl Sender {
             return Ok(());
         }
         let max_frame = self.writer()?.max_frame();
+        let per_frame =
+            (TARGET_FRAME_BYTES.min(max_frame) / chunk.row_bytes()).clamp(1, MAX_ROWS_PER_FRAME);
         // Row ranges still to send, last first.
         let mut todo: Vec<Range<usize>> = Vec::new();
         let mut start = chunk.rows;
         while start > 0 {
-            let from = start.saturating_sub(MAX_ROWS_PER_FRAME);
+            let from = start.saturating_sub(per_frame);
             todo.push(from..start);
             start = from;
         }
-        let mut frame = Vec::new();
+        // Reused across flushes: no allocation per frame.
+        let mut frame = std::mem::take(&mut self.buffer);
         let mut sent_frames = 0u64;
-        while let Some(rows) = todo.pop() {
-            let conn = self.writer()?.conn();
+        let result = loop {
+            let Some(rows) = todo.pop() else {
+                break Ok(());
+            };
+            let conn = match self.writer() {
+                Ok(w) => w.conn(),
+                Err(e) => break Err(e),
+            };
             let mark = conn.symbols.len();
             frame.clear();
+            frame.resize(HEADROOM, 0);
             match encode::encode_chunk(chunk, rows.clone(), &mut conn.symbols, true, &mut frame) {
-                Ok(()) if frame.len() <= max_frame => {
+                Ok(()) if frame.len() - HEADROOM <= max_frame => {
                     let n = rows.len() as u64;
-                    // The frame owns its buffer once sent.
-                    let sent = self.writer()?.send(std::mem::take(&mut frame));
-                    sent?;
+                    if let Err(e) = conn.send_in_place(&mut frame) {
+                        break Err(e);
+                    }
                     self.pending_rows += n;
                     self.frames += 1;
                     sent_frames += 1;
@@ -124,19 +152,31 @@ impl Sender {
                     conn.symbols.rollback(mark);
                     if rows.len() == 1 {
                         let e = ClientError::FrameTooLarge {
-                            len: frame.len(),
+                            len: frame.len() - HEADROOM,
                             max: max_frame,
                         };
-                        return Err(self.abort(sent_frames, e));
+                        break Err(self.abort(sent_frames, e));
                     }
-                    let mid = rows.start + rows.len() / 2;
+                    // As many rows as fill 15/16 of a frame at this
+                    // frame's bytes per row (half when its size is not
+                    // known), at least one, fewer than all.
+                    let encoded = frame.len() - HEADROOM;
+                    let fit = match encoded > max_frame {
+                        true => {
+                            rows.len() as u128 * (max_frame as u128 * 15 / 16) / encoded as u128
+                        }
+                        false => rows.len() as u128 / 2,
+                    };
+                    let take = usize::try_from(fit).unwrap_or(1).clamp(1, rows.len() - 1);
+                    let mid = rows.start + take;
                     todo.push(mid..rows.end);
                     todo.push(rows.start..mid);
                 }
-                Err(EncodeError::Chunk(e)) => return Err(self.abort(sent_frames, e.into())),
+                Err(EncodeError::Chunk(e)) => break Err(self.abort(sent_frames, e.into())),
             }
-        }
-        Ok(())
+        };
+        self.buffer = frame;
+        result
     }
 
     /// A chunk failed after `sent_frames` of its frames left: a chunk is
@@ -212,9 +252,10 @@ impl Sender {
     }
 
     fn commit(&mut self) -> Result<Ticket> {
-        let mut frame = Vec::new();
-        encode::encode_commit(&self.writer()?.conn().symbols, &mut frame);
-        self.writer()?.send(frame)
+        let mut frame = vec![0; HEADROOM];
+        let conn = self.writer()?.conn();
+        encode::encode_commit(&conn.symbols, &mut frame);
+        conn.send_in_place(&mut frame)
     }
 
     /// Drops the rows flushed since the last sync: the connection is
