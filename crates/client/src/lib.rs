@@ -9,17 +9,23 @@
 //!   validated settings with the official defaults. Keys of features not
 //!   built yet (auto-flush, store-and-forward, reconnect and failover
 //!   tuning) are refused as unknown rather than ignored.
-//! - [`Client`] is the pool: it lends ingest connections ([`Writer`]) to
-//!   any thread, opens the minimum eagerly, waits up to the acquire
-//!   timeout past the maximum, closes broken connections instead of
-//!   lending them again and reaps idle ones.
-//! - [`IngestConnection`] sends encoded QWP ingress frames (pipelined) and
-//!   reads the server's cumulative acks; errors carry the server's status,
-//!   message and the refused frame's sequence ([`ClientError`]).
+//! - [`Client`] is the pool: it lends ingest connections to any thread,
+//!   opens the minimum eagerly, waits up to the acquire timeout past the
+//!   maximum, closes broken or unacknowledged connections instead of
+//!   lending them again, replaces idle ones the server closed, and reaps.
+//! - [`Sender`] sends [`Chunk`]s (columns borrowed from caller memory,
+//!   checked when added, encoded straight into reused frame buffers) as
+//!   deferred frames and commits them with [`Sender::sync`]; Arrow batches
+//!   go through [`Sender::flush_batch`] or [`Client::send_batch`] with the
+//!   official client's type mapping ([`ArrowOptions`]).
+//! - [`IngestConnection`] (through [`Writer`]) sends already encoded QWP
+//!   frames and reads the server's cumulative acks.
+//! - Errors are typed ([`ClientError`], [`ChunkError`]) and carry the
+//!   server's status and message, or the table, column and row.
 //!
-//! Still to come: the column-major sender that builds frames from caller
-//! memory, Arrow and Polars ingest, egress (query connections join the
-//! pool then), TLS (`wss::` is parsed, and refused at connect).
+//! Still to come: egress (queries; query connections join the pool then),
+//! Polars, DOUBLE/LONG arrays, TLS (`wss::` is parsed, and refused at
+//! connect).
 //!
 //! ```
 //! use quiver_client::{ClientConf, Endpoint};
@@ -29,6 +35,22 @@
 //! assert!(conf.request_durable_ack);
 //! assert_eq!(conf.pool.sender_max, 8);
 //! # Ok::<(), quiver_client::ConfError>(())
+//! ```
+//!
+//! Sending columns (needs a server, so not run here):
+//!
+//! ```no_run
+//! use quiver_client::{Ack, Chunk, Client};
+//!
+//! let client = Client::from_conf("ws::addr=127.0.0.1:9000;")?;
+//! let px = [101.5, 101.25];
+//! let ts = [1_700_000_000_000_000_000i64, 1_700_000_000_000_000_001];
+//! let mut chunk = Chunk::new("trades", 2)?;
+//! chunk.f64("px", &px, None)?.at_nanos(&ts)?;
+//! let mut sender = client.sender()?;
+//! sender.flush(&chunk)?;
+//! sender.sync(Ack::Ok)?;
+//! # Ok::<(), quiver_client::ClientError>(())
 //! ```
 
 #![warn(missing_docs)]
