@@ -49,15 +49,23 @@ pub(crate) fn looks_integral(s: &[u8]) -> bool {
 /// forming a mantissa below 2^53, and a power of ten up to 22) are
 /// computed exactly with one rounding; others go to the standard library's
 /// correctly rounded parser.
+#[inline(always)]
 pub(crate) fn parse_f64(s: &[u8]) -> Option<f64> {
     let (negative, body) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    if let Some(v) = short_plain(body) {
-        return Some(if negative { -v } else { v });
+    match short_plain(body) {
+        Some(v) => Some(if negative { -v } else { v }),
+        None => parse_f64_general(s, negative, body),
     }
+}
+
+/// [`parse_f64`] past its common shape (kept out of line: the common
+/// shape is inlined into the parser).
+#[inline(never)]
+fn parse_f64_general(s: &[u8], negative: bool, body: &[u8]) -> Option<f64> {
     let mut i = 0;
     let mut mantissa: u64 = 0;
     let mut digits = 0usize;

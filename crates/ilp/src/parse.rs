@@ -282,6 +282,7 @@ impl<'a> Cursor<'a, '_> {
 
     /// A name or tag value: up to an unescaped space, comma, `=` or line
     /// end. A backslash takes the next byte with it.
+    #[inline(always)]
     fn name(&mut self, complete: bool) -> Parsed<Text<'a>> {
         let begin = self.pos;
         let mut escaped = false;
@@ -312,6 +313,7 @@ impl<'a> Cursor<'a, '_> {
         Ok(Text::name(&self.input[begin..self.pos], escaped))
     }
 
+    #[inline(always)]
     fn checked_name(&mut self, complete: bool, missing: IlpErrorKind) -> Parsed<Text<'a>> {
         let name = self.name(complete)?;
         if name.raw().is_empty() {

@@ -25,7 +25,9 @@ fn marked(b: u8) -> bool {
 fn block_mask(block: &[u8; 64]) -> u64 {
     // One byte of 0 or 1 per input byte (vectorised), then each eight
     // bytes' low bits gathered into one byte by a multiply: byte `i`'s bit
-    // lands at bit 56 + i and no two partial products meet.
+    // lands at bit 56 + i and no two partial products meet. (SSE2's
+    // `pmovmskb` through `std::arch` took a fifth fewer instructions here
+    // but measured no faster on this VM, so the code stays safe.)
     let mut flags = [0u8; 64];
     for (f, &b) in flags.iter_mut().zip(block) {
         *f = u8::from(marked(b));
