@@ -138,6 +138,17 @@ pub enum ClientError {
         /// What failed.
         cause: Box<ClientError>,
     },
+    /// A commit left but its answer did not come: the rows may or may not
+    /// be committed (a retry may duplicate them). The connection was closed.
+    #[error(
+        "the commit of {rows} rows was sent but not confirmed (it may or may not have happened): {cause}"
+    )]
+    Unconfirmed {
+        /// Rows the commit covered (0: a durability wait).
+        rows: u64,
+        /// Why the answer did not come.
+        cause: Box<ClientError>,
+    },
     /// The client was closed.
     #[error("the client is closed")]
     Closed,

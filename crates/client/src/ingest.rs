@@ -79,6 +79,32 @@ pub struct IngestConnection {
     broken: bool,
     /// The SYMBOL entries sent on this connection (ids are per connection).
     pub(crate) symbols: SymbolTable,
+    /// A raw frame defined SYMBOL ids.
+    foreign_symbols: bool,
+}
+
+/// Whether an ingress frame's delta dictionary defines entries (its count,
+/// a varint after the start varint, is not 0). An unreadable frame counts
+/// as defining some.
+fn defines_symbols(frame: &[u8]) -> bool {
+    if !frame.get(5).is_some_and(|&f| Flags(f).delta_symbol_dict()) {
+        return false;
+    }
+    let mut at = quiver_qwp::HEADER_LEN;
+    let mut varint = || {
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let b = *frame.get(at)?;
+            at += 1;
+            v |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    let _start = varint();
+    varint() != Some(0)
 }
 
 impl IngestConnection {
@@ -138,6 +164,7 @@ impl IngestConnection {
             not_durable: HashMap::new(),
             broken: false,
             symbols: SymbolTable::default(),
+            foreign_symbols: false,
         })
     }
 
@@ -186,9 +213,18 @@ impl IngestConnection {
             });
         }
         let defer = frame.get(5).is_some_and(|&f| Flags(f).defer_commit());
+        // Symbols a raw frame defines would redefine ids a sender on this
+        // connection relies on (the server keeps the latest).
+        self.foreign_symbols |= defines_symbols(&frame);
         let sent = self.transport.send(frame);
         self.note(sent)?;
         Ok(self.sent(defer))
+    }
+
+    /// Whether a raw frame defined SYMBOL ids on this connection (it is
+    /// then not lent again: a sender's dictionary would disagree).
+    pub(crate) fn has_foreign_symbols(&self) -> bool {
+        self.foreign_symbols
     }
 
     /// [`IngestConnection::send`] of a frame encoded after

@@ -15,7 +15,7 @@
 //! payload is masked in place and the whole written with one call.
 //! (tungstenite would copy each frame into its own buffer, then mask it.)
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -54,8 +54,11 @@ pub(crate) struct Transport {
     endpoint: Endpoint,
     /// The read timeout currently set on the socket.
     read_timeout: Option<Duration>,
-    /// State of the generator of masking keys.
-    mask_state: u64,
+    /// Keys of the masking-key generator (random per process, from the
+    /// OS, as the standard library's hash maps draw theirs).
+    mask_keys: std::collections::hash_map::RandomState,
+    /// Frames masked so far.
+    masked: u64,
 }
 
 impl Transport {
@@ -153,10 +156,8 @@ impl Transport {
                 socket,
                 endpoint: endpoint.clone(),
                 read_timeout: Some(conf.request_timeout),
-                mask_state: std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish()
-                    | 1,
+                mask_keys: std::collections::hash_map::RandomState::new(),
+                masked: 0,
             },
             parts.headers,
         ))
@@ -227,16 +228,12 @@ impl Transport {
             .map_err(|e| self.broken(tungstenite::Error::Io(e)))
     }
 
-    /// A masking key (xorshift64*, seeded per connection from the
-    /// standard library's random hasher keys).
+    /// A masking key: the frame counter hashed with SipHash under random
+    /// keys, so keys seen do not tell the next one (RFC 6455 §5.3).
     fn next_mask(&mut self) -> [u8; 4] {
-        let mut x = self.mask_state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.mask_state = x;
-        let bytes = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-        [bytes[4], bytes[5], bytes[6], bytes[7]]
+        self.masked += 1;
+        let bytes = self.mask_keys.hash_one(self.masked).to_le_bytes();
+        [bytes[0], bytes[1], bytes[2], bytes[3]]
     }
 
     /// Sends an empty ping (activity the server may answer durable acks

@@ -396,3 +396,41 @@ fn a_server_that_stops_answering_times_the_wait_out() {
     drop(client);
     silent.join().unwrap();
 }
+
+#[test]
+fn a_connection_whose_raw_frames_defined_symbols_is_not_lent_again() {
+    let server = TestServer::start();
+    let client = client(&server, "sender_pool_min=0;");
+    let mut writer = client.writer().unwrap();
+    // A raw frame defining symbol id 0 = "foo".
+    let msg = message(
+        SymbolDelta {
+            start: 0,
+            entries: StringList::from_strs(["foo"]),
+        },
+        false,
+        vec![block(
+            "raw",
+            vec![
+                ("s", common::raw::symbol_ids([0])),
+                ("", timestamps([1_700_000_000_000_000])),
+            ],
+        )],
+    );
+    let mut bytes = Vec::new();
+    encode_ingress_message(&msg, &mut bytes).unwrap();
+    let t = writer.send(bytes).unwrap();
+    writer.wait_acked(t).unwrap();
+    drop(writer);
+    assert_eq!(
+        client.writer_stats().open,
+        0,
+        "closed: a sender's ids would disagree"
+    );
+    // Frames without new symbols keep the connection lendable.
+    let mut writer = client.writer().unwrap();
+    let t = writer.send(frame("t", 0, 1, false)).unwrap();
+    writer.wait_acked(t).unwrap();
+    drop(writer);
+    assert_eq!(client.writer_stats(), LaneStats { open: 1, idle: 1 });
+}

@@ -527,6 +527,46 @@ fn dropping_a_sender_commits_its_rows_or_reports_why_not_and_discard_drops_them(
 }
 
 #[test]
+fn a_sender_dropped_while_panicking_rolls_back_instead_of_committing() {
+    let server = TestServer::start();
+    let addr = server.addr();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&errors);
+    let joined = std::thread::spawn(move || {
+        let client = Client::from_conf(&format!("ws::addr={addr};")).unwrap();
+        client.on_error(move |e| sink.lock().unwrap().push(e.to_string()));
+        let longs = [1i64, 2];
+        let ts = [1_700_000_000_000_000i64, 1_700_000_000_000_001];
+        let mut chunk = Chunk::new("t", 2).unwrap();
+        chunk
+            .i64("v", &longs, None)
+            .unwrap()
+            .at_micros(&ts)
+            .unwrap();
+        let mut sender = client.sender().unwrap();
+        sender.flush(&chunk).unwrap();
+        panic!("the application fails mid-way");
+    })
+    .join();
+    assert!(joined.is_err());
+    // A later commit on another connection: the panicked rows never land.
+    let client = Client::from_conf(&format!("ws::addr={};", server.addr())).unwrap();
+    let other = [9i64];
+    let ts = [1_700_000_000_000_009i64];
+    let mut chunk = Chunk::new("t", 1).unwrap();
+    chunk
+        .i64("v", &other, None)
+        .unwrap()
+        .at_micros(&ts)
+        .unwrap();
+    let mut sender = client.sender().unwrap();
+    sender.flush(&chunk).unwrap();
+    sender.sync(Ack::Ok).unwrap();
+    assert_eq!(read_table(&server.storage(), "t").rows(), 1);
+    assert!(errors.lock().unwrap().is_empty());
+}
+
+#[test]
 fn a_durable_sync_needs_durable_acks_and_waits_for_them() {
     let server = TestServer::start();
     let longs = [7i64, 8];
@@ -836,6 +876,42 @@ mod arrow_ingest {
         client
             .send_batch(&b, &ArrowOptions::at_server_time("st"), Ack::Ok)
             .unwrap();
+        // An Int64 designated column in nanoseconds, said so.
+        let ns: ArrayRef = Arc::new(Int64Array::from_iter_values(
+            (0..N as i64).map(|i| 1_700_000_000_123_456_789 + i),
+        ));
+        let v: ArrayRef = Arc::new(Int64Array::from_iter_values(0..N as i64));
+        let by_ns = RecordBatch::try_from_iter([("at", ns), ("v", v)]).unwrap();
+        let options = ArrowOptions::at_column("ns", "at").with("at", ColumnAs::TimestampNanos);
+        client.send_batch(&by_ns, &options, Ack::Ok).unwrap();
+        let stored = read_table(&server.storage(), "ns");
+        assert_eq!(
+            stored.times("timestamp", arrow::datatypes::TimeUnit::Nanosecond)[0],
+            Some(1_700_000_000_123_456_789)
+        );
+        // A dictionary told to be a SYMBOL (as metadata would) is one.
+        let sym: ArrayRef = Arc::new(
+            (0..N)
+                .map(|i| Some(["a", "b"][i % 2]))
+                .collect::<DictionaryArray<Int16Type>>(),
+        );
+        let ts: ArrayRef = b.column_by_name("ts").unwrap().clone();
+        let dict = RecordBatch::try_from_iter([("s", sym), ("ts", ts.clone())]).unwrap();
+        let options = ArrowOptions::at_column("dict", "ts").with("s", ColumnAs::Symbol);
+        client.send_batch(&dict, &options, Ack::Ok).unwrap();
+        assert_eq!(
+            read_table(&server.storage(), "dict").syms("s")[1].as_deref(),
+            Some("b")
+        );
+        // A dictionary whose values hold NULL is refused, naming it.
+        let values = StringArray::from(vec![Some("a"), None]);
+        let keys = arrow::array::Int8Array::from_iter_values((0..N).map(|i| (i % 2) as i8));
+        let nulls: ArrayRef = Arc::new(DictionaryArray::try_new(keys, Arc::new(values)).unwrap());
+        let bad = RecordBatch::try_from_iter([("s", nulls), ("ts", ts)]).unwrap();
+        match client.send_batch(&bad, &ArrowOptions::at_column("bad", "ts"), Ack::Ok) {
+            Err(ClientError::Chunk(e)) => assert!(e.to_string().contains("NULL"), "{e}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
         let stored = read_table(&server.storage(), "st");
         assert_eq!(stored.rows(), N);
         assert!(stored.schema.columns.iter().any(|c| c.name == "ts"));

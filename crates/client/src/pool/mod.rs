@@ -51,7 +51,7 @@ impl Pooled for IngestConnection {
         // Frames not yet acknowledged (an open deferred group among them)
         // must not pass to another borrower, who would see their acks or
         // commit them.
-        !self.is_broken() && self.unacked() == 0
+        !self.is_broken() && self.unacked() == 0 && !self.has_foreign_symbols()
     }
     fn alive(&self) -> bool {
         self.is_quiet()
@@ -413,11 +413,20 @@ impl Writer {
     }
 }
 
-impl Writer {
-    /// Hands `error` to the client's error handler, if one is set.
+/// Hands errors to the client's error handler (see [`Client::on_error`]).
+pub(crate) struct Reporter(Arc<Shared>);
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reporter")
+    }
+}
+
+impl Reporter {
+    /// Hands `error` to the handler, if one is set.
     pub(crate) fn report(&self, error: &ClientError) {
         let handler = self
-            .shared
+            .0
             .on_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -425,6 +434,13 @@ impl Writer {
         if let Some(handler) = handler {
             handler(error);
         }
+    }
+}
+
+impl Writer {
+    /// Where this writer's client reports errors.
+    pub(crate) fn reporter(&self) -> Reporter {
+        Reporter(Arc::clone(&self.shared))
     }
 
     pub(crate) fn conn(&mut self) -> &mut IngestConnection {

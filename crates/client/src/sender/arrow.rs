@@ -27,7 +27,7 @@
 //! This is the official client's mapping (`flush_arrow_batch`), so the
 //! same batch lands as the same table through either.
 //!
-//! Field metadata as the official clients (and Quiver's egress) write it
+//! Field metadata as the official clients write it
 //! chooses a type as an override would: `questdb.column_type` (`byte`,
 //! `short`, `int`, `symbol`, `uuid`, `long256`, `ipv4`, `char`, `geohash`), `questdb.symbol=true`,
 //! `questdb.geohash_bits`, the `arrow.uuid` extension; an explicit
@@ -257,7 +257,7 @@ impl<'b> ArrowChunk<'b> {
                 None => metadata_kind(table, field)?,
             };
             let converted = if Some(i) == designated {
-                designated_scratch(table, name, array)?
+                designated_scratch(table, name, array, kind)?
             } else {
                 column_scratch(table, name, array, kind)?
             };
@@ -294,7 +294,13 @@ impl<'b> ArrowChunk<'b> {
                             .as_primitive::<arrow_array::types::TimestampMicrosecondType>()
                             .values(),
                     )?,
-                    _ => chunk.at_micros(array.as_primitive::<Int64Type>().values())?,
+                    _ => {
+                        let values = array.as_primitive::<Int64Type>().values();
+                        match self.kinds[i] {
+                            Some(ColumnAs::TimestampNanos) => chunk.at_nanos(values)?,
+                            _ => chunk.at_micros(values)?,
+                        }
+                    }
                 };
                 continue;
             }
@@ -315,7 +321,25 @@ impl<'b> ArrowChunk<'b> {
 
 /// The designated timestamp's conversion (seconds and milliseconds to
 /// microseconds); it may hold no NULL.
-fn designated_scratch(table: &str, name: &str, array: &dyn Array) -> Result<Scratch, ChunkError> {
+fn designated_scratch(
+    table: &str,
+    name: &str,
+    array: &dyn Array,
+    kind: Option<ColumnAs>,
+) -> Result<Scratch, ChunkError> {
+    let int64 = matches!(array.data_type(), DataType::Int64);
+    match kind {
+        None => {}
+        Some(ColumnAs::TimestampMicros | ColumnAs::TimestampNanos) if int64 => {}
+        Some(_) => {
+            return Err(unsupported(
+                table,
+                name,
+                array.data_type(),
+                " with that override as the designated timestamp (an Int64 takes TimestampMicros or TimestampNanos)",
+            ));
+        }
+    }
     if let Some(row) = (0..array.len()).find(|&r| array.is_null(r)) {
         return Err(ChunkError::BadValue {
             table: table.to_owned(),
@@ -520,9 +544,12 @@ fn column_scratch(
         ) if decimal_scale(data_type).is_none() => {
             return wrong(": a negative scale");
         }
-        (DataType::Dictionary(key, value), None) => {
+        (DataType::Dictionary(key, value), None | Some(ColumnAs::Symbol)) => {
             if !matches!(**value, DataType::Utf8 | DataType::LargeUtf8) {
                 return wrong(": only dictionaries of Utf8 or LargeUtf8 become SYMBOL");
+            }
+            if dictionary_values_have_nulls(array) {
+                return wrong(": a dictionary whose values hold NULL (encode NULLs in the keys)");
             }
             let widened: Option<Vec<i32>> = match **key {
                 DataType::Int8 | DataType::Int16 | DataType::Int32 => None,
@@ -569,6 +596,30 @@ fn column_scratch(
             | DataType::Decimal128(..),
             None,
         ) => Scratch::None,
+        (DataType::Int8, Some(ColumnAs::Geohash(_))) => Scratch::U64(
+            array
+                .as_primitive::<Int8Type>()
+                .values()
+                .iter()
+                .map(|&v| i64::from(v).cast_unsigned())
+                .collect(),
+        ),
+        (DataType::Int16, Some(ColumnAs::Geohash(_))) => Scratch::U64(
+            array
+                .as_primitive::<Int16Type>()
+                .values()
+                .iter()
+                .map(|&v| i64::from(v).cast_unsigned())
+                .collect(),
+        ),
+        (DataType::Int32, Some(ColumnAs::Geohash(_))) => Scratch::U64(
+            array
+                .as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .map(|&v| i64::from(v).cast_unsigned())
+                .collect(),
+        ),
         (DataType::Int64, Some(ColumnAs::Geohash(_))) => Scratch::U64(
             array
                 .as_primitive::<Int64Type>()
@@ -872,6 +923,23 @@ fn internal(name: &str) -> ChunkError {
 /// A non-negative scale (negative ones were refused before).
 fn scale(s: i8) -> u8 {
     u8::try_from(s).unwrap_or(0)
+}
+
+/// Whether a dictionary array's values (not its keys) hold a NULL.
+fn dictionary_values_have_nulls(array: &dyn Array) -> bool {
+    let values = match array.data_type() {
+        DataType::Dictionary(key, _) => match **key {
+            DataType::Int8 => array.as_dictionary::<Int8Type>().values(),
+            DataType::Int16 => array.as_dictionary::<Int16Type>().values(),
+            DataType::Int32 => array.as_dictionary::<Int32Type>().values(),
+            DataType::UInt8 => array.as_dictionary::<UInt8Type>().values(),
+            DataType::UInt16 => array.as_dictionary::<UInt16Type>().values(),
+            DataType::UInt32 => array.as_dictionary::<UInt32Type>().values(),
+            _ => return false,
+        },
+        _ => return false,
+    };
+    values.null_count() > 0
 }
 
 /// A dictionary array's values: offsets and UTF-8 bytes.

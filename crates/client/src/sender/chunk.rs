@@ -497,7 +497,11 @@ impl<'a> Chunk<'a> {
                 column: name.to_owned(),
             });
         }
-        if self.columns.len() >= MAX_COLUMNS {
+        let designated = usize::from(matches!(
+            self.timestamp,
+            Designated::Micros(_) | Designated::Nanos(_)
+        ));
+        if self.columns.len() + designated >= MAX_COLUMNS {
             return Err(ChunkError::TooManyColumns {
                 table: self.table.clone(),
                 max: MAX_COLUMNS,
@@ -531,8 +535,13 @@ impl<'a> Chunk<'a> {
                 }
             }
             Data::Var { offsets, data } => {
-                if offsets.len() != rows + 1 {
-                    return Err(self.length(name, "offsets", rows + 1, offsets.len()));
+                if Some(offsets.len()) != rows.checked_add(1) {
+                    return Err(self.length(
+                        name,
+                        "offsets",
+                        rows.saturating_add(1),
+                        offsets.len(),
+                    ));
                 }
                 offsets
                     .check(data, code == TypeCode::Varchar)
@@ -913,6 +922,19 @@ impl<'a> Chunk<'a> {
             });
         }
         let bytes = usize::from(bits).div_ceil(8);
+        // Only the low `bits` may be set (the server stores what it gets,
+        // and all ones is NULL).
+        let valid = |r: usize| validity.is_none_or(|v| !v.covers(r + 1) || v.get(r));
+        if let Some(row) =
+            (0..values.len().min(self.rows)).find(|&r| valid(r) && values[r] >> bits != 0)
+        {
+            return Err(ChunkError::BadValue {
+                table: self.table.clone(),
+                column: name.to_owned(),
+                row,
+                reason: format!("{:#x} has bits above the column's {bits}", values[row]),
+            });
+        }
         self.push(
             name,
             TypeCode::Geohash,
@@ -992,6 +1014,14 @@ impl<'a> Chunk<'a> {
                 table: self.table.clone(),
             });
         }
+        let column = matches!(t, Designated::Micros(_) | Designated::Nanos(_));
+        if column && self.columns.len() >= MAX_COLUMNS {
+            return Err(ChunkError::TooManyColumns {
+                table: self.table.clone(),
+                max: MAX_COLUMNS,
+            });
+        }
+
         let values = match t {
             Designated::Micros(v) | Designated::Nanos(v) => Some(v),
             _ => None,

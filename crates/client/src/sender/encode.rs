@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use quiver_qwp::{Flags, HEADER_LEN, MAGIC, TypeCode, VERSION, put_varint};
 
@@ -37,12 +38,16 @@ use super::chunk::{
 
 /// Most SYMBOL entries one connection may define (QuestDB's limit).
 pub(crate) const MAX_SYMBOLS: usize = 2_000_000;
+/// Most bytes of SYMBOL entries one connection keeps.
+pub(crate) const MAX_SYMBOL_TABLE_BYTES: usize = 256 << 20;
 
-/// The connection's SYMBOL dictionary: ids from 0 in the order sent.
+/// The connection's SYMBOL dictionary: ids from 0 in the order sent. Each
+/// string is stored once (shared by the list and the index).
 #[derive(Debug, Default)]
 pub(crate) struct SymbolTable {
-    ids: HashMap<Box<str>, u32>,
-    entries: Vec<Box<str>>,
+    ids: HashMap<Arc<str>, u32>,
+    entries: Vec<Arc<str>>,
+    bytes: usize,
 }
 
 impl SymbolTable {
@@ -53,21 +58,25 @@ impl SymbolTable {
     /// Forgets the entries from `len` on (a frame that was not sent).
     pub(crate) fn rollback(&mut self, len: usize) {
         for e in self.entries.drain(len.min(self.entries.len())..) {
+            self.bytes -= e.len();
             self.ids.remove(&e);
         }
     }
 
+    /// The id of `s`, interned if new; `None` past the connection's limits
+    /// (a fresh connection starts from an empty table).
     fn intern(&mut self, s: &str) -> Option<u32> {
         if let Some(&id) = self.ids.get(s) {
             return Some(id);
         }
-        if self.entries.len() >= MAX_SYMBOLS {
+        if self.entries.len() >= MAX_SYMBOLS || self.bytes + s.len() > MAX_SYMBOL_TABLE_BYTES {
             return None;
         }
         let id = u32::try_from(self.entries.len()).ok()?;
-        let key: Box<str> = s.into();
-        self.entries.push(key.clone());
+        let key: Arc<str> = s.into();
+        self.entries.push(Arc::clone(&key));
         self.ids.insert(key, id);
+        self.bytes += s.len();
         Some(id)
     }
 }
@@ -75,23 +84,30 @@ impl SymbolTable {
 /// Why a frame was not encoded.
 #[derive(Debug)]
 pub(crate) enum EncodeError {
-    /// Too big for one frame (a length past `u32`): fewer rows may fit.
+    /// Too big for one frame (past the limit given, or a length past
+    /// `u32`): fewer rows may fit.
     TooLarge,
+    /// The connection's SYMBOL table is full (entries or bytes): a fresh
+    /// connection starts an empty one.
+    SymbolsFull,
     /// The chunk cannot be sent as it is.
     Chunk(ChunkError),
 }
 
 /// Appends to `out` the frame of `chunk`'s `rows`, interning its symbols
-/// in `symbols` (rolled back on error).
+/// in `symbols` (rolled back on error). A frame whose payload would pass
+/// `limit` bytes stops as soon as that is known ([`EncodeError::TooLarge`]),
+/// before copying a value span that alone passes it.
 pub(crate) fn encode_chunk(
     chunk: &Chunk<'_>,
     rows: Range<usize>,
     symbols: &mut SymbolTable,
     defer: bool,
+    limit: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let mark = symbols.len();
-    let result = encode(chunk, rows, symbols, defer, out);
+    let result = encode(chunk, rows, symbols, defer, limit, out);
     if result.is_err() {
         symbols.rollback(mark);
     }
@@ -137,11 +153,19 @@ fn encode(
     rows: Range<usize>,
     symbols: &mut SymbolTable,
     defer: bool,
+    limit: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     if chunk.timestamp == Designated::Unset {
         return Err(EncodeError::Chunk(ChunkError::NoTimestamp {
             table: chunk.table.clone(),
+        }));
+    }
+    if chunk.timestamp == Designated::ServerTime && chunk.columns.is_empty() {
+        return Err(EncodeError::Chunk(ChunkError::BadType {
+            table: chunk.table.clone(),
+            column: String::new(),
+            reason: "a chunk with no column and server time holds nothing".into(),
         }));
     }
     // Symbols first: the delta section precedes the table block.
@@ -154,15 +178,7 @@ fn encode(
             strings,
         } = &column.data
         {
-            let t = intern_column(
-                chunk,
-                column,
-                codes,
-                dictionary,
-                strings,
-                rows.clone(),
-                symbols,
-            )?;
+            let t = intern_column(column, codes, dictionary, strings, rows.clone(), symbols)?;
             translations.push(t);
         }
     }
@@ -196,11 +212,20 @@ fn encode(
             Data::Symbol { .. } => translations.next().map(Vec::as_slice),
             _ => None,
         };
-        body(out, column, rows.clone(), ids)?;
+        let room = (start + HEADER_LEN)
+            .saturating_add(limit)
+            .saturating_sub(out.len());
+        body(out, column, rows.clone(), ids, room)?;
+        if out.len() - start - HEADER_LEN > limit {
+            return Err(EncodeError::TooLarge);
+        }
     }
     if let Some((_, values)) = ts {
         out.push(0);
         fixed_range(out, &Fixed::I64(values), rows.clone());
+    }
+    if out.len() - start - HEADER_LEN > limit {
+        return Err(EncodeError::TooLarge);
     }
     finish(out, start).ok_or(EncodeError::TooLarge)
 }
@@ -208,7 +233,6 @@ fn encode(
 /// The connection-wide id of each dictionary code a valid row of `rows`
 /// uses (`u32::MAX` for the others), interning new entries.
 fn intern_column(
-    chunk: &Chunk<'_>,
     column: &ChunkColumn<'_>,
     codes: &Codes<'_>,
     dictionary: &Offsets<'_>,
@@ -229,13 +253,7 @@ fn intern_column(
         let bytes = &strings[dictionary.at(code)..dictionary.at(code + 1)];
         // Checked as UTF-8 on character boundaries when the column was added.
         let s = std::str::from_utf8(bytes).unwrap_or_default();
-        ids[code] = symbols.intern(s).ok_or_else(|| {
-            EncodeError::Chunk(ChunkError::BadType {
-                table: chunk.table.clone(),
-                column: column.name.clone(),
-                reason: format!("more than {MAX_SYMBOLS} symbols on one connection"),
-            })
-        })?;
+        ids[code] = symbols.intern(s).ok_or(EncodeError::SymbolsFull)?;
     }
     Ok(ids)
 }
@@ -249,6 +267,7 @@ fn body(
     column: &ChunkColumn<'_>,
     rows: Range<usize>,
     symbol_ids: Option<&[u32]>,
+    room: usize,
 ) -> Result<(), EncodeError> {
     let validity = column.validity;
     let nulls = match (column.nulls, validity) {
@@ -304,6 +323,9 @@ fn body(
             if nulls == 0 {
                 let base = offsets.at(rows.start);
                 let span = offsets.at(rows.end) - base;
+                if span > room {
+                    return Err(EncodeError::TooLarge);
+                }
                 u32::try_from(span).map_err(|_| EncodeError::TooLarge)?;
                 out.reserve(4 * (rows.len() + 1) + span);
                 for i in rows.start..=rows.end {
@@ -312,6 +334,10 @@ fn body(
                 }
                 out.extend_from_slice(&data[base..base + span]);
             } else {
+                let span = offsets.at(rows.end) - offsets.at(rows.start);
+                if span > room {
+                    return Err(EncodeError::TooLarge);
+                }
                 let mut end = 0usize;
                 out.extend_from_slice(&0u32.to_le_bytes());
                 for r in rows.clone().filter(|&r| !is_null(validity, r)) {
@@ -452,7 +478,10 @@ mod tests {
         let dict = b"BTCETHSOL";
         let dict_off = [0i32, 3, 6, 9];
         let codes = [2i8, -1, 0, 2, 7];
-        let uuids = [[1u8; 16], [2; 16], [3; 16], [4; 16], [5; 16]];
+        // Sixteen different bytes each: a swap of halves or no reversal shows.
+        let uuids: Vec<[u8; 16]> = (1..=5u8)
+            .map(|r| std::array::from_fn(|i| r * 16 + i as u8))
+            .collect();
         let ints = [1i32, 2, 3, 4, 5];
         let ts = [10i64, 20, 30, 40, 50];
         let mut chunk = Chunk::new("t", 5).unwrap();
@@ -469,7 +498,7 @@ mod tests {
 
         let mut symbols = SymbolTable::default();
         let mut frame = Vec::new();
-        encode_chunk(&chunk, 0..5, &mut symbols, true, &mut frame).unwrap();
+        encode_chunk(&chunk, 0..5, &mut symbols, true, usize::MAX, &mut frame).unwrap();
         let mut decoder = IngressDecoder::new(Limits::default());
         let columns = decode(&mut decoder, &frame);
         let get = |name: &str| columns.iter().find(|(n, _)| n == name).unwrap().1.clone();
@@ -514,9 +543,14 @@ mod tests {
         assert_eq!(decoder.dictionary().get(0), Some("SOL"));
         assert_eq!(decoder.dictionary().get(1), Some("BTC"));
         // UUIDs: RFC bytes reversed on the wire.
-        let uuid = |b: u8| Value::Uuid {
-            lo: u64::from_le_bytes([b; 8]),
-            hi: u64::from_le_bytes([b; 8]),
+        // RFC bytes b0..b15 (b0 most significant) are the u128 b0..b15 big-endian:
+        // QWP's lo is its low 64 bits, hi its high 64 bits.
+        let uuid = |r: u8| {
+            let v = u128::from_be_bytes(std::array::from_fn(|i| r * 16 + i as u8));
+            Value::Uuid {
+                lo: v as u64,
+                hi: (v >> 64) as u64,
+            }
         };
         assert_eq!(get("u"), masked((1..=5).map(uuid).collect()));
         assert_eq!(
@@ -533,7 +567,7 @@ mod tests {
 
         // A second frame reuses the connection's ids: no entry resent.
         let mut again = Vec::new();
-        encode_chunk(&chunk, 2..4, &mut symbols, false, &mut again).unwrap();
+        encode_chunk(&chunk, 2..4, &mut symbols, false, usize::MAX, &mut again).unwrap();
         assert_eq!(symbols.len(), 2);
         let columns = decode(&mut decoder, &again);
         let get = |name: &str| columns.iter().find(|(n, _)| n == name).unwrap().1.clone();
@@ -565,12 +599,23 @@ mod tests {
         let mut frame = Vec::new();
         // No designated timestamp chosen: refused, nothing kept.
         assert!(matches!(
-            encode_chunk(&chunk, 0..2, &mut symbols, true, &mut frame),
+            encode_chunk(&chunk, 0..2, &mut symbols, true, usize::MAX, &mut frame),
             Err(EncodeError::Chunk(ChunkError::NoTimestamp { .. }))
         ));
         assert_eq!(symbols.len(), 1);
         chunk.at_server_time().unwrap();
-        encode_chunk(&chunk, 0..2, &mut symbols, true, &mut frame).unwrap();
+        // Interned, then too large for the limit: the new entries go.
+        let text = [b'q'; 64];
+        chunk
+            .varchar("v", Offsets::I32(&[0, 32, 64]), &text, None)
+            .unwrap();
+        assert!(matches!(
+            encode_chunk(&chunk, 0..2, &mut symbols, true, 40, &mut frame),
+            Err(EncodeError::TooLarge)
+        ));
+        assert_eq!(symbols.len(), 1, "rolled back after interning");
+        frame.clear();
+        encode_chunk(&chunk, 0..2, &mut symbols, true, usize::MAX, &mut frame).unwrap();
         assert_eq!(symbols.len(), 3);
         symbols.rollback(1);
         assert_eq!(symbols.len(), 1);
@@ -673,6 +718,57 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn the_designated_timestamp_counts_against_the_column_limit() {
+        let values = [1i64];
+        let mut chunk = Chunk::new("t", 1).unwrap();
+        for i in 0..crate::sender::chunk::MAX_COLUMNS - 1 {
+            chunk.i64(&format!("c{i}"), &values, None).unwrap();
+        }
+        chunk.at_micros(&values).unwrap();
+        assert!(matches!(
+            chunk.i64("one_more", &values, None),
+            Err(ChunkError::TooManyColumns { .. })
+        ));
+        let mut full = Chunk::new("t", 1).unwrap();
+        for i in 0..crate::sender::chunk::MAX_COLUMNS {
+            full.i64(&format!("c{i}"), &values, None).unwrap();
+        }
+        assert!(matches!(
+            full.at_micros(&values),
+            Err(ChunkError::TooManyColumns { .. })
+        ));
+        full.at_server_time().unwrap();
+    }
+
+    #[test]
+    fn geohashes_keep_to_their_bits_and_an_empty_server_time_chunk_is_refused() {
+        let mut chunk = Chunk::new("t", 2).unwrap();
+        assert!(matches!(
+            chunk.geohash("g", 5, &[0b11111, 0b100000], None),
+            Err(ChunkError::BadValue { row: 1, .. })
+        ));
+        // On a NULL row the value is not looked at.
+        let second_null = [0b01u8];
+        chunk
+            .geohash("g", 5, &[0b11111, u64::MAX], Some(Bits::new(&second_null)))
+            .unwrap();
+        let mut empty = Chunk::new("t", 2).unwrap();
+        empty.at_server_time().unwrap();
+        let mut frame = Vec::new();
+        assert!(matches!(
+            encode_chunk(
+                &empty,
+                0..2,
+                &mut SymbolTable::default(),
+                true,
+                usize::MAX,
+                &mut frame
+            ),
+            Err(EncodeError::Chunk(ChunkError::BadType { .. }))
+        ));
+    }
+
     proptest::proptest! {
         #[test]
         fn any_slice_of_any_column_encodes_its_rows(
@@ -701,7 +797,7 @@ mod tests {
             chunk.i64("l", &longs[from..from + take], v).unwrap();
             chunk.at_nanos(&ts[from..from + take]).unwrap();
             let mut frame = Vec::new();
-            encode_chunk(&chunk, 0..take, &mut SymbolTable::default(), false, &mut frame).unwrap();
+            encode_chunk(&chunk, 0..take, &mut SymbolTable::default(), false, usize::MAX, &mut frame).unwrap();
             let columns = decode(&mut IngressDecoder::new(Limits::default()), &frame);
             let want_s = shown(cells[from..from + take].iter().map(|c| c.as_deref().map(Value::Varchar)));
             let want_l = shown((from..from + take).map(|i| Some(Value::Long(if cells[i].is_some() { i as i64 } else { i64::MIN }))));

@@ -33,7 +33,7 @@ pub(crate) use encode::SymbolTable;
 
 use crate::error::{ClientError, Result};
 use crate::ingest::Ticket;
-use crate::pool::Writer;
+use crate::pool::{Reporter, Writer};
 use crate::transport::HEADROOM;
 use encode::EncodeError;
 
@@ -43,7 +43,7 @@ pub(crate) fn encode_chunk_public(
     symbols: &mut SymbolTable,
     out: &mut Vec<u8>,
 ) -> bool {
-    encode::encode_chunk(chunk, 0..chunk.rows, symbols, true, out).is_ok()
+    encode::encode_chunk(chunk, 0..chunk.rows, symbols, true, usize::MAX, out).is_ok()
 }
 
 /// Most rows in one frame's table block (QWP's limit).
@@ -74,11 +74,14 @@ pub struct Sender {
     frames: u64,
     /// The frame buffer, kept for the next flush.
     buffer: Vec<u8>,
+    /// Where errors no caller receives go (also after the connection).
+    reporter: Reporter,
 }
 
 impl Sender {
     pub(crate) fn new(writer: Writer) -> Sender {
         Sender {
+            reporter: writer.reporter(),
             writer: Some(writer),
             pending_rows: 0,
             frames: 0,
@@ -89,8 +92,7 @@ impl Sender {
     fn writer(&mut self) -> Result<&mut Writer> {
         self.writer.as_mut().ok_or_else(|| {
             ClientError::Usage(
-                "this sender's connection was closed after a chunk failed part-way; borrow another"
-                    .into(),
+                "this sender's connection was closed after an error; borrow another sender".into(),
             )
         })
     }
@@ -100,15 +102,16 @@ impl Sender {
         self.pending_rows
     }
 
-    /// Frames sent so far (a chunk over the frame limit takes several).
+    /// Frames sent so far (a chunk takes one per ~1 MiB).
     pub fn frames_sent(&self) -> u64 {
         self.frames
     }
 
     /// Sends `chunk`'s rows as deferred frames without waiting for the
-    /// server (see the module docs). A chunk that cannot be sent (no
-    /// designated timestamp chosen, a single row larger than a frame, too
-    /// many symbols) is refused before any of its frames leaves.
+    /// server (see the module docs). A chunk refused before any of its
+    /// frames left (no designated timestamp chosen, a row or a value span
+    /// larger than a frame at the start) leaves the sender as it was; one
+    /// that fails part-way ends in [`ClientError::ChunkAborted`].
     pub fn flush(&mut self, chunk: &Chunk<'_>) -> Result<()> {
         if chunk.rows == 0 {
             return Ok(());
@@ -116,83 +119,97 @@ impl Sender {
         let max_frame = self.writer()?.max_frame();
         let per_frame =
             (TARGET_FRAME_BYTES.min(max_frame) / chunk.row_bytes()).clamp(1, MAX_ROWS_PER_FRAME);
-        // Row ranges still to send, last first.
-        let mut todo: Vec<Range<usize>> = Vec::new();
-        let mut start = chunk.rows;
-        while start > 0 {
-            let from = start.saturating_sub(per_frame);
-            todo.push(from..start);
-            start = from;
-        }
+        // Row ranges: the next cut of `per_frame` rows from `next`, and
+        // (last first) pieces of a range that turned out too large.
+        let mut next = 0usize;
+        let mut again: Vec<Range<usize>> = Vec::new();
         // Reused across flushes: no allocation per frame.
         let mut frame = std::mem::take(&mut self.buffer);
         let mut sent_frames = 0u64;
         let result = loop {
-            let Some(rows) = todo.pop() else {
-                break Ok(());
+            let rows = match again.pop() {
+                Some(r) => r,
+                None if next < chunk.rows => {
+                    let end = next + per_frame.min(chunk.rows - next);
+                    let r = next..end;
+                    next = end;
+                    r
+                }
+                None => break Ok(()),
             };
             let conn = match self.writer() {
                 Ok(w) => w.conn(),
                 Err(e) => break Err(e),
             };
-            let mark = conn.symbols.len();
             frame.clear();
             frame.resize(HEADROOM, 0);
-            match encode::encode_chunk(chunk, rows.clone(), &mut conn.symbols, true, &mut frame) {
-                Ok(()) if frame.len() - HEADROOM <= max_frame => {
-                    let n = rows.len() as u64;
+            match encode::encode_chunk(
+                chunk,
+                rows.clone(),
+                &mut conn.symbols,
+                true,
+                max_frame,
+                &mut frame,
+            ) {
+                Ok(()) => {
                     if let Err(e) = conn.send_in_place(&mut frame) {
-                        break Err(e);
+                        break Err(self.abort(sent_frames, e));
                     }
-                    self.pending_rows += n;
+                    self.pending_rows += rows.len() as u64;
                     self.frames += 1;
                     sent_frames += 1;
                 }
-                Ok(()) | Err(EncodeError::TooLarge) => {
-                    conn.symbols.rollback(mark);
-                    if rows.len() == 1 {
-                        let e = ClientError::FrameTooLarge {
-                            len: frame.len() - HEADROOM,
-                            max: max_frame,
-                        };
-                        break Err(self.abort(sent_frames, e));
-                    }
-                    // As many rows as fill 15/16 of a frame at this
-                    // frame's bytes per row (half when its size is not
-                    // known), at least one, fewer than all.
-                    let encoded = frame.len() - HEADROOM;
-                    let fit = match encoded > max_frame {
-                        true => {
-                            rows.len() as u128 * (max_frame as u128 * 15 / 16) / encoded as u128
-                        }
-                        false => rows.len() as u128 / 2,
+                Err(EncodeError::TooLarge) if rows.len() > 1 => {
+                    // The first half, then the second (the cut adapts to
+                    // rows far larger than the mean).
+                    let mid = rows.start + rows.len() / 2;
+                    again.push(mid..rows.end);
+                    again.push(rows.start..mid);
+                }
+                Err(EncodeError::TooLarge) => {
+                    let e = ClientError::FrameTooLarge {
+                        len: frame.len().saturating_sub(HEADROOM),
+                        max: max_frame,
                     };
-                    let take = usize::try_from(fit).unwrap_or(1).clamp(1, rows.len() - 1);
-                    let mid = rows.start + take;
-                    todo.push(mid..rows.end);
-                    todo.push(rows.start..mid);
+                    break Err(self.abort(sent_frames, e));
+                }
+                Err(EncodeError::SymbolsFull) => {
+                    // This connection's table is spent: it is closed, so
+                    // the next sender starts an empty one.
+                    let e = ClientError::Usage(format!(
+                        "table {}: the connection's SYMBOL dictionary is full; it was closed, so a new sender starts an empty one",
+                        chunk.table
+                    ));
+                    break Err(self.abort(sent_frames.max(1), e));
                 }
                 Err(EncodeError::Chunk(e)) => break Err(self.abort(sent_frames, e.into())),
             }
         };
-        self.buffer = frame;
+        // Kept for the next flush, unless a huge frame inflated it.
+        if frame.capacity() <= 4 * TARGET_FRAME_BYTES.max(max_frame) {
+            self.buffer = frame;
+        }
         result
     }
 
     /// A chunk failed after `sent_frames` of its frames left: a chunk is
     /// sent whole or not at all, so the connection is closed (the server
     /// rolls back everything since the last sync) and the error says so.
+    /// An error that broke the connection rolls back the same.
     fn abort(&mut self, sent_frames: u64, cause: ClientError) -> ClientError {
-        if sent_frames == 0 {
+        if sent_frames == 0 && !cause.breaks_connection() {
             return cause;
         }
         let rows = std::mem::take(&mut self.pending_rows);
         if let Some(writer) = self.writer.take() {
             writer.discard();
         }
-        ClientError::ChunkAborted {
-            rows,
-            cause: Box::new(cause),
+        match rows {
+            0 => cause,
+            rows => ClientError::ChunkAborted {
+                rows,
+                cause: Box::new(cause),
+            },
         }
     }
 
@@ -213,8 +230,8 @@ impl Sender {
 
     /// Sends every batch of `reader` (see [`Sender::flush_batch`]) and
     /// commits them as one transaction at `ack`'s level; returns the rows
-    /// sent. A batch that cannot be sent stops the stream: what was
-    /// flushed before it stays pending (sync or discard it).
+    /// sent. If any batch fails, nothing of the stream is committed (the
+    /// connection is closed and the server rolls back).
     pub fn send_reader(
         &mut self,
         reader: impl arrow_array::RecordBatchReader,
@@ -222,18 +239,28 @@ impl Sender {
         ack: Ack,
     ) -> Result<u64> {
         let mut rows = 0u64;
-        for batch in reader {
-            let batch =
-                batch.map_err(|e| ClientError::Usage(format!("the batch reader failed: {e}")))?;
-            self.flush_batch(&batch, options)?;
-            rows += batch.num_rows() as u64;
+        let sent = (|| {
+            for batch in reader {
+                let batch = batch
+                    .map_err(|e| ClientError::Usage(format!("the batch reader failed: {e}")))?;
+                self.flush_batch(&batch, options)?;
+                rows += batch.num_rows() as u64;
+            }
+            self.sync(ack)
+        })();
+        match sent {
+            Ok(()) => Ok(rows),
+            Err(e) => {
+                self.drop_pending();
+                Err(e)
+            }
         }
-        self.sync(ack)?;
-        Ok(rows)
     }
 
     /// Commits every row flushed since the last sync as one transaction
-    /// and waits for it to be acknowledged at `ack`'s level.
+    /// and waits for it to be acknowledged at `ack`'s level. If the wait
+    /// fails after the commit left, whether it happened is unknown
+    /// ([`ClientError::Unconfirmed`]): retrying may duplicate rows.
     pub fn sync(&mut self, ack: Ack) -> Result<()> {
         if ack == Ack::Durable && !self.writer()?.durable() {
             return Err(ClientError::Usage(
@@ -241,14 +268,38 @@ impl Sender {
             ));
         }
         if self.pending_rows > 0 || self.writer()?.in_deferred_group() {
-            let ticket = self.commit()?;
-            self.writer()?.wait_acked(ticket)?;
+            let ticket = match self.commit() {
+                Ok(t) => t,
+                Err(e) => return Err(self.abort(0, e)),
+            };
+            let rows = self.pending_rows;
+            if let Err(e) = self.writer()?.wait_acked(ticket) {
+                return Err(self.unconfirmed(rows, e));
+            }
             self.pending_rows = 0;
         }
-        if ack == Ack::Durable {
-            self.writer()?.wait_durable()?;
+        if ack == Ack::Durable
+            && let Err(e) = self.writer()?.wait_durable()
+        {
+            return Err(self.unconfirmed(0, e));
         }
         Ok(())
+    }
+
+    /// The answer to a commit (or its durability) did not come: the rows
+    /// may or may not be committed. The connection is closed.
+    fn unconfirmed(&mut self, rows: u64, cause: ClientError) -> ClientError {
+        if !cause.breaks_connection() {
+            return cause;
+        }
+        self.pending_rows = 0;
+        if let Some(writer) = self.writer.take() {
+            writer.discard();
+        }
+        ClientError::Unconfirmed {
+            rows,
+            cause: Box::new(cause),
+        }
     }
 
     fn commit(&mut self) -> Result<Ticket> {
@@ -258,13 +309,18 @@ impl Sender {
         conn.send_in_place(&mut frame)
     }
 
-    /// Drops the rows flushed since the last sync: the connection is
-    /// closed, and the server rolls them back.
-    pub fn discard(mut self) {
+    /// Closes the connection, so the server rolls back what was flushed.
+    fn drop_pending(&mut self) {
         self.pending_rows = 0;
         if let Some(writer) = self.writer.take() {
             writer.discard();
         }
+    }
+
+    /// Drops the rows flushed since the last sync: the connection is
+    /// closed, and the server rolls them back.
+    pub fn discard(mut self) {
+        self.drop_pending();
     }
 }
 
@@ -273,15 +329,23 @@ impl Drop for Sender {
         if self.pending_rows == 0 {
             return;
         }
+        if std::thread::panicking() {
+            // Unwinding: whatever was being sent is not known to be whole.
+            tracing::warn!(
+                rows = self.pending_rows,
+                "a sender dropped while panicking rolls back its unsynced rows"
+            );
+            self.drop_pending();
+            return;
+        }
         let rows = self.pending_rows;
         if let Err(e) = self.sync(Ack::Ok) {
             tracing::error!(rows, error = %e, "a sender dropped with unsynced rows could not commit them");
-            if let Some(w) = &self.writer {
-                w.report(&ClientError::Unsynced {
-                    rows,
-                    cause: Box::new(e),
-                });
-            }
+            let report = ClientError::Unsynced {
+                rows,
+                cause: Box::new(e),
+            };
+            self.reporter.report(&report);
         }
     }
 }
