@@ -927,34 +927,17 @@ fn scale(s: i8) -> u8 {
 
 /// Whether a dictionary array's values (not its keys) hold a NULL.
 fn dictionary_values_have_nulls(array: &dyn Array) -> bool {
-    let values = match array.data_type() {
-        DataType::Dictionary(key, _) => match **key {
-            DataType::Int8 => array.as_dictionary::<Int8Type>().values(),
-            DataType::Int16 => array.as_dictionary::<Int16Type>().values(),
-            DataType::Int32 => array.as_dictionary::<Int32Type>().values(),
-            DataType::UInt8 => array.as_dictionary::<UInt8Type>().values(),
-            DataType::UInt16 => array.as_dictionary::<UInt16Type>().values(),
-            DataType::UInt32 => array.as_dictionary::<UInt32Type>().values(),
-            _ => return false,
-        },
-        _ => return false,
-    };
-    values.null_count() > 0
+    array
+        .as_any_dictionary_opt()
+        .is_some_and(|d| d.values().null_count() > 0)
 }
 
 /// A dictionary array's values: offsets and UTF-8 bytes.
 fn dictionary_values(array: &dyn Array) -> (Offsets<'_>, &[u8]) {
-    let values = match array.data_type() {
-        DataType::Dictionary(key, _) => match **key {
-            DataType::Int8 => array.as_dictionary::<Int8Type>().values(),
-            DataType::Int16 => array.as_dictionary::<Int16Type>().values(),
-            DataType::Int32 => array.as_dictionary::<Int32Type>().values(),
-            DataType::UInt8 => array.as_dictionary::<UInt8Type>().values(),
-            DataType::UInt16 => array.as_dictionary::<UInt16Type>().values(),
-            _ => array.as_dictionary::<UInt32Type>().values(),
-        },
-        _ => return (Offsets::I32(&[]), &[]),
+    let Some(dictionary) = array.as_any_dictionary_opt() else {
+        return (Offsets::I32(&[]), &[]);
     };
+    let values = dictionary.values();
     match values.data_type() {
         DataType::LargeUtf8 => {
             let s = values.as_string::<i64>();

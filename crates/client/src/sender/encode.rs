@@ -329,8 +329,10 @@ fn body(
                 u32::try_from(span).map_err(|_| EncodeError::TooLarge)?;
                 out.reserve(4 * (rows.len() + 1) + span);
                 for i in rows.start..=rows.end {
-                    // At most `span`: fits in u32 (checked above).
-                    out.extend_from_slice(&((offsets.at(i) - base) as u32).to_le_bytes());
+                    // At most `span`, which fits (checked above).
+                    let at =
+                        u32::try_from(offsets.at(i) - base).map_err(|_| EncodeError::TooLarge)?;
+                    out.extend_from_slice(&at.to_le_bytes());
                 }
                 out.extend_from_slice(&data[base..base + span]);
             } else {
