@@ -14,7 +14,8 @@
 //!
 //! After the criterion runs a summary prints each pair's median (nine
 //! runs, the two clients interleaved) and ratio.
-//! Run: `cargo bench -p quiver-server --bench sdk`.
+//! Run: `cargo bench -p quiver-server --bench sdk`. With `SDK_BENCH_FRAMES=1`
+//! the null server prints each frame's size (how each client cuts frames).
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
