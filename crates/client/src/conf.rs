@@ -190,6 +190,9 @@ pub struct ClientConf {
     pub compression: Compression,
     /// `compression_level` (1-22, default 3).
     pub compression_level: i32,
+    /// `max_batch_rows`: the most rows per result batch the client asks
+    /// for (`X-QWP-Max-Batch-Rows`; the server may only lower its cap).
+    pub max_batch_rows: Option<u32>,
     /// `tls_verify=unsafe_off` turns certificate checks off (`on` by
     /// default).
     pub tls_verify: bool,
@@ -217,6 +220,7 @@ const KEYS: &[&str] = &[
     "request_timeout",
     "compression",
     "compression_level",
+    "max_batch_rows",
     "tls_verify",
     "tls_roots",
 ];
@@ -361,6 +365,7 @@ impl ClientConf {
             request_timeout: Duration::from_secs(60),
             compression: Compression::Auto,
             compression_level: 3,
+            max_batch_rows: None,
             tls_verify: true,
             tls_roots: None,
         };
@@ -411,6 +416,14 @@ impl ClientConf {
                         .ok()
                         .filter(|l| (1..=22).contains(l))
                         .ok_or(bad(key, "a level from 1 to 22"))?;
+                }
+                "max_batch_rows" => {
+                    conf.max_batch_rows = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|&n: &u32| n > 0)
+                            .ok_or(bad(key, "a row count from 1 to 4294967295"))?,
+                    );
                 }
                 "tls_verify" => {
                     conf.tls_verify = match v {
@@ -527,7 +540,7 @@ mod tests {
              request_durable_ack=on;sender_pool_min=2;sender_pool_max=9;query_pool_min=0;\
              query_pool_max=3;acquire_timeout_ms=250;idle_timeout_ms=1000;pool_reap=manual;\
              lazy_connect=on;connect_timeout=1500;compression=zstd;compression_level=9;\
-             tls_verify=unsafe_off;tls_roots=/etc/ca.pem;",
+             max_batch_rows=500;tls_verify=unsafe_off;tls_roots=/etc/ca.pem;",
         )
         .unwrap();
         assert!(c.tls);
@@ -564,6 +577,7 @@ mod tests {
         );
         assert_eq!(c.connect_timeout, Duration::from_millis(1500));
         assert_eq!((c.compression, c.compression_level), (Compression::Zstd, 9));
+        assert_eq!(c.max_batch_rows, Some(500));
         assert!(!c.tls_verify);
         assert_eq!(c.tls_roots.as_deref(), Some("/etc/ca.pem"));
         let t = ClientConf::parse("ws::addr=h;token=abc;").unwrap();
@@ -610,6 +624,12 @@ mod tests {
             err("ws::addr=h;compression_level=23;"),
             ConfError::BadValue { .. }
         ));
+        for rows in ["0", "-1", "4294967296", "x"] {
+            assert!(matches!(
+                err(&format!("ws::addr=h;max_batch_rows={rows};")),
+                ConfError::BadValue { .. }
+            ));
+        }
         assert!(matches!(
             err("ws::username=u;password=p;"),
             ConfError::Inconsistent(_)

@@ -82,6 +82,18 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The server refused a statement (QUERY_ERROR); the connection stays
+    /// usable.
+    #[error("the server refused query {request_id} with status {status:#04x}: {message}")]
+    Query {
+        /// The query's request id on its connection.
+        request_id: i64,
+        /// The QWP status (`0x05` parse error, `0x06` internal error,
+        /// `0x08` security, `0x0a` cancelled, `0x0b` limit exceeded, ...).
+        status: u8,
+        /// The server's message.
+        message: String,
+    },
     /// The server neither took nor answered a frame within
     /// `request_timeout`.
     #[error("{endpoint} did not answer within {waited:?} (request_timeout)")]
@@ -165,6 +177,7 @@ impl ClientError {
                 | ClientError::FrameTooLarge { .. }
                 | ClientError::PoolExhausted { .. }
                 | ClientError::Closed
+                | ClientError::Query { .. }
         )
     }
 }

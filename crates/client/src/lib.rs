@@ -60,6 +60,7 @@ pub mod conf;
 mod error;
 mod ingest;
 mod pool;
+mod query;
 mod sender;
 mod transport;
 
@@ -78,7 +79,9 @@ pub mod bench {
 pub use conf::{Auth, ClientConf, Compression, ConfError, Endpoint, PoolConf, Reap};
 pub use error::{ClientError, Lane, Result};
 pub use ingest::{IngestConnection, Ticket};
-pub use pool::{Client, LaneStats, Writer};
+pub use pool::{Client, LaneStats, Reader, Writer};
+pub use query::{AsyncQueryStream, Executed, Param, Query, QueryStream, ServerDescription};
+pub use quiver_qwp::TypeCode;
 pub use sender::{
     Ack, ArrowOptions, Bits, Chunk, ChunkError, Codes, ColumnAs, Designated, Offsets, Sender,
 };

@@ -10,7 +10,11 @@
 //!   that acknowledges frames and stores nothing): the clients' own cost;
 //! - `arrow/quiver-client` vs `arrow/questdb-rs`: the same 1M-row S1
 //!   Arrow `RecordBatch` sent and committed into a real `quiver serve`
-//!   (`Client::send_batch` vs `QuestDb::flush_arrow_batch`).
+//!   (`Client::send_batch` vs `QuestDb::flush_arrow_batch`);
+//! - `egress/quiver-client` vs `egress/questdb-rs`: `SELECT *` of a 1M-row
+//!   S1 table from the same server, read into Arrow record batches
+//!   (`Client::query(..).fetch()` vs the official `Reader`'s
+//!   `next_arrow_batch`): the same server work, each client's decoding.
 //!
 //! After the criterion runs a summary prints each pair's median (nine
 //! runs, the two clients interleaved) and ratio.
@@ -341,6 +345,36 @@ fn main() {
     g.bench_function("quiver-client", |b| b.iter(&mut ours_arrow));
     g.bench_function("questdb-rs", |b| b.iter(&mut theirs_arrow));
     g.finish();
+
+    // Egress: the same query read by each client.
+    client_q
+        .send_batch(&batch, &ArrowOptions::at_column("egress", "ts"), Ack::Ok)
+        .unwrap();
+    let select = "SELECT * FROM egress";
+    let mut their_reader =
+        questdb::egress::Reader::from_conf(format!("ws::addr={};", server.addr)).unwrap();
+    let mut ours_egress = || {
+        let mut rows = 0;
+        let mut stream = client_q.query(select).fetch().unwrap();
+        while let Some(b) = stream.next_batch().unwrap() {
+            rows += black_box(b).num_rows();
+        }
+        assert_eq!(rows, 1_000_000);
+    };
+    let mut theirs_egress = || {
+        let mut rows = 0;
+        let mut cursor = their_reader.execute(select).unwrap();
+        while let Some(b) = cursor.next_arrow_batch().unwrap() {
+            rows += black_box(b).num_rows();
+        }
+        assert_eq!(rows, 1_000_000);
+    };
+    let mut g = c.benchmark_group("egress");
+    g.sample_size(10)
+        .throughput(Throughput::Elements(big.ts.len() as u64));
+    g.bench_function("quiver-client", |b| b.iter(&mut ours_egress));
+    g.bench_function("questdb-rs", |b| b.iter(&mut theirs_egress));
+    g.finish();
     c.final_summary();
 
     println!("\nsummary (median of the runs shown, one process, same data):");
@@ -390,7 +424,12 @@ fn main() {
     };
     let sink = pair(&mut ours_sink, &mut theirs_sink);
     let arrow = pair(&mut ours_arrow, &mut theirs_arrow);
-    for (what, (ours, theirs)) in [("null server", sink), ("arrow into quiver", arrow)] {
+    let egress = pair(&mut ours_egress, &mut theirs_egress);
+    for (what, (ours, theirs)) in [
+        ("null server", sink),
+        ("arrow into quiver", arrow),
+        ("egress into arrow", egress),
+    ] {
         println!(
             "{what:<19} 1M S1 rows: quiver-client {:.1}M rows/s, questdb-rs {:.1}M rows/s, ours/theirs speed {:.2}x",
             rows / ours.as_secs_f64() / 1e6,

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use crate::conf::{ClientConf, Reap};
 use crate::error::{ClientError, Lane as LaneKind, Result};
 use crate::ingest::{IngestConnection, Ticket};
+use crate::query::{ConnectionState, Query, QueryConnection, ServerDescription};
 use crate::sender::Sender;
 
 /// What a lane lends.
@@ -52,6 +53,21 @@ impl Pooled for IngestConnection {
         // must not pass to another borrower, who would see their acks or
         // commit them.
         !self.is_broken() && self.unacked() == 0 && !self.has_foreign_symbols()
+    }
+    fn alive(&self) -> bool {
+        self.is_quiet()
+    }
+}
+
+impl Pooled for QueryConnection {
+    const LANE: LaneKind = LaneKind::Reader;
+    fn open(conf: &ClientConf) -> Result<Self> {
+        QueryConnection::connect(conf)
+    }
+    fn reusable(&self) -> bool {
+        // Only between queries: a stream dropped mid-result is drained or
+        // broken by then.
+        self.state() == ConnectionState::Idle
     }
     fn alive(&self) -> bool {
         self.is_quiet()
@@ -250,6 +266,7 @@ type ErrorHandler = Arc<dyn Fn(&ClientError) + Send + Sync>;
 struct Shared {
     conf: ClientConf,
     writers: Lane<IngestConnection>,
+    readers: Lane<QueryConnection>,
     on_error: Mutex<Option<ErrorHandler>>,
 }
 
@@ -266,6 +283,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("endpoints", &self.shared.conf.endpoints)
             .field("writers", &self.shared.writers.stats())
+            .field("readers", &self.shared.readers.stats())
             .finish()
     }
 }
@@ -273,12 +291,16 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Starts a pool: opens the minimum of writers now (unless
     /// `lazy_connect=on`), so a wrong address or refused credentials fail
-    /// here, and starts the reaper when `pool_reap=auto`.
+    /// here, and starts the reaper when `pool_reap=auto`. Query
+    /// connections open at the first query (a client that only ingests
+    /// never opens one); idle ones are reaped down to `query_pool_min`.
     pub fn connect(conf: ClientConf) -> Result<Client> {
         let writers = Lane::new(conf.pool.sender_min, conf.pool.sender_max, &conf);
+        let readers = Lane::new(conf.pool.query_min, conf.pool.query_max, &conf);
         let shared = Arc::new(Shared {
             conf,
             writers,
+            readers,
             on_error: Mutex::new(None),
         });
         if !shared.conf.pool.lazy_connect {
@@ -311,6 +333,40 @@ impl Client {
             conn: Some(conn),
             shared: Arc::clone(&self.shared),
         })
+    }
+
+    /// Borrows a query connection (see the module docs for waiting). Most
+    /// callers use [`Client::query`], which borrows one per statement.
+    pub fn reader(&self) -> Result<Reader> {
+        let conn = self.shared.readers.acquire(&self.shared.conf)?;
+        Ok(Reader {
+            conn: Some(conn),
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    /// A statement to run on a query connection: bind parameters, then
+    /// [`Query::fetch`] its result as Arrow batches or [`Query::execute`]
+    /// it for its effect.
+    ///
+    /// ```no_run
+    /// use arrow_array::RecordBatchReader;
+    /// use quiver_client::Client;
+    ///
+    /// let client = Client::from_conf("ws::addr=127.0.0.1:9000;")?;
+    /// let mut rows = client
+    ///     .query("SELECT sym, px FROM trades WHERE px > $1 AND sym = $2")
+    ///     .bind(100.0)
+    ///     .bind("AAPL")
+    ///     .fetch()?;
+    /// println!("{:?}", rows.schema());
+    /// while let Some(batch) = rows.next_batch()? {
+    ///     println!("{} rows", batch.num_rows());
+    /// }
+    /// # Ok::<(), quiver_client::ClientError>(())
+    /// ```
+    pub fn query(&self, sql: impl Into<String>) -> Query<'_> {
+        Query::new(self, sql.into())
     }
 
     /// Borrows an ingest connection as a column-major sender
@@ -353,7 +409,8 @@ impl Client {
     /// Closes idle connections past the idle timeout now (down to each
     /// lane's minimum); returns how many. For `pool_reap=manual`.
     pub fn reap(&self) -> usize {
-        self.shared.writers.reap(Instant::now())
+        let now = Instant::now();
+        self.shared.writers.reap(now) + self.shared.readers.reap(now)
     }
 
     /// The writer lane's counts.
@@ -361,10 +418,16 @@ impl Client {
         self.shared.writers.stats()
     }
 
+    /// The reader lane's counts.
+    pub fn reader_stats(&self) -> LaneStats {
+        self.shared.readers.stats()
+    }
+
     /// Closes idle connections; borrowing fails from now on and lent
     /// connections close when they come back.
     pub fn close(&self) {
         self.shared.writers.close();
+        self.shared.readers.close();
     }
 }
 
@@ -387,7 +450,9 @@ fn start_reaper(shared: Weak<Shared>) -> mpsc::Sender<()> {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                shared.writers.reap(Instant::now());
+                let now = Instant::now();
+                shared.writers.reap(now);
+                shared.readers.reap(now);
             }
         });
     // Without a thread, idle connections stay until `reap` or close.
@@ -484,5 +549,41 @@ impl Drop for Writer {
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").field("conn", &self.conn).finish()
+    }
+}
+
+/// A borrowed query connection; goes back to the pool on drop, or is
+/// closed if it is broken or a result is still streaming on it.
+pub struct Reader {
+    conn: Option<QueryConnection>,
+    shared: Arc<Shared>,
+}
+
+impl Reader {
+    pub(crate) fn conn(&mut self) -> &mut QueryConnection {
+        // Present until drop, which consumes the handle.
+        self.conn.as_mut().expect("a reader holds its connection")
+    }
+
+    /// What the server said about itself when the connection opened.
+    pub fn server(&self) -> &ServerDescription {
+        self.conn
+            .as_ref()
+            .expect("a reader holds its connection")
+            .server()
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.shared.readers.release(conn);
+        }
+    }
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").field("conn", &self.conn).finish()
     }
 }

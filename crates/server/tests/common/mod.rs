@@ -51,6 +51,12 @@ impl TestServer {
 
     /// Starts a server on `data_dir` (kept by the caller) with extra args.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> TestServer {
+        Self::start_at(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts a server on `data_dir` listening on `listen` (a restart on
+    /// the port of a server that stopped).
+    pub fn start_at(data_dir: &Path, listen: &str, extra: &[&str]) -> TestServer {
         let log = data_dir.with_extension(format!("{}.log", std::process::id()));
         std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
         let log_file = std::fs::OpenOptions::new()
@@ -63,7 +69,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
