@@ -9,7 +9,7 @@
 //!   validated settings with the official defaults. Keys of features not
 //!   built yet (auto-flush, store-and-forward, reconnect and failover
 //!   tuning) are refused as unknown rather than ignored.
-//! - [`Client`] is the pool: it lends ingest connections to any thread,
+//! - [`Client`] is the pool: it lends ingest and query connections to any thread,
 //!   opens the minimum eagerly, waits up to the acquire timeout past the
 //!   maximum, closes broken or unacknowledged connections instead of
 //!   lending them again, replaces idle ones the server closed, and reaps.
@@ -22,10 +22,18 @@
 //!   frames and reads the server's cumulative acks.
 //! - Errors are typed ([`ClientError`], [`ChunkError`]) and carry the
 //!   server's status and message, or the table, column and row.
+//! - [`Client::query`] runs SQL with positional binds ([`Param`]) on a
+//!   pooled query connection and streams the result as Arrow record
+//!   batches ([`QueryStream`], a `RecordBatchReader`; [`AsyncQueryStream`]
+//!   for async code): every QWP type in its natural Arrow type with the
+//!   official client's field metadata, zstd, credit flow control, cancel on
+//!   drop; [`Query::execute`] for statements without rows.
 //!
-//! Still to come: egress (queries; query connections join the pool then),
-//! Polars, DOUBLE/LONG arrays, TLS (`wss::` is parsed, and refused at
-//! connect).
+//! Nothing is retried behind the caller's back: a refused query would fail
+//! again, a statement with effects could run twice, and an ingest commit
+//! whose answer was lost is reported as [`ClientError::Unconfirmed`].
+//!
+//! Still to come: Polars, TLS (`wss::` is parsed, and refused at connect).
 //!
 //! ```
 //! use quiver_client::{ClientConf, Endpoint};
@@ -50,6 +58,22 @@
 //! let mut sender = client.sender()?;
 //! sender.flush(&chunk)?;
 //! sender.sync(Ack::Ok)?;
+//! # Ok::<(), quiver_client::ClientError>(())
+//! ```
+//!
+//! Querying (needs a server, so not run here):
+//!
+//! ```no_run
+//! use quiver_client::{Client, Param};
+//!
+//! let client = Client::from_conf("ws::addr=127.0.0.1:9000;")?;
+//! let mut rows = client
+//!     .query("SELECT * FROM trades WHERE ts > $1")
+//!     .bind(Param::timestamp_micros(1_700_000_000_000_000))
+//!     .fetch()?;
+//! while let Some(batch) = rows.next_batch()? {
+//!     println!("{} rows", batch.num_rows());
+//! }
 //! # Ok::<(), quiver_client::ClientError>(())
 //! ```
 
@@ -79,7 +103,7 @@ pub mod bench {
 pub use conf::{Auth, ClientConf, Compression, ConfError, Endpoint, PoolConf, Reap};
 pub use error::{ClientError, Lane, Result};
 pub use ingest::{IngestConnection, Ticket};
-pub use pool::{Client, LaneStats, Reader, Writer};
+pub use pool::{Client, LaneStats, Writer};
 pub use query::{AsyncQueryStream, Executed, Param, Query, QueryStream, ServerDescription};
 pub use quiver_qwp::TypeCode;
 pub use sender::{

@@ -18,7 +18,7 @@
 use std::hash::BuildHasher;
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use tungstenite::client::ClientRequestBuilder;
@@ -245,17 +245,27 @@ impl Transport {
     }
 
     /// Waits up to `within` for the next binary frame (pings are answered
-    /// meanwhile); `None` when none came in time.
+    /// meanwhile, and count against the wait); `None` when none came in
+    /// time. (A frame whose bytes trickle in may take one more socket
+    /// timeout than `within`.)
     pub(crate) fn receive_within(&mut self, within: Duration) -> Result<Option<Bytes>> {
-        let within = within.max(Duration::from_millis(1));
-        if self.read_timeout != Some(within) {
-            self.socket
-                .get_ref()
-                .set_read_timeout(Some(within))
-                .map_err(|e| self.broken(tungstenite::Error::Io(e)))?;
-            self.read_timeout = Some(within);
-        }
+        let deadline = Instant::now() + within;
         loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Whole milliseconds, so a wait is not reset for a few
+            // microseconds' difference.
+            let left =
+                Duration::from_millis(left.as_millis().max(1).try_into().unwrap_or(u64::MAX));
+            if self.read_timeout != Some(left) {
+                self.socket
+                    .get_ref()
+                    .set_read_timeout(Some(left))
+                    .map_err(|e| self.broken(tungstenite::Error::Io(e)))?;
+                self.read_timeout = Some(left);
+            }
             let message = match self.socket.read() {
                 Ok(m) => m,
                 Err(tungstenite::Error::Io(e)) if is_timeout(&e) => return Ok(None),

@@ -413,7 +413,8 @@ pub fn column_to_array(
                     let offs = &mut level_offsets[k];
                     for _ in 0..lists {
                         let last = *offs.last().expect("starts with 0");
-                        offs.push(last + i32::try_from(dim).map_err(|_| ToArrowError::TooLarge)?);
+                        let dim = i32::try_from(dim).map_err(|_| ToArrowError::TooLarge)?;
+                        offs.push(last.checked_add(dim).ok_or(ToArrowError::TooLarge)?);
                     }
                     lists = lists.saturating_mul(dim);
                 }

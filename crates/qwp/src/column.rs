@@ -197,6 +197,13 @@ impl<'a> ArrayValues<'a> {
         }
         let rest = r.rest();
         let before = r.position();
+        // Lists below the outermost, over the whole column: what an Arrow
+        // conversion allocates offsets for. An array with no elements
+        // (a 0 dimension) can still claim billions of them in 9 bytes, so
+        // they are bounded by the bytes left, with room for any array
+        // without a 0 dimension (at most 31 lists per element).
+        let list_budget = (rest.len() as u64).saturating_mul(4);
+        let mut lists = 0u64;
         for _ in 0..count {
             let at = r.position();
             let rank = r.u8("array rank")?;
@@ -210,6 +217,14 @@ impl<'a> ArrayValues<'a> {
                 ));
             }
             let shape = r.take(u64::from(rank) * 4, "array shape")?;
+            let mut prefix = 1u64;
+            for d in le_values::<u32>(shape).take(usize::from(rank) - 1) {
+                prefix = prefix.saturating_mul(u64::from(d));
+                lists = lists.saturating_add(prefix);
+            }
+            if lists > list_budget {
+                return Err(r.error_at(DecodeErrorKind::ArrayTooLarge { elements: lists }, at));
+            }
             let elements = element_count(shape);
             if elements > (r.remaining() / 8) as u64 {
                 return Err(r.error_at(DecodeErrorKind::ArrayTooLarge { elements }, at));
@@ -1218,6 +1233,32 @@ mod tests {
         let c = ColumnData::decode(&mut r, t, rows, &rules(&limits))?;
         r.finish("column")?;
         Ok(c)
+    }
+
+    #[test]
+    fn empty_arrays_cannot_claim_more_lists_than_the_bytes_allow() {
+        // null_flag 0, then one array: rank 2, shape [n, 0], no elements.
+        let frame = |n: u32| {
+            let mut b = vec![0u8, 2];
+            b.extend_from_slice(&n.to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes());
+            b
+        };
+        // 9 bytes left after the null flag: up to 36 inner lists.
+        assert!(decode(&frame(36), TypeCode::DoubleArray, 1).is_ok());
+        for n in [37, 1 << 20, u32::MAX] {
+            let e = decode(&frame(n), TypeCode::DoubleArray, 1).unwrap_err();
+            assert!(
+                matches!(e.kind(), DecodeErrorKind::ArrayTooLarge { .. }),
+                "{n}: {e:?}"
+            );
+        }
+        // Three dimensions: the products of the outer ones count.
+        let mut b = vec![0u8, 3];
+        for d in [u32::MAX, u32::MAX, 0] {
+            b.extend_from_slice(&d.to_le_bytes());
+        }
+        assert!(decode(&b, TypeCode::DoubleArray, 1).is_err());
     }
 
     #[test]

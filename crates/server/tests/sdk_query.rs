@@ -1,6 +1,6 @@
 //! Our SDK's queries (QWP egress) against the real server:
 //!
-//! - every QuestDB type, sent as an Arrow batch in the form our egress
+//! - every QuestDB type (DOUBLE and LONG arrays too), sent as an Arrow batch in the form our egress
 //!   returns it (types chosen by field metadata), comes back equal value
 //!   by value, over many batches, raw and zstd, and equal to what the
 //!   official crate's reader returns for the same query (arrays and the
@@ -19,9 +19,10 @@ use std::thread;
 use arrow::array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Decimal64Array, Decimal128Array, Decimal256Array,
     DictionaryArray, FixedSizeBinaryArray, Float32Array, Float64Array, Int8Array, Int16Array,
-    Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Int32Array, Int64Array, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray, UInt16Array, UInt32Array,
 };
+use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema, UInt32Type, i256};
 use common::TestServer;
@@ -203,6 +204,39 @@ fn every_type(rows: usize) -> RecordBatch {
             .collect::<Vec<_>>(),
     )
     .with_timezone("UTC");
+    // DOUBLE[][]: row r is a (r % 3) x 2 matrix; LONG[]: r % 4 elements.
+    let (mut outer, mut inner, mut elements) = (vec![0i32], vec![0i32], Vec::new());
+    let (mut long_offsets, mut long_elements) = (vec![0i32], Vec::new());
+    for (r, &ok) in valid.iter().enumerate() {
+        if ok {
+            for _ in 0..r % 3 {
+                elements.extend([(v() % 1000) as f64 / 8.0, -((v() % 77) as f64)]);
+                inner.push(elements.len() as i32);
+            }
+            long_elements.extend((0..r % 4).map(|_| (v() % 1_000_000) as i64 - 7));
+        }
+        outer.push(inner.len() as i32 - 1);
+        long_offsets.push(long_elements.len() as i32);
+    }
+    let item = |t| Arc::new(Field::new("item", t, true));
+    let matrices = ListArray::new(
+        item(DataType::Float64),
+        OffsetBuffer::new(inner.into()),
+        Arc::new(Float64Array::from(elements)),
+        None,
+    );
+    let darr = ListArray::new(
+        item(matrices.data_type().clone()),
+        OffsetBuffer::new(outer.into()),
+        Arc::new(matrices),
+        Some(NullBuffer::from(valid.clone())),
+    );
+    let larr = ListArray::new(
+        item(DataType::Int64),
+        OffsetBuffer::new(long_offsets.into()),
+        Arc::new(Int64Array::from(long_elements)),
+        Some(NullBuffer::from(valid.clone())),
+    );
 
     let utc = |u| DataType::Timestamp(u, Some("UTC".into()));
     use arrow::datatypes::TimeUnit::{Microsecond, Millisecond, Nanosecond};
@@ -247,6 +281,8 @@ fn every_type(rows: usize) -> RecordBatch {
         field("d64", DataType::Decimal64(18, 3), &[]),
         field("d128", DataType::Decimal128(38, 6), &[]),
         field("d256", DataType::Decimal256(76, 10), &[]),
+        field("darr", darr.data_type().clone(), &[]),
+        field("larr", larr.data_type().clone(), &[]),
         field("ts", utc(Microsecond), &[]),
     ]);
     let columns: Vec<ArrayRef> = vec![
@@ -271,6 +307,8 @@ fn every_type(rows: usize) -> RecordBatch {
         Arc::new(d64),
         Arc::new(d128),
         Arc::new(d256),
+        Arc::new(darr),
+        Arc::new(larr),
         Arc::new(ts),
     ];
     RecordBatch::try_new(Arc::new(schema), columns).unwrap()

@@ -853,12 +853,13 @@ mod arrow_ingest {
             client.send_batch(&b, &missing, Ack::Ok),
             Err(ClientError::Chunk(_))
         ));
-        // A list column: refused with its name and type.
+        // A list of Int32 (arrays are of DOUBLE or LONG): refused with its
+        // name and type.
         let list: ArrayRef = Arc::new(arrow::array::ListArray::from_iter_primitive::<
-            arrow::datatypes::Float64Type,
+            arrow::datatypes::Int32Type,
             _,
             _,
-        >((0..N).map(|i| Some(vec![Some(i as f64)]))));
+        >((0..N).map(|i| Some(vec![Some(i as i32)]))));
         let with_list = RecordBatch::try_from_iter(
             b.columns()
                 .iter()

@@ -335,9 +335,9 @@ impl Client {
         })
     }
 
-    /// Borrows a query connection (see the module docs for waiting). Most
-    /// callers use [`Client::query`], which borrows one per statement.
-    pub fn reader(&self) -> Result<Reader> {
+    /// Borrows a query connection (see the module docs for waiting);
+    /// [`Client::query`] borrows one per statement.
+    pub(crate) fn reader(&self) -> Result<Reader> {
         let conn = self.shared.readers.acquire(&self.shared.conf)?;
         Ok(Reader {
             conn: Some(conn),
@@ -552,9 +552,10 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-/// A borrowed query connection; goes back to the pool on drop, or is
-/// closed if it is broken or a result is still streaming on it.
-pub struct Reader {
+/// A borrowed query connection (held by a [`crate::QueryStream`]); goes
+/// back to the pool on drop, or is closed if it is broken or a result is
+/// still streaming on it.
+pub(crate) struct Reader {
     conn: Option<QueryConnection>,
     shared: Arc<Shared>,
 }
@@ -566,7 +567,7 @@ impl Reader {
     }
 
     /// What the server said about itself when the connection opened.
-    pub fn server(&self) -> &ServerDescription {
+    pub(crate) fn server(&self) -> &ServerDescription {
         self.conn
             .as_ref()
             .expect("a reader holds its connection")

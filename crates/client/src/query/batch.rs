@@ -12,9 +12,11 @@
 //! Every field also carries `questdb.column_type` (the QuestDB type in
 //! lower case, as the official clients write it), so a result sent back
 //! through [`crate::Sender::flush_batch`] keeps its types. Dense values that
-//! are QuestDB's NULL sentinels are NULL. An array column whose batch 0 has
-//! no values is typed with rank 1; a later batch of another rank is an
-//! error (a reader's schema cannot change).
+//! are QuestDB's NULL sentinels are NULL. An array column whose first
+//! batches hold only NULLs is typed by the first batch with an array in
+//! it (the stream reads a few batches ahead to find one, see
+//! [`ResultSchema::settle`]); a later batch of another rank is an error (a
+//! reader's schema cannot change).
 //!
 //! What it must not do: read frames or hold connection state beyond the
 //! scratch map it is lent.
@@ -23,7 +25,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::types::UInt32Type;
-use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, RecordBatchOptions, StringArray};
+use arrow_array::{
+    Array, ArrayRef, DictionaryArray, RecordBatch, RecordBatchOptions, StringArray, new_null_array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use quiver_qwp::arrow::{ToArrowError, array_rank, arrow_type, column_to_array};
 use quiver_qwp::{ColumnData, ResultBatch, SymbolDictionary, Symbols, TypeCode, Values};
@@ -68,6 +72,10 @@ pub(crate) struct SymbolKeys {
 pub(crate) struct ResultSchema {
     schema: SchemaRef,
     types: Vec<TypeCode>,
+    /// GEOHASH precision per column (0 for other types).
+    geohash_bits: Vec<u8>,
+    /// Array columns whose rank no batch has shown yet (typed rank 1).
+    tentative: Vec<bool>,
 }
 
 impl ResultSchema {
@@ -82,12 +90,16 @@ impl ResultSchema {
             });
         }
         let mut fields = Vec::with_capacity(defs.len());
+        let mut bits = Vec::with_capacity(defs.len());
+        let mut tentative = Vec::with_capacity(defs.len());
         for (def, column) in defs.iter().zip(&batch.columns) {
             let (geohash_bits, scale) = match column.values() {
                 Values::Geohash { precision_bits, .. } => (*precision_bits, 0),
                 Values::Decimal { scale, .. } => (0, *scale),
                 _ => (0, 0),
             };
+            bits.push(geohash_bits);
+            tentative.push(matches!(column.values(), Values::Array(a) if a.is_empty()));
             let rank = array_rank(column).map_err(|e| column_error(&def.name, &e))?;
             let mut metadata = HashMap::from([(
                 "questdb.column_type".to_owned(),
@@ -120,6 +132,70 @@ impl ResultSchema {
         Ok(ResultSchema {
             schema: Arc::new(Schema::new(fields)),
             types: defs.iter().map(|d| d.type_code).collect(),
+            geohash_bits: bits,
+            tentative,
+        })
+    }
+
+    /// Whether an array column's rank is still unknown (every row so far
+    /// was NULL).
+    pub(crate) fn is_tentative(&self) -> bool {
+        self.tentative.iter().any(|&t| t)
+    }
+
+    /// Types tentative array columns by `batch`'s values, if it has any;
+    /// whether the schema changed.
+    pub(crate) fn settle(&mut self, batch: &ResultBatch<'_>) -> Result<bool, BatchError> {
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut changed = false;
+        for (i, column) in batch.columns.iter().enumerate() {
+            let Values::Array(a) = column.values() else {
+                continue;
+            };
+            if !self.tentative.get(i).copied().unwrap_or(false) || a.is_empty() {
+                continue;
+            }
+            let rank = array_rank(column).map_err(|e| column_error(fields[i].name(), &e))?;
+            let t = arrow_type(self.types[i], 0, 0, rank);
+            let mut metadata = fields[i].metadata().clone();
+            metadata.insert("questdb.array_dim".into(), rank.to_string());
+            fields[i] = fields[i].clone().with_data_type(t).with_metadata(metadata);
+            self.tentative[i] = false;
+            changed = true;
+        }
+        if changed {
+            self.schema = Arc::new(Schema::new(fields));
+        }
+        Ok(changed)
+    }
+
+    /// A batch read before [`ResultSchema::settle`] changed the schema, in
+    /// the new one (the settled columns were all NULL in it).
+    pub(crate) fn retype(&self, batch: &RecordBatch) -> Result<RecordBatch, BatchError> {
+        let mut arrays = Vec::with_capacity(batch.num_columns());
+        for (field, array) in self.schema.fields().iter().zip(batch.columns()) {
+            if array.data_type() == field.data_type() {
+                arrays.push(Arc::clone(array));
+            } else if array.null_count() == array.len() {
+                arrays.push(new_null_array(field.data_type(), array.len()));
+            } else {
+                return Err(BatchError::Column {
+                    column: field.name().clone(),
+                    reason: "an array column changed rank".into(),
+                });
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        RecordBatch::try_new_with_options(Arc::clone(&self.schema), arrays, &options).map_err(|e| {
+            BatchError::Column {
+                column: String::new(),
+                reason: e.to_string(),
+            }
         })
     }
 
@@ -143,7 +219,18 @@ impl ResultSchema {
             });
         }
         let mut arrays = Vec::with_capacity(batch.columns.len());
-        for (field, column) in self.schema.fields().iter().zip(&batch.columns) {
+        for (i, (field, column)) in self.schema.fields().iter().zip(&batch.columns).enumerate() {
+            if let Values::Geohash { precision_bits, .. } = column.values()
+                && *precision_bits != self.geohash_bits[i]
+            {
+                return Err(BatchError::Column {
+                    column: field.name().clone(),
+                    reason: format!(
+                        "GEOHASH of {precision_bits} bits in a later batch, {} in the first",
+                        self.geohash_bits[i]
+                    ),
+                });
+            }
             let array = match column.values() {
                 Values::Symbol(symbols) => symbol_array(column, symbols, dictionary, keys),
                 _ => column_to_array(column, &[], true),
@@ -335,6 +422,70 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("symbol id 2"), "{e}");
         assert!(keys.by_id.iter().all(|&k| k == u32::MAX));
+    }
+
+    #[test]
+    fn arrays_first_seen_null_take_the_rank_of_the_first_values() {
+        let column = |value: Option<Value<'static>>| {
+            let mut b = ColumnBuilder::new(TypeCode::DoubleArray);
+            b.push(value.as_ref()).unwrap();
+            b.finish(NullEncoding::Bitmap)
+        };
+        let mut first = batch(0, column(None));
+        first.schema.as_mut().unwrap()[0].type_code = TypeCode::DoubleArray;
+        let mut schema = ResultSchema::from_first_batch(&first).unwrap();
+        assert!(schema.is_tentative());
+        let dictionary = SymbolDictionary::new();
+        let mut keys = SymbolKeys::default();
+        let early = schema
+            .to_record_batch(&first, &dictionary, &mut keys)
+            .unwrap();
+        let matrix = batch(
+            1,
+            column(Some(Value::DoubleArray {
+                shape: vec![1, 2],
+                values: vec![1.0, 2.0],
+            })),
+        );
+        assert!(schema.settle(&matrix).unwrap());
+        assert!(!schema.is_tentative());
+        let field = &schema.schema().fields()[0];
+        assert_eq!(field.metadata()["questdb.array_dim"], "2");
+        let early = schema.retype(&early).unwrap();
+        assert_eq!(early.schema(), *schema.schema());
+        assert_eq!(early.column(0).null_count(), 1);
+        let later = schema
+            .to_record_batch(&matrix, &dictionary, &mut keys)
+            .unwrap();
+        assert_eq!(later.column(0).data_type(), field.data_type());
+        // Settled: another batch changes nothing.
+        assert!(!schema.settle(&matrix).unwrap());
+    }
+
+    #[test]
+    fn a_geohash_of_another_precision_later_is_refused() {
+        let column = |bits: u8| {
+            let mut b = ColumnBuilder::new(TypeCode::Geohash).geohash_precision(bits);
+            b.push(Some(&Value::Geohash {
+                precision_bits: bits,
+                value: 5,
+            }))
+            .unwrap();
+            b.finish(NullEncoding::Bitmap)
+        };
+        let mut first = batch(0, column(12));
+        first.schema.as_mut().unwrap()[0].type_code = TypeCode::Geohash;
+        let schema = ResultSchema::from_first_batch(&first).unwrap();
+        let dictionary = SymbolDictionary::new();
+        let mut keys = SymbolKeys::default();
+        schema
+            .to_record_batch(&first, &dictionary, &mut keys)
+            .unwrap();
+        // 9 bits: the same Int16 array type, another precision.
+        let e = schema
+            .to_record_batch(&batch(1, column(9)), &dictionary, &mut keys)
+            .unwrap_err();
+        assert!(e.to_string().contains("GEOHASH of 9 bits"), "{e}");
     }
 
     #[test]

@@ -31,6 +31,8 @@ use crate::conf::{ClientConf, Compression, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::transport::{Transport, Upgrade};
 
+use super::SymbolKeys;
+
 /// Where query connections upgrade.
 const READ_PATH: &str = "/read/v1";
 /// How long the first frame (SERVER_INFO) may take after the upgrade (the
@@ -73,6 +75,8 @@ pub(crate) struct Received<'c> {
     pub(crate) message: ServerMessage<'c>,
     /// The connection's symbol dictionary, with the frame's delta applied.
     pub(crate) dictionary: &'c SymbolDictionary,
+    /// Scratch for SYMBOL columns, kept with the dictionary it maps.
+    pub(crate) keys: &'c mut SymbolKeys,
     /// The frame's length on the wire (QWP header included), what the
     /// server debits from credit.
     pub(crate) wire_len: usize,
@@ -85,6 +89,9 @@ pub(crate) struct QueryConnection {
     decoder: EgressDecoder,
     /// Decompressed zstd bodies.
     scratch: Vec<u8>,
+    /// SYMBOL key scratch (one entry per dictionary entry, kept across
+    /// queries as the dictionary is).
+    keys: SymbolKeys,
     /// The frame being decoded (kept so the decoder can borrow it).
     frame: Bytes,
     server: ServerDescription,
@@ -186,6 +193,7 @@ impl QueryConnection {
             transport,
             decoder,
             scratch,
+            keys: SymbolKeys::default(),
             frame: Bytes::new(),
             server,
             state: ConnectionState::Idle,
@@ -339,6 +347,7 @@ impl QueryConnection {
         Ok(Received {
             message,
             dictionary: self.decoder.dictionary(),
+            keys: &mut self.keys,
             wire_len: len,
         })
     }

@@ -27,6 +27,7 @@ mod batch;
 mod connection;
 mod stream;
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
@@ -35,13 +36,21 @@ use quiver_qwp::{Bind, QueryFlags, QueryRequest, ServerMessage, TypeCode, Value}
 
 use crate::error::{ClientError, Result};
 use crate::pool::{Client, Reader};
-use batch::{ResultSchema, SymbolKeys};
+use batch::ResultSchema;
+pub(crate) use batch::SymbolKeys;
 pub use connection::ServerDescription;
 pub(crate) use connection::{ConnectionState, QueryConnection};
 pub use stream::AsyncQueryStream;
 
 /// How long a dropped stream may read toward its terminator.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// Batches read ahead, before the first is returned, to learn the rank of
+/// array columns whose first rows are all NULL.
+const RANK_LOOKAHEAD: usize = 16;
+/// Credit granted with a CANCEL so a server paused for credit reaches a
+/// batch boundary (bounded: servers keep the budget as a signed 64-bit
+/// sum).
+const CANCEL_CREDIT: u64 = u32::MAX as u64;
 /// `query_flags` bit asking the server to clear the symbol dictionary.
 const RESET_DICT: u64 = quiver_qwp::egress::request::QUERY_FLAG_RESET_DICT;
 /// SERVER_INFO capability: the server reads `query_flags`.
@@ -133,6 +142,24 @@ macro_rules! param_from {
 }
 param_from!(bool => Boolean, i8 => Byte, i16 => Short, i32 => Int, i64 => Long, f32 => Float, f64 => Double);
 
+macro_rules! param_from_option {
+    ($($t:ty => $code:ident),* $(,)?) => {$(
+        /// `None` is a typed NULL.
+        impl From<Option<$t>> for Param {
+            fn from(v: Option<$t>) -> Param {
+                v.map_or(Param::null(TypeCode::$code, 0), Param::from)
+            }
+        }
+    )*};
+}
+param_from_option!(bool => Boolean, i8 => Byte, i16 => Short, i32 => Int, i64 => Long, f32 => Float, f64 => Double, String => Varchar, &str => Varchar);
+
+impl From<&String> for Param {
+    fn from(v: &String) -> Param {
+        Param(ParamValue::Varchar(v.clone()))
+    }
+}
+
 impl From<&str> for Param {
     fn from(v: &str) -> Param {
         Param(ParamValue::Varchar(v.to_owned()))
@@ -189,7 +216,8 @@ impl<'c> Query<'c> {
     /// (at least one batch at a time). 0, the default, leaves only TCP's
     /// back-pressure.
     pub fn credit(mut self, bytes: u64) -> Self {
-        self.credit = bytes;
+        // Servers keep the budget as a signed 64-bit number.
+        self.credit = bytes.min(i64::MAX.unsigned_abs());
         self
     }
 
@@ -202,6 +230,9 @@ impl<'c> Query<'c> {
 
     /// Runs the statement and returns its result stream, once the first
     /// batch (which fixes the schema) or the statement's end has arrived.
+    /// This blocks (borrowing a connection, sending, reading the first
+    /// batch); on an async runtime call it where blocking is allowed, then
+    /// use [`QueryStream::into_async`].
     pub fn fetch(self) -> Result<QueryStream> {
         let reader = self.client.reader()?;
         QueryStream::start(reader, &self)
@@ -241,10 +272,14 @@ pub struct QueryStream {
     reader: Reader,
     request_id: i64,
     schema: Option<ResultSchema>,
-    /// Batch 0, read by [`QueryStream::start`] to learn the schema.
-    pending: Option<(RecordBatch, usize)>,
+    /// Batches read but not returned yet (batch 0 and the look-ahead for
+    /// array ranks, read by [`QueryStream::start`]), with wire lengths.
+    pending: VecDeque<(RecordBatch, usize)>,
+    /// Whether a batch was returned (the schema is then fixed).
+    delivered: bool,
+    /// The last batch's sequence number.
+    last_seq: Option<u64>,
     state: StreamState,
-    keys: SymbolKeys,
     /// The credit window (0: none).
     window: u64,
     /// Bytes consumed since the last CREDIT.
@@ -285,16 +320,30 @@ impl QueryStream {
             reader,
             request_id,
             schema: None,
-            pending: None,
+            pending: VecDeque::new(),
+            delivered: false,
+            last_seq: None,
             state: StreamState::Streaming,
-            keys: SymbolKeys::default(),
             window: query.credit,
             consumed: 0,
             rows: 0,
             executed: None,
             empty_schema: std::sync::Arc::new(Schema::empty()),
         };
-        stream.pending = stream.read_batch()?;
+        if let Some(first) = stream.read_batch()? {
+            stream.pending.push_back(first);
+        }
+        while stream.pending.len() < RANK_LOOKAHEAD
+            && stream
+                .schema
+                .as_ref()
+                .is_some_and(ResultSchema::is_tentative)
+        {
+            match stream.read_batch()? {
+                Some(batch) => stream.pending.push_back(batch),
+                None => break,
+            }
+        }
         Ok(stream)
     }
 
@@ -317,20 +366,24 @@ impl QueryStream {
 
     /// The next batch, `None` after the last.
     pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        let next = match self.pending.take() {
+        let next = match self.pending.pop_front() {
             Some(batch) => Some(batch),
             None => self.read_batch()?,
         };
         let Some((batch, wire_len)) = next else {
             return Ok(None);
         };
+        self.delivered = true;
         self.consumed += wire_len as u64;
         if self.window > 0
             && self.state == StreamState::Streaming
             && self.consumed >= self.window.div_ceil(2)
         {
             let grant = std::mem::take(&mut self.consumed);
-            self.reader.conn().credit(self.request_id, grant)?;
+            if let Err(e) = self.reader.conn().credit(self.request_id, grant) {
+                self.state = StreamState::Ended;
+                return Err(e);
+            }
         }
         Ok(Some(batch))
     }
@@ -364,14 +417,33 @@ impl QueryStream {
         let mut fault = None;
         match received.message {
             ServerMessage::ResultBatch(batch) => {
+                self.last_seq = Some(batch.batch_seq);
                 if self.schema.is_none() {
                     match ResultSchema::from_first_batch(&batch) {
                         Ok(schema) => self.schema = Some(schema),
                         Err(e) => fault = Some(format!("query {}: {e}", self.request_id)),
                     }
                 }
+                // Before any batch is returned, array columns typed by
+                // NULLs take the rank of the first values.
+                if !self.delivered
+                    && fault.is_none()
+                    && let Some(schema) = self.schema.as_mut()
+                {
+                    let settled = schema.settle(&batch).and_then(|changed| {
+                        if changed {
+                            for (rb, _) in &mut self.pending {
+                                *rb = schema.retype(rb)?;
+                            }
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = settled {
+                        fault = Some(format!("query {}: {e}", self.request_id));
+                    }
+                }
                 if let Some(schema) = self.schema.as_ref().filter(|_| fault.is_none()) {
-                    match schema.to_record_batch(&batch, received.dictionary, &mut self.keys) {
+                    match schema.to_record_batch(&batch, received.dictionary, received.keys) {
                         Ok(rb) => {
                             self.rows += rb.num_rows() as u64;
                             return Ok(Some((rb, wire_len)));
@@ -385,12 +457,22 @@ impl QueryStream {
                     }
                 }
             }
-            ServerMessage::ResultEnd { total_rows, .. } => {
+            ServerMessage::ResultEnd {
+                total_rows,
+                final_seq,
+                ..
+            } => {
                 self.state = StreamState::Ended;
                 if total_rows != 0 && total_rows != self.rows {
                     fault = Some(format!(
                         "query {} ended with {total_rows} rows, {} arrived",
                         self.request_id, self.rows
+                    ));
+                } else if self.last_seq.is_some_and(|seq| seq != final_seq) {
+                    fault = Some(format!(
+                        "query {} ended at batch {final_seq}, the last that arrived was {}",
+                        self.request_id,
+                        self.last_seq.unwrap_or_default()
                     ));
                 }
             }
@@ -444,7 +526,7 @@ impl QueryStream {
         if sent.is_ok() && self.window > 0 {
             // A server paused for credit must reach a batch boundary to
             // see the CANCEL.
-            sent = conn.credit(self.request_id, u64::MAX >> 1);
+            sent = conn.credit(self.request_id, CANCEL_CREDIT);
         }
         if sent.is_err() {
             return; // broken by the failed send

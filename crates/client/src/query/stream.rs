@@ -1,7 +1,10 @@
-//! A query result as an async [`Stream`] (feature `async`), for callers on
-//! an async runtime.
+//! A query result as an async [`Stream`], for callers on an async runtime.
 //!
-//! The connection is blocking, so a worker thread reads the result and
+//! [`Query::fetch`](super::Query::fetch) itself blocks (borrowing a
+//! connection, sending the query, reading the first batch): on a runtime,
+//! call it where blocking is allowed (`spawn_blocking`), then poll the
+//! stream anywhere. The connection is blocking, so a worker thread reads
+//! the result and
 //! hands batches over through a slot of [`AHEAD`] batches: the worker
 //! stops reading (and the server, through TCP or credit, stops sending)
 //! while the slot is full, so memory stays bounded however slow the
@@ -86,8 +89,30 @@ impl QueryStream {
     }
 }
 
+/// Ends the stream for the consumer however the worker ends (a panic
+/// included: the consumer then sees an error, not an endless wait).
+struct Finish<'s>(&'s Shared);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        let mut slot = self.0.lock();
+        if !slot.finished && thread::panicking() {
+            slot.batches.push_back(Err(ClientError::Usage(
+                "the query's reader thread panicked".into(),
+            )));
+        }
+        slot.finished = true;
+        let waker = slot.waker.take();
+        drop(slot);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
 /// The worker: reads batches into the slot while the stream wants them.
 fn read_ahead(mut stream: QueryStream, shared: &Shared) {
+    let _finish = Finish(shared);
     loop {
         {
             let mut slot = shared.lock();
@@ -107,7 +132,10 @@ fn read_ahead(mut stream: QueryStream, shared: &Shared) {
             Err(e) => slot.batches.push_back(Err(e)),
         }
         slot.finished = end;
-        if let Some(waker) = slot.waker.take() {
+        // Woken outside the lock: an executor may poll from `wake`.
+        let waker = slot.waker.take();
+        drop(slot);
+        if let Some(waker) = waker {
             waker.wake();
         }
         if end {

@@ -21,6 +21,7 @@
 //! | Timestamp(s) | TIMESTAMP | scaled |
 //! | Date32 / Date64 | DATE | days scaled / no |
 //! | Decimal32, Decimal64 / Decimal128 / Decimal256 | DECIMAL64 / DECIMAL128 / DECIMAL256 | Decimal32 widened, Decimal256 to bytes |
+//! | List/LargeList nested n deep of Float64 / Int64 (rectangular rows, no NULL inside) | DOUBLE_ARRAY / LONG_ARRAY of n dimensions | no |
 //! | Int64 with [`ColumnAs`] TimestampMicros, TimestampNanos, Date, Geohash | as named | no |
 //! | UInt32 with [`ColumnAs::Ipv4`], UInt16 with [`ColumnAs::Char`] | IPv4, CHAR | no |
 //!
@@ -37,8 +38,8 @@
 //! bitmaps at any bit offset). The designated timestamp is a column the
 //! caller names, or server time the caller opts into; a batch is never
 //! sent with a timestamp column silently ignored. Types that do not map
-//! (lists, structs, views, negative scales or widths) are refused with the
-//! column and type named.
+//! (fixed-size lists, structs, views, negative scales or widths) are
+//! refused with the column and type named.
 //!
 //! What it must not do: send (the [`super::Sender`] does).
 
@@ -636,8 +637,26 @@ fn column_scratch(
         | (DataType::UInt32, Some(ColumnAs::Ipv4))
         | (DataType::UInt16, Some(ColumnAs::Char)) => Scratch::None,
         (_, Some(_)) => return wrong(": the override does not apply to this type"),
-        (DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..), None) => {
-            return wrong(": arrays are not supported by this client yet");
+        (DataType::List(_) | DataType::LargeList(_), None) => {
+            let (levels, leaf) = list_levels(array);
+            if levels.len() > crate::sender::chunk::MAX_ARRAY_RANK {
+                return wrong(": more than 32 nested lists");
+            }
+            if !matches!(leaf.data_type(), DataType::Float64 | DataType::Int64) {
+                return wrong(": only lists of Float64 or Int64 become arrays");
+            }
+            if levels.iter().skip(1).any(|l| l.null_count() > 0) {
+                return wrong(": a NULL inner list (QuestDB arrays are rectangular)");
+            }
+            if leaf.null_count() > 0 {
+                return wrong(
+                    ": NULL array elements (use NaN in DOUBLE arrays, i64::MIN in LONG arrays)",
+                );
+            }
+            Scratch::None
+        }
+        (DataType::FixedSizeList(..), None) => {
+            return wrong(": FixedSizeList (use List or LargeList)");
         }
         _ => return wrong(""),
     })
@@ -696,6 +715,30 @@ fn dictionary_of(array: &dyn Array) -> Scratch {
     }
 }
 
+/// A column of nested lists: each level's list array, outermost first,
+/// and the innermost values.
+fn list_levels(array: &dyn Array) -> (Vec<&dyn Array>, &dyn Array) {
+    let mut levels = Vec::new();
+    let mut at = array;
+    loop {
+        let child = match at.data_type() {
+            DataType::List(_) => at.as_list::<i32>().values(),
+            DataType::LargeList(_) => at.as_list::<i64>().values(),
+            _ => return (levels, at),
+        };
+        levels.push(at);
+        at = child.as_ref();
+    }
+}
+
+/// A list array's offsets.
+fn list_offsets(list: &dyn Array) -> Offsets<'_> {
+    match list.data_type() {
+        DataType::LargeList(_) => Offsets::I64(list.as_list::<i64>().value_offsets()),
+        _ => Offsets::I32(list.as_list::<i32>().value_offsets()),
+    }
+}
+
 fn add_column<'c>(
     chunk: &mut Chunk<'c>,
     name: &str,
@@ -742,6 +785,24 @@ fn add_column<'c>(
         )?,
         (Scratch::Codes(_) | Scratch::U64(_), ..) => return Err(internal(name)),
         (Scratch::None, data_type, kind) => match (data_type, kind) {
+            (DataType::List(_) | DataType::LargeList(_), _) => {
+                let (lists, leaf) = list_levels(array);
+                let levels: Vec<Offsets<'c>> = lists.into_iter().map(list_offsets).collect();
+                match leaf.data_type() {
+                    DataType::Float64 => chunk.f64_array(
+                        name,
+                        &levels,
+                        leaf.as_primitive::<Float64Type>().values(),
+                        v,
+                    )?,
+                    _ => chunk.i64_array(
+                        name,
+                        &levels,
+                        leaf.as_primitive::<Int64Type>().values(),
+                        v,
+                    )?,
+                }
+            }
             (DataType::Boolean, _) => {
                 let values = array.as_boolean().values();
                 chunk.bool(

@@ -18,6 +18,8 @@ pub const MAX_NAME_BYTES: usize = 127;
 pub const MAX_COLUMNS: usize = 2048;
 /// Longest SYMBOL dictionary entry, in bytes.
 pub const MAX_SYMBOL_BYTES: usize = 1 << 20;
+/// The most dimensions an array column may have (QWP's limit).
+pub const MAX_ARRAY_RANK: usize = 32;
 
 /// A mistake in how a chunk was built, named by table and column.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,6 +180,27 @@ impl Offsets<'_> {
         usize::try_from(v).unwrap_or(0)
     }
 
+    /// Checks every offset: non-negative, non-decreasing, at most
+    /// `limit` (entries of the level below, or elements).
+    fn check_within(&self, limit: usize) -> Result<(), (usize, String)> {
+        let mut prev = 0usize;
+        for i in 0..self.len() {
+            let raw = match self {
+                Offsets::I32(o) => i64::from(o[i]),
+                Offsets::I64(o) => o[i],
+            };
+            let at = usize::try_from(raw).map_err(|_| (i, format!("negative offset {raw}")))?;
+            if at > limit {
+                return Err((i, format!("offset {at} past the {limit} entries below")));
+            }
+            if i > 0 && at < prev {
+                return Err((i - 1, format!("offsets go back from {prev} to {at}")));
+            }
+            prev = at;
+        }
+        Ok(())
+    }
+
     /// Checks every offset: non-negative, non-decreasing, inside `data`,
     /// and (for text) on a character boundary of valid UTF-8.
     fn check(&self, data: &[u8], text: bool) -> Result<(), (usize, String)> {
@@ -329,6 +352,62 @@ pub(crate) enum Data<'a> {
         dictionary: Offsets<'a>,
         strings: &'a [u8],
     },
+    /// DOUBLE_ARRAY or LONG_ARRAY: the elements; the list levels are the
+    /// column's `levels`.
+    Array(Elements<'a>),
+}
+
+/// The elements of an array column (its innermost lists' values).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Elements<'a> {
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+}
+
+impl Elements<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Elements::F64(v) => v.len(),
+            Elements::I64(v) => v.len(),
+        }
+    }
+}
+
+/// Where list entry `i` of the outermost level starts among the elements.
+pub(crate) fn leaf_offset(levels: &[Offsets<'_>], mut i: usize) -> usize {
+    for level in levels {
+        i = level.at(i);
+    }
+    i
+}
+
+/// The shape of array row `row` (written into `dims`, outermost first)
+/// and its elements' range, from the list levels; an error names the
+/// depth at which the row is not rectangular.
+pub(crate) fn array_shape(
+    levels: &[Offsets<'_>],
+    row: usize,
+    dims: &mut Vec<usize>,
+) -> Result<std::ops::Range<usize>, String> {
+    dims.clear();
+    let (mut lo, mut hi) = (levels[0].at(row), levels[0].at(row + 1));
+    dims.push(hi - lo);
+    for (depth, level) in levels.iter().enumerate().skip(1) {
+        let len = if hi > lo {
+            level.at(lo + 1) - level.at(lo)
+        } else {
+            0
+        };
+        if let Some(i) = (lo..hi).find(|&i| level.at(i + 1) - level.at(i) != len) {
+            return Err(format!(
+                "not rectangular: lists of {len} and {} elements at depth {depth}",
+                level.at(i + 1) - level.at(i)
+            ));
+        }
+        dims.push(len);
+        (lo, hi) = (level.at(lo), level.at(hi));
+    }
+    Ok(lo..hi)
 }
 
 /// How a column's NULLs travel (as the official DataFrame path sends
@@ -351,6 +430,8 @@ pub(crate) struct ChunkColumn<'a> {
     pub(crate) data: Data<'a>,
     pub(crate) validity: Option<Bits<'a>>,
     pub(crate) nulls: NullMode,
+    /// An array column's list offsets, outermost first (empty otherwise).
+    pub(crate) levels: Vec<Offsets<'a>>,
 }
 
 /// Where rows get their designated timestamp.
@@ -462,6 +543,10 @@ impl<'a> Chunk<'a> {
                     4 + (offsets.at(self.rows) - offsets.at(0)).div_ceil(rows)
                 }
                 Data::Symbol { .. } => 5,
+                Data::Array(_) => {
+                    let elements = leaf_offset(&c.levels, self.rows) - leaf_offset(&c.levels, 0);
+                    1 + 4 * c.levels.len() + 8 * elements.div_ceil(rows)
+                }
             };
         }
         bytes.max(1)
@@ -583,6 +668,8 @@ impl<'a> Chunk<'a> {
                     }
                 }
             }
+            // Checked with its levels by `array`.
+            Data::Array(_) => {}
         }
         self.columns.push(ChunkColumn {
             name: name.to_owned(),
@@ -591,6 +678,7 @@ impl<'a> Chunk<'a> {
             data,
             validity,
             nulls,
+            levels: Vec::new(),
         });
         Ok(self)
     }
@@ -1006,6 +1094,132 @@ impl<'a> Chunk<'a> {
             validity,
             NullMode::Bitmap,
         )
+    }
+
+    /// A DOUBLE_ARRAY column: each row an N-dimensional array of
+    /// `levels.len()` dimensions (1 to 32), laid out as Arrow nests lists:
+    /// `levels[0]` holds `rows + 1` offsets into the entries of
+    /// `levels[1]`, ..., the last level's offsets index `values`. Offsets
+    /// need not start at 0 (sliced lists). Every non-NULL row must be
+    /// rectangular (all lists at one depth of one row the same length), as
+    /// QuestDB's arrays are; an element NULL is NaN.
+    ///
+    /// ```
+    /// use quiver_client::{Chunk, Offsets};
+    ///
+    /// // Two rows of 2x2 matrices: rows -> matrix rows -> elements.
+    /// let outer = [0i32, 2, 4];
+    /// let inner = [0i32, 2, 4, 6, 8];
+    /// let values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    /// let mut chunk = Chunk::new("m", 2)?;
+    /// chunk.f64_array("m", &[Offsets::I32(&outer), Offsets::I32(&inner)], &values, None)?;
+    /// # Ok::<(), quiver_client::ChunkError>(())
+    /// ```
+    pub fn f64_array(
+        &mut self,
+        name: &str,
+        levels: &[Offsets<'a>],
+        values: &'a [f64],
+        validity: Option<Bits<'a>>,
+    ) -> Result<&mut Self, ChunkError> {
+        self.array(
+            name,
+            TypeCode::DoubleArray,
+            levels,
+            Elements::F64(values),
+            validity,
+        )
+    }
+
+    /// A LONG_ARRAY column, laid out as for [`Chunk::f64_array`] (an
+    /// element NULL is `i64::MIN`).
+    pub fn i64_array(
+        &mut self,
+        name: &str,
+        levels: &[Offsets<'a>],
+        values: &'a [i64],
+        validity: Option<Bits<'a>>,
+    ) -> Result<&mut Self, ChunkError> {
+        self.array(
+            name,
+            TypeCode::LongArray,
+            levels,
+            Elements::I64(values),
+            validity,
+        )
+    }
+
+    fn array(
+        &mut self,
+        name: &str,
+        code: TypeCode,
+        levels: &[Offsets<'a>],
+        elements: Elements<'a>,
+        validity: Option<Bits<'a>>,
+    ) -> Result<&mut Self, ChunkError> {
+        if levels.is_empty() || levels.len() > MAX_ARRAY_RANK {
+            return Err(ChunkError::BadType {
+                table: self.table.clone(),
+                column: name.to_owned(),
+                reason: format!(
+                    "{} dimensions (1 to {MAX_ARRAY_RANK} allowed)",
+                    levels.len()
+                ),
+            });
+        }
+        let rows = self.rows;
+        if Some(levels[0].len()) != rows.checked_add(1) {
+            return Err(self.length(
+                name,
+                "outer offsets",
+                rows.saturating_add(1),
+                levels[0].len(),
+            ));
+        }
+        let bad = |row: usize, reason: String| ChunkError::BadValue {
+            table: self.table.clone(),
+            column: name.to_owned(),
+            row,
+            reason,
+        };
+        for (depth, level) in levels.iter().enumerate() {
+            let limit = match levels.get(depth + 1) {
+                Some(below) if below.len() == 0 => {
+                    return Err(bad(0, format!("no offsets at depth {}", depth + 1)));
+                }
+                Some(below) => below.len() - 1,
+                None => elements.len(),
+            };
+            level
+                .check_within(limit)
+                .map_err(|(i, reason)| match depth {
+                    0 => bad(i, reason),
+                    _ => bad(0, format!("depth {depth}, list {i}: {reason}")),
+                })?;
+        }
+        if let Some(v) = validity.filter(|v| !v.covers(rows)) {
+            let bits = v.bytes.len().saturating_mul(8).saturating_sub(v.offset);
+            return Err(self.length(name, "validity bits", rows, bits));
+        }
+        let mut dims = Vec::with_capacity(levels.len());
+        for r in (0..rows).filter(|&r| validity.is_none_or(|v| v.get(r))) {
+            array_shape(levels, r, &mut dims).map_err(|reason| bad(r, reason))?;
+            if let Some(d) = dims.iter().find(|&&d| u32::try_from(d).is_err()) {
+                return Err(bad(r, format!("a dimension of {d} elements")));
+            }
+        }
+        self.push(
+            name,
+            code,
+            None,
+            Data::Array(elements),
+            validity,
+            NullMode::Bitmap,
+        )?;
+        if let Some(column) = self.columns.last_mut() {
+            column.levels = levels.to_vec();
+        }
+        Ok(self)
     }
 
     fn set_timestamp(&mut self, t: Designated<'a>) -> Result<&mut Self, ChunkError> {

@@ -33,7 +33,8 @@ use std::sync::Arc;
 use quiver_qwp::{Flags, HEADER_LEN, MAGIC, TypeCode, VERSION, put_varint};
 
 use super::chunk::{
-    Bits, Chunk, ChunkColumn, ChunkError, Codes, Data, Designated, Fixed, NullMode, Offsets,
+    Bits, Chunk, ChunkColumn, ChunkError, Codes, Data, Designated, Elements, Fixed, NullMode,
+    Offsets, array_shape, leaf_offset,
 };
 
 /// Most SYMBOL entries one connection may define (QuestDB's limit).
@@ -358,6 +359,44 @@ fn body(
                 put_varint(out, u64::from(ids[codes.at(r)]));
             }
         }
+        Data::Array(elements) => array_values(out, column, *elements, rows, room)?,
+    }
+    Ok(())
+}
+
+/// Each non-NULL row of an array column: rank, dimensions, elements.
+fn array_values(
+    out: &mut Vec<u8>,
+    column: &ChunkColumn<'_>,
+    elements: Elements<'_>,
+    rows: Range<usize>,
+    room: usize,
+) -> Result<(), EncodeError> {
+    let levels = &column.levels;
+    let rank = u8::try_from(levels.len()).map_err(|_| EncodeError::TooLarge)?;
+    // What the non-NULL rows take (a NULL row's list may span elements).
+    let mut need = 0usize;
+    for r in rows.clone().filter(|&r| !is_null(column.validity, r)) {
+        let elements = leaf_offset(levels, r + 1) - leaf_offset(levels, r);
+        need = need.saturating_add(1 + 4 * levels.len() + 8 * elements);
+        if need > room {
+            return Err(EncodeError::TooLarge);
+        }
+    }
+    out.reserve(need);
+    let mut dims = Vec::with_capacity(levels.len());
+    for r in rows.filter(|&r| !is_null(column.validity, r)) {
+        // Rectangular and in range: checked when the column was added.
+        let range = array_shape(levels, r, &mut dims).map_err(|_| EncodeError::TooLarge)?;
+        out.push(rank);
+        for &d in &dims {
+            let d = u32::try_from(d).map_err(|_| EncodeError::TooLarge)?;
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        match elements {
+            Elements::F64(v) => put_all(out, &v[range], f64::to_le_bytes),
+            Elements::I64(v) => put_all(out, &v[range], i64::to_le_bytes),
+        }
     }
     Ok(())
 }
@@ -585,6 +624,93 @@ mod tests {
             get("l"),
             shown([Some(Value::Long(12)), Some(Value::Long(13))])
         );
+    }
+
+    #[test]
+    fn array_rows_decode_to_their_shapes_from_sliced_levels() {
+        // Rows (from row 1 of longer buffers, bit offset 1): a 2x2 matrix,
+        // NULL, a 1x3 matrix, an empty 0-row matrix.
+        let outer = [0i32, 1, 3, 3, 4, 4];
+        // Inner lists: [9] (unused), [1, 2], [3, 4], [5, 6, 7]; offsets
+        // into the elements do not start at 0.
+        let inner = [1i64, 2, 4, 6, 9];
+        let values = [0.0, -9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        let longs: Vec<i64> = values.iter().map(|&v| v as i64).collect();
+        let validity = bits(&[true, true, false, true, true], 0);
+        let v = Some(Bits::with_offset(&validity, 1));
+        let levels = [Offsets::I32(&outer[1..]), Offsets::I64(&inner)];
+        let mut chunk = Chunk::new("t", 4).unwrap();
+        chunk.f64_array("d", &levels, &values, v).unwrap();
+        chunk.i64_array("l", &levels, &longs, v).unwrap();
+        chunk.at_server_time().unwrap();
+        let mut frame = Vec::new();
+        encode_chunk(
+            &chunk,
+            0..4,
+            &mut SymbolTable::default(),
+            false,
+            usize::MAX,
+            &mut frame,
+        )
+        .unwrap();
+        let columns = decode(&mut IngressDecoder::new(Limits::default()), &frame);
+        let d = |shape: Vec<u32>, values: Vec<f64>| Some(Value::DoubleArray { shape, values });
+        assert_eq!(
+            columns[0].1,
+            shown([
+                d(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]),
+                None,
+                d(vec![1, 3], vec![5.0, 6.0, 7.0]),
+                d(vec![0, 0], vec![]),
+            ])
+        );
+        let l = |shape: Vec<u32>, values: Vec<i64>| Some(Value::LongArray { shape, values });
+        assert_eq!(
+            columns[1].1,
+            shown([
+                l(vec![2, 2], vec![1, 2, 3, 4]),
+                None,
+                l(vec![1, 3], vec![5, 6, 7]),
+                l(vec![0, 0], vec![]),
+            ])
+        );
+    }
+
+    #[test]
+    fn arrays_that_are_not_rectangular_or_out_of_range_are_refused() {
+        let values = [1.0; 8];
+        let mut chunk = Chunk::new("t", 1).unwrap();
+        // One row of two lists of 1 and 2 elements.
+        let ragged = [Offsets::I32(&[0, 2]), Offsets::I32(&[0, 1, 3])];
+        let e = chunk.f64_array("a", &ragged, &values, None).unwrap_err();
+        assert!(
+            matches!(&e, ChunkError::BadValue { row: 0, reason, .. } if reason.contains("rectangular")),
+            "{e}"
+        );
+        // An inner offset past the elements.
+        let past = [Offsets::I32(&[0, 1]), Offsets::I32(&[0, 9])];
+        let e = chunk.f64_array("a", &past, &values, None).unwrap_err();
+        assert!(e.to_string().contains("past"), "{e}");
+        // An outer offset past the inner lists.
+        let past = [Offsets::I32(&[0, 3]), Offsets::I32(&[0, 1])];
+        let e = chunk.f64_array("a", &past, &values, None).unwrap_err();
+        assert!(e.to_string().contains("past"), "{e}");
+        // Decreasing, negative, no levels, too many levels, wrong row count.
+        for levels in [
+            vec![Offsets::I32(&[2, 1])],
+            vec![Offsets::I32(&[-1, 1])],
+            vec![],
+            vec![Offsets::I32(&[0, 1]); 33],
+            vec![Offsets::I32(&[0, 1, 2])],
+        ] {
+            assert!(chunk.f64_array("a", &levels, &values, None).is_err());
+        }
+        assert!(chunk.columns.is_empty(), "nothing was added");
+        // A ragged NULL row is not looked at.
+        let null = [0u8];
+        chunk
+            .f64_array("a", &ragged, &values, Some(Bits::new(&null)))
+            .unwrap();
     }
 
     #[test]
