@@ -4,7 +4,9 @@
 #     default ~/.cache/quiver/target, so repeated runs reuse them);
 #   - a Python venv with the official QuestDB client (questdb==6.0.0), pandas,
 #     pyarrow and polars, at $QUIVER_VENV (default ~/.cache/quiver/venv), used
-#     by the interop tests as the real peer.
+#     by the interop tests as the real peer;
+#   - openssl (from apt when missing), which makes the wss:: tests'
+#     certificates.
 # Exits non-zero when anything fails.
 set -euo pipefail
 
@@ -27,6 +29,15 @@ if [ ! -x "$QUIVER_VENV/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
   cp "$requirements" "$stamp"
 fi
 "$QUIVER_VENV/bin/python" -c 'import questdb, pandas, pyarrow, polars, influxdb, influxdb_client; print("questdb", questdb.__version__)'
+
+step "tools"
+# openssl makes the certificate chain of the wss:: tests (sdk_tls.rs).
+if ! command -v openssl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq openssl >/dev/null || sudo apt-get install -y -qq openssl >/dev/null
+  fi
+fi
+openssl version
 
 step "format"
 cargo fmt --all -- --check

@@ -53,6 +53,13 @@ pub enum ClientError {
         /// The endpoint.
         endpoint: Endpoint,
     },
+    /// TLS settings that cannot be used (`tls_roots` unreadable, a host
+    /// that is not a valid server name).
+    #[error("TLS: {reason}")]
+    Tls {
+        /// Why.
+        reason: String,
+    },
     /// A feature of the connection string this build cannot do yet.
     #[error("{0} is not supported by this client yet")]
     Unsupported(&'static str),
@@ -172,6 +179,7 @@ impl ClientError {
         !matches!(
             self,
             ClientError::Conf(_)
+                | ClientError::Tls { .. }
                 | ClientError::Usage(_)
                 | ClientError::Chunk(_)
                 | ClientError::FrameTooLarge { .. }

@@ -33,7 +33,10 @@
 //! again, a statement with effects could run twice, and an ingest commit
 //! whose answer was lost is reported as [`ClientError::Unconfirmed`].
 //!
-//! Still to come: Polars, TLS (`wss::` is parsed, and refused at connect).
+//! `wss::` connects over TLS (rustls): the Mozilla roots, or the CA file of
+//! `tls_roots`; `tls_verify=unsafe_off` for self-signed test servers.
+//!
+//! Still to come: Polars.
 //!
 //! ```
 //! use quiver_client::{ClientConf, Endpoint};
@@ -86,6 +89,7 @@ mod ingest;
 mod pool;
 mod query;
 mod sender;
+mod tls;
 mod transport;
 
 /// Encoding without a connection, for benchmarks (not a stable API).

@@ -18,6 +18,7 @@
 use std::hash::BuildHasher;
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -29,6 +30,7 @@ use tungstenite::{Bytes, Message, WebSocket};
 
 use crate::conf::{Auth, ClientConf, Endpoint};
 use crate::error::{ClientError, Result};
+use crate::tls::Stream;
 
 /// Bytes kept free before a payload sent with [`Transport::send_in_place`]:
 /// the longest client frame header (2, 8 bytes of length, 4 of mask).
@@ -50,7 +52,7 @@ pub(crate) struct Upgrade<'h> {
 /// An upgraded connection (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Transport {
-    socket: WebSocket<TcpStream>,
+    socket: WebSocket<Stream>,
     endpoint: Endpoint,
     /// The read timeout currently set on the socket.
     read_timeout: Option<Duration>,
@@ -71,15 +73,18 @@ impl Transport {
         upgrade: &Upgrade<'_>,
         check: impl Fn(&Endpoint, &HeaderMap) -> Result<T>,
     ) -> Result<(Transport, T)> {
-        if conf.tls {
-            return Err(ClientError::Unsupported("wss:: (TLS)"));
-        }
+        let tls = match conf.tls {
+            true => Some(crate::tls::client_config(conf)?),
+            false => None,
+        };
         let mut last = None;
         for endpoint in &conf.endpoints {
-            let attempt = Self::connect_one(conf, endpoint, upgrade).and_then(|(t, headers)| {
-                let accepted = check(endpoint, &headers)?;
-                Ok((t, accepted))
-            });
+            let attempt = Self::connect_one(conf, tls.as_ref(), endpoint, upgrade).and_then(
+                |(t, headers)| {
+                    let accepted = check(endpoint, &headers)?;
+                    Ok((t, accepted))
+                },
+            );
             match attempt {
                 Ok(done) => return Ok(done),
                 Err(e @ ClientError::Unauthorized { .. }) => return Err(e),
@@ -94,6 +99,7 @@ impl Transport {
 
     fn connect_one(
         conf: &ClientConf,
+        tls: Option<&Arc<rustls::ClientConfig>>,
         endpoint: &Endpoint,
         upgrade: &Upgrade<'_>,
     ) -> Result<(Transport, HeaderMap)> {
@@ -101,8 +107,13 @@ impl Transport {
             endpoint: endpoint.clone(),
             reason,
         };
-        let stream =
-            open_socket(endpoint, conf.connect_timeout).map_err(|e| failed(e.to_string()))?;
+        let tcp = open_socket(endpoint, conf.connect_timeout).map_err(|e| failed(e.to_string()))?;
+        // The TLS handshake runs inside the upgrade's first write and read,
+        // under the connect timeout; a certificate refused fails it.
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(config) => crate::tls::wrap(Arc::clone(config), endpoint, tcp)?,
+        };
         let uri: Uri = format!("ws://{endpoint}{}", upgrade.path)
             .parse()
             .map_err(|e| failed(format!("not a valid address: {e}")))?;
@@ -146,7 +157,7 @@ impl Transport {
             };
         // After the handshake (bounded by the connect timeout), every
         // write and every read waits at most the request timeout.
-        let tcp = socket.get_ref();
+        let tcp = socket.get_ref().tcp();
         tcp.set_write_timeout(Some(conf.request_timeout))
             .and_then(|()| tcp.set_read_timeout(Some(conf.request_timeout)))
             .map_err(|e| failed(e.to_string()))?;
@@ -222,9 +233,11 @@ impl Transport {
         apply_mask(&mut frame[HEADROOM..], key);
         // Whatever the WebSocket layer queued (a pong) goes first, whole.
         self.socket.flush().map_err(|e| self.broken(e))?;
-        self.socket
-            .get_mut()
+        // Flushed: TLS holds ciphertext until told to write it out.
+        let stream = self.socket.get_mut();
+        stream
             .write_all(&frame[start..])
+            .and_then(|()| stream.flush())
             .map_err(|e| self.broken(tungstenite::Error::Io(e)))
     }
 
@@ -262,6 +275,7 @@ impl Transport {
             if self.read_timeout != Some(left) {
                 self.socket
                     .get_ref()
+                    .tcp()
                     .set_read_timeout(Some(left))
                     .map_err(|e| self.broken(tungstenite::Error::Io(e)))?;
                 self.read_timeout = Some(left);
@@ -297,7 +311,7 @@ impl Transport {
     /// Whether the connection is open with nothing unread: an idle
     /// connection the server closed (or wrote to since) is not.
     pub(crate) fn is_quiet(&self) -> bool {
-        let tcp = self.socket.get_ref();
+        let tcp = self.socket.get_ref().tcp();
         if tcp.set_nonblocking(true).is_err() {
             return false;
         }
@@ -309,10 +323,14 @@ impl Transport {
     /// Closes the connection: a close frame if it goes out within a
     /// second, then the socket (errors ignored: it is going away).
     pub(crate) fn close(&mut self) {
-        let _ = self.socket.get_ref().set_write_timeout(Some(CLOSE_TIMEOUT));
+        let _ = self
+            .socket
+            .get_ref()
+            .tcp()
+            .set_write_timeout(Some(CLOSE_TIMEOUT));
         let _ = self.socket.close(None);
         let _ = self.socket.flush();
-        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
+        let _ = self.socket.get_ref().tcp().shutdown(Shutdown::Both);
     }
 }
 

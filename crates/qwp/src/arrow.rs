@@ -240,21 +240,39 @@ pub fn column_to_array(
             other => unreachable!("{other} has no fixed layout"),
         },
         Values::Timestamp(ts) => {
-            let values = match ts.raw_bytes() {
-                Some(b) => b.to_vec(),
-                None => ts.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect(),
-            };
             let is_min = sentinel_nulls.then_some((|v: &i64| *v == i64::MIN) as fn(&i64) -> bool);
-            let array = match t {
-                TypeCode::Timestamp => primitive::<arrow::datatypes::TimestampMicrosecondType>(
-                    &values, validity, rows, is_min,
-                ),
-                TypeCode::TimestampNanos => primitive::<arrow::datatypes::TimestampNanosecondType>(
-                    &values, validity, rows, is_min,
-                ),
-                _ => primitive::<arrow::datatypes::TimestampMillisecondType>(
-                    &values, validity, rows, is_min,
-                ),
+            // Raw values are copied once; Gorilla-decoded ones become the
+            // array's buffer as they are (scattered first if NULLs).
+            let array = match ts.raw_bytes() {
+                Some(b) => match t {
+                    TypeCode::Timestamp => primitive::<arrow::datatypes::TimestampMicrosecondType>(
+                        b, validity, rows, is_min,
+                    ),
+                    TypeCode::TimestampNanos => primitive::<
+                        arrow::datatypes::TimestampNanosecondType,
+                    >(b, validity, rows, is_min),
+                    _ => primitive::<arrow::datatypes::TimestampMillisecondType>(
+                        b, validity, rows, is_min,
+                    ),
+                },
+                None => {
+                    let values = ScalarBuffer::from(scatter(ts.to_vec(), validity.as_ref(), rows));
+                    match t {
+                        TypeCode::Timestamp => {
+                            decoded::<arrow::datatypes::TimestampMicrosecondType>(
+                                values, validity, is_min,
+                            )
+                        }
+                        TypeCode::TimestampNanos => {
+                            decoded::<arrow::datatypes::TimestampNanosecondType>(
+                                values, validity, is_min,
+                            )
+                        }
+                        _ => decoded::<arrow::datatypes::TimestampMillisecondType>(
+                            values, validity, is_min,
+                        ),
+                    }
+                }
             };
             with_utc(array)
         }
@@ -513,6 +531,18 @@ where
         Some(v) => dense_primitive::<T>(bytes, Some(v), rows),
     };
     Arc::new(with_sentinel_nulls(array, sentinel))
+}
+
+/// A primitive array over already decoded values (one per row).
+fn decoded<T: ArrowPrimitiveType>(
+    values: ScalarBuffer<T::Native>,
+    validity: Option<NullBuffer>,
+    sentinel: Option<fn(&T::Native) -> bool>,
+) -> ArrayRef {
+    Arc::new(with_sentinel_nulls(
+        PrimitiveArray::<T>::new(values, validity),
+        sentinel,
+    ))
 }
 
 /// `array` with rows whose value matches `sentinel` also NULL.
