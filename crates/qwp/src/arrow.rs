@@ -181,42 +181,53 @@ pub fn column_to_array(
             Arc::new(BooleanArray::new(values, validity))
         }
         Values::Fixed(bytes) => match t {
-            TypeCode::Byte => primitive::<arrow::datatypes::Int8Type>(bytes, validity, rows, None),
-            TypeCode::Short => {
-                primitive::<arrow::datatypes::Int16Type>(bytes, validity, rows, None)
-            }
-            TypeCode::Char => {
-                primitive::<arrow::datatypes::UInt16Type>(bytes, validity, rows, None)
-            }
+            TypeCode::Byte => primitive::<arrow::datatypes::Int8Type>(
+                bytes,
+                validity,
+                rows,
+                None::<fn(&_) -> bool>,
+            ),
+            TypeCode::Short => primitive::<arrow::datatypes::Int16Type>(
+                bytes,
+                validity,
+                rows,
+                None::<fn(&_) -> bool>,
+            ),
+            TypeCode::Char => primitive::<arrow::datatypes::UInt16Type>(
+                bytes,
+                validity,
+                rows,
+                None::<fn(&_) -> bool>,
+            ),
             TypeCode::Int => primitive::<arrow::datatypes::Int32Type>(
                 bytes,
                 validity,
                 rows,
-                sentinel_nulls.then_some((|v: &i32| *v == i32::MIN) as fn(&i32) -> bool),
+                sentinel_nulls.then_some(|v: &i32| *v == i32::MIN),
             ),
             TypeCode::Long => primitive::<arrow::datatypes::Int64Type>(
                 bytes,
                 validity,
                 rows,
-                sentinel_nulls.then_some((|v: &i64| *v == i64::MIN) as fn(&i64) -> bool),
+                sentinel_nulls.then_some(|v: &i64| *v == i64::MIN),
             ),
             TypeCode::Float => primitive::<arrow::datatypes::Float32Type>(
                 bytes,
                 validity,
                 rows,
-                sentinel_nulls.then_some((|v: &f32| v.is_nan()) as fn(&f32) -> bool),
+                sentinel_nulls.then_some(|v: &f32| v.is_nan()),
             ),
             TypeCode::Double => primitive::<arrow::datatypes::Float64Type>(
                 bytes,
                 validity,
                 rows,
-                sentinel_nulls.then_some((|v: &f64| v.is_nan()) as fn(&f64) -> bool),
+                sentinel_nulls.then_some(|v: &f64| v.is_nan()),
             ),
             TypeCode::Ipv4 => primitive::<arrow::datatypes::UInt32Type>(
                 bytes,
                 validity,
                 rows,
-                sentinel_nulls.then_some((|v: &u32| *v == 0) as fn(&u32) -> bool),
+                sentinel_nulls.then_some(|v: &u32| *v == 0),
             ),
             TypeCode::Uuid => {
                 // RFC 4122 order is the wire's 16 bytes reversed.
@@ -240,7 +251,7 @@ pub fn column_to_array(
             other => unreachable!("{other} has no fixed layout"),
         },
         Values::Timestamp(ts) => {
-            let is_min = sentinel_nulls.then_some((|v: &i64| *v == i64::MIN) as fn(&i64) -> bool);
+            let is_min = sentinel_nulls.then_some(|v: &i64| *v == i64::MIN);
             // Raw values are copied once; Gorilla-decoded ones become the
             // array's buffer as they are (scattered first if NULLs).
             let array = match ts.raw_bytes() {
@@ -336,9 +347,15 @@ pub fn column_to_array(
             }
         }
         Values::VarLen { offsets, data } => {
+            // Offsets were checked at decode to rise within `data`; with
+            // `data` under 2 GiB every one fits an i32 (the fallback is
+            // unreachable), and a plain map keeps the copy a tight loop.
+            if i32::try_from(data.len()).is_err() {
+                return Err(ToArrowError::TooLarge);
+            }
             let dense: Vec<i32> = le_values::<u32>(offsets)
-                .map(|o| i32::try_from(o).map_err(|_| ToArrowError::TooLarge))
-                .collect::<Result<_, _>>()?;
+                .map(|o| i32::try_from(o).unwrap_or(i32::MAX))
+                .collect();
             let offsets = match &validity {
                 None => dense,
                 Some(v) => {
@@ -515,7 +532,7 @@ fn primitive<T: ArrowPrimitiveType>(
     bytes: &[u8],
     validity: Option<NullBuffer>,
     rows: usize,
-    sentinel: Option<fn(&T::Native) -> bool>,
+    sentinel: Option<impl Fn(&T::Native) -> bool>,
 ) -> ArrayRef
 where
     T::Native: LeScalar,
@@ -537,7 +554,7 @@ where
 fn decoded<T: ArrowPrimitiveType>(
     values: ScalarBuffer<T::Native>,
     validity: Option<NullBuffer>,
-    sentinel: Option<fn(&T::Native) -> bool>,
+    sentinel: Option<impl Fn(&T::Native) -> bool>,
 ) -> ArrayRef {
     Arc::new(with_sentinel_nulls(
         PrimitiveArray::<T>::new(values, validity),
@@ -548,13 +565,18 @@ fn decoded<T: ArrowPrimitiveType>(
 /// `array` with rows whose value matches `sentinel` also NULL.
 fn with_sentinel_nulls<T: ArrowPrimitiveType>(
     array: PrimitiveArray<T>,
-    sentinel: Option<fn(&T::Native) -> bool>,
+    sentinel: Option<impl Fn(&T::Native) -> bool>,
 ) -> PrimitiveArray<T> {
     let Some(is_null) = sentinel else {
         return array;
     };
     let values = array.values();
-    if !values.iter().any(is_null) {
+    // Branch-free within each block, so the common case (no sentinel)
+    // is a vectorised scan.
+    if !values
+        .chunks(256)
+        .any(|block| block.iter().fold(false, |hit, v| hit | is_null(v)))
+    {
         return array;
     }
     let sentinel_nulls = NullBuffer::new(BooleanBuffer::collect_bool(values.len(), |r| {

@@ -28,6 +28,9 @@ pub struct GorillaTimestamps<'a> {
     second: i64,
     stream: Cow<'a, [u8]>,
     count: u32,
+    /// The values, kept from the validating pass so readers copy them
+    /// instead of decoding the stream again.
+    values: Vec<i64>,
 }
 
 impl<'a> GorillaTimestamps<'a> {
@@ -45,17 +48,25 @@ impl<'a> GorillaTimestamps<'a> {
             0
         };
         let mut stream_len = 0usize;
+        // Each further value takes at least one bit: a count the bytes
+        // cannot hold fails below before `values` grows past them.
+        let mut values = Vec::with_capacity((count as usize).min(r.remaining() * 8 + 2));
+        values.extend([first, second].into_iter().take(count.min(2) as usize));
         if count >= 3 {
             let rest = r.rest();
             let mut bits = BitCursor::new(rest);
+            let (mut prev, mut prev_delta) = (second, second.wrapping_sub(first));
             for _ in 2..count {
-                if bits.next_dod().is_none() {
+                let Some(dod) = bits.next_dod() else {
                     return Err(r.error(DecodeErrorKind::UnexpectedEnd {
                         what: "gorilla bitstream",
                         needed: (bits.pos as u64).div_ceil(8) + 1,
                         remaining: rest.len() as u64,
                     }));
-                }
+                };
+                prev_delta = prev_delta.wrapping_add(dod);
+                prev = prev.wrapping_add(prev_delta);
+                values.push(prev);
             }
             stream_len = bits.pos.div_ceil(8);
         }
@@ -65,6 +76,7 @@ impl<'a> GorillaTimestamps<'a> {
             second,
             stream: Cow::Borrowed(stream),
             count,
+            values,
         })
     }
 
@@ -92,8 +104,12 @@ impl<'a> GorillaTimestamps<'a> {
 
     /// Appends the timestamps to `out` (one pass, no other allocation).
     pub fn decode_into(&self, out: &mut Vec<i64>) {
-        out.reserve(self.count as usize);
-        out.extend(self.iter());
+        out.extend_from_slice(&self.values);
+    }
+
+    /// The timestamps, decoded when the run was validated.
+    pub fn values(&self) -> &[i64] {
+        &self.values
     }
 
     /// The same run, owning its bytes.
@@ -103,6 +119,7 @@ impl<'a> GorillaTimestamps<'a> {
             second: self.second,
             stream: Cow::Owned(self.stream.into_owned()),
             count: self.count,
+            values: self.values,
         }
     }
 }

@@ -291,6 +291,9 @@ impl QueryConnection {
         let ConnectionState::Streaming { request_id } = self.state else {
             return Err(ClientError::Usage("no query is streaming".into()));
         };
+        // The previous frame goes first, so the WebSocket layer can read
+        // the next one into the same allocation.
+        self.frame = Bytes::new();
         let received = self.transport.receive_within(within);
         let frame = match received {
             Ok(Some(frame)) => frame,
