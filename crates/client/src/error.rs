@@ -60,9 +60,6 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
-    /// A feature of the connection string this build cannot do yet.
-    #[error("{0} is not supported by this client yet")]
-    Unsupported(&'static str),
     /// The connection broke (I/O or WebSocket), or the server closed it.
     #[error("connection to {endpoint} failed: {reason}")]
     Transport {

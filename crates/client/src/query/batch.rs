@@ -18,6 +18,11 @@
 //! [`ResultSchema::settle`]); a later batch of another rank is an error (a
 //! reader's schema cannot change).
 //!
+//! Each batch's SYMBOL columns carry their own dictionary, so batches of
+//! one result hold different dictionaries: an Arrow IPC *stream* writer
+//! takes that (as replacement dictionaries), an IPC *file* writer refuses
+//! it; cast to Utf8 or unify the dictionaries first for files.
+//!
 //! What it must not do: read frames or hold connection state beyond the
 //! scratch map it is lent.
 
