@@ -25,23 +25,10 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema, UInt32Type, i256};
-use common::TestServer;
+use common::{Lcg, TestServer};
 use quiver_client::{Ack, ArrowOptions, Client, ClientError, Param};
 
 const ROWS: usize = 5_000;
-
-/// A deterministic pseudo-random sequence.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 11
-    }
-}
 
 fn client(server: &TestServer, extra: &str) -> Client {
     Client::from_conf(&format!("ws::addr={};{extra}", server.addr())).unwrap()

@@ -15,7 +15,7 @@ mod stored;
 
 use std::sync::{Arc, Mutex};
 
-use common::TestServer;
+use common::{Lcg, TestServer};
 use questdb::QuestDb;
 use questdb::ingress::TimestampUnit;
 use questdb::ingress::column_sender::{Chunk as TheirChunk, Validity};
@@ -25,19 +25,6 @@ use stored::read_table;
 const ROWS: usize = 53;
 /// Our buffers hold this many extra rows before the ones sent.
 const SKIP: usize = 3;
-
-/// A deterministic pseudo-random sequence.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 11
-    }
-}
 
 /// An LSB-first validity bitmap (1 = valid) of `valid`, from bit `offset`.
 fn bitmap(valid: &[bool], offset: usize) -> Vec<u8> {

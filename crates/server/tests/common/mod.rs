@@ -308,6 +308,21 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
     HttpResponse { status, head, body }
 }
 
+/// A deterministic pseudo-random sequence (test data that is the same in
+/// every run).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next 53-bit value.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 11
+    }
+}
+
 /// Polls `done` until it holds (panics after 30 s).
 pub fn wait_for(mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
