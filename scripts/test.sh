@@ -55,4 +55,16 @@ fi
 step "doc tests"
 cargo test --workspace --doc
 
+# The SDK's Polars bridge is behind a feature (Polars is heavy to build), so
+# the steps above do not see it: lint, test and document it here.
+step "Polars (quiver-client feature polars)"
+cargo clippy -p quiver-client --features polars --all-targets -- -D warnings
+cargo clippy -p quiver-server --features sdk-polars --test sdk_polars -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run -p quiver-server --features sdk-polars --test sdk_polars --no-fail-fast
+else
+  cargo test -p quiver-server --features sdk-polars --test sdk_polars --no-fail-fast
+fi
+cargo test -p quiver-client --features polars --doc
+
 printf '\nall tests passed\n'

@@ -168,6 +168,14 @@ pub enum ClientError {
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
+    /// Polars could not convert a frame to Arrow or a result to a
+    /// `DataFrame` (feature `polars`); nothing was sent for it.
+    #[cfg(feature = "polars")]
+    #[error("Polars: {reason}")]
+    Polars {
+        /// What failed, and Polars' message.
+        reason: String,
+    },
 }
 
 impl ClientError {
@@ -183,7 +191,17 @@ impl ClientError {
                 | ClientError::PoolExhausted { .. }
                 | ClientError::Closed
                 | ClientError::Query { .. }
-        )
+        ) && !self.is_polars()
+    }
+
+    #[cfg(feature = "polars")]
+    fn is_polars(&self) -> bool {
+        matches!(self, ClientError::Polars { .. })
+    }
+
+    #[cfg(not(feature = "polars"))]
+    fn is_polars(&self) -> bool {
+        false
     }
 }
 

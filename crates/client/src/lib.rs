@@ -36,7 +36,12 @@
 //! `wss::` connects over TLS (rustls): the Mozilla roots, or the CA file of
 //! `tls_roots`; `tls_verify=unsafe_off` for self-signed test servers.
 //!
-//! Still to come: Polars.
+//! With the `polars` feature, Polars `DataFrame`s and `LazyFrame`s go in
+//! through the Arrow path ([`Client::send_dataframe`],
+//! [`Client::send_lazyframe`], [`Sender::flush_dataframe`]) and results come
+//! out as `DataFrame`s ([`Query::fetch_dataframe`],
+//! [`QueryStream::next_dataframe`], [`QueryStream::into_dataframe`]); the
+//! crate re-exports the `polars` it is built with as [`polars`].
 //!
 //! ```
 //! use quiver_client::{ClientConf, Endpoint};
@@ -84,6 +89,8 @@
 #![forbid(unsafe_code)]
 
 pub mod conf;
+#[cfg(feature = "polars")]
+mod dataframe;
 mod error;
 mod ingest;
 mod pool;
@@ -102,9 +109,26 @@ pub mod bench {
     pub fn encode_frame(chunk: &Chunk<'_>, out: &mut Vec<u8>) -> bool {
         encode_chunk_public(chunk, &mut SymbolTable::default(), out)
     }
+
+    /// The frames of `sql`'s result as the server sends them (QWP header
+    /// included), read on a fresh query connection of `conf`.
+    pub fn capture_result_frames(conf: &str, sql: &str) -> crate::Result<Vec<Vec<u8>>> {
+        let conf = crate::ClientConf::parse(conf)?;
+        crate::query::capture_result_frames(&conf, sql)
+    }
+
+    /// Decodes frames from [`capture_result_frames`] into Arrow record
+    /// batches as a query stream does, without a socket; the rows.
+    pub fn decode_result_frames(frames: &[Vec<u8>]) -> Result<usize, String> {
+        crate::query::decode_result_frames(frames)
+    }
 }
 
+#[cfg(feature = "polars")]
+pub use ::polars;
 pub use conf::{Auth, ClientConf, Compression, ConfError, Endpoint, PoolConf, Reap};
+#[cfg(feature = "polars")]
+pub use dataframe::batch_to_dataframe;
 pub use error::{ClientError, Lane, Result};
 pub use ingest::{IngestConnection, Ticket};
 pub use pool::{Client, LaneStats, Writer};

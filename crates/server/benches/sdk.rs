@@ -14,12 +14,22 @@
 //! - `egress/quiver-client` vs `egress/questdb-rs`: `SELECT *` of a 1M-row
 //!   S1 table from the same server, read into Arrow record batches
 //!   (`Client::query(..).fetch()` vs the official `Reader`'s
-//!   `next_arrow_batch`): the same server work, each client's decoding.
+//!   `next_arrow_batch`): the same server work, each client's decoding;
+//! - `decode/quiver-client` vs `decode/questdb-rs`: that result's frames,
+//!   captured once, decoded into Arrow record batches by each client
+//!   without a socket (the official crate's `_bench_internals` decoder and
+//!   assembly, which its own decoder benchmark uses): the clients' decode
+//!   cost alone, free of the server's and the network's noise.
+//!
+//! - with `--features sdk-polars`: `polars/dataframe-in` and
+//!   `polars/dataframe-out`, the same rows as a Polars `DataFrame` sent
+//!   and fetched through the SDK, summarised next to the Arrow paths (the
+//!   cost of the Polars bridge).
 //!
 //! After the criterion runs a summary prints each pair's median (ten
 //! runs, the two clients interleaved, each first in every other round)
 //! and ratio.
-//! Run: `cargo bench -p quiver-server --bench sdk`. With `SDK_BENCH_FRAMES=1`
+//! Run: `cargo bench -p quiver-server --bench sdk [--features sdk-polars]`. With `SDK_BENCH_FRAMES=1`
 //! the null server prints each frame's size (how each client cuts frames).
 
 use std::io::{BufRead, BufReader};
@@ -376,6 +386,74 @@ fn main() {
     g.bench_function("quiver-client", |b| b.iter(&mut ours_egress));
     g.bench_function("questdb-rs", |b| b.iter(&mut theirs_egress));
     g.finish();
+
+    // Decode only: the same result's frames, captured once, decoded into
+    // Arrow by each client without a socket or a server.
+    let frames =
+        quiver_client::bench::capture_result_frames(&format!("ws::addr={};", server.addr), select)
+            .unwrap();
+    let mut ours_decode = || {
+        let rows = quiver_client::bench::decode_result_frames(black_box(&frames)).unwrap();
+        assert_eq!(rows, 1_000_000);
+    };
+    // The official decoder takes the payload after the 12-byte header and
+    // the header's flags byte.
+    let payloads: Vec<(u8, questdb::egress::_bench_internals::Bytes)> = frames
+        .iter()
+        .map(|f| {
+            (
+                f[5],
+                questdb::egress::_bench_internals::Bytes::copy_from_slice(&f[12..]),
+            )
+        })
+        .collect();
+    let mut theirs_decode = || {
+        use questdb::egress::_bench_internals as q;
+        let (mut dict, mut schema, mut zstd) = (q::SymbolDict::new(), None, q::ZstdScratch::new());
+        let mut rows = 0;
+        for (flags, payload) in black_box(&payloads) {
+            if payload[0] != 0x11 {
+                continue;
+            }
+            let batch =
+                q::decode_result_batch(payload, *flags, &mut dict, &mut schema, &mut zstd).unwrap();
+            let rb =
+                q::bench_batch_to_record_batch(schema.as_ref().unwrap(), batch, &dict).unwrap();
+            rows += black_box(rb).num_rows();
+        }
+        assert_eq!(rows, 1_000_000);
+    };
+    // Polars through the SDK next to Arrow through the SDK, on the same
+    // rows: what the IPC bridge costs.
+    #[cfg(feature = "sdk-polars")]
+    let s1_frame = quiver_client::batch_to_dataframe(&batch).unwrap();
+    #[cfg(feature = "sdk-polars")]
+    let mut frame_in = || {
+        client_q
+            .send_dataframe(&s1_frame, &ArrowOptions::at_column("frames", "ts"), Ack::Ok)
+            .unwrap();
+    };
+    #[cfg(feature = "sdk-polars")]
+    let mut frame_out = || {
+        let result = client_q.query(select).fetch_dataframe().unwrap();
+        assert_eq!(black_box(result).height(), 1_000_000);
+    };
+    #[cfg(feature = "sdk-polars")]
+    {
+        let mut g = c.benchmark_group("polars");
+        g.sample_size(10)
+            .throughput(Throughput::Elements(big.ts.len() as u64));
+        g.bench_function("dataframe-in", |b| b.iter(&mut frame_in));
+        g.bench_function("dataframe-out", |b| b.iter(&mut frame_out));
+        g.finish();
+    }
+
+    let mut g = c.benchmark_group("decode");
+    g.sample_size(20)
+        .throughput(Throughput::Elements(big.ts.len() as u64));
+    g.bench_function("quiver-client", |b| b.iter(&mut ours_decode));
+    g.bench_function("questdb-rs", |b| b.iter(&mut theirs_decode));
+    g.finish();
     c.final_summary();
 
     println!("\nsummary (median of the runs shown, one process, same data):");
@@ -434,18 +512,32 @@ fn main() {
     // Egress first: the ingest pairs grow tables, and the server's
     // background sealing of them would land on the queries' timings.
     let egress = pair(&mut ours_egress, &mut theirs_egress);
+    let decode = pair(&mut ours_decode, &mut theirs_decode);
     let sink = pair(&mut ours_sink, &mut theirs_sink);
     let arrow = pair(&mut ours_arrow, &mut theirs_arrow);
     for (what, (ours, theirs)) in [
         ("null server", sink),
         ("arrow into quiver", arrow),
         ("egress into arrow", egress),
+        ("decode into arrow", decode),
     ] {
         println!(
             "{what:<19} 1M S1 rows: quiver-client {:.1}M rows/s, questdb-rs {:.1}M rows/s, ours/theirs speed {:.2}x",
             rows / ours.as_secs_f64() / 1e6,
             rows / theirs.as_secs_f64() / 1e6,
             theirs.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+    #[cfg(feature = "sdk-polars")]
+    for (what, (polars, arrow)) in [
+        ("DataFrame in", pair(&mut frame_in, &mut ours_arrow)),
+        ("DataFrame out", pair(&mut frame_out, &mut ours_egress)),
+    ] {
+        println!(
+            "{what:<19} 1M S1 rows: Polars {:.1}M rows/s, Arrow {:.1}M rows/s, Polars/Arrow speed {:.2}x",
+            rows / polars.as_secs_f64() / 1e6,
+            rows / arrow.as_secs_f64() / 1e6,
+            arrow.as_secs_f64() / polars.as_secs_f64()
         );
     }
 }

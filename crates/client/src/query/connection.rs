@@ -355,6 +355,11 @@ impl QueryConnection {
         })
     }
 
+    /// The last frame read, as it came (for [`crate::bench`]).
+    pub(crate) fn last_frame(&self) -> &[u8] {
+        &self.frame
+    }
+
     /// The request timeout of the settings.
     pub(crate) fn request_timeout(&self) -> Duration {
         self.request_timeout

@@ -544,6 +544,61 @@ impl QueryStream {
     }
 }
 
+/// Captures the frames of `sql`'s result as they come from the server
+/// (for [`crate::bench`]).
+pub(crate) fn capture_result_frames(conf: &crate::ClientConf, sql: &str) -> Result<Vec<Vec<u8>>> {
+    let mut conn = QueryConnection::connect(conf)?;
+    let request = QueryRequest {
+        request_id: 0,
+        sql: sql.into(),
+        initial_credit: 0,
+        binds: Vec::new(),
+        flags: None,
+    };
+    conn.start(request)?;
+    let mut frames = Vec::new();
+    loop {
+        let timeout = conn.request_timeout();
+        let done = match conn.next_message(timeout)?.message {
+            ServerMessage::QueryError { message, .. } => {
+                return Err(ClientError::Usage(format!("the capture failed: {message}")));
+            }
+            ServerMessage::ResultEnd { .. } | ServerMessage::ExecDone { .. } => true,
+            _ => false,
+        };
+        frames.push(conn.last_frame().to_vec());
+        if done {
+            return Ok(frames);
+        }
+    }
+}
+
+/// Decodes captured result frames into record batches as a stream does,
+/// without a socket (for [`crate::bench`]); returns the rows.
+pub(crate) fn decode_result_frames(frames: &[Vec<u8>]) -> std::result::Result<usize, String> {
+    let mut decoder = quiver_qwp::EgressDecoder::new(quiver_qwp::Limits::egress_client());
+    let mut scratch = Vec::new();
+    let mut keys = SymbolKeys::default();
+    let mut schema: Option<ResultSchema> = None;
+    let mut rows = 0;
+    for frame in frames {
+        let message = decoder
+            .decode(frame, &mut scratch)
+            .map_err(|e| e.to_string())?;
+        if let ServerMessage::ResultBatch(batch) = message {
+            if schema.is_none() {
+                schema = Some(ResultSchema::from_first_batch(&batch).map_err(|e| e.to_string())?);
+            }
+            let schema = schema.as_ref().expect("set above");
+            let rb = schema
+                .to_record_batch(&batch, decoder.dictionary(), &mut keys)
+                .map_err(|e| e.to_string())?;
+            rows += std::hint::black_box(rb).num_rows();
+        }
+    }
+    Ok(rows)
+}
+
 impl Drop for QueryStream {
     fn drop(&mut self) {
         self.cancel();

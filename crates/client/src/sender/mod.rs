@@ -196,7 +196,7 @@ impl Sender {
     /// sent whole or not at all, so the connection is closed (the server
     /// rolls back everything since the last sync) and the error says so.
     /// An error that broke the connection rolls back the same.
-    fn abort(&mut self, sent_frames: u64, cause: ClientError) -> ClientError {
+    pub(crate) fn abort(&mut self, sent_frames: u64, cause: ClientError) -> ClientError {
         if sent_frames == 0 && !cause.breaks_connection() {
             return cause;
         }
