@@ -11,8 +11,10 @@
 //! would avoid the copy; the benchmark `sdk` measures what the copy costs
 //! next to the Arrow path). A `LazyFrame` is collected first.
 //!
-//! Egress converts each result batch the same way the other direction; a
-//! whole result is the batches stacked and rechunked.
+//! Egress converts each result batch the same way the other direction,
+//! except SYMBOL columns, which become categoricals here (Polars' import
+//! of a dictionary interns every row's string); a whole result is the
+//! batches stacked, one chunk per batch.
 //!
 //! What it must not do: map QuestDB types itself (the Arrow paths own
 //! that), or send any row of a frame that is not all sent (a failure after
@@ -26,9 +28,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use ::polars::prelude::{
-    DataFrame, IpcStreamReader, IpcStreamWriter, LazyFrame, PolarsResult, SerReader, SerWriter,
+    Categorical32Type, CategoricalChunked, CategoricalPhysical, Categories, Column, DataFrame,
+    DataType as PolarsType, IntoColumn, IntoSeries, IpcStreamReader, IpcStreamWriter, LazyFrame,
+    NewChunkedArray, PolarsResult, SerReader, SerWriter, UInt32Chunked,
 };
-use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_array::types::UInt32Type;
+use arrow_array::{Array, DictionaryArray, RecordBatch, RecordBatchOptions, StringArray};
 use arrow_schema::{Field, Schema};
 
 use crate::error::{ClientError, Result};
@@ -123,19 +128,30 @@ fn guarded<T>(what: &str, call: impl FnOnce() -> PolarsResult<T>) -> Result<T> {
 }
 
 /// One record batch as a `DataFrame` (columns in the batch's order and
-/// names; SYMBOL dictionaries become categoricals, UUID and LONG256
-/// binaries). Field metadata is dropped first: Polars has no place for
-/// the `questdb.*` keys, and refuses the `arrow.uuid` extension.
+/// names; SYMBOL dictionaries become categoricals of Polars' global
+/// categories, UUID and LONG256 binaries). Field metadata is dropped:
+/// Polars has no place for the `questdb.*` keys, and refuses the
+/// `arrow.uuid` extension.
 pub fn batch_to_dataframe(batch: &RecordBatch) -> Result<DataFrame> {
-    let fields: Vec<Field> = batch
-        .schema_ref()
-        .fields()
+    let schema = batch.schema_ref();
+    // SYMBOL columns are converted here (each dictionary value interned
+    // once); Polars' own import of a dictionary interns every row's string,
+    // which measured as most of a result's conversion time.
+    let mut symbols = Vec::new();
+    let mut others = Vec::new();
+    for (i, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+        match symbol_column(field.name(), column.as_ref())? {
+            Some(symbol) => symbols.push((i, symbol)),
+            None => others.push(i),
+        }
+    }
+    let fields: Vec<Field> = others
         .iter()
-        .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+        .map(|&i| schema.field(i).clone().with_metadata(Default::default()))
         .collect();
     let bare = RecordBatch::try_new_with_options(
         Arc::new(Schema::new(fields)),
-        batch.columns().to_vec(),
+        others.iter().map(|&i| batch.column(i).clone()).collect(),
         &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )
     .map_err(|e| polars_error("preparing the batch for Polars", e))?;
@@ -148,8 +164,63 @@ pub fn batch_to_dataframe(batch: &RecordBatch) -> Result<DataFrame> {
             .and_then(|()| writer.finish())
             .map_err(|e| polars_error("writing the batch as Arrow IPC", e))?;
     }
-    guarded("reading the batch into Polars", || {
+    let read = guarded("reading the batch into Polars", || {
         IpcStreamReader::new(Cursor::new(ipc)).finish()
+    })?;
+    if symbols.is_empty() {
+        return Ok(read);
+    }
+    // The columns back in the batch's order.
+    let mut read = read.into_columns().into_iter();
+    let mut symbols = symbols.into_iter().peekable();
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for i in 0..batch.num_columns() {
+        let next = match symbols.next_if(|(at, _)| *at == i) {
+            Some((_, symbol)) => Some(symbol),
+            None => read.next(),
+        };
+        columns.extend(next);
+    }
+    guarded("assembling the batch's DataFrame", || {
+        DataFrame::new(batch.num_rows(), columns)
+    })
+}
+
+/// A SYMBOL column (`Dictionary(UInt32, Utf8)`, as query results carry
+/// them) as a categorical of Polars' global categories; `None` for any
+/// other column.
+fn symbol_column(name: &str, array: &dyn Array) -> Result<Option<Column>> {
+    let Some(dictionary) = array.as_any().downcast_ref::<DictionaryArray<UInt32Type>>() else {
+        return Ok(None);
+    };
+    let Some(values) = dictionary.values().as_any().downcast_ref::<StringArray>() else {
+        return Ok(None);
+    };
+    let dtype = PolarsType::from_categories(Categories::global());
+    if dtype.cat_physical().ok() != Some(CategoricalPhysical::U32) {
+        return Ok(None);
+    }
+    guarded("converting a SYMBOL column", || {
+        let mapping = dtype.cat_mapping()?;
+        let ids = values
+            .iter()
+            .map(|v| mapping.insert_cat(v.unwrap_or_default()))
+            .collect::<PolarsResult<Vec<u32>>>()?;
+        let keys = dictionary.keys();
+        // Keys are inside the dictionary (Arrow checks it); an id Polars
+        // does not know would become NULL (`from_cats_and_dtype` checks).
+        let id = |k: u32| ids.get(k as usize).copied().unwrap_or(u32::MAX);
+        let physical = match keys.nulls() {
+            None => {
+                UInt32Chunked::from_vec(name.into(), keys.values().iter().map(|&k| id(k)).collect())
+            }
+            Some(_) => {
+                UInt32Chunked::from_iter_options(name.into(), keys.iter().map(|k| k.map(id)))
+            }
+        };
+        let categorical =
+            CategoricalChunked::<Categorical32Type>::from_cats_and_dtype(physical, dtype);
+        Ok(Some(categorical.into_series().into_column()))
     })
 }
 
@@ -251,10 +322,11 @@ impl QueryStream {
             .transpose()
     }
 
-    /// The rest of the result as one Polars `DataFrame`, one chunk per
-    /// column (a result without rows is an empty frame with the result's
-    /// columns). SYMBOL columns are categoricals; the `questdb.*` field
-    /// metadata of the Arrow schema has no place in a `DataFrame`.
+    /// The rest of the result as one Polars `DataFrame` of one chunk per
+    /// batch (`rechunk_mut_par` makes each column contiguous, at the cost
+    /// of a copy); a result without rows is an empty frame with the
+    /// result's columns. SYMBOL columns are categoricals; the `questdb.*`
+    /// field metadata of the Arrow schema has no place in a `DataFrame`.
     pub fn into_dataframe(mut self) -> Result<DataFrame> {
         let mut whole: Option<DataFrame> = None;
         while let Some(frame) = self.next_dataframe()? {
@@ -267,11 +339,9 @@ impl QueryStream {
                 }
             }
         }
-        let mut whole = match whole {
-            Some(whole) => whole,
-            None => batch_to_dataframe(&RecordBatch::new_empty(self.schema()))?,
-        };
-        whole.rechunk_mut_par();
-        Ok(whole)
+        match whole {
+            Some(whole) => Ok(whole),
+            None => batch_to_dataframe(&RecordBatch::new_empty(self.schema())),
+        }
     }
 }

@@ -37,11 +37,11 @@
 //! `tls_roots`; `tls_verify=unsafe_off` for self-signed test servers.
 //!
 //! With the `polars` feature, Polars `DataFrame`s and `LazyFrame`s go in
-//! through the Arrow path ([`Client::send_dataframe`],
-//! [`Client::send_lazyframe`], [`Sender::flush_dataframe`]) and results come
-//! out as `DataFrame`s ([`Query::fetch_dataframe`],
-//! [`QueryStream::next_dataframe`], [`QueryStream::into_dataframe`]); the
-//! crate re-exports the `polars` it is built with as [`polars`].
+//! through the Arrow path (`Client::send_dataframe`,
+//! `Client::send_lazyframe`, `Sender::flush_dataframe`) and results come
+//! out as `DataFrame`s (`Query::fetch_dataframe`,
+//! `QueryStream::next_dataframe`, `QueryStream::into_dataframe`); the
+//! crate re-exports the `polars` it is built with as `quiver_client::polars`.
 //!
 //! ```
 //! use quiver_client::{ClientConf, Endpoint};
