@@ -9,7 +9,9 @@
 //! views, dictionaries for categoricals): one copy of one slice at a time,
 //! never of the whole frame, and no `unsafe` (the Arrow C data interface
 //! would avoid the copy; the benchmark `sdk` measures what the copy costs
-//! next to the Arrow path). A `LazyFrame` is collected first.
+//! next to the Arrow path). Categorical and enum columns go apart, as
+//! dictionaries of only the categories the slice uses (Polars would write
+//! every category the process has seen). A `LazyFrame` is collected first.
 //!
 //! Egress converts each result batch the same way the other direction,
 //! except SYMBOL columns, which become categoricals here (Polars' import
@@ -21,7 +23,7 @@
 //! a first slice left rolls back what was flushed since the last sync,
 //! as a failing chunk does).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::io::Cursor;
 use std::panic::AssertUnwindSafe;
@@ -30,10 +32,11 @@ use std::sync::Arc;
 use ::polars::prelude::{
     Categorical32Type, CategoricalChunked, CategoricalPhysical, Categories, Column, DataFrame,
     DataType as PolarsType, IntoColumn, IntoSeries, IpcStreamReader, IpcStreamWriter, LazyFrame,
-    NewChunkedArray, PolarsResult, SerReader, SerWriter, UInt32Chunked,
+    NewChunkedArray, PolarsResult, SerReader, SerWriter, UInt32Chunked, polars_bail, polars_err,
 };
+use arrow_array::builder::{StringBuilder, UInt32Builder};
 use arrow_array::types::UInt32Type;
-use arrow_array::{Array, DictionaryArray, RecordBatch, RecordBatchOptions, StringArray};
+use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, RecordBatchOptions, StringArray};
 use arrow_schema::{Field, Schema};
 
 use crate::error::{ClientError, Result};
@@ -90,24 +93,180 @@ impl<'a> FrameBatches<'a> {
             let len = self.slice_rows.min(height - self.offset);
             let offset = i64::try_from(self.offset)
                 .map_err(|_| polars_error("slicing the frame", "offset beyond i64"))?;
-            let mut slice = self.frame.slice(offset, len);
+            let slice = self.frame.slice(offset, len);
             self.offset += len;
-            self.ipc.clear();
-            let ipc = &mut self.ipc;
+            let batches = slice_to_batches(slice, &mut self.ipc)?;
+            self.ready
+                .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+        }
+    }
+}
+
+/// One slice of a frame as arrow-rs record batches (at least one, even
+/// without rows, so an empty frame still has a schema to check).
+///
+/// Categorical and enum columns are converted here, not through IPC:
+/// Polars writes a categorical's dictionary as every category the process
+/// has seen, so IPC would copy (and the sender scan) all of them for each
+/// slice. Here each becomes a dictionary of only the categories the slice
+/// uses.
+fn slice_to_batches(slice: DataFrame, ipc: &mut Vec<u8>) -> Result<Vec<RecordBatch>> {
+    let rows = slice.height();
+    let mut symbols = Vec::new();
+    let mut others = Vec::new();
+    for (i, column) in slice.columns().iter().enumerate() {
+        match column.dtype() {
+            PolarsType::Categorical(..) | PolarsType::Enum(..) => {
+                symbols.push((i, compact_categories(column)?));
+            }
+            _ => others.push(column.clone()),
+        }
+    }
+    let width = slice.width();
+    let (schema, mut read) = match others.is_empty() {
+        // Only categoricals: no IPC, one batch.
+        true => (Schema::empty(), vec![None]),
+        false => {
+            let mut rest = guarded("slicing the frame", || DataFrame::new(rows, others))?;
+            ipc.clear();
             guarded("writing the frame as Arrow", || {
-                IpcStreamWriter::new(ipc).finish(&mut slice)
+                IpcStreamWriter::new(&mut *ipc).finish(&mut rest)
             })?;
             let reader =
-                arrow_ipc::reader::StreamReader::try_new(Cursor::new(self.ipc.as_slice()), None)
+                arrow_ipc::reader::StreamReader::try_new(Cursor::new(ipc.as_slice()), None)
                     .map_err(|e| polars_error("reading the frame as Arrow", e))?;
-            for batch in reader {
-                let batch = batch.map_err(|e| polars_error("reading the frame as Arrow", e))?;
-                if batch.num_rows() > 0 {
-                    self.ready.push_back(batch);
+            let schema = reader.schema().as_ref().clone();
+            let batches = reader
+                .map(|b| b.map(Some))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| polars_error("reading the frame as Arrow", e))?;
+            (schema, batches)
+        }
+    };
+    if read.is_empty() {
+        read.push(Some(RecordBatch::new_empty(Arc::new(schema.clone()))));
+    }
+    let mut out = Vec::with_capacity(read.len());
+    let mut row = 0;
+    for batch in read {
+        // `None`: every column is a categorical.
+        let n = batch.as_ref().map_or(rows, RecordBatch::num_rows);
+        if symbols.is_empty() {
+            out.extend(batch);
+            continue;
+        }
+        let mut rest = batch.iter().flat_map(|b| b.columns().iter().cloned());
+        let mut rest_fields = schema.fields().iter().cloned();
+        let mut fields = Vec::with_capacity(width);
+        let mut columns = Vec::with_capacity(width);
+        let mut next_symbol = symbols.iter().peekable();
+        for i in 0..width {
+            match next_symbol.next_if(|(at, _)| *at == i) {
+                Some((_, (field, array))) => {
+                    fields.push(Arc::new(field.clone()));
+                    columns.push(array.slice(row, n));
+                }
+                None => {
+                    let (Some(field), Some(array)) = (rest_fields.next(), rest.next()) else {
+                        return Err(polars_error(
+                            "reading the frame as Arrow",
+                            "fewer columns than the frame",
+                        ));
+                    };
+                    fields.push(field);
+                    columns.push(array);
                 }
             }
         }
+        let batch = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )
+        .map_err(|e| polars_error("assembling the frame as Arrow", e))?;
+        out.push(batch);
+        row += n;
     }
+    if row != rows && !symbols.is_empty() {
+        return Err(polars_error(
+            "reading the frame as Arrow",
+            format!("{row} rows read back of {rows}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// A categorical or enum column as `Dictionary(UInt32, Utf8)` holding only
+/// the categories its rows use, in order of first use.
+fn compact_categories(column: &Column) -> Result<(Field, ArrayRef)> {
+    let name = column.name().to_string();
+    guarded("converting a categorical column", || {
+        let mapping = column.dtype().cat_mapping()?;
+        let physical = column.to_physical_repr().cast(&PolarsType::UInt32)?;
+        let ids = physical.u32()?;
+        // Global id -> local key: a table when the mapping is not much
+        // larger than the slice, else a hash map (the mapping may hold
+        // every category the process has seen).
+        let upper = mapping.num_cats_upper_bound();
+        let mut table = match upper <= 4 * ids.len() + 4096 {
+            true => Some(vec![u32::MAX; upper]),
+            false => None,
+        };
+        let mut map: HashMap<u32, u32> = HashMap::new();
+        let mut values = StringBuilder::new();
+        let mut keys = UInt32Builder::with_capacity(ids.len());
+        let mut used = 0u32;
+        for id in ids.iter() {
+            let Some(id) = id else {
+                keys.append_null();
+                continue;
+            };
+            let known = match &table {
+                Some(t) => t.get(id as usize).copied().filter(|&k| k != u32::MAX),
+                None => map.get(&id).copied(),
+            };
+            let key = match known {
+                Some(key) => key,
+                None => {
+                    let text = mapping.cat_to_str(id).ok_or_else(
+                        || polars_err!(ComputeError: "category {id} is not in its mapping"),
+                    )?;
+                    values.append_value(text);
+                    let key = used;
+                    used += 1;
+                    match &mut table {
+                        Some(t) => match t.get_mut(id as usize) {
+                            Some(slot) => *slot = key,
+                            None => polars_bail!(ComputeError: "category {id} past its mapping"),
+                        },
+                        None => {
+                            map.insert(id, key);
+                        }
+                    }
+                    key
+                }
+            };
+            keys.append_value(key);
+        }
+        let dictionary =
+            DictionaryArray::<UInt32Type>::try_new(keys.finish(), Arc::new(values.finish()))
+                .map_err(|e| polars_err!(ComputeError: "{e}"))?;
+        let field = Field::new(name.clone(), dictionary.data_type().clone(), true);
+        Ok((field, Arc::new(dictionary) as ArrayRef))
+    })
+}
+
+/// Every batch [`Sender::flush_dataframe`] would send of `frame`.
+pub(crate) fn frame_batches(frame: &DataFrame) -> Result<Vec<RecordBatch>> {
+    if frame.height() == 0 {
+        return slice_to_batches(frame.clone(), &mut Vec::new());
+    }
+    let mut batches = FrameBatches::new(frame);
+    let mut out = Vec::new();
+    while let Some(batch) = batches.next_batch()? {
+        out.push(batch);
+    }
+    Ok(out)
 }
 
 /// Runs a Polars call, turning a panic inside Polars (it asserts on some
@@ -200,23 +359,45 @@ fn symbol_column(name: &str, array: &dyn Array) -> Result<Option<Column>> {
     if dtype.cat_physical().ok() != Some(CategoricalPhysical::U32) {
         return Ok(None);
     }
+    if values.null_count() > 0 {
+        // Polars' own import keeps NULL values NULL.
+        return Ok(None);
+    }
     guarded("converting a SYMBOL column", || {
         let mapping = dtype.cat_mapping()?;
-        let ids = values
-            .iter()
-            .map(|v| mapping.insert_cat(v.unwrap_or_default()))
-            .collect::<PolarsResult<Vec<u32>>>()?;
+        // Each value interned when a key first uses it: a sliced batch
+        // keeps its whole dictionary, and the global categories are never
+        // freed.
+        let mut ids: Vec<Option<u32>> = vec![None; values.len()];
+        let mut id = |k: u32| -> PolarsResult<u32> {
+            let slot = ids
+                .get_mut(k as usize)
+                .ok_or_else(|| polars_err!(ComputeError: "dictionary key {k} out of range"))?;
+            match *slot {
+                Some(id) => Ok(id),
+                None => {
+                    let id = mapping.insert_cat(values.value(k as usize))?;
+                    *slot = Some(id);
+                    Ok(id)
+                }
+            }
+        };
         let keys = dictionary.keys();
-        // Keys are inside the dictionary (Arrow checks it); an id Polars
-        // does not know would become NULL (`from_cats_and_dtype` checks).
-        let id = |k: u32| ids.get(k as usize).copied().unwrap_or(u32::MAX);
         let physical = match keys.nulls() {
-            None => {
-                UInt32Chunked::from_vec(name.into(), keys.values().iter().map(|&k| id(k)).collect())
-            }
-            Some(_) => {
-                UInt32Chunked::from_iter_options(name.into(), keys.iter().map(|k| k.map(id)))
-            }
+            None => UInt32Chunked::from_vec(
+                name.into(),
+                keys.values()
+                    .iter()
+                    .map(|&k| id(k))
+                    .collect::<PolarsResult<Vec<u32>>>()?,
+            ),
+            Some(_) => UInt32Chunked::from_iter_options(
+                name.into(),
+                keys.iter()
+                    .map(|k| k.map(&mut id).transpose())
+                    .collect::<PolarsResult<Vec<Option<u32>>>>()?
+                    .into_iter(),
+            ),
         };
         let categorical =
             CategoricalChunked::<Categorical32Type>::from_cats_and_dtype(physical, dtype);
@@ -233,9 +414,26 @@ impl Sender {
     /// The frame goes whole or not at all: if a slice fails after an
     /// earlier one left, the connection is closed and everything flushed
     /// since the last sync is rolled back ([`ClientError::ChunkAborted`]).
-    /// If the first slice fails, nothing was sent and earlier flushes stay
-    /// pending.
+    /// A first slice that fails is handled as [`Sender::flush_batch`]
+    /// handles a failing batch: refused before anything was sent, earlier
+    /// flushes stay pending; failing after some of its frames left, they
+    /// are rolled back too. A frame without rows is checked (columns,
+    /// types, timestamp) and sends nothing; a frame without columns but
+    /// with rows is refused.
     pub fn flush_dataframe(&mut self, frame: &DataFrame, options: &ArrowOptions) -> Result<u64> {
+        if frame.width() == 0 && frame.height() > 0 {
+            return Err(polars_error(
+                "sending the frame",
+                format!("{} rows without a column", frame.height()),
+            ));
+        }
+        if frame.height() == 0 {
+            let mut ipc = Vec::new();
+            for batch in slice_to_batches(frame.clone(), &mut ipc)? {
+                self.flush_batch(&batch, options)?;
+            }
+            return Ok(0);
+        }
         let mut batches = FrameBatches::new(frame);
         let mut rows = 0u64;
         loop {
@@ -323,8 +521,8 @@ impl QueryStream {
     }
 
     /// The rest of the result as one Polars `DataFrame` of one chunk per
-    /// batch (`rechunk_mut_par` makes each column contiguous, at the cost
-    /// of a copy); a result without rows is an empty frame with the
+    /// batch, not rechunked (call `rechunk_mut_par` on it for contiguous
+    /// columns, at the cost of a copy); a result without rows is an empty frame with the
     /// result's columns. SYMBOL columns are categoricals; the `questdb.*`
     /// field metadata of the Arrow schema has no place in a `DataFrame`.
     pub fn into_dataframe(mut self) -> Result<DataFrame> {

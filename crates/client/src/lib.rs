@@ -122,6 +122,15 @@ pub mod bench {
     pub fn decode_result_frames(frames: &[Vec<u8>]) -> Result<usize, String> {
         crate::query::decode_result_frames(frames)
     }
+
+    /// A `DataFrame` as the record batches `Sender::flush_dataframe`
+    /// would send (all slices).
+    #[cfg(feature = "polars")]
+    pub fn dataframe_batches(
+        frame: &::polars::prelude::DataFrame,
+    ) -> crate::Result<Vec<arrow_array::RecordBatch>> {
+        crate::dataframe::frame_batches(frame)
+    }
 }
 
 #[cfg(feature = "polars")]

@@ -309,7 +309,6 @@ impl<'a> Cursor<'a, '_> {
         if self.pos >= self.input.len() && !complete {
             return Err(Stop::Incomplete);
         }
-        self.check_length()?;
         Ok(Text::name(&self.input[begin..self.pos], escaped))
     }
 
@@ -418,6 +417,11 @@ impl<'a> Cursor<'a, '_> {
     /// or the end of a complete input.
     fn end_of_line(&mut self, complete: bool) -> Parsed<()> {
         self.skip_spaces();
+        // The line's length, checked once here rather than per token:
+        // names and unquoted values only advance through the input, so
+        // a line past the limit costs no more than its bytes; quoted
+        // strings and binary values check as they go.
+        self.check_length()?;
         match self.peek() {
             Some(b'\n') => {
                 self.pos += 1;
@@ -449,7 +453,6 @@ impl<'a> Cursor<'a, '_> {
         if self.pos >= self.input.len() && !complete {
             return Err(Stop::Incomplete);
         }
-        self.check_length()?;
         let token = &self.input[begin..self.pos];
         if !token.is_empty() {
             let bad = || IlpErrorKind::BadTimestamp {
@@ -603,7 +606,6 @@ impl<'a> Cursor<'a, '_> {
         if self.pos >= self.input.len() && !complete {
             return Err(Stop::Incomplete);
         }
-        self.check_length()?;
         let token = &self.input[begin..self.pos];
         // Each arm yields the value or returns its error: building a
         // `Result<Value, IlpErrorKind>` first (a large error type) made

@@ -290,6 +290,20 @@ fn limits_are_errors() {
         &[b"t a=\"".as_slice(), &[b'x'; 100], b"\"\n"].concat(),
         "longer than 64",
     );
+    // Unquoted values, names and timestamps: the line's length is checked
+    // once at its end.
+    check(
+        &[b"t a=".as_slice(), &[b'1'; 100], b"\n"].concat(),
+        "longer than 64",
+    );
+    check(
+        &[b"t,k=".as_slice(), &[b'v'; 100], b" a=1\n"].concat(),
+        "longer than 64",
+    );
+    check(
+        &[b"t a=1".as_slice(), &[b' '; 100], b"1\n"].concat(),
+        "longer than 64",
+    );
     let mut arr = b"t a==\x0e\x0a\x01".to_vec();
     arr.extend_from_slice(&5u32.to_le_bytes());
     check(&arr, "more than 4 array elements");

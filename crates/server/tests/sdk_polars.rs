@@ -13,7 +13,11 @@
 //!   with the values the Arrow result holds;
 //! - a frame failing in a later slice commits nothing (and rolls back what
 //!   was flushed before it); failing in its first slice keeps earlier
-//!   flushes; a type with no QuestDB column is refused by name.
+//!   flushes; a type with no QuestDB column is refused by name;
+//! - categoricals go out as dictionaries of only the categories their rows
+//!   use (not every category the process has interned); frames without
+//!   rows are checked and frames without columns refused; NULL dictionary
+//!   values stay NULL in a `DataFrame`.
 
 #![cfg(feature = "sdk-polars")]
 
@@ -666,4 +670,96 @@ fn a_polars_type_without_a_questdb_column_is_refused_by_name() {
         client.query("SELECT * FROM pl_refused").fetch(),
         Err(ClientError::Query { .. })
     ));
+}
+
+#[test]
+fn categoricals_are_sent_with_only_the_categories_their_rows_use() {
+    // Many categories in the process-wide mapping (as a large query
+    // result leaves there); a later small frame must not carry them all.
+    let many: Vec<String> = (0..200_000).map(|i| format!("seen-{i}")).collect();
+    let seen = Series::new("many".into(), &many)
+        .cast(&DataType::from_categories(Categories::global()))
+        .unwrap();
+    assert_eq!(seen.len(), many.len());
+    let sym = Series::new("sym".into(), &[Some("b"), None, Some("a"), Some("b")])
+        .cast(&DataType::from_categories(Categories::global()))
+        .unwrap();
+    let px = Series::new("px".into(), &[1.0f64, 2.0, 3.0, 4.0]);
+    let frame = DataFrame::new(4, vec![sym.into_column(), px.into_column()]).unwrap();
+
+    let batches = quiver_client::bench::dataframe_batches(&frame).unwrap();
+    let dictionary = batches[0].column(0).as_any_dictionary();
+    assert_eq!(dictionary.values().len(), 2, "only b and a");
+    assert_eq!(batches[0].schema().field(1).name(), "px");
+
+    // And the rows arrive as written, categoricals-only frames too.
+    let server = TestServer::start();
+    let client = client(&server);
+    client
+        .send_dataframe(&frame, &ArrowOptions::at_server_time("pl_cats"), Ack::Ok)
+        .unwrap();
+    let only = frame.select(["sym"]).unwrap();
+    client
+        .send_dataframe(&only, &ArrowOptions::at_server_time("pl_cats"), Ack::Ok)
+        .unwrap();
+    let back = fetch_arrow(&client, "SELECT sym, px FROM pl_cats");
+    let sym = cast(back.column(0), &ArrowType::Utf8).unwrap();
+    let got: Vec<Option<&str>> = sym.as_string::<i32>().iter().collect();
+    let want = [Some("b"), None, Some("a"), Some("b")];
+    assert_eq!(got, [want, want].concat());
+    let px = back
+        .column(1)
+        .as_primitive::<arrow::datatypes::Float64Type>();
+    assert_eq!(
+        px.iter().take(4).collect::<Vec<_>>(),
+        [Some(1.0), Some(2.0), Some(3.0), Some(4.0)]
+    );
+    assert_eq!(px.null_count(), 4);
+}
+
+#[test]
+fn frames_without_rows_are_checked_and_frames_without_columns_refused() {
+    let server = TestServer::start();
+    let client = client(&server);
+    let empty = DataFrame::new(
+        0,
+        vec![Series::new("px".into(), Vec::<f64>::new()).into_column()],
+    )
+    .unwrap();
+    // No column named "ts": refused even without rows.
+    let err = client
+        .send_dataframe(&empty, &ArrowOptions::at_column("pl_empty", "ts"), Ack::Ok)
+        .unwrap_err();
+    assert!(err.to_string().contains("ts"), "{err}");
+    assert_eq!(
+        client
+            .send_dataframe(&empty, &ArrowOptions::at_server_time("pl_empty"), Ack::Ok)
+            .unwrap(),
+        0
+    );
+    let no_columns = DataFrame::empty_with_height(3);
+    let err = client
+        .send_dataframe(
+            &no_columns,
+            &ArrowOptions::at_server_time("pl_empty"),
+            Ack::Ok,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("3 rows without a column"), "{err}");
+}
+
+#[test]
+fn null_dictionary_values_stay_null_in_polars() {
+    use arrow::array::{DictionaryArray, StringArray, UInt32Array};
+    let values = StringArray::from(vec![Some("x"), None]);
+    let keys = UInt32Array::from(vec![Some(1), Some(0), None]);
+    let dictionary =
+        DictionaryArray::<arrow::datatypes::UInt32Type>::try_new(keys, std::sync::Arc::new(values))
+            .unwrap();
+    let batch =
+        RecordBatch::try_from_iter([("s", std::sync::Arc::new(dictionary) as ArrayRef)]).unwrap();
+    let frame = quiver_client::batch_to_dataframe(&batch).unwrap();
+    let s = frame.column("s").unwrap().cast(&DataType::String).unwrap();
+    let got: Vec<Option<&str>> = s.str().unwrap().iter().collect();
+    assert_eq!(got, [None, Some("x"), None]);
 }
