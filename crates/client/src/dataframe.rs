@@ -155,6 +155,12 @@ fn slice_to_batches(slice: DataFrame, ipc: &mut Vec<u8>) -> Result<Vec<RecordBat
             out.extend(batch);
             continue;
         }
+        if n > rows - row {
+            return Err(polars_error(
+                "reading the frame as Arrow",
+                format!("more rows read back than the {rows} of the slice"),
+            ));
+        }
         let mut rest = batch.iter().flat_map(|b| b.columns().iter().cloned());
         let mut rest_fields = schema.fields().iter().cloned();
         let mut fields = Vec::with_capacity(width);
