@@ -7,9 +7,10 @@
 //! QUIVER_ADDR=db1:9000 cargo run -p quiver-client --example arrow_ingest
 //! ```
 //!
-//! The batch's `ts` column becomes the designated timestamp; `sym` (an
-//! Arrow dictionary) becomes a SYMBOL column; the others map as the
-//! official client maps them (see `quiver_client::ArrowOptions`).
+//! The batch's `ts` column becomes the designated timestamp (stored as
+//! `timestamp`, the name QWP gives it); `sym` (an Arrow dictionary)
+//! becomes a SYMBOL column; the others map as the official client maps
+//! them (see `quiver_client::ArrowOptions`).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

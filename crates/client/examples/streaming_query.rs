@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::from_conf(&format!("ws::addr={addr};compression=auto;"))?;
 
     let mut rows = client
-        .query("SELECT sym, px, ts FROM trades WHERE px > $1")
+        .query("SELECT sym, px, timestamp FROM trades WHERE px > $1")
         .bind(100.0)
         .credit(4 << 20)
         .fetch()?;
