@@ -29,6 +29,7 @@ pub mod fuzzing;
 mod line;
 mod number;
 mod parse;
+mod plain;
 mod stops;
 
 pub use error::{IlpError, IlpErrorKind};

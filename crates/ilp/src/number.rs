@@ -8,7 +8,32 @@ const POW10: [f64; 23] = [
 ];
 
 /// Digits only, at least one, as a u64 (`None`: not digits, or too large).
+#[inline(always)]
 pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return parse_u64_long(s);
+    }
+    // At most 19 digits: below 10^19, no overflow. Eight at a time, then
+    // one at a time with the check of each taken once at the end (a
+    // non-digit makes at most 7 * 255 of garbage, no overflow either).
+    let mut v: u64 = 0;
+    let mut rest = s;
+    while let Some((eight, tail)) = rest.split_first_chunk::<8>() {
+        v = v * 100_000_000 + eight_digits(u64::from_le_bytes(*eight))?;
+        rest = tail;
+    }
+    let mut bad = false;
+    for &b in rest {
+        let d = b.wrapping_sub(b'0');
+        bad |= d > 9;
+        v = v * 10 + u64::from(d);
+    }
+    (!bad).then_some(v)
+}
+
+/// [`parse_u64`] of 20 digits (or none, or more): checked per digit.
+#[cold]
+fn parse_u64_long(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
@@ -21,6 +46,25 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add(u64::from(d))?;
     }
     Some(v)
+}
+
+/// The value of eight ASCII digits read as a little-endian word (the
+/// first digit, the most significant, in the lowest byte), or `None` if a
+/// byte is not a digit: pairs, then fours, then all eight are joined by
+/// one multiply each, every lane wide enough for its sum.
+#[inline(always)]
+fn eight_digits(word: u64) -> Option<u64> {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // Each byte 0x30..=0x3F, and still so after adding 6 (no carry out
+    // of a byte): 0x30..=0x39.
+    if word & HIGH != ZEROS || word.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
+        return None;
+    }
+    let v = word & 0x0F0F_0F0F_0F0F_0F0F;
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((v.wrapping_mul(10_000) + (v >> 32)) & 0xFFFF_FFFF)
 }
 
 /// An optional `-` and digits as an i64 (`None`: not that, or out of
@@ -266,6 +310,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn integers_read_as_the_standard_parser_does(
+            bytes in proptest::collection::vec(proptest::sample::select(b"0123456789/:a -".to_vec()), 0..22),
+            digits in proptest::collection::vec(proptest::sample::select(b"0123456789".to_vec()), 1..21),
+        ) {
+            for s in [bytes, digits] {
+                let text = std::str::from_utf8(&s).unwrap();
+                // The standard parser takes a leading `+`; these never hold one.
+                proptest::prop_assert_eq!(parse_u64(&s), text.parse::<u64>().ok(), "{}", text);
+                proptest::prop_assert_eq!(parse_i64(&s), text.parse::<i64>().ok(), "{}", text);
+            }
+        }
+
         #[test]
         fn any_float_printed_reads_back(bits: u64) {
             let v = f64::from_bits(bits);

@@ -5,6 +5,7 @@
 use crate::error::{IlpError, IlpErrorKind};
 use crate::line::{ArrayElement, ArrayView, Line, Precision, Text, Timestamp, Value};
 use crate::number;
+use crate::plain::plain_line;
 use crate::stops::Stops;
 
 /// QuestDB's binary value types (after `name==`).
@@ -69,6 +70,8 @@ pub struct Parser<'a> {
     limits: Limits,
     /// Where the next token ends may be (kept across lines).
     stops: Stops,
+    /// Whether lines of the common shape take [`plain_line`] first.
+    plain: bool,
 }
 
 /// Inside one line: where it starts, for error offsets.
@@ -102,7 +105,15 @@ impl<'a> Parser<'a> {
             precision,
             limits,
             stops: Stops::default(),
+            plain: true,
         }
+    }
+
+    /// The same parser without the common-shape path (the tests compare
+    /// the two).
+    pub(crate) fn general_only(mut self) -> Self {
+        self.plain = false;
+        self
     }
 
     /// The same parser for an input that may end inside a line (see
@@ -181,6 +192,22 @@ impl<'a> Parser<'a> {
                 }
                 Some(_) => break,
             }
+        }
+        if self.plain {
+            let plain = plain_line(
+                self.input,
+                self.pos,
+                &mut self.stops,
+                &self.limits,
+                self.precision,
+                out,
+            );
+            if let Some(next) = plain {
+                self.pos = next;
+                self.line += 1;
+                return Ok(Step::Line);
+            }
+            out.clear();
         }
         let mut cursor = Cursor {
             input: self.input,
@@ -458,13 +485,7 @@ impl<'a> Cursor<'a, '_> {
             let bad = || IlpErrorKind::BadTimestamp {
                 value: IlpErrorKind::shown(token),
             };
-            let ts = match token.split_last() {
-                Some((b'n', digits)) => number::parse_i64(digits).map(Timestamp::Nanos),
-                Some((b't', digits)) => number::parse_i64(digits).map(Timestamp::Micros),
-                _ => number::parse_i64(token)
-                    .and_then(|v| v.checked_mul(precision.nanos()))
-                    .map(Timestamp::Nanos),
-            };
+            let ts = timestamp_of(token, precision);
             out.timestamp = Some(ts.ok_or_else(|| self.error(bad()))?);
         }
         self.end_of_line(complete)
@@ -607,62 +628,64 @@ impl<'a> Cursor<'a, '_> {
             return Err(Stop::Incomplete);
         }
         let token = &self.input[begin..self.pos];
-        // Each arm yields the value or returns its error: building a
-        // `Result<Value, IlpErrorKind>` first (a large error type) made
-        // every value a copy through memory.
-        let fail = |this: &mut Self, kind: IlpErrorKind| {
-            this.pos = begin;
-            this.error(kind)
-        };
-        let integer = |this: &mut Self, digits: &[u8]| {
-            let value = IlpErrorKind::shown(token);
-            let kind = match number::looks_integral(digits) {
-                true => IlpErrorKind::IntegerOutOfRange { value },
-                false => IlpErrorKind::BadValue { value },
-            };
-            fail(this, kind)
-        };
-        // Numbers first (most values); booleans, NaN and Infinity after.
-        let numeric = matches!(token.first(), Some(b'0'..=b'9' | b'-' | b'+' | b'.'));
-        Ok(match token {
-            _ if !numeric => match token {
-                b"t" | b"T" | b"true" | b"True" | b"TRUE" => Value::Boolean(true),
-                b"f" | b"F" | b"false" | b"False" | b"FALSE" => Value::Boolean(false),
-                _ => match number::parse_f64(token) {
-                    Some(v) => Value::Double(v),
-                    None => {
-                        let value = IlpErrorKind::shown(token);
-                        return Err(fail(self, IlpErrorKind::BadValue { value }));
-                    }
-                },
-            },
-            [digits @ .., b'i'] => match number::parse_i64(digits) {
-                Some(v) => Value::Long(v),
-                None => return Err(integer(self, digits)),
-            },
-            [digits @ .., b'u'] => match number::parse_u64(digits) {
-                Some(v) => Value::UnsignedLong(v),
-                None => return Err(integer(self, digits)),
-            },
-            [digits @ .., b't'] => match number::parse_i64(digits) {
-                Some(v) => Value::Timestamp(Timestamp::Micros(v)),
-                None => return Err(integer(self, digits)),
-            },
-            [digits @ .., b'n'] => match number::parse_i64(digits) {
-                Some(v) => Value::Timestamp(Timestamp::Nanos(v)),
-                None => return Err(integer(self, digits)),
-            },
-            // Digits, signs, points and letters of NaN/Infinity: ASCII.
-            [digits @ .., b'd'] if number::is_decimal_text(digits) => {
-                Value::DecimalText(std::str::from_utf8(digits).unwrap_or_default())
+        match plain_value(token) {
+            Some(value) => Ok(value),
+            None => {
+                self.pos = begin;
+                Err(self.error(value_error(token)))
             }
-            _ => match number::parse_f64(token) {
-                Some(v) => Value::Double(v),
-                None => {
-                    let value = IlpErrorKind::shown(token);
-                    return Err(fail(self, IlpErrorKind::BadValue { value }));
-                }
-            },
-        })
+        }
+    }
+}
+
+/// A line timestamp: digits with a `n` (nanoseconds) or `t`
+/// (microseconds) suffix, or without one in `precision`.
+#[inline(always)]
+pub(crate) fn timestamp_of(token: &[u8], precision: Precision) -> Option<Timestamp> {
+    match token.split_last() {
+        Some((b'n', digits)) => number::parse_i64(digits).map(Timestamp::Nanos),
+        Some((b't', digits)) => number::parse_i64(digits).map(Timestamp::Micros),
+        _ => number::parse_i64(token)
+            .and_then(|v| v.checked_mul(precision.nanos()))
+            .map(Timestamp::Nanos),
+    }
+}
+
+/// An unquoted field value (`None`: malformed, see [`value_error`]).
+/// Numbers first (most values); booleans, NaN and Infinity after. An
+/// `Option` rather than a `Result`: a large error type made every value a
+/// copy through memory.
+#[inline(always)]
+pub(crate) fn plain_value(token: &[u8]) -> Option<Value<'_>> {
+    let numeric = matches!(token.first(), Some(b'0'..=b'9' | b'-' | b'+' | b'.'));
+    Some(match token {
+        _ if !numeric => match token {
+            b"t" | b"T" | b"true" | b"True" | b"TRUE" => Value::Boolean(true),
+            b"f" | b"F" | b"false" | b"False" | b"FALSE" => Value::Boolean(false),
+            _ => Value::Double(number::parse_f64(token)?),
+        },
+        [digits @ .., b'i'] => Value::Long(number::parse_i64(digits)?),
+        [digits @ .., b'u'] => Value::UnsignedLong(number::parse_u64(digits)?),
+        [digits @ .., b't'] => Value::Timestamp(Timestamp::Micros(number::parse_i64(digits)?)),
+        [digits @ .., b'n'] => Value::Timestamp(Timestamp::Nanos(number::parse_i64(digits)?)),
+        // Digits, signs, points and letters of NaN/Infinity: ASCII.
+        [digits @ .., b'd'] if number::is_decimal_text(digits) => {
+            Value::DecimalText(std::str::from_utf8(digits).unwrap_or_default())
+        }
+        _ => Value::Double(number::parse_f64(token)?),
+    })
+}
+
+/// Why [`plain_value`] refused `token`: an integer out of range (an
+/// integer suffix after what looks like an integer), or a bad value.
+#[cold]
+fn value_error(token: &[u8]) -> IlpErrorKind {
+    let value = IlpErrorKind::shown(token);
+    let numeric = matches!(token.first(), Some(b'0'..=b'9' | b'-' | b'+' | b'.'));
+    match token {
+        [digits @ .., b'i' | b'u' | b't' | b'n'] if numeric && number::looks_integral(digits) => {
+            IlpErrorKind::IntegerOutOfRange { value }
+        }
+        _ => IlpErrorKind::BadValue { value },
     }
 }

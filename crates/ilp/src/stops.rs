@@ -130,22 +130,93 @@ impl Stops {
         self.base + left.trailing_zeros() as usize
     }
 
+    /// A forward walk over the marked bytes of `input` from `from`,
+    /// starting from this block if it holds `from`.
+    #[inline(always)]
+    pub(crate) fn walk(&self, input: &[u8], from: usize) -> Walk {
+        let offset = from.wrapping_sub(self.base);
+        match self.valid && offset < 64 {
+            true => Walk {
+                base: self.base,
+                block: self.mask,
+                left: self.mask & (!0u64 << offset),
+            },
+            false => {
+                let block = Self::mask_at(input, from);
+                Walk {
+                    base: from,
+                    block,
+                    left: block,
+                }
+            }
+        }
+    }
+
+    /// The block a walk ended in, kept for the next question.
+    #[inline(always)]
+    pub(crate) fn keep(&mut self, walk: &Walk, input: &[u8]) {
+        self.base = walk.base;
+        self.mask = walk.block;
+        self.valid = walk.base < input.len();
+    }
+
     /// The mask of the 64 bytes from `base` (bytes past the input's end
     /// are unmarked). Not inlined: its vector constants would be loaded on
     /// every entry of every caller, most of which never compute a block.
     #[inline(never)]
     fn mask_at(input: &[u8], base: usize) -> u64 {
-        match input.get(base..base + 64) {
-            Some(block) => {
-                let mut b = [0u8; 64];
-                b.copy_from_slice(block);
-                block_mask(&b)
-            }
+        match input.get(base..).and_then(<[u8]>::first_chunk::<64>) {
+            Some(block) => block_mask(block),
             None => {
                 let mut b = [b'a'; 64];
                 let rest = input.get(base..).unwrap_or_default();
                 b[..rest.len()].copy_from_slice(rest);
                 block_mask(&b)
+            }
+        }
+    }
+}
+
+/// Marked bytes in order, each given once: a stop costs a count of
+/// trailing zeros and clearing that bit (see [`Stops::walk`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Walk {
+    /// Where the block starts.
+    base: usize,
+    /// Its marked bytes.
+    block: u64,
+    /// Those not yet given.
+    left: u64,
+}
+
+impl Walk {
+    /// The next marked byte, or `None` past the input's end.
+    #[inline(always)]
+    pub(crate) fn next(&mut self, input: &[u8]) -> Option<usize> {
+        while self.left == 0 {
+            self.base += 64;
+            if self.base >= input.len() {
+                return None;
+            }
+            self.block = Stops::mask_at(input, self.base);
+            self.left = self.block;
+        }
+        let at = self.base + self.left.trailing_zeros() as usize;
+        self.left &= self.left - 1;
+        Some(at)
+    }
+
+    /// Skips the marked bytes before `to` (at or after the last given
+    /// one: a binary value's bytes).
+    #[inline(always)]
+    pub(crate) fn skip_to(&mut self, input: &[u8], to: usize) {
+        let offset = to - self.base;
+        match offset < 64 {
+            true => self.left = self.block & (!0u64 << offset),
+            false => {
+                self.base = to;
+                self.block = Stops::mask_at(input, to);
+                self.left = self.block;
             }
         }
     }
@@ -174,6 +245,42 @@ mod tests {
             let mut block = [0u8; 64];
             block.copy_from_slice(&bytes);
             proptest::prop_assert_eq!(block_mask(&block), block_mask_scalar(&block));
+        }
+
+        #[test]
+        fn a_walk_gives_each_marked_byte_once_in_order(
+            bytes in proptest::collection::vec(proptest::sample::select(b"ab \\,=\n\r\x00\"\x7f\xff\x21\t".to_vec()), 0..300),
+            start in 0usize..300,
+            cached in proptest::option::of(0usize..300),
+            skips in proptest::collection::vec(0usize..90, 0..20),
+        ) {
+            let start = start.min(bytes.len());
+            let mut stops = Stops::default();
+            if let Some(c) = cached {
+                // A block cached somewhere before (or past) the start.
+                stops.next(&bytes, c.min(bytes.len()));
+            }
+            let mut walk = stops.walk(&bytes, start);
+            let mut from = start;
+            let mut skips = skips.into_iter();
+            loop {
+                let want = bytes.iter().skip(from).position(|&b| marked(b)).map(|i| from + i);
+                let got = walk.next(&bytes);
+                proptest::prop_assert_eq!(got, want, "from {}", from);
+                let Some(at) = got else { break };
+                from = at + 1;
+                // Sometimes skip ahead (a binary value), within the input.
+                if let Some(skip) = skips.next().filter(|s| s % 3 == 0) {
+                    from = (from + skip).min(bytes.len());
+                    walk.skip_to(&bytes, from);
+                }
+            }
+            stops.keep(&walk, &bytes);
+            // What is kept still answers from anywhere.
+            for from in [0, start, bytes.len()] {
+                let want = bytes.iter().skip(from).position(|&b| marked(b)).map_or(bytes.len(), |i| from + i);
+                proptest::prop_assert_eq!(stops.next(&bytes, from), want);
+            }
         }
 
         #[test]

@@ -226,6 +226,69 @@ proptest::proptest! {
         proptest::sample::select(b"t,a=b x=1.5i\"\\ \n\r=#\x10\x0e\x17\x0a\x06\x01\x02tfn9-.e".to_vec()), 0..200)) {
         quiver_ilp::fuzzing::parse(&data);
     }
+
+    /// Lines of the usual shapes with odd parts and a few bytes changed:
+    /// the same checks, with most lines taking the common-shape path.
+    #[test]
+    fn lines_near_the_common_shape_parse_the_same_every_way(
+        lines in proptest::collection::vec(line_near_the_common_shape(), 1..6),
+        cut: u8,
+        flips in proptest::collection::vec((0usize..400, proptest::sample::select(b" ,=\\\"\n\r\x10x1".to_vec())), 0..2),
+    ) {
+        let mut data = vec![cut];
+        for l in lines {
+            data.extend_from_slice(&l);
+        }
+        for (at, b) in flips {
+            if at + 1 < data.len() {
+                data[at + 1] = b;
+            }
+        }
+        quiver_ilp::fuzzing::parse(&data);
+    }
+}
+
+/// One line: a table, up to four tags, one to five fields of every value
+/// kind the common shape takes and some it does not, a timestamp or not,
+/// `\n` or `\r\n`.
+fn line_near_the_common_shape() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    // Mostly the common shape, sometimes not.
+    let name = prop_oneof![
+        8 => select(vec!["t", "cpu", "a_b"]),
+        1 => select(vec!["x\\ y", "long_name_17_bytes", "", "q\"t"]),
+    ];
+    let value = prop_oneof![
+        8 => select(vec![
+            "1.5", "-2i", "3u", "t", "FALSE", "\"s,p =\"", "\"\"", "12t", "7n", "1.25d", "NaN",
+            "1e5", "==\x10\x00\x00\x00\x00\x00\x00\x24\x40", "==\x10\n\n\n\n\n\n\n\n",
+        ]),
+        1 => select(vec![
+            "\"a\\\"b\"", "99999999999999999999i", "", "1=2", "==\x10\x01", "\"open", "\"ab\"x",
+            "==\x10\x00\x00\x00\x00\x00\x00\x24\x40x",
+        ]),
+    ];
+    // Up to 10 columns: past the limit of 8.
+    let tags = proptest::collection::vec((name.clone(), name.clone()), 0..5);
+    let fields = proptest::collection::vec((name.clone(), value), 1..6);
+    let timestamp = prop_oneof![
+        6 => select(vec!["", " 1700000000", " 5n", " 6t"]),
+        1 => select(vec![" x", " ", "  9", " 1,2"]),
+    ];
+    let end = prop_oneof![6 => Just("\n"), 1 => select(vec!["\r\n", "\n\n", ""])];
+    (name, tags, fields, timestamp, end).prop_map(|(table, tags, fields, timestamp, end)| {
+        let mut l = table.to_string();
+        for (k, v) in tags {
+            l += &format!(",{k}={v}");
+        }
+        for (i, (k, v)) in fields.iter().enumerate() {
+            l += &format!("{}{k}={v}", if i == 0 { " " } else { "," });
+        }
+        l += timestamp;
+        l += end;
+        l.into_bytes()
+    })
 }
 
 #[test]
