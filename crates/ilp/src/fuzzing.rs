@@ -94,3 +94,36 @@ pub fn parse(data: &[u8]) -> Option<()> {
     }
     Some(())
 }
+
+/// Parsing `input` whole and as a partial input, with `limits` and
+/// `precision`, takes the same steps with the common-shape path as
+/// without it: the same lines, errors, bytes consumed and line numbers.
+pub fn same_with_and_without_plain(input: &[u8], limits: Limits, precision: Precision) {
+    for partial in [false, true] {
+        let steps = |plain: bool| {
+            let mut parser = Parser::new(input, precision, limits);
+            if partial {
+                parser = parser.partial();
+            }
+            if !plain {
+                parser = parser.general_only();
+            }
+            let mut steps = Vec::new();
+            let mut line = Line::default();
+            loop {
+                let step = parser.next_line(&mut line);
+                let more = matches!(step, Ok(Step::Line));
+                // Debug text: a NaN is not equal to itself.
+                steps.push(format!(
+                    "{step:?} {line:?} {} {}",
+                    parser.consumed(),
+                    parser.line_number()
+                ));
+                if !more {
+                    return steps;
+                }
+            }
+        };
+        assert_eq!(steps(true), steps(false), "partial: {partial}");
+    }
+}

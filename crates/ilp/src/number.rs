@@ -31,9 +31,13 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     (!bad).then_some(v)
 }
 
-/// [`parse_u64`] of 20 digits (or none, or more): checked per digit.
+/// [`parse_u64`] of 20 digits or more (leading zeros aside), or none:
+/// checked per digit.
 #[cold]
 fn parse_u64_long(s: &[u8]) -> Option<u64> {
+    let zeros = s.iter().take_while(|&&b| b == b'0').count();
+    // Leading zeros carry nothing (one stays: "000" is 0).
+    let s = &s[zeros.min(s.len().saturating_sub(1))..];
     if s.is_empty() || s.len() > 20 {
         return None;
     }
@@ -314,8 +318,11 @@ mod tests {
         fn integers_read_as_the_standard_parser_does(
             bytes in proptest::collection::vec(proptest::sample::select(b"0123456789/:a -".to_vec()), 0..22),
             digits in proptest::collection::vec(proptest::sample::select(b"0123456789".to_vec()), 1..21),
+            zeros in 0usize..30,
         ) {
-            for s in [bytes, digits] {
+            let padded = [vec![b'0'; zeros], digits.clone()].concat();
+            let negative = [b"-".to_vec(), padded.clone()].concat();
+            for s in [bytes, digits, padded, negative] {
                 let text = std::str::from_utf8(&s).unwrap();
                 // The standard parser takes a leading `+`; these never hold one.
                 proptest::prop_assert_eq!(parse_u64(&s), text.parse::<u64>().ok(), "{}", text);

@@ -106,6 +106,12 @@ fn line<'a>(
                 walk.next(input)?;
                 let close = loop {
                     let q = walk.next(input)?;
+                    // A string past the line's limit: the general parser
+                    // stops there too (without this, an unclosed one
+                    // would walk the whole input first).
+                    if q - start > limits.max_line_bytes {
+                        return None;
+                    }
                     match input[q] {
                         b'"' => break q,
                         b'\\' => return None,
@@ -193,6 +199,40 @@ mod tests {
             let shown = String::from_utf8_lossy(line);
             assert_eq!(plain(line), Some(line.len()), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_line_of_the_limit_is_taken_one_byte_longer_is_not() {
+        let input = b"t,a=b x=1.5,s=\"q r\" 123\n";
+        let len = input.len() - 1;
+        for (max_line_bytes, want) in [(len, Some(input.len())), (len - 1, None)] {
+            let limits = Limits {
+                max_line_bytes,
+                ..Limits::default()
+            };
+            let mut line = Line::default();
+            let mut stops = Stops::default();
+            let got = plain_line(input, 0, &mut stops, &limits, Precision::Nanos, &mut line);
+            assert_eq!(got, want, "limit {max_line_bytes}");
+        }
+    }
+
+    #[test]
+    fn an_unclosed_string_is_given_up_at_the_line_limit() {
+        // Stops (spaces) all the way, no closing quote: the walk must stop
+        // at the limit, not at the input's end.
+        let mut input = b"t x=\"".to_vec();
+        input.resize(1 << 20, b' ');
+        let limits = Limits {
+            max_line_bytes: 100,
+            ..Limits::default()
+        };
+        let mut line = Line::default();
+        let mut stops = Stops::default();
+        let got = plain_line(&input, 0, &mut stops, &limits, Precision::Nanos, &mut line);
+        assert_eq!(got, None);
+        // Where the walk ended: the block holding the limit.
+        assert!(stops.block_start().is_some_and(|b| b <= 101), "{stops:?}");
     }
 
     #[test]

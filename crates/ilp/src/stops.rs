@@ -160,6 +160,12 @@ impl Stops {
         self.valid = walk.base < input.len();
     }
 
+    /// Where the cached block starts, if one is cached.
+    #[cfg(test)]
+    pub(crate) fn block_start(&self) -> Option<usize> {
+        self.valid.then_some(self.base)
+    }
+
     /// The mask of the 64 bytes from `base` (bytes past the input's end
     /// are unmarked). Not inlined: its vector constants would be loaded on
     /// every entry of every caller, most of which never compute a block.

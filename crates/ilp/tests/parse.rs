@@ -248,6 +248,24 @@ proptest::proptest! {
     }
 }
 
+proptest::proptest! {
+    /// The common-shape path under any limits and precision, on whole and
+    /// cut inputs: the same steps as the general parser alone.
+    #[test]
+    fn the_common_shape_path_changes_nothing_under_any_limits(
+        lines in proptest::collection::vec(line_near_the_common_shape(), 1..6),
+        max_line_bytes in 0usize..300,
+        max_name_bytes in 0usize..20,
+        max_columns in 0usize..10,
+        precision in proptest::sample::select(vec![Precision::Nanos, Precision::Micros, Precision::Seconds, Precision::Hours]),
+        cut in 0usize..500,
+    ) {
+        let data = lines.concat();
+        let limits = Limits { max_line_bytes, max_name_bytes, max_columns, max_array_elements: 64 };
+        quiver_ilp::fuzzing::same_with_and_without_plain(&data[..cut.min(data.len())], limits, precision);
+    }
+}
+
 /// One line: a table, up to four tags, one to five fields of every value
 /// kind the common shape takes and some it does not, a timestamp or not,
 /// `\n` or `\r\n`.
