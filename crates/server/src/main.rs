@@ -72,6 +72,9 @@ enum Command {
         /// Most bytes the operators of all running queries may hold together (sorts, joins, aggregates); a query past it fails with LIMIT_EXCEEDED.
         #[arg(long, env = "QUIVER_QUERY_MEMORY_BYTES", default_value_t = 512 << 20)]
         query_memory_bytes: usize,
+        /// Threads that run queries (and read a scan's blocks in parallel); 0: one per core.
+        #[arg(long, env = "QUIVER_QUERY_THREADS", default_value_t = 0)]
+        query_threads: usize,
         /// Apply tables' TTLs (drop expired partitions) every this many seconds.
         #[arg(long, env = "QUIVER_TTL_CHECK_SECS", default_value_t = 30)]
         ttl_check_secs: u64,
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
             idle_timeout_secs,
             deferred_idle_timeout_secs,
             query_memory_bytes,
+            query_threads,
             ttl_check_secs,
             ilp_tcp_listen,
             ilp_max_request_bytes,
@@ -168,9 +172,16 @@ fn main() -> ExitCode {
                     deferred_idle_timeout: Duration::from_secs(deferred_idle_timeout_secs),
                     ..SessionOptions::default()
                 },
-                query: QueryOptions {
-                    memory_limit: query_memory_bytes,
-                    ..QueryOptions::default()
+                query: {
+                    let defaults = QueryOptions::default();
+                    QueryOptions {
+                        memory_limit: query_memory_bytes,
+                        threads: match query_threads {
+                            0 => defaults.threads,
+                            n => n,
+                        },
+                        ..defaults
+                    }
                 },
                 ttl_check_interval: Duration::from_secs(ttl_check_secs),
                 ilp: LineOptions {

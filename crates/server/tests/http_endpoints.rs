@@ -113,3 +113,46 @@ fn sigterm_acks_what_was_read_and_keeps_it() {
     let db = common::open_storage(&dir);
     assert_eq!(db.snapshot("t").unwrap().row_count(), 50);
 }
+
+/// `GET /exec?query=...` (percent-encoded), the whole answer.
+fn exec(addr: &str, sql: &str) -> String {
+    let query: String = sql
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /exec?query={query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn query_threads_set_how_many_partitions_plans_use() {
+    // Not this machine's core count (2 in CI), so the option must be what
+    // decides.
+    let server = TestServer::start_with(&["--query-threads", "3"]);
+    let addr = server.addr();
+    exec(
+        &addr,
+        "CREATE TABLE t (s SYMBOL, v DOUBLE, ts TIMESTAMP) timestamp(ts)",
+    );
+    exec(
+        &addr,
+        "INSERT INTO t VALUES ('a', 1.0, '2026-01-01T00:00:00Z')",
+    );
+    let plan = exec(&addr, "EXPLAIN SELECT s, sum(v) FROM t GROUP BY s");
+    assert!(
+        plan.contains("Hash([s@0], 3)"),
+        "{plan}\nserver log:\n{}",
+        server.log_text()
+    );
+}
