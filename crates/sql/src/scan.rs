@@ -12,13 +12,16 @@
 //! `EXPLAIN` shows both the range and the filter.
 //!
 //! The scan runs on tokio's blocking pool (segments are files): its thread
-//! walks the blocks in order and deals them round robin to itself and to
-//! helper threads (up to DataFusion's target partitions in all, at most
+//! walks the blocks in order and deals them, in runs of up to
+//! [`RUN_BLOCKS`] consecutive blocks, round robin to itself and to helper
+//! threads (up to DataFusion's target partitions in all, at most
 //! [`MAX_SCAN_WORKERS`], within a process-wide budget) that read, filter
 //! and trim them; the stream takes the results in the same turn, so rows
-//! keep their order. Each hand-over holds at most one block: memory is
-//! bounded by a few blocks per thread, and dropping the stream stops every
-//! thread at its next block. When the snapshot's rows are in designated-timestamp order the
+//! keep their order. A run's filtered rows leave as one batch (they are
+//! copies already; one hand-over and one batch downstream instead of one
+//! per block), its unfiltered blocks as the views they are. Each
+//! hand-over holds at most one run: memory is bounded by a few runs per
+//! thread, and dropping the stream stops every thread at its next block. When the snapshot's rows are in designated-timestamp order the
 //! scan declares that ordering, so time joins (and sorts on the
 //! timestamp) need not sort.
 
@@ -51,6 +54,14 @@ use tokio::sync::mpsc;
 
 /// Most threads one scan reads and filters blocks on.
 pub const MAX_SCAN_WORKERS: usize = 8;
+
+/// Most consecutive blocks one thread takes at a time (one block when the
+/// scan has a LIMIT, so that little is read past it). Measured on the
+/// query benchmark's high-cpu-all (27 blocks of 16,384 rows, a tenth of
+/// each passing): one hand-over and one small batch per block cost the
+/// server a context switch or more at each of three thread boundaries,
+/// and the egress session a copy to join them.
+const RUN_BLOCKS: usize = 8;
 
 /// One table's snapshot as a DataFusion table.
 #[derive(Debug, Clone)]
@@ -444,45 +455,84 @@ impl Drop for HelperThreads {
     }
 }
 
-/// What each thread of a scan does to a block, and counts.
+/// What each thread of a scan does to a run of blocks, and counts.
 struct BlockWork {
     reader: ScanReader,
     read_rows: Count,
     elapsed: datafusion::physical_plan::metrics::Time,
 }
 
+/// Consecutive blocks for one thread (see [`RUN_BLOCKS`]).
+type Run = Vec<quiver_storage::Result<StoredBlock>>;
+
 impl BlockWork {
-    /// One block's result; a panic in it (a bug) is an error naming it,
-    /// not a lost thread.
-    fn piece(&self, block: quiver_storage::Result<StoredBlock>) -> Result<Piece> {
+    /// One run's result; a panic in it (a bug) is an error naming it, not
+    /// a lost thread.
+    fn piece(&self, run: Run) -> Result<Piece> {
         let _timer = self.elapsed.timer();
-        let block = block.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        self.read_rows.add(block.batch.num_rows());
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.reader.keep_rows(&block)
-        }))
-        .unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(DataFusionError::Internal(format!(
-                "a scan thread panicked: {message}"
-            )))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_rows(run)))
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(DataFusionError::Internal(format!(
+                    "a scan thread panicked: {message}"
+                )))
+            })
+    }
+
+    /// The rows of a run's blocks that pass, in order: each unfiltered
+    /// block as it is (a view), the filtered rows of neighbouring blocks
+    /// joined into one batch.
+    fn run_rows(&self, run: Run) -> Result<Piece> {
+        let mut out = Vec::new();
+        let mut selected: Vec<RecordBatch> = Vec::new();
+        let join = |selected: &mut Vec<RecordBatch>, out: &mut Vec<RecordBatch>| -> Result<()> {
+            match selected.len() {
+                0 => {}
+                1 => out.append(selected),
+                _ => {
+                    out.push(arrow::compute::concat_batches(
+                        &selected[0].schema(),
+                        selected.iter(),
+                    )?);
+                    selected.clear();
+                }
+            }
+            Ok(())
+        };
+        for block in run {
+            let block = block.map_err(|e| DataFusionError::External(Box::new(e)))?;
+            self.read_rows.add(block.batch.num_rows());
+            match self.reader.keep_rows(&block)? {
+                Kept::Nothing => {}
+                Kept::Whole(batch) => {
+                    join(&mut selected, &mut out)?;
+                    out.push(batch);
+                }
+                Kept::Selected(batch) => selected.push(batch),
+            }
+        }
+        join(&mut selected, &mut out)?;
+        Ok(match out.is_empty() {
+            true => Piece::Nothing,
+            false => Piece::Rows(out),
         })
     }
 }
 
-/// Walks the scan's blocks in order on this thread and deals them round
-/// robin to itself (turn 0) and one helper thread per further output;
-/// each block's result goes to the output of its turn. Stops at the end
-/// (each output then gets [`Piece::Done`]), at an error, or when an output
-/// is dropped (the stream is gone).
+/// Walks the scan's blocks in order on this thread and deals them in runs
+/// of `run_blocks` round robin to itself (turn 0) and one helper thread
+/// per further output; each run's result goes to the output of its turn.
+/// Stops at the end (each output then gets [`Piece::Done`]), at an error,
+/// or when an output is dropped (the stream is gone).
 fn deal_blocks(
     snapshot: &TableSnapshot,
     request: &ScanRequest,
     work: &BlockWork,
+    run_blocks: usize,
     outputs: Vec<mpsc::Sender<Result<Piece>>>,
 ) {
     let mut outputs = outputs.into_iter();
@@ -490,12 +540,12 @@ fn deal_blocks(
     std::thread::scope(|scope| {
         let mut helpers = Vec::new();
         for output in outputs {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<quiver_storage::Result<StoredBlock>>(1);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Run>(1);
             let started = std::thread::Builder::new()
                 .name("quiver-scan".into())
                 .spawn_scoped(scope, move || {
-                    while let Ok(block) = rx.recv() {
-                        let piece = work.piece(block);
+                    while let Ok(run) = rx.recv() {
+                        let piece = work.piece(run);
                         let failed = piece.is_err();
                         if output.blocking_send(piece).is_err() || failed {
                             return;
@@ -512,15 +562,19 @@ fn deal_blocks(
             helpers.push(tx);
         }
         let turns = helpers.len() + 1;
-        for (turn, block) in snapshot.scan_stored(request).enumerate() {
+        let mut blocks = snapshot.scan_stored(request).peekable();
+        let mut turn = 0;
+        while blocks.peek().is_some() {
+            let run: Run = blocks.by_ref().take(run_blocks.max(1)).collect();
             let sent = match turn % turns {
                 0 => {
-                    let piece = work.piece(block);
+                    let piece = work.piece(run);
                     let failed = piece.is_err();
                     own.blocking_send(piece).is_ok() && !failed
                 }
-                k => helpers[k - 1].send(block).is_ok(),
+                k => helpers[k - 1].send(run).is_ok(),
             };
+            turn += 1;
             // A gone helper or stream, or an error sent: stop.
             if !sent {
                 return;
@@ -531,11 +585,12 @@ fn deal_blocks(
     });
 }
 
-/// What a worker hands back for one block, in the block's turn.
+/// What a worker hands back for one run, in the run's turn.
 enum Piece {
-    /// The block's rows that passed (at least one).
-    Rows(RecordBatch),
-    /// None of the block's rows passed.
+    /// The run's rows that passed, in order (at least one batch, none
+    /// empty).
+    Rows(Vec<RecordBatch>),
+    /// None of the run's rows passed.
     Nothing,
     /// No block is left for this worker.
     Done,
@@ -571,19 +626,26 @@ fn scan_in_order(
         read_rows: counters.read_rows.clone(),
         elapsed: counters.baseline.elapsed_compute().clone(),
     };
+    let run_blocks = match limit {
+        Some(_) => 1,
+        None => RUN_BLOCKS,
+    };
     tokio::task::spawn_blocking(move || {
         let _helpers = helpers;
-        deal_blocks(&snapshot, &spec.read, &work, outputs);
+        deal_blocks(&snapshot, &spec.read, &work, run_blocks, outputs);
     });
     struct Taking {
         results: Vec<mpsc::Receiver<Result<Piece>>>,
         turn: usize,
+        /// The rest of the last run's batches.
+        ready: std::collections::VecDeque<RecordBatch>,
         left: usize,
         baseline: BaselineMetrics,
     }
     let state = Taking {
         results,
         turn: 0,
+        ready: std::collections::VecDeque::new(),
         left: limit.unwrap_or(usize::MAX),
         baseline: counters.baseline,
     };
@@ -593,19 +655,20 @@ fn scan_in_order(
             if state.left == 0 {
                 return None;
             }
+            if let Some(batch) = state.ready.pop_front() {
+                let batch = match batch.num_rows() > state.left {
+                    true => batch.slice(0, state.left),
+                    false => batch,
+                };
+                state.left -= batch.num_rows();
+                state.baseline.record_output(batch.num_rows());
+                return Some((Ok(batch), Some(state)));
+            }
             let n = state.results.len();
             let piece = state.results[state.turn % n].recv().await;
             state.turn += 1;
             match piece {
-                Some(Ok(Piece::Rows(batch))) => {
-                    let batch = match batch.num_rows() > state.left {
-                        true => batch.slice(0, state.left),
-                        false => batch,
-                    };
-                    state.left -= batch.num_rows();
-                    state.baseline.record_output(batch.num_rows());
-                    return Some((Ok(batch), Some(state)));
-                }
+                Some(Ok(Piece::Rows(batches))) => state.ready.extend(batches),
                 Some(Ok(Piece::Nothing)) => continue,
                 Some(Ok(Piece::Done)) => {
                     state.baseline.done();
@@ -634,17 +697,27 @@ struct ScanReader {
     filter: Option<(StoredReader, ScanFilter)>,
 }
 
+/// What a block keeps.
+enum Kept {
+    /// No row.
+    Nothing,
+    /// Every row: the block's columns as they are.
+    Whole(RecordBatch),
+    /// Some rows, copied out of the block.
+    Selected(RecordBatch),
+}
+
 impl ScanReader {
     /// One stored block's rows that pass the filter, in the read form.
     /// The filter runs on its own columns first; only the passing rows of
     /// the output columns are then taken (and their SYMBOL keys checked).
-    fn keep_rows(&self, block: &StoredBlock) -> Result<Piece> {
+    fn keep_rows(&self, block: &StoredBlock) -> Result<Kept> {
         let external = |e: quiver_storage::StorageError| DataFusionError::External(Box::new(e));
-        let all_rows = || -> Result<Piece> {
+        let all_rows = || -> Result<Kept> {
             let batch = self.output.read(&block.batch).map_err(external)?;
             Ok(match batch.num_rows() {
-                0 => Piece::Nothing,
-                _ => Piece::Rows(batch),
+                0 => Kept::Nothing,
+                _ => Kept::Whole(batch),
             })
         };
         let Some((columns, filter)) = &self.filter else {
@@ -678,9 +751,9 @@ impl ScanReader {
             _ => arrow::compute::prep_null_mask_filter(mask),
         };
         Ok(match mask.true_count() {
-            0 => Piece::Nothing,
+            0 => Kept::Nothing,
             n if n == on.num_rows() => all_rows()?,
-            _ => Piece::Rows(
+            _ => Kept::Selected(
                 self.output
                     .read_selected(&block.batch, &mask)
                     .map_err(external)?,

@@ -449,6 +449,11 @@ fn the_scan_filters_on_several_threads_and_keeps_row_order() {
             let got = rows(&engine, "SELECT v FROM t WHERE v % 60 < 3").await;
             let want: Vec<i64> = (0..1000).filter(|v| v % 60 < 3).collect();
             assert_eq!(longs(&got, 0), want);
+            // Whole blocks (v < 510) next to partly kept ones in one run
+            // of blocks: views and joined copies, in order.
+            let got = rows(&engine, "SELECT v FROM t WHERE v < 510 OR v % 7 = 0").await;
+            let want: Vec<i64> = (0..1000).filter(|v| *v < 510 || v % 7 == 0).collect();
+            assert_eq!(longs(&got, 0), want);
             let got = rows(&engine, "SELECT v FROM t WHERE v % 9 = 4 LIMIT 30").await;
             let want: Vec<i64> = (0..1000).filter(|v| v % 9 == 4).take(30).collect();
             assert_eq!(longs(&got, 0), want);

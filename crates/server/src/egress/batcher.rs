@@ -1,8 +1,9 @@
-//! Cuts a result stream into batches of the frame's row target: slices of
-//! input batches that hold at least that many rows go out as they are
-//! (no copy), and smaller batches are joined (copied) by Arrow's
-//! `BatchCoalescer`. Rows keep their order. One batch is taken at a time,
-//! so the session checks credit and CANCEL between frames.
+//! Cuts a result stream into batches of at most the frame's row target:
+//! input batches (and slices of larger ones) of at least half the target
+//! go out as they are (no copy), and smaller ones are joined (copied) by
+//! Arrow's `BatchCoalescer` into batches of the target. Rows keep their
+//! order. One batch is taken at a time, so the session checks credit and
+//! CANCEL between frames.
 
 use std::collections::VecDeque;
 
@@ -32,19 +33,29 @@ impl ResultBatcher {
         }
     }
 
+    /// Whether `rows` go out without being joined to others.
+    fn large(&self, rows: usize) -> bool {
+        rows >= self.target.div_ceil(2)
+    }
+
     /// Adds the stream's next batch.
     pub fn push_batch(&mut self, batch: RecordBatch) -> Result<(), ArrowError> {
         let rows = batch.num_rows();
-        if rows < self.target || !self.coalescer.is_empty() {
+        if !self.large(rows) || !self.coalescer.is_empty() {
             return self.coalescer.push_batch(batch);
         }
         let whole = rows - rows % self.target;
         for offset in (0..whole).step_by(self.target) {
             self.ready.push_back(batch.slice(offset, self.target));
         }
-        match whole < rows {
-            true => self.coalescer.push_batch(batch.slice(whole, rows - whole)),
-            false => Ok(()),
+        let rest = rows - whole;
+        match rest {
+            0 => Ok(()),
+            _ if self.large(rest) => {
+                self.ready.push_back(batch.slice(whole, rest));
+                Ok(())
+            }
+            _ => self.coalescer.push_batch(batch.slice(whole, rest)),
         }
     }
 
@@ -106,5 +117,40 @@ mod tests {
         assert_eq!(values, (0..57).collect::<Vec<_>>());
         assert!(out.iter().all(|x| x.num_rows() <= 10));
         assert_eq!(out.iter().filter(|x| x.num_rows() == 10).count(), 5);
+    }
+
+    #[test]
+    fn batches_of_half_the_target_or_more_are_not_copied() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = |r: std::ops::Range<i64>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from_iter_values(r))],
+            )
+            .unwrap()
+        };
+        let mut b = ResultBatcher::new(schema.clone(), 10);
+        // 7 rows alone; 23 as 10 + 10 + 3, the 3 joined with the next 2.
+        let (seven, twenty_three) = (batch(0..7), batch(7..30));
+        b.push_batch(seven.clone()).unwrap();
+        b.push_batch(twenty_three.clone()).unwrap();
+        b.push_batch(batch(30..32)).unwrap();
+        b.finish().unwrap();
+        let mut out = Vec::new();
+        while let Some(x) = b.next_completed_batch() {
+            out.push(x);
+        }
+        let rows: Vec<usize> = out.iter().map(|x| x.num_rows()).collect();
+        assert_eq!(rows, [7, 10, 10, 5]);
+        // The first three share their input's buffers.
+        let values = |x: &RecordBatch| x.column(0).as_primitive::<Int64Type>().values().as_ptr();
+        assert_eq!(values(&out[0]), values(&seven));
+        assert_eq!(values(&out[1]), values(&twenty_three));
+        assert_eq!(values(&out[2]), at_row(&twenty_three, 10));
+    }
+
+    /// Where row `row` of `x`'s first column lies.
+    fn at_row(x: &RecordBatch, row: usize) -> *const i64 {
+        x.column(0).as_primitive::<Int64Type>().values()[row..].as_ptr()
     }
 }
