@@ -476,7 +476,12 @@ fn a_tiny_credit_window_still_streams_every_batch() {
     let client = client(&server, "max_batch_rows=100;");
     let stream = client.query(select_all(&sent)).credit(1).fetch().unwrap();
     let (got, batches) = collect(stream);
-    assert_eq!(batches, ROWS.div_ceil(100));
+    // At most 100 rows per batch; the server joins batches of fewer than
+    // half that, so no more than one per 50 rows.
+    assert!(
+        (ROWS.div_ceil(100)..=ROWS.div_ceil(50)).contains(&batches),
+        "{batches} batches"
+    );
     assert_same_values(&got, &sent, "credit(1)");
 }
 

@@ -86,9 +86,10 @@ use self::outbox::{OutFrame, Outbox};
 struct Streaming {
     request_id: i64,
     stream: QueryStream,
-    /// Joins the engine's batches (a memtable chunk can be a few rows)
-    /// into RESULT_BATCHes of `max_batch_rows`, so a client sees few,
-    /// full batches.
+    /// Joins the engine's small batches (a memtable chunk can be a few
+    /// rows) into RESULT_BATCHes of `max_batch_rows`, and lets those of at
+    /// least half that through as they are, so a client sees few, large
+    /// batches.
     coalescer: ResultBatcher,
     /// The query's stream ended (what the coalescer holds is the rest).
     exhausted: bool,
