@@ -12,16 +12,18 @@
 //! `EXPLAIN` shows both the range and the filter.
 //!
 //! The scan runs on tokio's blocking pool (segments are files): its thread
-//! walks the blocks in order and deals them, in runs of up to
-//! [`RUN_BLOCKS`] consecutive blocks, round robin to itself and to helper
-//! threads (up to DataFusion's target partitions in all, at most
-//! [`MAX_SCAN_WORKERS`], within a process-wide budget) that read, filter
-//! and trim them; the stream takes the results in the same turn, so rows
-//! keep their order. A run's filtered rows leave as one batch (they are
+//! walks the blocks in order and deals them, in runs of consecutive blocks
+//! (1, then 2, 4, up to [`RUN_BLOCKS`] as the scan goes on), round robin
+//! to itself and to helper threads (up to DataFusion's target partitions
+//! in all, at most [`MAX_SCAN_WORKERS`], within a process-wide budget)
+//! that read, filter and trim them; the stream takes the results in the
+//! same turn, so rows keep their order. Neighbouring filtered rows of a
+//! run leave joined into one batch of at most [`JOIN_BYTES`] (they are
 //! copies already; one hand-over and one batch downstream instead of one
-//! per block), its unfiltered blocks as the views they are. Each
-//! hand-over holds at most one run: memory is bounded by a few runs per
-//! thread, and dropping the stream stops every thread at its next block. When the snapshot's rows are in designated-timestamp order the
+//! per block), unfiltered blocks as the views they are, and a thread
+//! hands over what it holds whenever its copies pass [`HELD_BYTES`]:
+//! memory is bounded by a few blocks per thread, and dropping the stream
+//! stops every thread at its next block. When the snapshot's rows are in designated-timestamp order the
 //! scan declares that ordering, so time joins (and sorts on the
 //! timestamp) need not sort.
 
@@ -62,6 +64,13 @@ pub const MAX_SCAN_WORKERS: usize = 8;
 /// server a context switch or more at each of three thread boundaries,
 /// and the egress session a copy to join them.
 const RUN_BLOCKS: usize = 8;
+
+/// Largest batch neighbouring filtered rows are joined into (far below
+/// the 2 GiB a text column's 32-bit offsets can address).
+const JOIN_BYTES: usize = 4 << 20;
+
+/// Copied rows a thread holds before it hands them over mid-run.
+const HELD_BYTES: usize = 16 << 20;
 
 /// One table's snapshot as a DataFusion table.
 #[derive(Debug, Clone)]
@@ -465,67 +474,138 @@ struct BlockWork {
 /// Consecutive blocks for one thread (see [`RUN_BLOCKS`]).
 type Run = Vec<quiver_storage::Result<StoredBlock>>;
 
-impl BlockWork {
-    /// One run's result; a panic in it (a bug) is an error naming it, not
-    /// a lost thread.
-    fn piece(&self, run: Run) -> Result<Piece> {
-        let _timer = self.elapsed.timer();
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_rows(run)))
-            .unwrap_or_else(|panic| {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(DataFusionError::Internal(format!(
-                    "a scan thread panicked: {message}"
-                )))
-            })
-    }
+/// A run's output being gathered: batches ready to hand over, and
+/// filtered rows waiting to be joined.
+#[derive(Default)]
+struct RunOutput {
+    out: Vec<RecordBatch>,
+    /// Bytes of copies in `out`.
+    out_bytes: usize,
+    selected: Vec<RecordBatch>,
+    selected_bytes: usize,
+}
 
-    /// The rows of a run's blocks that pass, in order: each unfiltered
-    /// block as it is (a view), the filtered rows of neighbouring blocks
-    /// joined into one batch.
-    fn run_rows(&self, run: Run) -> Result<Piece> {
-        let mut out = Vec::new();
-        let mut selected: Vec<RecordBatch> = Vec::new();
-        let join = |selected: &mut Vec<RecordBatch>, out: &mut Vec<RecordBatch>| -> Result<()> {
-            match selected.len() {
-                0 => {}
-                1 => out.append(selected),
-                _ => {
-                    out.push(arrow::compute::concat_batches(
-                        &selected[0].schema(),
-                        selected.iter(),
-                    )?);
-                    selected.clear();
-                }
-            }
-            Ok(())
-        };
-        for block in run {
-            let block = block.map_err(|e| DataFusionError::External(Box::new(e)))?;
-            self.read_rows.add(block.batch.num_rows());
-            match self.reader.keep_rows(&block)? {
-                Kept::Nothing => {}
-                Kept::Whole(batch) => {
-                    join(&mut selected, &mut out)?;
-                    out.push(batch);
-                }
-                Kept::Selected(batch) => selected.push(batch),
+impl RunOutput {
+    /// Joins the waiting filtered rows into one batch in `out`.
+    fn join(&mut self) -> Result<()> {
+        match self.selected.len() {
+            0 => {}
+            1 => self.out.append(&mut self.selected),
+            _ => {
+                let joined =
+                    arrow::compute::concat_batches(&self.selected[0].schema(), &self.selected)?;
+                self.out.push(joined);
+                self.selected.clear();
             }
         }
-        join(&mut selected, &mut out)?;
-        Ok(match out.is_empty() {
+        self.out_bytes += std::mem::take(&mut self.selected_bytes);
+        Ok(())
+    }
+
+    fn add(&mut self, kept: Kept) -> Result<()> {
+        match kept {
+            Kept::Nothing => {}
+            Kept::Whole(batch) => {
+                self.join()?;
+                self.out.push(batch);
+            }
+            Kept::Selected(batch) => {
+                let bytes = batch.get_array_memory_size();
+                if self.selected_bytes + bytes > JOIN_BYTES {
+                    self.join()?;
+                }
+                self.selected_bytes += bytes;
+                self.selected.push(batch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies held (joined or waiting).
+    fn held(&self) -> usize {
+        self.out_bytes + self.selected_bytes
+    }
+
+    /// Everything gathered so far, joined.
+    fn take(&mut self) -> Result<Vec<RecordBatch>> {
+        self.join()?;
+        self.out_bytes = 0;
+        Ok(std::mem::take(&mut self.out))
+    }
+}
+
+impl BlockWork {
+    /// One block's rows; a panic in it (a bug) is an error naming it, not
+    /// a lost thread.
+    fn block_rows(&self, block: quiver_storage::Result<StoredBlock>) -> Result<Kept> {
+        let _timer = self.elapsed.timer();
+        let block = block.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.read_rows.add(block.batch.num_rows());
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.reader.keep_rows(&block)
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(DataFusionError::Internal(format!(
+                "a scan thread panicked: {message}"
+            )))
+        })
+    }
+
+    /// Reads and filters a run, handing its rows to `output` in order:
+    /// [`Piece::Part`]s whenever the copies held pass [`HELD_BYTES`], then
+    /// the run's last piece. `false` when the stream is gone or an error
+    /// was sent (the thread stops).
+    fn run(&self, run: Run, output: &mpsc::Sender<Result<Piece>>) -> bool {
+        let mut gathered = RunOutput::default();
+        for block in run {
+            if output.is_closed() {
+                return false;
+            }
+            let step = self.block_rows(block).and_then(|kept| {
+                let _timer = self.elapsed.timer();
+                gathered.add(kept)?;
+                match gathered.held() > HELD_BYTES {
+                    true => gathered.take().map(Some),
+                    false => Ok(None),
+                }
+            });
+            match step {
+                Ok(None) => {}
+                Ok(Some(part)) => {
+                    if output.blocking_send(Ok(Piece::Part(part))).is_err() {
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    let _ = output.blocking_send(Err(e));
+                    return false;
+                }
+            }
+        }
+        let last = {
+            let _timer = self.elapsed.timer();
+            gathered.take()
+        };
+        let piece = last.map(|out| match out.is_empty() {
             true => Piece::Nothing,
             false => Piece::Rows(out),
-        })
+        });
+        let failed = piece.is_err();
+        output.blocking_send(piece).is_ok() && !failed
     }
 }
 
 /// Walks the scan's blocks in order on this thread and deals them in runs
-/// of `run_blocks` round robin to itself (turn 0) and one helper thread
-/// per further output; each run's result goes to the output of its turn.
+/// round robin to itself (turn 0) and one helper thread per further
+/// output: each thread's first run is one block, each further round's
+/// twice the last up to `run_blocks` (small scans stay spread over the
+/// threads, large ones hand over seldom). Each run's result goes to the
+/// output of its turn.
 /// Stops at the end (each output then gets [`Piece::Done`]), at an error,
 /// or when an output is dropped (the stream is gone).
 fn deal_blocks(
@@ -545,9 +625,7 @@ fn deal_blocks(
                 .name("quiver-scan".into())
                 .spawn_scoped(scope, move || {
                     while let Ok(run) = rx.recv() {
-                        let piece = work.piece(run);
-                        let failed = piece.is_err();
-                        if output.blocking_send(piece).is_err() || failed {
+                        if !work.run(run, &output) {
                             return;
                         }
                     }
@@ -565,13 +643,11 @@ fn deal_blocks(
         let mut blocks = snapshot.scan_stored(request).peekable();
         let mut turn = 0;
         while blocks.peek().is_some() {
-            let run: Run = blocks.by_ref().take(run_blocks.max(1)).collect();
+            let round = u32::try_from(turn / turns).unwrap_or(u32::MAX).min(8);
+            let length = (1usize << round).min(run_blocks.max(1));
+            let run: Run = blocks.by_ref().take(length).collect();
             let sent = match turn % turns {
-                0 => {
-                    let piece = work.piece(run);
-                    let failed = piece.is_err();
-                    own.blocking_send(piece).is_ok() && !failed
-                }
+                0 => work.run(run, &own),
                 k => helpers[k - 1].send(run).is_ok(),
             };
             turn += 1;
@@ -587,8 +663,11 @@ fn deal_blocks(
 
 /// What a worker hands back for one run, in the run's turn.
 enum Piece {
-    /// The run's rows that passed, in order (at least one batch, none
-    /// empty).
+    /// Rows of the run that passed, in order, with more of the run to come
+    /// in the same turn.
+    Part(Vec<RecordBatch>),
+    /// The run's (remaining) rows that passed, in order (at least one
+    /// batch, none empty); the turn ends.
     Rows(Vec<RecordBatch>),
     /// None of the run's rows passed.
     Nothing,
@@ -666,9 +745,13 @@ fn scan_in_order(
             }
             let n = state.results.len();
             let piece = state.results[state.turn % n].recv().await;
-            state.turn += 1;
+            if !matches!(piece, Some(Ok(Piece::Part(_)))) {
+                state.turn += 1;
+            }
             match piece {
-                Some(Ok(Piece::Rows(batches))) => state.ready.extend(batches),
+                Some(Ok(Piece::Part(batches) | Piece::Rows(batches))) => {
+                    state.ready.extend(batches)
+                }
                 Some(Ok(Piece::Nothing)) => continue,
                 Some(Ok(Piece::Done)) => {
                     state.baseline.done();
@@ -759,5 +842,53 @@ impl ScanReader {
                     .map_err(external)?,
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use super::*;
+
+    fn batch(values: std::ops::Range<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(values))]).unwrap()
+    }
+
+    fn values(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn filtered_rows_are_joined_up_to_the_join_limit_in_order() {
+        // 100,000 rows of 8 bytes each: five fit in JOIN_BYTES (4 MiB).
+        let n = 100_000;
+        let mut gathered = RunOutput::default();
+        for k in 0..12 {
+            let rows = k * n..(k + 1) * n;
+            let kept = match k {
+                // A whole block between filtered ones ends a join.
+                7 => Kept::Whole(batch(rows)),
+                _ => Kept::Selected(batch(rows)),
+            };
+            gathered.add(kept).unwrap();
+        }
+        assert!(gathered.held() > 4 * 800_000);
+        let out = gathered.take().unwrap();
+        assert_eq!(values(&out), (0..12 * n).collect::<Vec<_>>());
+        let sizes: Vec<usize> = out.iter().map(|b| b.num_rows() / n as usize).collect();
+        assert_eq!(sizes, [5, 2, 1, 4]);
+        assert!(
+            out.iter()
+                .all(|b| b.get_array_memory_size() <= JOIN_BYTES + (1 << 20))
+        );
+        assert_eq!(gathered.held(), 0);
     }
 }
