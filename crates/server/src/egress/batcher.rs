@@ -86,16 +86,18 @@ mod tests {
 
     use super::*;
 
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]))
+    }
+
+    /// One Int64 column `v` holding `r`.
+    fn batch(r: std::ops::Range<i64>) -> RecordBatch {
+        RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from_iter_values(r))]).unwrap()
+    }
+
     #[test]
     fn order_and_sizes() {
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-        let batch = |r: std::ops::Range<i64>| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(Int64Array::from_iter_values(r))],
-            )
-            .unwrap()
-        };
+        let schema = schema();
         let mut b = ResultBatcher::new(schema.clone(), 10);
         let mut out = Vec::new();
         let drain = |b: &mut ResultBatcher, out: &mut Vec<RecordBatch>| {
@@ -121,14 +123,7 @@ mod tests {
 
     #[test]
     fn batches_of_half_the_target_or_more_are_not_copied() {
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-        let batch = |r: std::ops::Range<i64>| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(Int64Array::from_iter_values(r))],
-            )
-            .unwrap()
-        };
+        let schema = schema();
         let mut b = ResultBatcher::new(schema.clone(), 10);
         // 7 rows alone; 23 as 10 + 10 + 3, the 3 joined with the next 2.
         let (seven, twenty_three) = (batch(0..7), batch(7..30));
